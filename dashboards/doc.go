@@ -1,0 +1,2 @@
+// Package dashboards generates the Grafana dashboards with grafana-foundation-sdk.
+package dashboards

@@ -1,0 +1,2 @@
+// Package jolokia serves the telemetry registry over the Jolokia protocol.
+package jolokia
