@@ -1,0 +1,173 @@
+package perf
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Kafka's kafka-consumer-perf-test formats, plus our latency line.
+var (
+	consumeHeader  = "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec"
+	detailedHeader = "time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec"
+	kafkaDate      = `\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}`
+	consumeRow     = regexp.MustCompile(`^` + kafkaDate + `, ` + kafkaDate + `, \d+\.\d{4}, \d+\.\d{4}, (\d+), \d+\.\d{4}, (\d+), (\d+), \d+\.\d{4}, \d+\.\d{4}$`)
+	detailedRow    = regexp.MustCompile(`^` + kafkaDate + `, 0, \d+\.\d{4}, \d+\.\d{4}, (\d+), \d+\.\d{4}, \d+, \d+, \d+\.\d{4}, \d+\.\d{4}$`)
+	latencyLine    = regexp.MustCompile(`^(\d+) records, \d+\.\d\d ms avg end-to-end latency, \d+\.\d\d ms max end-to-end latency, \d+ ms 50th, \d+ ms 95th, \d+ ms 99th, \d+ ms 99\.9th\.$`)
+)
+
+// fill produces n records of size bytes to topic.
+func fill(t *testing.T, brokers []string, topic string, n int64, size int) {
+	t.Helper()
+	_, err := RunProduce(context.Background(), ProduceConfig{
+		Brokers: brokers, Topic: topic, NumRecords: n, RecordSize: size, Throughput: -1, Acks: "1",
+	}, &strings.Builder{})
+	require.NoError(t, err)
+}
+
+func TestConsumeDirectAndGroup(t *testing.T) {
+	const n, size = 3000, 100
+	brokers := newCluster(t, 3, "backlog")
+	fill(t, brokers, "backlog", n, size)
+
+	for _, group := range []string{"", "perf-group"} {
+		t.Run("group="+group, func(t *testing.T) {
+			var out strings.Builder
+			res, err := RunConsume(context.Background(), ConsumeConfig{
+				Brokers: brokers, Topic: "backlog", NumRecords: n, Group: group, Timeout: 5 * time.Second,
+			}, &out)
+			require.NoError(t, err, out.String())
+			require.EqualValues(t, n, res.Records)
+			require.EqualValues(t, n*size, res.Bytes)
+			require.Positive(t, res.RecordsPerSec)
+			requirePercentilesOrdered(t, res.LatencyStats)
+			if group == "" {
+				require.Zero(t, res.RebalanceTime)
+			} else {
+				require.Positive(t, res.RebalanceTime, "joining a group takes time")
+			}
+			require.Equal(t, res.Elapsed-res.RebalanceTime, res.FetchTime)
+
+			ls := lines(out.String())
+			require.Len(t, ls, 3, out.String())
+			require.Equal(t, consumeHeader, ls[0])
+			m := consumeRow.FindStringSubmatch(ls[1])
+			require.NotNil(t, m, "row %q", ls[1])
+			require.Equal(t, strconv.Itoa(n), m[1])
+			require.Equal(t, strconv.FormatInt(res.RebalanceTime.Milliseconds(), 10), m[2])
+			require.Regexp(t, latencyLine, ls[2])
+		})
+	}
+}
+
+// TestConsumeWhileProducing consumes a throttled producer's records as they
+// arrive: end-to-end latencies must then be small, and the detailed stats
+// mode must print a row per interval.
+func TestConsumeWhileProducing(t *testing.T) {
+	const n = 1000
+	brokers := newCluster(t, 2, "live")
+	var wg sync.WaitGroup
+	var prodErr error
+	wg.Go(func() {
+		_, prodErr = RunProduce(context.Background(), ProduceConfig{
+			Brokers: brokers, Topic: "live", NumRecords: n, RecordSize: 50, Throughput: 2000, Acks: "1",
+			Linger: -1, // no lingering: ship each record as soon as possible
+		}, &strings.Builder{})
+	})
+	var out strings.Builder
+	res, err := RunConsume(context.Background(), ConsumeConfig{
+		Brokers: brokers, Topic: "live", NumRecords: n, Timeout: 5 * time.Second,
+		ShowDetailedStats: true, ReportInterval: 100 * time.Millisecond,
+	}, &out)
+	wg.Wait()
+	require.NoError(t, prodErr)
+	require.NoError(t, err, out.String())
+	require.EqualValues(t, n, res.Records)
+	// Generous: fetches wait up to kgo's 5s max wait only when idle, and
+	// records arrive every 0.5ms here.
+	require.Less(t, res.P50, time.Second, "p50 %s", res.P50)
+	requirePercentilesOrdered(t, res.LatencyStats)
+
+	ls := lines(out.String())
+	require.Equal(t, detailedHeader, ls[0])
+	require.Regexp(t, latencyLine, ls[len(ls)-1])
+	rows := ls[1 : len(ls)-1]
+	require.GreaterOrEqual(t, len(rows), 2, out.String())
+	prev := int64(0)
+	for _, r := range rows {
+		m := detailedRow.FindStringSubmatch(r)
+		require.NotNil(t, m, "row %q", r)
+		total, _ := strconv.ParseInt(m[1], 10, 64)
+		require.Greater(t, total, prev, "totals grow")
+		prev = total
+	}
+}
+
+func TestConsumeIdleTimeout(t *testing.T) {
+	brokers := newCluster(t, 1, "few", "empty")
+	fill(t, brokers, "few", 10, 10)
+
+	t.Run("fewer than wanted", func(t *testing.T) {
+		var out strings.Builder
+		began := time.Now()
+		res, err := RunConsume(context.Background(), ConsumeConfig{
+			Brokers: brokers, Topic: "few", NumRecords: 100, Timeout: 500 * time.Millisecond,
+		}, &out)
+		require.ErrorIs(t, err, ErrIdleTimeout)
+		require.Less(t, time.Since(began), 5*time.Second)
+		require.EqualValues(t, 10, res.Records)
+		require.Contains(t, out.String(), "WARNING: Exiting before consuming the expected number of messages: timeout (500 ms) exceeded.")
+		// The clock stops at the last record, not after the idle wait.
+		require.Less(t, res.Elapsed, time.Since(began)-400*time.Millisecond)
+	})
+	t.Run("until idle", func(t *testing.T) {
+		res, err := RunConsume(context.Background(), ConsumeConfig{
+			Brokers: brokers, Topic: "few", Timeout: 500 * time.Millisecond,
+		}, &strings.Builder{})
+		require.NoError(t, err)
+		require.EqualValues(t, 10, res.Records)
+	})
+	t.Run("empty topic", func(t *testing.T) {
+		res, err := RunConsume(context.Background(), ConsumeConfig{
+			Brokers: brokers, Topic: "empty", Timeout: 300 * time.Millisecond,
+		}, &strings.Builder{})
+		require.ErrorIs(t, err, ErrIdleTimeout)
+		require.Zero(t, res.Records)
+	})
+}
+
+func TestConsumeUnreachableBroker(t *testing.T) {
+	began := time.Now()
+	_, err := RunConsume(context.Background(), ConsumeConfig{
+		Brokers: []string{deadAddr(t)}, Topic: "nowhere", NumRecords: 1, Timeout: 500 * time.Millisecond,
+	}, &strings.Builder{})
+	require.ErrorIs(t, err, ErrIdleTimeout)
+	require.Less(t, time.Since(began), 5*time.Second)
+}
+
+func TestConsumeCanceled(t *testing.T) {
+	brokers := newCluster(t, 1, "quiet")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := RunConsume(ctx, ConsumeConfig{Brokers: brokers, Topic: "quiet", Timeout: time.Minute}, &strings.Builder{})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestConsumeConfigErrors(t *testing.T) {
+	for name, cfg := range map[string]ConsumeConfig{
+		"no brokers":     {Topic: "t"},
+		"no topic":       {Brokers: []string{"127.0.0.1:1"}},
+		"negative count": {Brokers: []string{"127.0.0.1:1"}, Topic: "t", NumRecords: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := RunConsume(context.Background(), cfg, &strings.Builder{})
+			require.ErrorContains(t, err, "consume config")
+		})
+	}
+}
