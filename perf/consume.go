@@ -75,9 +75,14 @@ type ConsumeResult struct {
 
 const (
 	defaultConsumeTimeout = 10 * time.Second
-	// kafkaDateFormat is Kafka's default --date-format, yyyy-MM-dd HH:mm:ss:SSS.
-	kafkaDateFormat = "2006-01-02 15:04:05:000"
 )
+
+// kafkaTime formats t as Kafka's default --date-format,
+// yyyy-MM-dd HH:mm:ss:SSS. Go layouts only know fractional seconds after a
+// '.' or ',', so the colon-separated milliseconds are appended by hand.
+func kafkaTime(t time.Time) string {
+	return fmt.Sprintf("%s:%03d", t.Format("2006-01-02 15:04:05"), t.Nanosecond()/int(time.Millisecond))
+}
 
 func (c *ConsumeConfig) setDefaults() {
 	if c.Timeout == 0 {
@@ -263,7 +268,7 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 	}
 	if !cfg.ShowDetailedStats {
 		fmt.Fprintf(out, "%s, %s, %.4f, %.4f, %d, %.4f, %d, %d, %.4f, %.4f\n",
-			res.Start.Format(kafkaDateFormat), res.End.Format(kafkaDateFormat),
+			kafkaTime(res.Start), kafkaTime(res.End),
 			float64(res.Bytes)/mib, res.MBPerSec, res.Records, res.RecordsPerSec,
 			res.RebalanceTime.Milliseconds(), res.FetchTime.Milliseconds(),
 			res.FetchMBPerSec, res.FetchRecordsPerSec)
@@ -310,7 +315,7 @@ func printConsumeProgress(out io.Writer, from, to time.Time, records, lastRecord
 	intervalMB := float64(bytes-lastBytes) / mib
 	intervalRecords := float64(records - lastRecords)
 	fmt.Fprintf(out, "%s, %d, %.4f, %.4f, %d, %.4f, %d, %d, %.4f, %.4f\n",
-		to.Format(kafkaDateFormat), 0,
+		kafkaTime(to), 0,
 		float64(bytes)/mib, rate(intervalMB, elapsed), records, rate(intervalRecords, elapsed),
 		join.Milliseconds(), fetchTime.Milliseconds(),
 		rate(intervalMB, fetchTime), rate(intervalRecords, fetchTime))

@@ -159,6 +159,11 @@ func TestConsumeCanceled(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
+func TestKafkaTime(t *testing.T) {
+	ts := time.Date(2024, 3, 9, 7, 5, 4, 42_900_000, time.Local)
+	require.Equal(t, "2024-03-09 07:05:04:042", kafkaTime(ts))
+}
+
 func TestConsumeConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]ConsumeConfig{
 		"no brokers":     {Topic: "t"},

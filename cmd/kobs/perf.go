@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kobs-dev/kobs/perf"
+)
+
+// newPerfCmd returns "kobs perf", the load tools modelled on
+// kafka-producer-perf-test and kafka-consumer-perf-test. Flags keep the
+// Kafka tools' names so muscle memory and old scripts carry over.
+func newPerfCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "perf",
+		Short: "Load-test a Kafka-compatible cluster (like kafka-*-perf-test)",
+	}
+	cmd.AddCommand(newPerfProduceCmd(), newPerfConsumeCmd())
+	return cmd
+}
+
+func newPerfProduceCmd() *cobra.Command {
+	var (
+		cfg            perf.ProduceConfig
+		bootstrap      string
+		lingerMs       int
+		reportMs       int
+		deliveryTimeMs int
+	)
+	cmd := &cobra.Command{
+		Use:   "produce",
+		Short: "Produce records and report throughput and latency percentiles",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Brokers = perfSplitBrokers(bootstrap)
+			// perf.ProduceConfig reads 0 as "kgo's default linger" and a
+			// negative value as "none"; on the command line 0 means none, as
+			// Kafka's linger.ms does, and -1 means the client default.
+			switch {
+			case lingerMs == 0:
+				cfg.Linger = -1
+			case lingerMs > 0:
+				cfg.Linger = time.Duration(lingerMs) * time.Millisecond
+			}
+			cfg.ReportInterval = time.Duration(reportMs) * time.Millisecond
+			cfg.DeliveryTimeout = time.Duration(deliveryTimeMs) * time.Millisecond
+			ctx, stop := perfSignalContext(cmd)
+			defer stop()
+			_, err := perf.RunProduce(ctx, cfg, cmd.OutOrStdout())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&bootstrap, "bootstrap-server", "127.0.0.1:9092", "comma-separated host:port list to bootstrap from")
+	f.StringVar(&cfg.Topic, "topic", "", "topic to produce to (required)")
+	f.Int64Var(&cfg.NumRecords, "num-records", 0, "number of records to produce (required)")
+	f.IntVar(&cfg.RecordSize, "record-size", 0, "record value size in bytes (required)")
+	f.Int64Var(&cfg.Throughput, "throughput", -1, "max records/sec; -1 for no limit")
+	f.StringVar(&cfg.Acks, "acks", "all", "required acks: 0, 1, all (or -1)")
+	f.IntVar(&cfg.BatchBytes, "batch-size", 0, "max bytes per partition batch; 0 for the client default (1MB)")
+	f.IntVar(&lingerMs, "linger-ms", -1, "how long to wait to fill a batch; -1 for the client default (10ms)")
+	f.StringVar(&cfg.Compression, "compression-type", "none", "none, gzip, snappy, lz4 or zstd")
+	f.BoolVar(&cfg.Idempotent, "idempotent", false, "enable idempotent writes (needs --acks all)")
+	f.IntVar(&reportMs, "reporting-interval", 5000, "ms between progress lines; -1 for none")
+	f.IntVar(&deliveryTimeMs, "delivery-timeout-ms", 120000, "how long a record may wait for its ack before failing")
+	for _, name := range []string{"topic", "num-records", "record-size"} {
+		perfMarkRequired(cmd, name)
+	}
+	return cmd
+}
+
+func newPerfConsumeCmd() *cobra.Command {
+	var (
+		cfg       perf.ConsumeConfig
+		bootstrap string
+		timeoutMs int
+		reportMs  int
+	)
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Consume a topic from the start and report throughput and end-to-end latency",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Brokers = perfSplitBrokers(bootstrap)
+			cfg.Timeout = time.Duration(timeoutMs) * time.Millisecond
+			cfg.ReportInterval = time.Duration(reportMs) * time.Millisecond
+			ctx, stop := perfSignalContext(cmd)
+			defer stop()
+			_, err := perf.RunConsume(ctx, cfg, cmd.OutOrStdout())
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&bootstrap, "bootstrap-server", "127.0.0.1:9092", "comma-separated host:port list to bootstrap from")
+	f.StringVar(&cfg.Topic, "topic", "", "topic to consume (required)")
+	f.Int64Var(&cfg.NumRecords, "messages", 0, "stop after this many records; 0 reads until --timeout passes with none")
+	f.StringVar(&cfg.Group, "group", "", "consumer group to join; empty reads all partitions directly")
+	f.IntVar(&timeoutMs, "timeout", 10000, "max ms between records before giving up")
+	f.IntVar(&reportMs, "reporting-interval", 5000, "ms between rows with --show-detailed-stats")
+	f.BoolVar(&cfg.ShowDetailedStats, "show-detailed-stats", false, "print a row per reporting interval")
+	f.BoolVar(&cfg.HideHeader, "hide-header", false, "omit the CSV header")
+	f.IntVar(&cfg.FetchMaxPartitionBytes, "fetch-size", 0, "max bytes per partition per fetch; 0 for the client default (1MB)")
+	f.IntVar(&cfg.FetchMaxBytes, "fetch-max-bytes", 0, "max bytes per fetch; 0 for the client default (50MB)")
+	perfMarkRequired(cmd, "topic")
+	return cmd
+}
+
+// perfSignalContext ends the run on SIGINT or SIGTERM through its context, so
+// an interrupted run still prints its totals so far instead of dying silently.
+func perfSignalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+}
+
+// perfSplitBrokers turns "a:1, b:2" into ["a:1" "b:2"].
+func perfSplitBrokers(s string) []string {
+	var out []string
+	for b := range strings.SplitSeq(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func perfMarkRequired(cmd *cobra.Command, name string) {
+	if err := cmd.MarkFlagRequired(name); err != nil {
+		// Only a typo in a flag name gets here; fail loudly at startup.
+		panic(fmt.Sprintf("mark flag %q required: %v", name, err))
+	}
+}
