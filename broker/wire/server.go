@@ -1,0 +1,235 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Handler answers decoded requests. Handle runs on one of the server's
+// request handler goroutines and must complete the request (Respond,
+// NoResponse or CloseConn) either before returning or later from another
+// goroutine; parking a request that waits (a long-poll fetch) must not block
+// the handler goroutine, or a few idle consumers would starve the pool.
+type Handler interface {
+	Handle(r *Request)
+}
+
+// Config configures a Server.
+type Config struct {
+	// Versions is the ApiVersions table: exactly the keys and versions the
+	// handler implements. Requests outside it never reach the handler.
+	Versions []kmsg.ApiVersionsResponseApiKey
+	// MaxRequestBytes is socket.request.max.bytes: larger frames are refused
+	// before anything is allocated for them.
+	MaxRequestBytes int32
+	// Handlers is num.io.threads, QueueSize queued.max.requests.
+	Handlers  int
+	QueueSize int
+	Logger    *slog.Logger
+	// Observe, if set, is called once per completed request with its
+	// timings (for RequestMetrics). It runs on the connection's goroutine.
+	Observe func(r *Request, t Timings, resp kmsg.Response)
+	// OnIdle, if set, receives how long a handler waited for work before
+	// each request (for RequestHandlerAvgIdlePercent).
+	OnIdle func(idle, busy time.Duration)
+}
+
+// Server accepts Kafka-protocol connections on any number of listeners and
+// feeds their requests through one bounded queue to a pool of handler
+// goroutines, the shape of Kafka's SocketServer + RequestChannel +
+// KafkaRequestHandlerPool.
+type Server struct {
+	cfg      Config
+	handler  Handler
+	log      *slog.Logger
+	versions map[int16]kmsg.ApiVersionsResponseApiKey
+	queue    chan *Request
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[net.Conn]struct{}
+}
+
+// NewServer returns a server; call Serve for each listener and Close to stop.
+func NewServer(cfg Config, h Handler) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Handlers <= 0 {
+		cfg.Handlers = 8
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 500
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 100 << 20
+	}
+	s := &Server{
+		cfg:      cfg,
+		handler:  h,
+		log:      cfg.Logger,
+		versions: map[int16]kmsg.ApiVersionsResponseApiKey{},
+		queue:    make(chan *Request, cfg.QueueSize),
+		conns:    map[net.Conn]struct{}{},
+	}
+	for _, v := range cfg.Versions {
+		s.versions[v.ApiKey] = v
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for i := 0; i < cfg.Handlers; i++ {
+		s.wg.Add(1)
+		go s.runHandler()
+	}
+	return s
+}
+
+// QueueLen is the number of requests waiting for a handler
+// (RequestChannel RequestQueueSize).
+func (s *Server) QueueLen() int { return len(s.queue) }
+
+// Serve accepts connections on ln until Close. name is the listener name
+// (PLAINTEXT) that handlers can see on each request.
+func (s *Server) Serve(name string, ln net.Listener) {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+					s.log.Error("accept failed", "listener", name, "err", err)
+				}
+				return
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetNoDelay(true)
+			}
+			s.mu.Lock()
+			if s.ctx.Err() != nil {
+				s.mu.Unlock()
+				c.Close()
+				return
+			}
+			s.conns[c] = struct{}{}
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serveConn(name, c)
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+			}()
+		}
+	}()
+}
+
+// Close stops accepting, closes every connection and waits for the
+// connection and handler goroutines to end.
+func (s *Server) Close() {
+	s.cancel()
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Done is closed when Close starts; parked requests watch it.
+func (s *Server) Done() <-chan struct{} { return s.ctx.Done() }
+
+func (s *Server) runHandler() {
+	defer s.wg.Done()
+	idleSince := time.Now()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case r := <-s.queue:
+			now := time.Now()
+			r.Dequeued = now
+			s.handle(r)
+			r.markHandled()
+			if s.cfg.OnIdle != nil {
+				s.cfg.OnIdle(now.Sub(idleSince), time.Since(now))
+			}
+			idleSince = time.Now()
+		}
+	}
+}
+
+func (s *Server) handle(r *Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("request handler panicked; closing connection",
+				"api", kmsg.NameForKey(r.Header.Key), "version", r.Header.Version,
+				"client", r.Header.ClientID, "panic", p, "stack", string(debug.Stack()))
+			r.CloseConn(fmt.Errorf("handler panic: %v", p))
+		}
+	}()
+	if r.Header.Key == kmsg.ApiVersions.Int16() {
+		r.Respond(s.apiVersions(r))
+		return
+	}
+	s.handler.Handle(r)
+}
+
+// apiVersions answers ApiVersions from the table. A version above ours gets
+// the v0-shaped answer with UNSUPPORTED_VERSION and our ApiVersions range
+// (KIP-511), so the client retries at a version we speak.
+func (s *Server) apiVersions(r *Request) kmsg.Response {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	own := s.versions[kmsg.ApiVersions.Int16()]
+	if r.Header.Version > own.MaxVersion {
+		resp.Version = 0
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		resp.ApiKeys = append(resp.ApiKeys, own)
+		return resp
+	}
+	resp.Version = r.Header.Version
+	if req, ok := r.Msg.(*kmsg.ApiVersionsRequest); ok && req.Version >= 3 &&
+		(!validSoftware(req.ClientSoftwareName) || !validSoftware(req.ClientSoftwareVersion)) {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp
+	}
+	resp.ApiKeys = append(resp.ApiKeys, s.cfg.Versions...)
+	return resp
+}
+
+// validSoftware is Kafka's check of client_software_name/version:
+// [a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?
+func validSoftware(s string) bool {
+	if s == "" {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+	if !alnum(s[0]) || !alnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !alnum(c) && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kobs-dev/kobs/broker"
+)
+
+func newBrokerCmd() *cobra.Command {
+	var (
+		configPath string
+		overrides  []string
+		logLevel   string
+	)
+	cmd := &cobra.Command{
+		Use:   "broker --config server.properties [--override key=value ...]",
+		Short: "Run a Kafka-protocol broker configured with Kafka's server.properties keys",
+		Long: `Run a kobs broker, like kafka-server-start.sh: --config names a server.properties
+file and each --override key=value replaces one of its keys. The broker logs one
+"kobs broker ready" line once it serves, and on SIGTERM or SIGINT stops accepting,
+flushes its logs and writes its checkpoints before exiting.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg, err := broker.LoadConfig(configPath, overrides)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runBroker(ctx, cfg, logger)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "server.properties file")
+	cmd.Flags().StringArrayVar(&overrides, "override", nil, "key=value replacing a server.properties key (repeatable)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) error {
+	b, err := broker.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := b.Start(); err != nil {
+		b.Close()
+		return err
+	}
+	logger.Info("kobs broker ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(),
+		"listeners", strings.Join(b.Addrs(), ","), "log.dirs", strings.Join(cfg.LogDirs, ","))
+	<-ctx.Done()
+	logger.Info("shutting down", "reason", context.Cause(ctx))
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("kobs broker stopped")
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
