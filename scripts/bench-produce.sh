@@ -9,7 +9,7 @@
 # bench-1 and bench-all of 6 partitions), then for acks 1 and all runs
 #   kobs perf produce --topic bench-<acks> --num-records $RECORDS --record-size 1024
 #                     --throughput -1 --acks <acks>
-# against each, interleaved (kobs, kfake, kobs, kfake, ...) for $ROUNDS rounds,
+# against each, interleaved (kobs, kfake, kfake, kobs, ...) for $ROUNDS rounds,
 # because this machine is shared and noisy: interleaving spreads the noise over
 # both targets and the median drops the outliers. It prints the median
 # records/sec per target, the ratio, and every run's final line.
@@ -22,9 +22,13 @@
 #                kobs broker, to dry-run this script before the broker exists
 #   KFAKESERVER  kfakeserver binary (bin/kfakeserver; built if missing)
 #   READY_TIMEOUT seconds to wait for each server to accept connections (30)
+#   PAUSE        seconds to idle before each run (1)
 #
-# Both targets keep every record: kfake in memory, kobs on disk under a temp
-# dir. With the defaults that is about 1.2 GB per target by the last run.
+# Before measuring, each target gets one short warm-up run per acks setting, so
+# that topic creation, metadata and connection setup are not in the numbers.
+# kobs keeps every record on disk under a temp dir (about 1.3 GB with the
+# defaults); kfake keeps them in memory, so it runs with a 64 MiB per-partition
+# retention cap.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,6 +39,7 @@ ROUNDS=${ROUNDS:-3}
 KOBS_TARGET=${KOBS_TARGET:-kobs}
 KFAKESERVER=${KFAKESERVER:-bin/kfakeserver}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
+PAUSE=${PAUSE:-1}
 PARTITIONS=6
 ACKS_LIST=(1 all)
 
@@ -96,7 +101,7 @@ start_kfake() {
 	port=$(free_port)
 	log=$tmp/$name.log
 	"$KFAKESERVER" --port "$port" --default-partitions "$PARTITIONS" \
-		--seed-topic "bench-1:$PARTITIONS" --seed-topic "bench-all:$PARTITIONS" >"$log" 2>&1 &
+		--retention-bytes $((64 << 20)) --seed-topic "bench-1:$PARTITIONS" --seed-topic "bench-all:$PARTITIONS" >"$log" 2>&1 &
 	pids+=($!)
 	wait_ready "$!" "$port" "$log"
 	REPLY=127.0.0.1:$port
@@ -131,6 +136,7 @@ fi
 kobs_addr=$REPLY
 start_kfake kfake
 kfake_addr=$REPLY
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
 echo "kobs target: $kobs_addr ($KOBS_TARGET), kfake: $kfake_addr, $RECORDS records x $ROUNDS rounds" >&2
 
 # median prints the median of its arguments (the mean of the middle two for an
@@ -143,19 +149,38 @@ median() {
 	}'
 }
 
+# produce TARGET ADDR ACKS N OUT runs one perf produce, failing loudly.
+produce() {
+	local target=$1 addr=$2 acks=$3 n=$4 out=$5
+	if ! "$KOBS" perf produce --bootstrap-server "$addr" --topic "bench-$acks" \
+		--num-records "$n" --record-size 1024 --throughput -1 --acks "$acks" \
+		--reporting-interval -1 >"$out" 2>&1; then
+		cat "$out" >&2
+		die "produce $n records to $target (acks=$acks) failed"
+	fi
+}
+
+warmup=$((RECORDS / 10 < 20000 ? RECORDS / 10 + 1 : 20000))
+for acks in "${ACKS_LIST[@]}"; do
+	produce kobs "$kobs_addr" "$acks" "$warmup" "$tmp/warmup.out"
+	produce kfake "$kfake_addr" "$acks" "$warmup" "$tmp/warmup.out"
+done
+
 declare -A rates    # "acks target" -> space-separated records/sec of each round
 raw=()
 for acks in "${ACKS_LIST[@]}"; do
 	for ((round = 1; round <= ROUNDS; round++)); do
-		for target in kobs kfake; do
+		# ABBA order (kobs first in odd rounds, kfake first in even ones), so
+		# neither target always runs right after the other one's load, and
+		# a pause, so the last server's garbage collection is not billed to
+		# the next one.
+		order=(kobs kfake)
+		((round % 2)) || order=(kfake kobs)
+		for target in "${order[@]}"; do
+			sleep "$PAUSE"
 			if [[ $target == kobs ]]; then addr=$kobs_addr; else addr=$kfake_addr; fi
 			out=$tmp/run.out
-			if ! "$KOBS" perf produce --bootstrap-server "$addr" --topic "bench-$acks" \
-				--num-records "$RECORDS" --record-size 1024 --throughput -1 --acks "$acks" \
-				--reporting-interval -1 >"$out" 2>&1; then
-				cat "$out" >&2
-				die "produce to $target (acks=$acks, round $round) failed"
-			fi
+			produce "$target" "$addr" "$acks" "$RECORDS" "$out"
 			final=$(grep -E '^[0-9]+ records sent, .* 99\.9th\.$' "$out" | tail -n 1) ||
 				die "no final line from produce to $target (acks=$acks, round $round): $(cat "$out")"
 			rate=$(awk '{print $4}' <<<"$final")
@@ -166,7 +191,14 @@ for acks in "${ACKS_LIST[@]}"; do
 	done
 done
 
-printf '\n%-5s %12s %12s %18s\n' acks kobs_rec/s kfake_rec/s 'ratio(kobs/kfake)'
+# spread prints "min-max" of its arguments: with few rounds on a shared
+# machine, the medians mean little unless the ranges are tight.
+spread() {
+	printf '%s\n' "$@" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.0f-%.0f\n", lo, hi}'
+}
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
+printf '\n%-5s %12s %12s %18s   %s\n' acks kobs_rec/s kfake_rec/s 'ratio(kobs/kfake)' 'range kobs | kfake'
 for acks in "${ACKS_LIST[@]}"; do
 	# Word splitting of the stored list is intended: one argument per round.
 	# shellcheck disable=SC2086
@@ -174,7 +206,9 @@ for acks in "${ACKS_LIST[@]}"; do
 	# shellcheck disable=SC2086
 	f=$(median ${rates["$acks kfake"]})
 	ratio=$(awk -v k="$k" -v f="$f" 'BEGIN { if (f > 0) printf "%.3f", k / f; else print "n/a" }')
-	printf '%-5s %12s %12s %18s\n' "$acks" "$k" "$f" "$ratio"
+	# shellcheck disable=SC2086
+	printf '%-5s %12s %12s %18s   %s | %s\n' "$acks" "$k" "$f" "$ratio" \
+		"$(spread ${rates["$acks kobs"]})" "$(spread ${rates["$acks kfake"]})"
 done
 if [[ $KOBS_TARGET == kfake ]]; then
 	echo "(dry run: the kobs column is a second kfakeserver, not kobs)"

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -54,6 +55,7 @@ func run(args []string) error {
 	brokers := fs.Int("brokers", 1, "number of brokers")
 	partitions := fs.Int("default-partitions", 6, "partitions of auto-created topics")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on metadata requests, like auto.create.topics.enable")
+	retentionBytes := fs.Int64("retention-bytes", -1, "per-partition size cap enforced every second, like log.retention.bytes; -1 keeps everything")
 	var seeds seedTopics
 	fs.Var(&seeds, "seed-topic", "topic to create at start, name:partitions (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +79,11 @@ func run(args []string) error {
 	if *autoCreate {
 		opts = append(opts, kfake.AllowAutoTopicCreation())
 	}
+	if *retentionBytes >= 0 {
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{
+			"log.retention.bytes": strconv.FormatInt(*retentionBytes, 10),
+		}))
+	}
 	opts = append(opts, seeds...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -92,6 +99,22 @@ func run(args []string) error {
 	for _, addr := range c.ListenAddrs() {
 		fmt.Printf("kfake listening on %s\n", addr)
 	}
-	<-ctx.Done()
-	return nil
+	if *retentionBytes < 0 {
+		<-ctx.Done()
+		return nil
+	}
+	// kfake keeps every record in memory and only runs retention on its own
+	// for topics with a topic-level retention config, which auto-created and
+	// seeded topics lack; so we enforce the broker-level cap ourselves, or a
+	// long benchmark would hold gigabytes.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			c.ApplyRetention()
+		}
+	}
 }
