@@ -1,0 +1,23 @@
+package log
+
+import "errors"
+
+// Sentinel errors. They stay free of Kafka error codes on purpose: the wire
+// layer maps them to kerr codes (CORRUPT_MESSAGE, UNSUPPORTED_VERSION,
+// MESSAGE_TOO_LARGE, OFFSET_OUT_OF_RANGE, ...) so this package has no protocol
+// dependency. Callers test with errors.Is; returned errors wrap them with
+// context.
+var (
+	// ErrCorruptMessage: a batch fails a structural or CRC check.
+	ErrCorruptMessage = errors.New("corrupt record batch")
+	// ErrUnsupportedMagic: a batch is not a v2 (magic 2) record batch.
+	ErrUnsupportedMagic = errors.New("unsupported record batch magic")
+	// ErrRecordTooLarge: a batch exceeds max.message.bytes (or a segment).
+	ErrRecordTooLarge = errors.New("record batch too large")
+	// ErrOffsetOutOfRange: an offset lies outside [log start, log end].
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrClosed: the log was closed or deleted.
+	ErrClosed = errors.New("log closed")
+	// ErrInvalidConfig: a Config field is outside its allowed range.
+	ErrInvalidConfig = errors.New("invalid log config")
+)

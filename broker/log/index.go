@@ -1,0 +1,229 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// indexEntrySize is one .index entry: int32 relative offset, int32 position.
+const indexEntrySize = 8
+
+// entryFile is the storage shared by .index and .timeindex: fixed-size
+// big-endian entries appended to a plain file.
+//
+// Unlike Kafka we do not preallocate the file to segment.index.bytes and mmap
+// it; entries are appended with pwrite, so the file length is always
+// entries*size and there is nothing to trim on roll or close. The active
+// segment keeps a copy of its entries in memory (mem) because every fetch at
+// the tail searches it; sealed segments drop the copy and binary-search the
+// file with pread, so memory does not grow with retained data.
+//
+// Concurrency: n and mem change only with the Log's write lock and its
+// reader lock held for writing; searches run under the reader lock and only
+// look at the first n entries, so a reader never sees a half-written entry.
+type entryFile struct {
+	f         *os.File
+	path      string
+	entrySize int
+	n         int    // committed entries
+	mem       []byte // n*entrySize bytes while the segment is active, else nil
+	missing   bool   // the file did not exist when opened
+}
+
+func openEntryFile(path string, entrySize int) (*entryFile, error) {
+	// A missing file cannot be told from an empty one after O_CREATE, and an
+	// empty index is legal for a small segment, so note it first.
+	_, statErr := os.Stat(path)
+	missing := errors.Is(statErr, os.ErrNotExist)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat index %s: %w", path, err)
+	}
+	e := &entryFile{f: f, path: path, entrySize: entrySize, n: int(st.Size()) / entrySize, missing: missing}
+	if st.Size()%int64(entrySize) != 0 {
+		// Leave n at the whole entries; sanity checks flag the file for a rebuild.
+		e.n = -1
+	}
+	return e, nil
+}
+
+// loadMem reads the whole file into memory (for the active segment).
+func (e *entryFile) loadMem() error {
+	if e.n < 0 {
+		return fmt.Errorf("index %s: size is not a multiple of %d", e.path, e.entrySize)
+	}
+	buf := make([]byte, e.n*e.entrySize)
+	if _, err := e.f.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return fmt.Errorf("read index %s: %w", e.path, err)
+	}
+	e.mem = buf
+	return nil
+}
+
+// entry returns entry i, from memory or the file; scratch must hold entrySize bytes.
+func (e *entryFile) entry(i int, scratch []byte) ([]byte, error) {
+	off := i * e.entrySize
+	if e.mem != nil {
+		return e.mem[off : off+e.entrySize], nil
+	}
+	if _, err := e.f.ReadAt(scratch[:e.entrySize], int64(off)); err != nil {
+		return nil, fmt.Errorf("read index %s entry %d: %w", e.path, i, err)
+	}
+	return scratch[:e.entrySize], nil
+}
+
+// floor returns the largest i whose entry satisfies le (entries are sorted, so
+// le is true for a prefix), or -1.
+func (e *entryFile) floor(le func(entry []byte) bool) (int, error) {
+	var scratch [timeIndexEntrySize]byte
+	var ferr error
+	i := sort.Search(e.n, func(i int) bool {
+		if ferr != nil {
+			return true
+		}
+		ent, err := e.entry(i, scratch[:])
+		if err != nil {
+			ferr = err
+			return true
+		}
+		return !le(ent)
+	})
+	return i - 1, ferr
+}
+
+// writeAt appends already-encoded entries to the file at the committed end.
+// Call commit (under the reader lock) afterwards to publish them.
+func (e *entryFile) write(entries []byte) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if _, err := e.f.WriteAt(entries, int64(e.n*e.entrySize)); err != nil {
+		return fmt.Errorf("write index %s: %w", e.path, err)
+	}
+	return nil
+}
+
+func (e *entryFile) commit(entries []byte) {
+	if e.mem != nil {
+		e.mem = append(e.mem, entries...)
+	}
+	e.n += len(entries) / e.entrySize
+}
+
+// reset replaces the file's content (recovery rebuilds).
+func (e *entryFile) reset(entries []byte, keepMem bool) error {
+	if err := e.f.Truncate(0); err != nil {
+		return fmt.Errorf("truncate index %s: %w", e.path, err)
+	}
+	e.n = 0
+	e.mem = nil
+	if keepMem {
+		e.mem = make([]byte, 0, len(entries))
+	}
+	if err := e.write(entries); err != nil {
+		return err
+	}
+	e.commit(entries)
+	return nil
+}
+
+func (e *entryFile) sync() error {
+	if err := e.f.Sync(); err != nil {
+		return fmt.Errorf("fsync index %s: %w", e.path, err)
+	}
+	return nil
+}
+
+func (e *entryFile) close() error {
+	if err := e.f.Close(); err != nil {
+		return fmt.Errorf("close index %s: %w", e.path, err)
+	}
+	return nil
+}
+
+// offsetIndex is a segment's .index: relative offset -> byte position of a
+// batch start. Following Kafka's LogSegment.append, an entry is added for a
+// batch when index.interval.bytes or more were written since the previous
+// entry; it records the batch's LAST offset and the batch's start position.
+// A floor lookup for offset o therefore lands on a batch that ends at or
+// before o, and scanning forward from there finds the batch containing o.
+type offsetIndex struct {
+	*entryFile
+	base    int64
+	lastRel int32 // relative offset of the last entry, valid when n > 0
+}
+
+func openOffsetIndex(path string, base int64) (*offsetIndex, error) {
+	e, err := openEntryFile(path, indexEntrySize)
+	if err != nil {
+		return nil, err
+	}
+	return &offsetIndex{entryFile: e, base: base}, nil
+}
+
+func encodeIndexEntry(dst []byte, rel, pos int32) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(rel))
+	return binary.BigEndian.AppendUint32(dst, uint32(pos))
+}
+
+// check validates a file that will not be rebuilt: whole entries, relative
+// offsets and positions increasing and inside the log. It reads the file once;
+// this runs only at open for segments recovery skips.
+func (x *offsetIndex) check(logSize int64) error {
+	if x.missing {
+		return fmt.Errorf("index %s is missing", x.path)
+	}
+	if x.n < 0 {
+		return fmt.Errorf("index %s: size is not a multiple of %d", x.path, indexEntrySize)
+	}
+	buf := make([]byte, x.n*indexEntrySize)
+	if _, err := x.f.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return fmt.Errorf("read index %s: %w", x.path, err)
+	}
+	prevRel, prevPos := int64(-1), int64(-1)
+	for i := 0; i < len(buf); i += indexEntrySize {
+		rel := int64(int32(binary.BigEndian.Uint32(buf[i:])))
+		pos := int64(int32(binary.BigEndian.Uint32(buf[i+4:])))
+		if rel <= prevRel || pos <= prevPos || pos >= logSize {
+			return fmt.Errorf("index %s entry %d (%d -> %d) out of order or past the log (%d bytes)", x.path, i/indexEntrySize, rel, pos, logSize)
+		}
+		prevRel, prevPos = rel, pos
+	}
+	if x.n > 0 {
+		x.lastRel = int32(prevRel)
+	}
+	return nil
+}
+
+// lookup returns the position to start scanning for offset: the floor
+// entry's position, or 0.
+func (x *offsetIndex) lookup(offset int64) (int64, error) {
+	rel := offset - x.base
+	i, err := x.floor(func(ent []byte) bool {
+		return int64(int32(binary.BigEndian.Uint32(ent))) <= rel
+	})
+	if err != nil || i < 0 {
+		return 0, err
+	}
+	var scratch [indexEntrySize]byte
+	ent, err := x.entry(i, scratch[:])
+	if err != nil {
+		return 0, err
+	}
+	return int64(int32(binary.BigEndian.Uint32(ent[4:]))), nil
+}
+
+// full reports whether another entry would exceed segment.index.bytes (Kafka's
+// roll-on-full-index rule, without preallocation).
+func (x *offsetIndex) full(maxBytes int32) bool {
+	return int64(x.n+1)*indexEntrySize > int64(maxBytes)
+}

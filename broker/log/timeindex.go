@@ -1,0 +1,86 @@
+package log
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// timeIndexEntrySize is one .timeindex entry: int64 timestamp, int32 relative offset.
+const timeIndexEntrySize = 12
+
+// timeIndex is a segment's .timeindex. Entries are (max timestamp so far,
+// offset of the batch that reached it) with strictly increasing timestamps.
+// Following Kafka's LogSegment, an entry is considered whenever an .index
+// entry is written (every index.interval.bytes) and once more when the segment
+// is sealed (roll or close), and it is only written when the segment's max
+// timestamp grew since the last entry. The last entry therefore carries the
+// segment's largest timestamp, which time-based retention uses after a restart.
+type timeIndex struct {
+	*entryFile
+	base    int64
+	lastTs  int64 // valid when n > 0
+	lastRel int32
+}
+
+func openTimeIndex(path string, base int64) (*timeIndex, error) {
+	e, err := openEntryFile(path, timeIndexEntrySize)
+	if err != nil {
+		return nil, err
+	}
+	return &timeIndex{entryFile: e, base: base, lastTs: -1}, nil
+}
+
+func encodeTimeEntry(dst []byte, ts int64, rel int32) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(ts))
+	return binary.BigEndian.AppendUint32(dst, uint32(rel))
+}
+
+// check validates a file that will not be rebuilt and loads its last entry.
+func (t *timeIndex) check(maxRel int64) error {
+	if t.missing {
+		return fmt.Errorf("time index %s is missing", t.path)
+	}
+	if t.n < 0 {
+		return fmt.Errorf("time index %s: size is not a multiple of %d", t.path, timeIndexEntrySize)
+	}
+	buf := make([]byte, t.n*timeIndexEntrySize)
+	if _, err := t.f.ReadAt(buf, 0); err != nil && err != io.EOF {
+		return fmt.Errorf("read time index %s: %w", t.path, err)
+	}
+	prevTs, prevRel := int64(-1)<<62, int64(-1)
+	for i := 0; i < len(buf); i += timeIndexEntrySize {
+		ts := int64(binary.BigEndian.Uint64(buf[i:]))
+		rel := int64(int32(binary.BigEndian.Uint32(buf[i+8:])))
+		if ts <= prevTs || rel < prevRel || rel < 0 || rel > maxRel {
+			return fmt.Errorf("time index %s entry %d (%d -> %d) out of order or past the segment", t.path, i/timeIndexEntrySize, ts, rel)
+		}
+		prevTs, prevRel = ts, rel
+	}
+	if t.n > 0 {
+		t.lastTs, t.lastRel = prevTs, int32(prevRel)
+	}
+	return nil
+}
+
+// lookup returns the offset of the floor entry for ts (the last entry whose
+// timestamp <= ts); ok=false when there is none and the scan must start at
+// the segment's beginning.
+func (t *timeIndex) lookup(ts int64) (offset int64, ok bool, err error) {
+	i, err := t.floor(func(ent []byte) bool {
+		return int64(binary.BigEndian.Uint64(ent)) <= ts
+	})
+	if err != nil || i < 0 {
+		return 0, false, err
+	}
+	var scratch [timeIndexEntrySize]byte
+	ent, err := t.entry(i, scratch[:])
+	if err != nil {
+		return 0, false, err
+	}
+	return t.base + int64(int32(binary.BigEndian.Uint32(ent[8:]))), true, nil
+}
+
+func (t *timeIndex) full(maxBytes int32) bool {
+	return int64(t.n+1)*timeIndexEntrySize > int64(maxBytes)
+}
