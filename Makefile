@@ -1,0 +1,53 @@
+# kobs: `make run` starts the main job, `make test` runs every test
+# (installing what the tests need), `make bench` the benchmarks.
+
+GO        ?= go
+BIN       := bin/kobs
+PKGS      := ./...
+FUZZTIME  ?= 10s
+# Interop and Prometheus tests fail instead of skipping when their tools are
+# missing: make test installs them, so a skip would hide a broken install.
+export KOBS_REQUIRE_INTEROP := 1
+export KOBS_REQUIRE_PROMETHEUS := 1
+
+.PHONY: all build run test deps vet unit fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/kobs
+
+# The main job on the embedded default: a broker on 127.0.0.1:9092 with data
+# under ./data.
+run: build
+	@mkdir -p data
+	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), data under ./data"
+	$(BIN) broker --config config/server.properties
+
+deps:
+	scripts/install-test-deps.sh
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+# Short fuzz runs of the request decoder and the record batch validator; the
+# committed seed corpora under testdata/fuzz run in `unit` as regular tests.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./broker/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateBatches$$' -fuzztime $(FUZZTIME) ./broker/log
+
+test: deps vet unit fuzz
+
+# Benchmarks: produce throughput of kobs against franz-go's kfake in the same
+# script (ratio printed), then the Go micro-benchmarks.
+bench: build
+	KOBS=$(BIN) scripts/bench-produce.sh
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,126 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/wire"
+)
+
+// Produce: v3-9
+//
+// Behavior:
+//   - acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS); with one replica per
+//     partition acks=-1 is satisfied by the local append.
+//   - Each partition's payload is validated batch by batch (magic 2, CRC32C,
+//     lengths, max.message.bytes) before anything of it is appended, so a bad
+//     batch leaves the log untouched; other partitions are unaffected.
+//   - Produce never creates topics (only Metadata does, as in Kafka).
+//   - acks=0 gets no response; if any partition failed the connection is
+//     closed, which is the only signal Kafka gives such a producer.
+//   - Transactional produce is refused until transactions exist.
+//
+// Version notes: v3 is the first with record batches (magic 2) only, which
+// is why it is our minimum; v5 adds LogStartOffset, v8 ErrorRecords and
+// ErrorMessage, v9 is flexible.
+func (b *Broker) handleProduce(r *wire.Request) {
+	req := r.Msg.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	anyErr := false
+
+	reqErr := int16(0)
+	switch {
+	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
+		reqErr = kerr.InvalidRequiredAcks.Code
+	case req.TransactionID != nil:
+		reqErr = kerr.TransactionalIDAuthorizationFailed.Code
+	}
+
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			if reqErr != 0 {
+				sp.ErrorCode = reqErr
+			} else {
+				b.produceTo(rt.Topic, rp, &sp)
+			}
+			if sp.ErrorCode != 0 {
+				anyErr = true
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Acks == 0 {
+		if anyErr {
+			r.CloseConn(errors.New("acks=0 produce failed; closing so the producer notices"))
+			return
+		}
+		r.NoResponse()
+		return
+	}
+	r.Respond(resp)
+}
+
+func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+	t, p := b.lookup(topicName, rp.Partition)
+	if t == nil || p == nil {
+		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		return
+	}
+	batches, err := klog.ValidateBatches(rp.Records, p.log.Config().MaxMessageBytes)
+	if err == nil {
+		for _, bt := range batches {
+			if bt.IsTransactional() || bt.IsControl() {
+				err = fmt.Errorf("%w: transactional batches are not supported", errTransactional)
+				break
+			}
+		}
+	}
+	var res klog.AppendResult
+	if err == nil {
+		p.appendMu.Lock()
+		res, err = p.log.Append(batches)
+		p.appendMu.Unlock()
+	}
+	if err != nil {
+		sp.ErrorCode = produceErrorCode(err)
+		sp.ErrorMessage = strp(err.Error())
+		b.log.Warn("produce refused", "topic", topicName, "partition", rp.Partition,
+			"error", kerr.ErrorForCode(sp.ErrorCode), "err", err)
+		return
+	}
+	p.notifyAppend()
+	sp.BaseOffset = res.FirstOffset
+	sp.LogAppendTime = res.LogAppendTime
+	sp.LogStartOffset = res.LogStartOffset
+}
+
+var errTransactional = errors.New("transactional produce")
+
+// produceErrorCode maps log errors to the codes Kafka returns for them.
+func produceErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, klog.ErrCorruptMessage):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, klog.ErrUnsupportedMagic):
+		// Produce v3+ must carry magic 2 batches; Kafka answers
+		// INVALID_RECORD (LogValidator's InvalidRecordException).
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, klog.ErrRecordTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, errTransactional):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, klog.ErrClosed):
+		return kerr.NotLeaderForPartition.Code
+	default:
+		return kerr.KafkaStorageError.Code
+	}
+}

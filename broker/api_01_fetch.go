@@ -1,0 +1,153 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/wire"
+)
+
+// Fetch: v4-12
+//
+// Behavior:
+//   - Reads whole stored batches from the partition logs up to the high
+//     watermark, within PartitionMaxBytes per partition and MaxBytes in
+//     total; the first batch of the first partition with data is returned
+//     even when larger than the limits (KIP-74), so a consumer never stalls.
+//   - If fewer than MinBytes are available the request is parked, without
+//     holding a handler goroutine, until enough data arrives on any of its
+//     partitions or MaxWaitMillis passes (Kafka's delayed fetch purgatory).
+//   - Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them
+//     when its session cache has no room: full fetches are answered with
+//     session id 0, and an incremental fetch naming a session gets
+//     FETCH_SESSION_ID_NOT_FOUND so the client falls back to full fetches.
+//   - read_committed reads up to the last stable offset, which equals the
+//     high watermark while kobs has no transactions.
+//   - Follower fetches (replica id >= 0) arrive with replication.
+//
+// Version notes: v4 isolation level and LSO, v5 log start offset, v7
+// sessions, v9 current leader epoch, v11 rack/preferred replica, v12
+// flexible. v13+ address topics by id and are not advertised.
+func (b *Broker) handleFetch(r *wire.Request) {
+	req := r.Msg.(*kmsg.FetchRequest)
+	if req.Version >= 7 && req.SessionID != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		r.Respond(resp)
+		return
+	}
+	resp, bytes := b.readFetch(req)
+	if bytes >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || fetchHasError(resp) {
+		r.Respond(resp)
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.parkFetch(r, req)
+	}()
+}
+
+// parkFetch waits for appends on the fetched partitions, re-reading after
+// each, until MinBytes are available or MaxWaitMillis passes.
+func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
+	wake := make(chan struct{}, 1)
+	var watched []*partition
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if _, p := b.lookup(rt.Topic, rp.Partition); p != nil {
+				p.watch(wake)
+				watched = append(watched, p)
+			}
+		}
+	}
+	defer func() {
+		for _, p := range watched {
+			p.unwatch(wake)
+		}
+	}()
+	deadline := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	defer deadline.Stop()
+	// Data may have arrived between the first read and watch.
+	for {
+		resp, bytes := b.readFetch(req)
+		if bytes >= int(req.MinBytes) || fetchHasError(resp) {
+			r.Respond(resp)
+			return
+		}
+		select {
+		case <-wake:
+		case <-deadline.C:
+			resp, _ := b.readFetch(req)
+			r.Respond(resp)
+			return
+		case <-b.ctx.Done():
+			r.CloseConn(errors.New("broker shutting down"))
+			return
+		}
+	}
+}
+
+func fetchHasError(resp *kmsg.FetchResponse) bool {
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readFetch builds a fetch response from the logs as they are now and
+// returns it with the number of record bytes it carries.
+func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.SessionID = 0 // sessions declined, see the header
+	remaining := req.MaxBytes
+	if req.Version < 3 || remaining <= 0 {
+		remaining = 1<<31 - 1
+	}
+	total := 0
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			t, p := b.lookup(rt.Topic, rp.Partition)
+			switch {
+			case t == nil || p == nil:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.CurrentLeaderEpoch > 0:
+				// Our only leader epoch is 0; a newer one means the
+				// client knows of a leader we do not.
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			default:
+				hw := p.highWatermark()
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+				limit := min(rp.PartitionMaxBytes, remaining)
+				data, err := p.log.Read(rp.FetchOffset, limit, hw, total == 0)
+				switch {
+				case errors.Is(err, klog.ErrOffsetOutOfRange):
+					sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				case errors.Is(err, klog.ErrClosed):
+					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				case err != nil:
+					sp.ErrorCode = kerr.KafkaStorageError.Code
+				default:
+					sp.RecordBatches = data
+					total += len(data)
+					remaining -= int32(min(len(data), int(remaining)))
+				}
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, total
+}

@@ -1,0 +1,333 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Listener is one entry of listeners / advertised.listeners:
+// NAME://host:port.
+type Listener struct {
+	Name string
+	Host string
+	Port int32
+}
+
+func (l Listener) String() string {
+	return l.Name + "://" + net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
+}
+
+// Addr is host:port for net.Listen.
+func (l Listener) Addr() string { return net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port))) }
+
+// Config is a broker's configuration, read from Kafka's server.properties
+// keys. Topic-level defaults (log.retention.ms and friends) are kept by their
+// topic config name in TopicDefaults so the per-topic resolution has one
+// source of truth.
+type Config struct {
+	NodeID                   int32
+	Listeners                []Listener
+	AdvertisedListeners      []Listener
+	LogDirs                  []string
+	NumPartitions            int32
+	DefaultReplicationFactor int16
+	AutoCreateTopics         bool
+	DeleteTopicEnable        bool
+	SocketRequestMaxBytes    int32
+	MessageMaxBytes          int32
+	NumIOThreads             int
+	QueuedMaxRequests        int
+	RetentionCheckInterval   time.Duration
+	FlushSchedulerInterval   time.Duration
+	CheckpointInterval       time.Duration
+	ClusterID                string
+	HTTPListener             string
+
+	// TopicDefaults holds server.properties values for topic configs, keyed
+	// by the topic config name (log.retention.ms -> retention.ms).
+	TopicDefaults map[string]string
+
+	// Props are the properties as given (file plus overrides), kept for
+	// DescribeConfigs on the broker resource.
+	Props *Properties
+
+	// Warnings collects non-fatal findings (unknown keys, ignored
+	// settings) for the caller to log.
+	Warnings []string
+}
+
+// brokerKeys lists the server.properties keys kobs reads, with Kafka's
+// defaults. A key missing here (and not a topic-config synonym) is warned
+// about as unknown.
+var brokerKeys = map[string]string{
+	"node.id":                                 "",
+	"broker.id":                               "",
+	"listeners":                               "PLAINTEXT://127.0.0.1:9092",
+	"advertised.listeners":                    "",
+	"log.dirs":                                "",
+	"log.dir":                                 "/tmp/kafka-logs",
+	"num.partitions":                          "1",
+	"default.replication.factor":              "1",
+	"auto.create.topics.enable":               "true",
+	"delete.topic.enable":                     "true",
+	"socket.request.max.bytes":                "104857600",
+	"num.io.threads":                          "8",
+	"queued.max.requests":                     "500",
+	"log.retention.check.interval.ms":         "300000",
+	"log.flush.scheduler.interval.ms":         "1000",
+	"log.flush.offset.checkpoint.interval.ms": "60000",
+	"log.retention.minutes":                   "",
+	"log.retention.hours":                     "168",
+	"log.roll.hours":                          "168",
+	"cluster.id":                              "",
+	"kobs.http.listener":                      "127.0.0.1:8778",
+}
+
+// acceptedKeys are real Kafka keys that kobs accepts without acting on them
+// yet (or that have no meaning for it); they are not warned about.
+var acceptedKeys = map[string]bool{
+	"num.network.threads":                      true,
+	"socket.send.buffer.bytes":                 true,
+	"socket.receive.buffer.bytes":              true,
+	"num.recovery.threads.per.data.dir":        true,
+	"offsets.topic.replication.factor":         true,
+	"transaction.state.log.replication.factor": true,
+	"transaction.state.log.min.isr":            true,
+	"process.roles":                            true,
+	"controller.quorum.voters":                 true,
+	"controller.quorum.bootstrap.servers":      true,
+	"controller.listener.names":                true,
+	"inter.broker.listener.name":               true,
+	"listener.security.protocol.map":           true,
+	"offsets.topic.num.partitions":             true,
+	"group.initial.rebalance.delay.ms":         true,
+	"log.cleaner.enable":                       true,
+	"log.cleaner.threads":                      true,
+}
+
+// LoadConfig reads server.properties at path, applies overrides
+// ("key=value", as kafka-server-start.sh --override) and validates.
+func LoadConfig(path string, overrides []string) (*Config, error) {
+	props := NewProperties()
+	if path != "" {
+		p, err := LoadProperties(path)
+		if err != nil {
+			return nil, err
+		}
+		props = p
+	}
+	for _, o := range overrides {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("override %q: want key=value", o)
+		}
+		props.Set(strings.TrimSpace(k), v)
+	}
+	return NewConfig(props)
+}
+
+// NewConfig builds and validates a Config from properties. Every error names
+// the offending key.
+func NewConfig(props *Properties) (*Config, error) {
+	c := &Config{TopicDefaults: map[string]string{}, Props: props}
+	get := func(key string) string {
+		if v, ok := props.Get(key); ok {
+			return strings.TrimSpace(v)
+		}
+		return brokerKeys[key]
+	}
+	var errs []error
+	fail := func(key string, err error) { errs = append(errs, fmt.Errorf("%s: %w", key, err)) }
+	parseInt := func(key string, lo, hi int64) int64 {
+		s := get(key)
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			fail(key, fmt.Errorf("%q is not an integer", s))
+			return 0
+		}
+		if v < lo || v > hi {
+			fail(key, fmt.Errorf("value %d out of range [%d, %d]", v, lo, hi))
+		}
+		return v
+	}
+	parseBool := func(key string) bool {
+		s := get(key)
+		if err := isBool(s); err != nil {
+			fail(key, err)
+		}
+		return s == "true"
+	}
+	has := func(key string) bool { _, ok := props.Get(key); return ok }
+
+	// node.id (KRaft) and broker.id (ZooKeeper era) name the same thing.
+	switch {
+	case has("node.id") && has("broker.id") && get("node.id") != get("broker.id"):
+		fail("node.id", fmt.Errorf("%s differs from broker.id %s", get("node.id"), get("broker.id")))
+	case has("node.id"):
+		c.NodeID = int32(parseInt("node.id", 0, 1<<31-1))
+	case has("broker.id"):
+		c.NodeID = int32(parseInt("broker.id", 0, 1<<31-1))
+	default:
+		fail("node.id", errors.New("required (or broker.id)"))
+	}
+
+	var err error
+	if c.Listeners, err = parseListeners(get("listeners")); err != nil {
+		fail("listeners", err)
+	}
+	if adv := get("advertised.listeners"); adv != "" {
+		if c.AdvertisedListeners, err = parseListeners(adv); err != nil {
+			fail("advertised.listeners", err)
+		}
+	} else {
+		c.AdvertisedListeners = advertiseDefaults(c.Listeners)
+	}
+	if len(c.Listeners) > 0 && len(c.AdvertisedListeners) > 0 && c.AdvertisedListeners[0].Name != c.Listeners[0].Name {
+		fail("advertised.listeners", fmt.Errorf("first listener %s has no matching entry in listeners", c.AdvertisedListeners[0].Name))
+	}
+
+	dirs := get("log.dirs")
+	if dirs == "" {
+		dirs = get("log.dir")
+	}
+	for _, d := range strings.Split(dirs, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			c.LogDirs = append(c.LogDirs, d)
+		}
+	}
+	if len(c.LogDirs) == 0 {
+		fail("log.dirs", errors.New("no directory given"))
+	}
+
+	c.NumPartitions = int32(parseInt("num.partitions", 1, 1<<31-1))
+	c.DefaultReplicationFactor = int16(parseInt("default.replication.factor", 1, 1<<15-1))
+	if c.DefaultReplicationFactor > 1 {
+		// Until replication lands a single broker can only hold one copy.
+		c.Warnings = append(c.Warnings, fmt.Sprintf("default.replication.factor=%d: this kobs build keeps one replica per partition", c.DefaultReplicationFactor))
+	}
+	c.AutoCreateTopics = parseBool("auto.create.topics.enable")
+	c.DeleteTopicEnable = parseBool("delete.topic.enable")
+	c.SocketRequestMaxBytes = int32(parseInt("socket.request.max.bytes", 1, 1<<31-1))
+	c.NumIOThreads = int(parseInt("num.io.threads", 1, 1024))
+	c.QueuedMaxRequests = int(parseInt("queued.max.requests", 1, 1<<20))
+	c.RetentionCheckInterval = time.Duration(parseInt("log.retention.check.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
+	c.FlushSchedulerInterval = time.Duration(parseInt("log.flush.scheduler.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
+	c.CheckpointInterval = time.Duration(parseInt("log.flush.offset.checkpoint.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
+	c.ClusterID = get("cluster.id")
+	c.HTTPListener = get("kobs.http.listener")
+
+	// Topic-config synonyms. Kafka gives the finest unit precedence:
+	// log.retention.ms over .minutes over .hours, log.roll.ms over .hours.
+	synonyms := map[string]*topicConfigDef{}
+	for i := range topicConfigDefs {
+		if d := &topicConfigDefs[i]; d.brokerKey != "" {
+			synonyms[d.brokerKey] = d
+		}
+	}
+	for _, key := range props.Keys() {
+		def, ok := synonyms[key]
+		if !ok {
+			continue
+		}
+		v := get(key)
+		if err := def.validate(v); err != nil {
+			fail(key, err)
+			continue
+		}
+		c.TopicDefaults[def.name] = v
+	}
+	if !has("log.retention.ms") {
+		switch {
+		case has("log.retention.minutes"):
+			c.TopicDefaults["retention.ms"] = strconv.FormatInt(parseInt("log.retention.minutes", -1, maxLong/60000)*60000, 10)
+		case has("log.retention.hours"):
+			c.TopicDefaults["retention.ms"] = strconv.FormatInt(parseInt("log.retention.hours", -1, maxLong/3600000)*3600000, 10)
+		}
+		if v := c.TopicDefaults["retention.ms"]; strings.HasPrefix(v, "-") {
+			c.TopicDefaults["retention.ms"] = "-1" // any negative unit value means unlimited
+		}
+	}
+	if !has("log.roll.ms") && has("log.roll.hours") {
+		c.TopicDefaults["segment.ms"] = strconv.FormatInt(parseInt("log.roll.hours", 1, maxLong/3600000)*3600000, 10)
+	}
+	c.MessageMaxBytes = 1048588
+	if v, ok := c.TopicDefaults["max.message.bytes"]; ok {
+		n, _ := strconv.ParseInt(v, 10, 32)
+		c.MessageMaxBytes = int32(n)
+	}
+
+	for _, key := range props.Keys() {
+		if _, ok := brokerKeys[key]; ok {
+			continue
+		}
+		if _, ok := synonyms[key]; ok || acceptedKeys[key] || key == "log.retention.ms" || key == "log.roll.ms" {
+			continue
+		}
+		if key == "zookeeper.connect" {
+			c.Warnings = append(c.Warnings, "zookeeper.connect is ignored: kobs runs in KRaft mode only")
+			continue
+		}
+		c.Warnings = append(c.Warnings, fmt.Sprintf("unknown config key %q ignored", key))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return c, nil
+}
+
+// parseListeners parses "PLAINTEXT://host:port,NAME2://host:port".
+func parseListeners(s string) ([]Listener, error) {
+	var out []Listener
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, hostport, ok := strings.Cut(part, "://")
+		if !ok {
+			return nil, fmt.Errorf("%q: want NAME://host:port", part)
+		}
+		host, port, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", part, err)
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%q: bad port", part)
+		}
+		name = strings.ToUpper(name)
+		switch name {
+		case "SSL", "SASL_PLAINTEXT", "SASL_SSL":
+			return nil, fmt.Errorf("%q: security protocol %s is not supported by kobs yet; use PLAINTEXT", part, name)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("listener name %s used twice", name)
+		}
+		seen[name] = true
+		out = append(out, Listener{Name: name, Host: host, Port: int32(p)})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no listener given")
+	}
+	return out, nil
+}
+
+// advertiseDefaults advertises what we listen on, replacing a wildcard host
+// with this machine's name as Kafka does.
+func advertiseDefaults(ls []Listener) []Listener {
+	out := append([]Listener(nil), ls...)
+	for i := range out {
+		if out[i].Host == "" || out[i].Host == "0.0.0.0" || out[i].Host == "::" {
+			if h, err := os.Hostname(); err == nil {
+				out[i].Host = h
+			}
+		}
+	}
+	return out
+}

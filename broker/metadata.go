@@ -1,0 +1,196 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// This file owns what a single broker persists about itself and its topics
+// outside the partition logs. Kafka keeps topic metadata in the KRaft
+// metadata log; until kobs has its controller quorum, the broker keeps the
+// same facts (topic ids, partition counts, config overrides) in one JSON file
+// in the first log dir, written atomically. The per-log-dir meta.properties
+// and per-partition partition.metadata files are Kafka's own formats.
+
+const (
+	metaPropertiesFile = "meta.properties"
+	topicsFile         = "kobs-topics.json"
+	partitionMetaFile  = "partition.metadata"
+)
+
+// TopicID is a Kafka topic UUID.
+type TopicID [16]byte
+
+func newTopicID() TopicID {
+	var id TopicID
+	for id == (TopicID{}) {
+		_, _ = rand.Read(id[:])
+	}
+	return id
+}
+
+// String is Kafka's textual form: URL-safe base64 without padding.
+func (id TopicID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+func parseTopicID(s string) (TopicID, error) {
+	var id TopicID
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 16 {
+		return id, fmt.Errorf("bad topic id %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+type topicRecord struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"`
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+type topicsDoc struct {
+	Version int           `json:"version"`
+	Topics  []topicRecord `json:"topics"`
+}
+
+func readTopicsFile(dir string) ([]topicRecord, error) {
+	b, err := os.ReadFile(filepath.Join(dir, topicsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read topic metadata: %w", err)
+	}
+	var doc topicsDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, topicsFile), err)
+	}
+	return doc.Topics, nil
+}
+
+func writeTopicsFile(dir string, recs []topicRecord) error {
+	b, err := json.MarshalIndent(topicsDoc{Version: 1, Topics: recs}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, topicsFile), b)
+}
+
+// writeFileAtomic replaces path with data so that a crash leaves either the
+// old or the new content, never a torn file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// ensureMetaProperties reads or creates the log dir's meta.properties
+// (Kafka's KRaft format: version=1, cluster.id, node.id), refusing a dir
+// that belongs to another node or cluster.
+func ensureMetaProperties(dir string, nodeID int32, clusterID string) (string, error) {
+	path := filepath.Join(dir, metaPropertiesFile)
+	props, err := LoadProperties(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if clusterID == "" {
+			id := newTopicID() // same 16-byte random base64 form Kafka uses for cluster ids
+			clusterID = id.String()
+		}
+		content := "#\n#kobs\nversion=1\nnode.id=" + strconv.Itoa(int(nodeID)) + "\ncluster.id=" + clusterID + "\n"
+		return clusterID, writeFileAtomic(path, []byte(content))
+	case err != nil:
+		return "", err
+	}
+	if v, _ := props.Get("node.id"); v != strconv.Itoa(int(nodeID)) {
+		return "", fmt.Errorf("%s: node.id %s does not match configured node.id %d", path, v, nodeID)
+	}
+	existing, _ := props.Get("cluster.id")
+	if clusterID != "" && existing != clusterID {
+		return "", fmt.Errorf("%s: cluster.id %s does not match configured cluster.id %s", path, existing, clusterID)
+	}
+	return existing, nil
+}
+
+// writePartitionMetadata writes Kafka's partition.metadata file, which
+// ties a partition directory to its topic id.
+func writePartitionMetadata(dir string, id TopicID) error {
+	return writeFileAtomic(filepath.Join(dir, partitionMetaFile), []byte("version: 0\ntopic_id: "+id.String()+"\n"))
+}
+
+func readPartitionMetadata(dir string) (TopicID, error) {
+	b, err := os.ReadFile(filepath.Join(dir, partitionMetaFile))
+	if err != nil {
+		return TopicID{}, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "topic_id: "); ok {
+			return parseTopicID(strings.TrimSpace(v))
+		}
+	}
+	return TopicID{}, fmt.Errorf("%s: no topic_id", filepath.Join(dir, partitionMetaFile))
+}
+
+// parsePartitionDir splits "<topic>-<partition>" at the last dash.
+func parsePartitionDir(name string) (string, int32, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || p < 0 {
+		return "", 0, false
+	}
+	return name[:i], int32(p), true
+}
+
+// validateTopicName applies Kafka's Topic.validate rules.
+func validateTopicName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("topic name is empty")
+	case name == "." || name == "..":
+		return fmt.Errorf("topic name cannot be %q", name)
+	case len(name) > 249:
+		return fmt.Errorf("topic name is longer than 249 characters")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic name %q contains a character other than ASCII alphanumerics, '.', '_' and '-'", name)
+		}
+	}
+	return nil
+}
+
+// collisionName maps '.' to '_': Kafka refuses topics that collide in
+// metric names this way.
+func collisionName(name string) string { return strings.ReplaceAll(name, ".", "_") }

@@ -1,0 +1,304 @@
+package testcluster
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kobs-dev/kobs/broker"
+)
+
+type cfg struct {
+	dir   string
+	props map[string]string
+	log   io.Writer
+}
+
+// Opt configures a test broker.
+type Opt func(*cfg)
+
+// Dir makes the broker keep its data in dir (to restart on the same data),
+// overriding the default of a fresh t.TempDir().
+func Dir(dir string) Opt { return func(c *cfg) { c.dir = dir } }
+
+// Prop sets a server.properties key.
+func Prop(key, value string) Opt { return func(c *cfg) { c.props[key] = value } }
+
+// Logs sends the broker's log output to w instead of discarding it.
+func Logs(w io.Writer) Opt { return func(c *cfg) { c.log = w } }
+
+func newCfg(t testing.TB, opts []Opt) *cfg {
+	c := &cfg{props: map[string]string{
+		"node.id":                         "1",
+		"listeners":                       "PLAINTEXT://127.0.0.1:0",
+		"num.partitions":                  "1",
+		"auto.create.topics.enable":       "true",
+		"log.retention.check.interval.ms": "300000",
+		"kobs.http.listener":              "127.0.0.1:0",
+	}}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.dir == "" {
+		c.dir = t.TempDir()
+	}
+	c.props["log.dirs"] = c.dir
+	return c
+}
+
+func (c *cfg) properties() *broker.Properties {
+	p := broker.NewProperties()
+	for k, v := range c.props {
+		p.Set(k, v)
+	}
+	return p
+}
+
+// Broker is an in-process kobs broker bound to a free loopback port.
+type Broker struct {
+	*broker.Broker
+	Dir string
+}
+
+// Addr is the broker's bootstrap address.
+func (b *Broker) Addr() string { return b.Addrs()[0] }
+
+// Start runs a broker in this process and stops it when the test ends.
+func Start(t testing.TB, opts ...Opt) *Broker {
+	t.Helper()
+	c := newCfg(t, opts)
+	conf, err := broker.NewConfig(c.properties())
+	if err != nil {
+		t.Fatalf("testcluster: config: %v", err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if c.log != nil {
+		logger = slog.New(slog.NewTextHandler(c.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b, err := broker.New(conf, logger)
+	if err != nil {
+		t.Fatalf("testcluster: new broker: %v", err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatalf("testcluster: start broker: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return &Broker{Broker: b, Dir: c.dir}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/kobs once per test process and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = fmt.Errorf("go env GOMOD: %w", err)
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(out)))
+		dir, err := os.MkdirTemp("", "kobs-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "kobs")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/kobs")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/kobs: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("testcluster: %v", buildErr)
+	}
+	return binPath
+}
+
+// Process is a kobs broker running as its own process, for tests that kill
+// it (kill -9) or restart it on the same data.
+type Process struct {
+	t    testing.TB
+	c    *cfg
+	port string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+	logs *syncBuffer
+}
+
+// StartProcess starts `kobs broker` on a free port with a config file, and
+// kills it when the test ends. The port stays the same across Restart.
+func StartProcess(t testing.TB, opts ...Opt) *Process {
+	t.Helper()
+	c := newCfg(t, opts)
+	p := &Process{t: t, c: c, logs: &syncBuffer{}}
+	p.start()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("broker log:\n%s", p.Logs())
+		}
+	})
+	return p
+}
+
+// Addr is the broker's bootstrap address.
+func (p *Process) Addr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.addr }
+
+// Dir is the broker's log dir.
+func (p *Process) Dir() string { return p.c.dir }
+
+// Logs returns everything the broker process has logged so far.
+func (p *Process) Logs() string { return p.logs.String() }
+
+func (p *Process) start() {
+	t := p.t
+	t.Helper()
+	bin := Binary(t)
+	props := map[string]string{}
+	for k, v := range p.c.props {
+		props[k] = v
+	}
+	if p.port != "" {
+		props["listeners"] = "PLAINTEXT://127.0.0.1:" + p.port
+	}
+	var sb strings.Builder
+	for k, v := range props {
+		fmt.Fprintf(&sb, "%s=%s\n", k, v)
+	}
+	confPath := filepath.Join(t.TempDir(), "server.properties")
+	if err := os.WriteFile(confPath, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "broker", "--config", confPath)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = p.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kobs broker: %v", err)
+	}
+	ready := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.WriteString(line + "\n")
+			if strings.Contains(line, "kobs broker ready") {
+				for _, f := range strings.Fields(line) {
+					if v, ok := strings.CutPrefix(f, "listeners="); ok {
+						select {
+						case ready <- strings.Split(v, ",")[0]:
+						default:
+						}
+					}
+				}
+			}
+		}
+		_ = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case addr := <-ready:
+		p.mu.Lock()
+		p.cmd, p.addr, p.done = cmd, addr, done
+		p.port = addr[strings.LastIndexByte(addr, ':')+1:]
+		p.mu.Unlock()
+	case <-done:
+		t.Fatalf("kobs broker exited before ready:\n%s", p.logs.String())
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("kobs broker not ready after 60s:\n%s", p.logs.String())
+	}
+}
+
+// Kill sends SIGKILL (an unclean stop) and waits for the process to end.
+func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
+
+// Stop sends SIGTERM (a clean stop) and waits for the process to end.
+func (p *Process) Stop() { p.signal(syscall.SIGTERM) }
+
+func (p *Process) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Restart starts the broker again on the same data and port.
+func (p *Process) Restart() {
+	p.t.Helper()
+	p.start()
+}
+
+// Eventually polls cond every 50ms until it returns nil or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) WriteString(str string) {
+	s.mu.Lock()
+	s.b.WriteString(str)
+	s.mu.Unlock()
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

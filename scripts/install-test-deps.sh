@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# install-test-deps.sh: what `make test` needs on a fresh Debian machine, as root.
+# Idempotent: installs only what is missing, so a second run costs one dpkg query.
+set -euo pipefail
+
+# Debian packages: real clients written by others (interop tests) and
+# Prometheus (telemetry tests).
+pkgs=(kcat python3-kafka python3-confluent-kafka prometheus)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "install-test-deps: need root to apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "install-test-deps: apt-get install ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go modules.
+go mod download
