@@ -117,6 +117,11 @@ func (c *ProduceConfig) clientOpts() ([]kgo.Opt, error) {
 		kgo.RequiredAcks(acks),
 		kgo.ProducerBatchCompression(codec),
 		kgo.RecordDeliveryTimeout(c.DeliveryTimeout),
+		// Kafka's producer asks for auto-creation in its metadata requests
+		// (allow.auto.create.topics=true) and kgo does not by default; without
+		// this a broker with auto.create.topics.enable=true would answer
+		// UNKNOWN_TOPIC_OR_PARTITION for a new topic.
+		kgo.AllowAutoTopicCreation(),
 	}
 	if !c.Idempotent {
 		opts = append(opts, kgo.DisableIdempotentWrite())

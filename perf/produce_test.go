@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // Kafka's kafka-producer-perf-test line formats.
@@ -141,6 +142,19 @@ func TestProduceThroughputCap(t *testing.T) {
 	// much; the machine is shared, so it is loose.
 	require.GreaterOrEqual(t, res.RecordsPerSec, 1000.0, out.String())
 	require.GreaterOrEqual(t, res.Elapsed, 900*time.Millisecond)
+}
+
+// TestProduceAutoCreatesTopic: like Kafka's producer, ours must ask a broker
+// that allows it to create a missing topic.
+func TestProduceAutoCreatesTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(2))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	res, err := RunProduce(context.Background(), ProduceConfig{
+		Brokers: c.ListenAddrs(), Topic: "brand-new", NumRecords: 100, RecordSize: 10, Throughput: -1, Acks: "1",
+	}, &strings.Builder{})
+	require.NoError(t, err)
+	require.EqualValues(t, 100, res.Records)
 }
 
 // TestProduceUnreachableBroker must fail, count every record as failed and
