@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kobs-dev/kobs/tracing/store"
+)
+
+// newTracestoreCmd returns "kobs tracestore": the embedded
+// Elasticsearch-7-compatible trace store the shipper writes to by default.
+func newTracestoreCmd() *cobra.Command {
+	cfg := store.Config{}
+	cmd := &cobra.Command{
+		Use:   "tracestore",
+		Short: "Run the embedded Elasticsearch-compatible trace store (bleve)",
+		Long: "Serves the subset of the Elasticsearch 7 REST API that the trace shipper and the\n" +
+			"journey queries use, storing one bleve index per Elasticsearch index under --dir.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			s, err := store.Open(cfg)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				_ = s.Close()
+				return fmt.Errorf("tracestore: listen %s: %w", cfg.Addr, err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			fmt.Fprintf(cmd.OutOrStdout(), "tracestore ready on http://%s (dir %s)\n", ln.Addr(), cfg.Dir)
+			serr := s.Serve(ctx, ln)
+			if cerr := s.Close(); serr == nil {
+				serr = cerr
+			}
+			return serr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dir, "dir", "./data/tracestore", "directory holding the indexes")
+	f.StringVar(&cfg.Addr, "listen", store.DefaultAddr, "HTTP listen address (Elasticsearch's port by default)")
+	f.IntVar(&cfg.RetentionDays, "retention-days", 7, "delete indexes named *YYYY.MM.DD older than this many days; 0 keeps everything")
+	return cmd
+}

@@ -1,0 +1,363 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+)
+
+// bulkOp is one action of a _bulk request (or of a single-document API call,
+// which runs through the same code).
+type bulkOp struct {
+	action string // index, create, delete, update
+	index  string
+	id     string
+	autoID bool
+	source []byte // index/create document, update body
+}
+
+// shardsInfo is the "_shards" object of write and refresh responses. A
+// single-node store has one primary per index; replicas are reported as
+// configured but unassigned, as on a one-node Elasticsearch cluster.
+type shardsInfo struct {
+	Total      int  `json:"total"`
+	Successful int  `json:"successful"`
+	Skipped    *int `json:"skipped,omitempty"`
+	Failed     int  `json:"failed"`
+}
+
+// bulkItem is the body of one entry of a bulk response's "items" (and of
+// the single-document write APIs). Field order follows Elasticsearch.
+type bulkItem struct {
+	Index       string      `json:"_index"`
+	Type        string      `json:"_type"`
+	ID          string      `json:"_id"`
+	Version     int64       `json:"_version,omitempty"`
+	Result      string      `json:"result,omitempty"`
+	Shards      *shardsInfo `json:"_shards,omitempty"`
+	SeqNo       *int64      `json:"_seq_no,omitempty"`
+	PrimaryTerm int64       `json:"_primary_term,omitempty"`
+	Status      int         `json:"status"`
+	Error       *esError    `json:"error,omitempty"`
+}
+
+func failedItem(op *bulkOp, e *esError) bulkItem {
+	return bulkItem{Index: op.index, Type: "_doc", ID: op.id, Status: e.status, Error: e}
+}
+
+// parseBulk splits an NDJSON bulk body. Errors in action lines fail the whole
+// request (as in Elasticsearch); errors in sources are reported per item later.
+func parseBulk(body []byte, defaultIndex string) ([]*bulkOp, *esError) {
+	var ops []*bulkOp
+	line := 0
+	next := func() ([]byte, bool) {
+		for len(body) > 0 {
+			var l []byte
+			if i := bytes.IndexByte(body, '\n'); i >= 0 {
+				l, body = body[:i], body[i+1:]
+			} else {
+				l, body = body, nil
+			}
+			line++
+			l = bytes.TrimRight(l, "\r")
+			if len(bytes.TrimSpace(l)) > 0 {
+				return l, true
+			}
+		}
+		return nil, false
+	}
+	for {
+		actionLine, ok := next()
+		if !ok {
+			break
+		}
+		var action map[string]struct {
+			Index *string `json:"_index"`
+			ID    *string `json:"_id"`
+		}
+		if err := json.Unmarshal(actionLine, &action); err != nil || len(action) != 1 {
+			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected START_OBJECT or END_OBJECT but found [%s]", line, firstToken(actionLine))
+		}
+		op := &bulkOp{index: defaultIndex}
+		for name, meta := range action {
+			op.action = name
+			if meta.Index != nil {
+				op.index = *meta.Index
+			}
+			if meta.ID != nil {
+				op.id = *meta.ID
+			}
+		}
+		switch op.action {
+		case "index", "create", "update":
+			src, ok := next()
+			if !ok {
+				return nil, &esError{Type: "action_request_validation_exception",
+					Reason: "Validation Failed: 1: no requests added;", status: http.StatusBadRequest}
+			}
+			op.source = src
+		case "delete":
+		default:
+			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected field [create], [delete], [index] or [update] but found [%s]", line, op.action)
+		}
+		if op.index == "" {
+			return nil, &esError{Type: "action_request_validation_exception",
+				Reason: "Validation Failed: 1: index is missing;", status: http.StatusBadRequest}
+		}
+		if op.id == "" {
+			if op.action != "index" && op.action != "create" {
+				return nil, &esError{Type: "action_request_validation_exception",
+					Reason: "Validation Failed: 1: id is missing;", status: http.StatusBadRequest}
+			}
+			// Elasticsearch generates 20-character URL-safe ids.
+			op.id, op.autoID = randomID(15), true
+		}
+		if len(op.id) > 512 {
+			return nil, &esError{Type: "action_request_validation_exception",
+				Reason: fmt.Sprintf("Validation Failed: 1: id [%s] is too long, must be no longer than 512 bytes but was: %d;", op.id, len(op.id)),
+				status: http.StatusBadRequest}
+		}
+		ops = append(ops, op)
+	}
+	if len(ops) == 0 {
+		return nil, &esError{Type: "action_request_validation_exception",
+			Reason: "Validation Failed: 1: no requests added;", status: http.StatusBadRequest}
+	}
+	return ops, nil
+}
+
+func firstToken(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	t, err := dec.Token()
+	if err != nil {
+		return "VALUE_STRING"
+	}
+	switch t.(type) {
+	case json.Delim:
+		if t == json.Delim('[') {
+			return "START_ARRAY"
+		}
+		return "START_OBJECT"
+	case string:
+		return "VALUE_STRING"
+	case float64:
+		return "VALUE_NUMBER"
+	case bool:
+		return "VALUE_BOOLEAN"
+	}
+	return "VALUE_NULL"
+}
+
+// updateBody is the subset of the update API's body we implement.
+type updateBody struct {
+	Doc         json.RawMessage `json:"doc"`
+	Upsert      json.RawMessage `json:"upsert"`
+	DocAsUpsert bool            `json:"doc_as_upsert"`
+	DetectNoop  *bool           `json:"detect_noop"`
+	Script      json.RawMessage `json:"script"`
+}
+
+// apply runs ops (all for this index) in order as one bleve batch and fills
+// out[k] for ops[k]. Nothing is acknowledged unless the batch is durably
+// written: scorch's Batch returns only after the segment is persisted, so a
+// successful item means the document survives a crash.
+func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
+	i.writeMu.Lock()
+	defer i.writeMu.Unlock()
+
+	replicas := i.meta.Settings.Replicas
+	shards := &shardsInfo{Total: 1 + replicas, Successful: 1}
+	b := &docBuilder{ms: i.mapping.Load()}
+	batch := i.bi.NewBatch()
+	overlay := map[string]*storedDoc{}
+	lookup := func(op *bulkOp) (*storedDoc, error) {
+		if d, ok := overlay[op.id]; ok {
+			return d, nil
+		}
+		if op.autoID {
+			d := &storedDoc{}
+			overlay[op.id] = d
+			return d, nil
+		}
+		d, err := i.load(op.id)
+		if err != nil {
+			return nil, err
+		}
+		overlay[op.id] = &d
+		return &d, nil
+	}
+	seq := i.seqNo
+	var pending []int // items whose success depends on the batch
+	ok := func(k int, op *bulkOp, result string, status int, version, seqNo int64) {
+		s := seqNo
+		out[k] = bulkItem{Index: i.name, Type: "_doc", ID: op.id, Version: version, Result: result,
+			Shards: shards, SeqNo: &s, PrimaryTerm: 1, Status: status}
+		pending = append(pending, k)
+	}
+	write := func(k int, op *bulkOp, cur *storedDoc, src []byte, obj map[string]any, created bool) {
+		version := cur.version + 1
+		if !cur.exists && cur.version == 0 {
+			version = 1
+		}
+		doc, e := b.build(op.id, src, obj, version, seq+1)
+		if e != nil {
+			out[k] = failedItem(op, e)
+			return
+		}
+		if err := batch.IndexAdvanced(doc); err != nil {
+			out[k] = failedItem(op, writeFailure(i.name, err))
+			return
+		}
+		seq++
+		*cur = storedDoc{exists: true, source: src, version: version, seqNo: seq}
+		result, status := "updated", http.StatusOK
+		if created {
+			result, status = "created", http.StatusCreated
+		}
+		ok(k, op, result, status, version, seq)
+	}
+
+	for k, op := range ops {
+		op.index = i.name
+		cur, err := lookup(op)
+		if err != nil {
+			out[k] = failedItem(op, writeFailure(i.name, err))
+			continue
+		}
+		switch op.action {
+		case "index", "create":
+			if op.action == "create" && cur.exists {
+				out[k] = failedItem(op, errVersionConflict(i.name, i.meta.UUID, op.id, cur.version))
+				continue
+			}
+			obj, err := decodeSource(op.source)
+			if err != nil {
+				out[k] = failedItem(op, errMapperParsing(errJSONParse(err), "failed to parse"))
+				continue
+			}
+			write(k, op, cur, op.source, obj, !cur.exists)
+		case "delete":
+			seq++
+			if !cur.exists {
+				v := cur.version + 1
+				out[k] = bulkItem{Index: i.name, Type: "_doc", ID: op.id, Version: v, Result: "not_found",
+					Shards: shards, SeqNo: ptr(seq), PrimaryTerm: 1, Status: http.StatusNotFound}
+				pending = append(pending, k)
+				continue
+			}
+			batch.Delete(op.id)
+			*cur = storedDoc{version: cur.version + 1, seqNo: seq}
+			ok(k, op, "deleted", http.StatusOK, cur.version, seq)
+		case "update":
+			var ub updateBody
+			if err := json.Unmarshal(op.source, &ub); err != nil {
+				out[k] = failedItem(op, errParsing("failed to parse update request: %v", err))
+				continue
+			}
+			if len(ub.Script) > 0 {
+				out[k] = failedItem(op, errIllegalArgument("scripted updates are not supported by kobs tracestore"))
+				continue
+			}
+			if len(ub.Doc) == 0 {
+				out[k] = failedItem(op, &esError{Type: "action_request_validation_exception",
+					Reason: "Validation Failed: 1: script or doc is missing;", status: http.StatusBadRequest})
+				continue
+			}
+			partial, err := decodeSource(ub.Doc)
+			if err != nil {
+				out[k] = failedItem(op, errMapperParsing(errJSONParse(err), "failed to parse"))
+				continue
+			}
+			if !cur.exists {
+				var src []byte
+				switch {
+				case len(ub.Upsert) > 0:
+					src = ub.Upsert
+				case ub.DocAsUpsert:
+					src = ub.Doc
+				default:
+					out[k] = failedItem(op, errDocumentMissing(i.name, i.meta.UUID, op.id))
+					continue
+				}
+				obj, err := decodeSource(src)
+				if err != nil {
+					out[k] = failedItem(op, errMapperParsing(errJSONParse(err), "failed to parse"))
+					continue
+				}
+				write(k, op, cur, src, obj, true)
+				continue
+			}
+			old, err := decodeSource(cur.source)
+			if err != nil {
+				out[k] = failedItem(op, writeFailure(i.name, fmt.Errorf("stored source of [%s] is corrupt: %w", op.id, err)))
+				continue
+			}
+			merged, changed := mergeSource(old, partial)
+			if !changed && (ub.DetectNoop == nil || *ub.DetectNoop) {
+				s := cur.seqNo
+				out[k] = bulkItem{Index: i.name, Type: "_doc", ID: op.id, Version: cur.version, Result: "noop",
+					Shards: &shardsInfo{}, SeqNo: &s, PrimaryTerm: 1, Status: http.StatusOK}
+				continue
+			}
+			src, err := json.Marshal(merged)
+			if err != nil {
+				out[k] = failedItem(op, writeFailure(i.name, err))
+				continue
+			}
+			write(k, op, cur, src, merged, false)
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	batch.SetInternal(keySeqNo, []byte(strconv.FormatInt(seq, 10)))
+	if b.changed {
+		batch.SetInternal(keyMeta, i.metaWith(b.ms.root))
+	}
+	if err := i.bi.Batch(batch); err != nil {
+		// Nothing of this batch is acknowledged: every item that would have
+		// been written fails, so the shipper retries and does not commit.
+		e := writeFailure(i.name, err)
+		for _, k := range pending {
+			out[k] = failedItem(&bulkOp{index: i.name, id: out[k].ID}, e)
+		}
+		return
+	}
+	i.seqNo = seq
+	if b.changed {
+		i.meta.Mappings = b.ms.root
+		i.mapping.Store(b.ms)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// mergeSource applies a partial document like Elasticsearch's update API:
+// objects merge recursively, everything else is replaced. changed reports
+// whether the result differs from old (for noop detection).
+func mergeSource(old, partial map[string]any) (map[string]any, bool) {
+	changed := false
+	out := make(map[string]any, len(old)+len(partial))
+	for k, v := range old {
+		out[k] = v
+	}
+	for k, pv := range partial {
+		ov, exists := out[k]
+		om, oIsMap := ov.(map[string]any)
+		pm, pIsMap := pv.(map[string]any)
+		if exists && oIsMap && pIsMap {
+			m, c := mergeSource(om, pm)
+			out[k] = m
+			changed = changed || c
+			continue
+		}
+		if !exists || !reflect.DeepEqual(ov, pv) {
+			changed = true
+		}
+		out[k] = pv
+	}
+	return out, changed
+}

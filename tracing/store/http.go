@@ -1,0 +1,742 @@
+package store
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxBodyBytes is Elasticsearch's http.max_content_length default (100mb).
+const maxBodyBytes = 100 << 20
+
+// Handler returns the Elasticsearch-compatible REST handler.
+func (s *Store) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// request bundles what every handler needs.
+type request struct {
+	w      http.ResponseWriter
+	r      *http.Request
+	params url.Values
+	pretty bool
+}
+
+func (rq *request) json(status int, v any) {
+	h := rq.w.Header()
+	h.Set("Content-Type", "application/json; charset=UTF-8")
+	if rq.r.Method == http.MethodHead {
+		rq.w.WriteHeader(status)
+		return
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// Sources are returned as stored; Go's default HTML escaping would
+	// rewrite <, > and & inside them.
+	enc.SetEscapeHTML(false)
+	if rq.pretty {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		http.Error(rq.w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	rq.w.WriteHeader(status)
+	_, _ = rq.w.Write(buf.Bytes())
+}
+
+func (rq *request) fail(err error) {
+	e := asESError(err)
+	if e.status == 0 {
+		e.status = statusOf(err)
+	}
+	rq.json(e.status, envelope(e))
+}
+
+// body reads the request body, transparently gunzipping it (olivere's
+// SetGzip) and enforcing maxBodyBytes.
+func (rq *request) body() ([]byte, *esError) {
+	var rd io.Reader = http.MaxBytesReader(rq.w, rq.r.Body, maxBodyBytes)
+	if strings.EqualFold(rq.r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, errParsing("invalid gzip request body: %v", err)
+		}
+		defer zr.Close()
+		rd = io.LimitReader(zr, maxBodyBytes+1)
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || len(b) > maxBodyBytes {
+			return nil, &esError{Type: "content_too_long_exception",
+				Reason: fmt.Sprintf("request body is too large; the limit is [%d] bytes", maxBodyBytes), status: http.StatusRequestEntityTooLarge}
+		}
+		return nil, errParsing("failed to read request body: %v", err)
+	}
+	if len(b) > maxBodyBytes {
+		return nil, &esError{Type: "content_too_long_exception",
+			Reason: fmt.Sprintf("request body is too large; the limit is [%d] bytes", maxBodyBytes), status: http.StatusRequestEntityTooLarge}
+	}
+	return b, nil
+}
+
+func (rq *request) methodNotAllowed(allowed ...string) {
+	rq.w.Header().Set("Allow", strings.Join(allowed, ","))
+	rq.json(http.StatusMethodNotAllowed, map[string]any{
+		"error":  fmt.Sprintf("Incorrect HTTP method for uri [%s] and method [%s], allowed: [%s]", rq.r.URL.RequestURI(), rq.r.Method, strings.Join(allowed, ", ")),
+		"status": http.StatusMethodNotAllowed,
+	})
+}
+
+func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	// Official Elasticsearch clients (7.14+) refuse servers without it.
+	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	rq := &request{w: w, r: r, params: r.URL.Query()}
+	_, rq.pretty = rq.params["pretty"]
+	defer func() {
+		// A bug in one request must not take the store down; report it as
+		// Elasticsearch reports unexpected exceptions.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "uri", r.URL.RequestURI(), "panic", v)
+			rq.fail(&esError{Type: "exception", Reason: fmt.Sprint(v), status: http.StatusInternalServerError})
+		}
+	}()
+	var parts []string
+	for _, p := range strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/") {
+		if p == "" {
+			continue
+		}
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			rq.fail(errIllegalArgument("invalid path segment [%s]", p))
+			return
+		}
+		parts = append(parts, u)
+	}
+	m := r.Method
+	switch {
+	case len(parts) == 0:
+		if m != http.MethodGet && m != http.MethodHead {
+			rq.methodNotAllowed("HEAD", "GET")
+			return
+		}
+		s.handleInfo(rq)
+		return
+	case parts[0] == "_bulk" && len(parts) == 1:
+		if m != http.MethodPost && m != http.MethodPut {
+			rq.methodNotAllowed("POST", "PUT")
+			return
+		}
+		s.handleBulk(rq, "")
+		return
+	case parts[0] == "_search" && len(parts) == 1:
+		s.handleSearch(rq, "_all", false)
+		return
+	case parts[0] == "_count" && len(parts) == 1:
+		s.handleSearch(rq, "_all", true)
+		return
+	case parts[0] == "_refresh" && len(parts) == 1, parts[0] == "_flush" && len(parts) == 1:
+		s.handleRefresh(rq, "_all")
+		return
+	case parts[0] == "_mapping" && len(parts) == 1:
+		s.handleGetIndex(rq, "_all", true)
+		return
+	case parts[0] == "_cat" && len(parts) >= 2 && parts[1] == "indices":
+		expr := "_all"
+		if len(parts) > 2 {
+			expr = parts[2]
+		}
+		s.handleCatIndices(rq, expr)
+		return
+	case parts[0] == "_cluster" && len(parts) >= 2 && parts[1] == "health":
+		s.handleHealth(rq)
+		return
+	}
+	idx := parts[0]
+	if len(parts) == 1 {
+		switch m {
+		case http.MethodPut, http.MethodPost:
+			s.handleCreateIndex(rq, idx)
+		case http.MethodHead:
+			s.handleIndexExists(rq, idx)
+		case http.MethodGet:
+			s.handleGetIndex(rq, idx, false)
+		case http.MethodDelete:
+			s.handleDeleteIndex(rq, idx)
+		default:
+			rq.methodNotAllowed("HEAD", "GET", "PUT", "POST", "DELETE")
+		}
+		return
+	}
+	switch parts[1] {
+	case "_bulk":
+		if len(parts) == 2 && (m == http.MethodPost || m == http.MethodPut) {
+			s.handleBulk(rq, idx)
+			return
+		}
+	case "_search":
+		if len(parts) == 2 {
+			s.handleSearch(rq, idx, false)
+			return
+		}
+	case "_count":
+		if len(parts) == 2 {
+			s.handleSearch(rq, idx, true)
+			return
+		}
+	case "_refresh", "_flush":
+		if len(parts) == 2 {
+			s.handleRefresh(rq, idx)
+			return
+		}
+	case "_mapping", "_mappings":
+		if len(parts) == 2 {
+			if m == http.MethodGet || m == http.MethodHead {
+				s.handleGetIndex(rq, idx, true)
+			} else {
+				s.handlePutMapping(rq, idx)
+			}
+			return
+		}
+	case "_doc", "_create", "_update", "_source":
+		s.handleDoc(rq, idx, parts[1], parts[2:])
+		return
+	}
+	if strings.HasPrefix(parts[1], "_") {
+		rq.fail(errIllegalArgument("no handler found for uri [%s] and method [%s]", r.URL.RequestURI(), m))
+		return
+	}
+	// Elasticsearch 7 would treat /{index}/{type}/... as a typed API; types
+	// are gone, and we do not emulate the deprecated forms.
+	rq.fail(errIllegalArgument("no handler found for uri [%s] and method [%s]", r.URL.RequestURI(), m))
+}
+
+func (s *Store) handleInfo(rq *request) {
+	host, _ := os.Hostname()
+	rq.json(http.StatusOK, map[string]any{
+		"name":         host,
+		"cluster_name": "kobs-tracestore",
+		"cluster_uuid": s.uuid,
+		"version": map[string]any{
+			"number":                              "7.17.0",
+			"build_flavor":                        "default",
+			"build_type":                          "kobs",
+			"build_hash":                          "kobs-tracestore",
+			"build_date":                          "2022-01-28T08:36:04.875279988Z",
+			"build_snapshot":                      false,
+			"lucene_version":                      "8.11.1",
+			"minimum_wire_compatibility_version":  "6.8.0",
+			"minimum_index_compatibility_version": "6.0.0-beta1",
+		},
+		"tagline": "You Know, for Search",
+	})
+}
+
+func resolveParams(p url.Values, wildcardDefault bool) resolveOpts {
+	o := resolveOpts{ignoreUnavailable: p.Get("ignore_unavailable") == "true", allowNoIndices: wildcardDefault}
+	if v := p.Get("allow_no_indices"); v != "" {
+		o.allowNoIndices = v == "true"
+	}
+	return o
+}
+
+// pin resolves an index expression and pins every index for the operation.
+func (s *Store) pin(expr string, o resolveOpts) (*target, *esError) {
+	names, err := resolveExpression(expr, s.names(), o)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{}
+	for _, n := range names {
+		idx, err := s.acquireIndex(n)
+		if err != nil {
+			if o.ignoreUnavailable || strings.Contains(expr, "*") || expr == "_all" {
+				continue // deleted between resolve and pin
+			}
+			t.release()
+			return nil, err
+		}
+		t.indexes = append(t.indexes, idx)
+	}
+	return t, nil
+}
+
+func (s *Store) handleSearch(rq *request, expr string, countOnly bool) {
+	m := rq.r.Method
+	if m != http.MethodGet && m != http.MethodPost {
+		rq.methodNotAllowed("GET", "POST")
+		return
+	}
+	start := time.Now()
+	body, err := rq.body()
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	req, err := parseSearchRequest(body, rq.params, countOnly)
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	t, err := s.pin(expr, resolveParams(rq.params, true))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer t.release()
+	if countOnly {
+		resp, err := t.count(rq.r.Context(), req, s.now())
+		if err != nil {
+			rq.fail(err)
+			return
+		}
+		rq.json(http.StatusOK, resp)
+		return
+	}
+	resp, err := t.search(rq.r.Context(), req, s.now())
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	resp.Took = time.Since(start).Milliseconds()
+	rq.json(http.StatusOK, resp)
+}
+
+func (s *Store) handleRefresh(rq *request, expr string) {
+	if rq.r.Method != http.MethodGet && rq.r.Method != http.MethodPost {
+		rq.methodNotAllowed("GET", "POST")
+		return
+	}
+	// Writes are visible (and durable) when the bulk returns, so refresh has
+	// nothing to do but validate the indexes and answer in ES's shape.
+	t, err := s.pin(expr, resolveParams(rq.params, true))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer t.release()
+	total, ok := 0, 0
+	for _, i := range t.indexes {
+		total += 1 + i.meta.Settings.Replicas
+		ok++
+	}
+	rq.json(http.StatusOK, map[string]any{"_shards": shardsInfo{Total: total, Successful: ok}})
+}
+
+func (s *Store) handleCreateIndex(rq *request, name string) {
+	body, err := rq.body()
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	if e := validateIndexName(name); e != nil {
+		rq.fail(e)
+		return
+	}
+	root, settings, err := parseCreateBody(body)
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	if _, err := s.createIndex(name, root, settings); err != nil {
+		rq.fail(err)
+		return
+	}
+	rq.json(http.StatusOK, map[string]any{"acknowledged": true, "shards_acknowledged": true, "index": name})
+}
+
+func (s *Store) handleIndexExists(rq *request, expr string) {
+	names, err := resolveExpression(expr, s.names(), resolveParams(rq.params, false))
+	if err != nil || len(names) == 0 {
+		rq.w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	rq.w.WriteHeader(http.StatusOK)
+}
+
+func (s *Store) handleDeleteIndex(rq *request, expr string) {
+	names, err := resolveExpression(expr, s.names(), resolveParams(rq.params, true))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	if derr := s.deleteIndexes(names); derr != nil {
+		rq.fail(writeFailure(expr, derr))
+		return
+	}
+	rq.json(http.StatusOK, map[string]any{"acknowledged": true})
+}
+
+func (s *Store) handleGetIndex(rq *request, expr string, mappingOnly bool) {
+	if rq.r.Method != http.MethodGet && rq.r.Method != http.MethodHead {
+		rq.methodNotAllowed("GET", "HEAD")
+		return
+	}
+	t, err := s.pin(expr, resolveParams(rq.params, true))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer t.release()
+	out := map[string]any{}
+	for _, i := range t.indexes {
+		mappings := i.mapping.Load().root
+		if mappingOnly {
+			out[i.name] = map[string]any{"mappings": mappings}
+			continue
+		}
+		out[i.name] = map[string]any{
+			"aliases":  map[string]any{},
+			"mappings": mappings,
+			"settings": map[string]any{"index": map[string]any{
+				"creation_date":      strconv.FormatInt(i.meta.CreationDate, 10),
+				"number_of_shards":   strconv.Itoa(i.meta.Settings.Shards),
+				"number_of_replicas": strconv.Itoa(i.meta.Settings.Replicas),
+				"uuid":               i.meta.UUID,
+				"version":            map[string]any{"created": "7170099"},
+				"provided_name":      i.name,
+			}},
+		}
+	}
+	rq.json(http.StatusOK, out)
+}
+
+func (s *Store) handlePutMapping(rq *request, expr string) {
+	body, err := rq.body()
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	var raw json.RawMessage
+	if e := strictUnmarshal(body, &raw); e != nil {
+		rq.fail(e)
+		return
+	}
+	root, err := parseMappings(raw)
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	t, err := s.pin(expr, resolveParams(rq.params, false))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer t.release()
+	for _, i := range t.indexes {
+		if err := i.putMapping(root); err != nil {
+			rq.fail(err)
+			return
+		}
+	}
+	rq.json(http.StatusOK, map[string]any{"acknowledged": true})
+}
+
+func (s *Store) handleBulk(rq *request, defaultIndex string) {
+	start := time.Now()
+	body, err := rq.body()
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	ops, err := parseBulk(body, defaultIndex)
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	out := s.runOps(ops)
+	items := make([]map[string]*bulkItem, len(ops))
+	failed := false
+	for k, op := range ops {
+		items[k] = map[string]*bulkItem{op.action: &out[k]}
+		if out[k].Error != nil {
+			failed = true
+		}
+	}
+	rq.json(http.StatusOK, map[string]any{"took": time.Since(start).Milliseconds(), "errors": failed, "items": items})
+}
+
+// runOps executes ops grouped per index, preserving per-index order, and
+// returns one result per op.
+func (s *Store) runOps(ops []*bulkOp) []bulkItem {
+	out := make([]bulkItem, len(ops))
+	var order []string
+	groups := map[string][]int{}
+	for k, op := range ops {
+		if _, ok := groups[op.index]; !ok {
+			order = append(order, op.index)
+		}
+		groups[op.index] = append(groups[op.index], k)
+	}
+	for _, name := range order {
+		pos := groups[name]
+		idx, err := s.indexForWrite(name)
+		if err != nil {
+			for _, k := range pos {
+				out[k] = failedItem(ops[k], err)
+			}
+			continue
+		}
+		gops := make([]*bulkOp, len(pos))
+		for j, k := range pos {
+			gops[j] = ops[k]
+		}
+		gout := make([]bulkItem, len(pos))
+		idx.apply(gops, gout)
+		idx.release()
+		for j, k := range pos {
+			out[k] = gout[j]
+		}
+	}
+	return out
+}
+
+// writeResponse is the body of the single-document write APIs: a bulk item
+// without "status".
+type writeResponse struct {
+	Index       string      `json:"_index"`
+	Type        string      `json:"_type"`
+	ID          string      `json:"_id"`
+	Version     int64       `json:"_version"`
+	Result      string      `json:"result"`
+	Shards      *shardsInfo `json:"_shards"`
+	SeqNo       *int64      `json:"_seq_no"`
+	PrimaryTerm int64       `json:"_primary_term"`
+}
+
+func (s *Store) handleDoc(rq *request, index, api string, rest []string) {
+	m := rq.r.Method
+	if len(rest) > 1 {
+		rq.fail(errIllegalArgument("no handler found for uri [%s] and method [%s]", rq.r.URL.RequestURI(), m))
+		return
+	}
+	id := ""
+	if len(rest) == 1 {
+		id = rest[0]
+	}
+	switch {
+	case api == "_doc" && id != "" && (m == http.MethodGet || m == http.MethodHead), api == "_source" && id != "":
+		s.handleGetDoc(rq, index, id, api == "_source")
+		return
+	case api == "_doc" && id != "" && m == http.MethodDelete:
+		if err := validateIndexName(index); err != nil {
+			rq.fail(err)
+			return
+		}
+		idx, err := s.acquireIndex(index)
+		if err != nil {
+			rq.fail(err)
+			return
+		}
+		out := make([]bulkItem, 1)
+		idx.apply([]*bulkOp{{action: "delete", index: index, id: id}}, out)
+		idx.release()
+		s.writeDocResponse(rq, out[0])
+		return
+	case (api == "_doc" || api == "_create") && (m == http.MethodPut || m == http.MethodPost),
+		api == "_update" && m == http.MethodPost && id != "":
+		if id == "" && (m == http.MethodPut || api == "_create") {
+			rq.methodNotAllowed("POST")
+			return
+		}
+		body, err := rq.body()
+		if err != nil {
+			rq.fail(err)
+			return
+		}
+		op := &bulkOp{action: "index", index: index, id: id, source: bytes.TrimSpace(body)}
+		switch {
+		case api == "_create" || rq.params.Get("op_type") == "create":
+			op.action = "create"
+		case api == "_update":
+			op.action = "update"
+		}
+		if id == "" {
+			op.id, op.autoID = randomID(15), true
+		}
+		out := s.runOps([]*bulkOp{op})
+		s.writeDocResponse(rq, out[0])
+		return
+	}
+	rq.methodNotAllowed("GET", "HEAD", "PUT", "POST", "DELETE")
+}
+
+func (s *Store) writeDocResponse(rq *request, it bulkItem) {
+	if it.Error != nil {
+		rq.fail(it.Error)
+		return
+	}
+	rq.json(it.Status, writeResponse{Index: it.Index, Type: "_doc", ID: it.ID, Version: it.Version, Result: it.Result,
+		Shards: it.Shards, SeqNo: it.SeqNo, PrimaryTerm: it.PrimaryTerm})
+}
+
+func (s *Store) handleGetDoc(rq *request, index, id string, sourceOnly bool) {
+	if err := validateIndexName(index); err != nil {
+		rq.fail(err)
+		return
+	}
+	idx, err := s.acquireIndex(index)
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer idx.release()
+	d, lerr := idx.load(id)
+	if lerr != nil {
+		rq.fail(&esError{Type: "exception", Reason: lerr.Error(), status: http.StatusInternalServerError})
+		return
+	}
+	if sourceOnly {
+		if !d.exists {
+			rq.fail(&esError{Type: "resource_not_found_exception",
+				Reason: fmt.Sprintf("Document not found [%s]/[_doc]/[%s]", index, id), status: http.StatusNotFound})
+			return
+		}
+		rq.json(http.StatusOK, json.RawMessage(d.source))
+		return
+	}
+	if !d.exists {
+		rq.json(http.StatusNotFound, map[string]any{"_index": index, "_type": "_doc", "_id": id, "found": false})
+		return
+	}
+	var src json.RawMessage = d.source
+	sf := sourceFilter{}
+	if v := rq.params.Get("_source"); v == "false" {
+		sf.disabled = true
+	} else if v != "" && v != "true" {
+		sf.includes = strings.Split(v, ",")
+	}
+	if v := rq.params.Get("_source_includes"); v != "" {
+		sf.includes = strings.Split(v, ",")
+	}
+	if v := rq.params.Get("_source_excludes"); v != "" {
+		sf.excludes = strings.Split(v, ",")
+	}
+	resp := struct {
+		Index       string          `json:"_index"`
+		Type        string          `json:"_type"`
+		ID          string          `json:"_id"`
+		Version     int64           `json:"_version"`
+		SeqNo       int64           `json:"_seq_no"`
+		PrimaryTerm int64           `json:"_primary_term"`
+		Found       bool            `json:"found"`
+		Source      json.RawMessage `json:"_source,omitempty"`
+	}{Index: index, Type: "_doc", ID: id, Version: d.version, SeqNo: d.seqNo, PrimaryTerm: 1, Found: true}
+	if !sf.disabled {
+		resp.Source = sf.apply(src)
+	}
+	rq.json(http.StatusOK, resp)
+}
+
+func (s *Store) handleCatIndices(rq *request, expr string) {
+	t, err := s.pin(expr, resolveParams(rq.params, true))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer t.release()
+	type row struct {
+		Health       string `json:"health"`
+		Status       string `json:"status"`
+		Index        string `json:"index"`
+		UUID         string `json:"uuid"`
+		Pri          string `json:"pri"`
+		Rep          string `json:"rep"`
+		DocsCount    string `json:"docs.count"`
+		DocsDeleted  string `json:"docs.deleted"`
+		StoreSize    string `json:"store.size"`
+		PriStoreSize string `json:"pri.store.size"`
+	}
+	rows := make([]row, 0, len(t.indexes))
+	for _, i := range t.indexes {
+		health := "green"
+		if i.meta.Settings.Replicas > 0 {
+			health = "yellow" // replicas cannot be assigned on one node
+		}
+		size := humanBytes(dirSize(i.path))
+		rows = append(rows, row{Health: health, Status: "open", Index: i.name, UUID: i.meta.UUID,
+			Pri: strconv.Itoa(i.meta.Settings.Shards), Rep: strconv.Itoa(i.meta.Settings.Replicas),
+			DocsCount: strconv.FormatUint(i.docCount(), 10), DocsDeleted: "0", StoreSize: size, PriStoreSize: size})
+	}
+	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.Index, b.Index) })
+	if rq.params.Get("format") == "json" {
+		rq.json(http.StatusOK, rows)
+		return
+	}
+	var buf bytes.Buffer
+	if _, ok := rq.params["v"]; ok {
+		buf.WriteString("health status index uuid pri rep docs.count docs.deleted store.size pri.store.size\n")
+	}
+	for _, r := range rows {
+		fmt.Fprintf(&buf, "%s %s %s %s %s %s %s %s %s %s\n", r.Health, r.Status, r.Index, r.UUID, r.Pri, r.Rep,
+			r.DocsCount, r.DocsDeleted, r.StoreSize, r.PriStoreSize)
+	}
+	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	_, _ = rq.w.Write(buf.Bytes())
+}
+
+func (s *Store) handleHealth(rq *request) {
+	names := s.names()
+	unassigned := 0
+	for _, n := range names {
+		if i := s.get(n); i != nil {
+			unassigned += i.meta.Settings.Replicas
+		}
+	}
+	status := "green"
+	if unassigned > 0 {
+		status = "yellow"
+	}
+	pct := 100.0
+	if len(names)+unassigned > 0 {
+		pct = 100 * float64(len(names)) / float64(len(names)+unassigned)
+	}
+	rq.json(http.StatusOK, map[string]any{
+		"cluster_name": "kobs-tracestore", "status": status, "timed_out": false,
+		"number_of_nodes": 1, "number_of_data_nodes": 1,
+		"active_primary_shards": len(names), "active_shards": len(names),
+		"relocating_shards": 0, "initializing_shards": 0, "unassigned_shards": unassigned,
+		"delayed_unassigned_shards": 0, "number_of_pending_tasks": 0, "number_of_in_flight_fetch": 0,
+		"task_max_waiting_in_queue_millis": 0, "active_shards_percent_as_number": pct,
+	})
+}
+
+func dirSize(path string) int64 {
+	var n int64
+	_ = filepath.WalkDir(path, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fgb", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fmb", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fkb", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%db", n)
+}
