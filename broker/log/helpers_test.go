@@ -220,3 +220,13 @@ func fileSize(tb testing.TB, p string) int64 {
 	require.NoError(tb, err)
 	return st.Size()
 }
+
+func readFileSize(p string) (int64, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func osTruncate(p string, n int64) error { return os.Truncate(p, n) }
