@@ -205,7 +205,9 @@ func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "_mapping", "_mappings":
-		if len(parts) == 2 {
+		// olivere's GetMapping asks for /{index}/_mapping/_all (a type
+		// wildcard from the 6.x API); with one type per index it is the same.
+		if len(parts) == 2 || (len(parts) == 3 && (parts[2] == "_all" || parts[2] == "_doc")) {
 			if m == http.MethodGet || m == http.MethodHead {
 				s.handleGetIndex(rq, idx, true)
 			} else {
