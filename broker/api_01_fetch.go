@@ -119,6 +119,9 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
+			// Kafka always sends a (possibly empty) records field;
+			// librdkafka rejects a null one ("invalid MessageSetSize -1").
+			sp.RecordBatches = []byte{}
 			t, p := b.lookup(rt.Topic, rp.Partition)
 			switch {
 			case t == nil || p == nil:
@@ -139,7 +142,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 					sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				case err != nil:
 					sp.ErrorCode = kerr.KafkaStorageError.Code
-				default:
+				case len(data) > 0:
 					sp.RecordBatches = data
 					total += len(data)
 					remaining -= int32(min(len(data), int(remaining)))
