@@ -124,8 +124,8 @@ func TestErrorShapes(t *testing.T) {
 		mapper := items[2].(map[string]any)["index"].(map[string]any)
 		require.EqualValues(t, 400, mapper["status"])
 		require.Equal(t, map[string]any{
-			"type": "mapper_parsing_exception",
-			"reason": "failed to parse field [n] of type [long] in document with id '2'. Preview of field's value: 'abc'",
+			"type":      "mapper_parsing_exception",
+			"reason":    "failed to parse field [n] of type [long] in document with id '2'. Preview of field's value: 'abc'",
 			"caused_by": map[string]any{"type": "number_format_exception", "reason": `For input string: "abc"`},
 		}, mapper["error"])
 		bad := items[3].(map[string]any)["index"].(map[string]any)

@@ -255,8 +255,10 @@ func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) 
 		// Filters do not score, as in Elasticsearch.
 		out.AddFilter(query.NewConjunctionQuery(keptFilter))
 	}
-	if len(keptMust) == 0 && len(keptShould) == 0 && len(keptNot) > 0 && len(keptFilter) == 0 {
-		// Pure negation: be explicit about the positive side.
+	if len(keptMust) == 0 && (minShould == 0 || len(keptShould) == 0) {
+		// bleve requires a should clause when there is no must clause;
+		// Elasticsearch does not when minimum_should_match is 0 (a bool with
+		// filter or must_not). Anchor the positive side explicitly.
 		out.AddMust(query.NewMatchAllQuery())
 	}
 	if boost != nil {
