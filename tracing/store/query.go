@@ -247,6 +247,13 @@ func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) 
 		}
 		return q, nil
 	}
+	if len(keptMust) == 0 && minShould == 0 && len(keptFilter) > 0 {
+		// Without scoring clauses the filters drive matching: as must
+		// clauses bleve intersects their postings directly, whereas as a
+		// filter it would walk every document of the index. (The scores
+		// differ from Elasticsearch's constant 0, which nothing ranks on.)
+		keptMust, keptFilter = keptFilter, nil
+	}
 	out := query.NewBooleanQuery(keptMust, keptShould, keptNot)
 	if len(keptShould) > 0 {
 		out.SetMinShould(float64(minShould))
@@ -258,7 +265,7 @@ func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) 
 	if len(keptMust) == 0 && (minShould == 0 || len(keptShould) == 0) {
 		// bleve requires a should clause when there is no must clause;
 		// Elasticsearch does not when minimum_should_match is 0 (a bool with
-		// filter or must_not). Anchor the positive side explicitly.
+		// only must_not). Anchor the positive side explicitly.
 		out.AddMust(query.NewMatchAllQuery())
 	}
 	if boost != nil {
