@@ -38,9 +38,11 @@ func newTracestoreCmd() *cobra.Command {
 			defer stop()
 			fmt.Fprintf(cmd.OutOrStdout(), "tracestore ready on http://%s (dir %s)\n", ln.Addr(), cfg.Dir)
 			serr := s.Serve(ctx, ln)
+			cfg.Logger.Info("tracestore shutting down")
 			if cerr := s.Close(); serr == nil {
 				serr = cerr
 			}
+			cfg.Logger.Info("tracestore stopped")
 			return serr
 		},
 	}

@@ -228,24 +228,39 @@ func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	rq.fail(errIllegalArgument("no handler found for uri [%s] and method [%s]", r.URL.RequestURI(), m))
 }
 
+// infoResponse is GET / in Elasticsearch 7.17's field order. olivere's
+// health check only needs a 2xx; official clients (7.14+) also check
+// version.number, build_flavor and the tagline.
+type infoResponse struct {
+	Name        string      `json:"name"`
+	ClusterName string      `json:"cluster_name"`
+	ClusterUUID string      `json:"cluster_uuid"`
+	Version     infoVersion `json:"version"`
+	Tagline     string      `json:"tagline"`
+}
+
+type infoVersion struct {
+	Number                           string `json:"number"`
+	BuildFlavor                      string `json:"build_flavor"`
+	BuildType                        string `json:"build_type"`
+	BuildHash                        string `json:"build_hash"`
+	BuildDate                        string `json:"build_date"`
+	BuildSnapshot                    bool   `json:"build_snapshot"`
+	LuceneVersion                    string `json:"lucene_version"`
+	MinimumWireCompatibilityVersion  string `json:"minimum_wire_compatibility_version"`
+	MinimumIndexCompatibilityVersion string `json:"minimum_index_compatibility_version"`
+}
+
 func (s *Store) handleInfo(rq *request) {
 	host, _ := os.Hostname()
-	rq.json(http.StatusOK, map[string]any{
-		"name":         host,
-		"cluster_name": "kobs-tracestore",
-		"cluster_uuid": s.uuid,
-		"version": map[string]any{
-			"number":                              "7.17.0",
-			"build_flavor":                        "default",
-			"build_type":                          "kobs",
-			"build_hash":                          "kobs-tracestore",
-			"build_date":                          "2022-01-28T08:36:04.875279988Z",
-			"build_snapshot":                      false,
-			"lucene_version":                      "8.11.1",
-			"minimum_wire_compatibility_version":  "6.8.0",
-			"minimum_index_compatibility_version": "6.0.0-beta1",
+	rq.json(http.StatusOK, infoResponse{
+		Name: host, ClusterName: "kobs-tracestore", ClusterUUID: s.uuid,
+		Version: infoVersion{
+			Number: "7.17.0", BuildFlavor: "default", BuildType: "kobs", BuildHash: "kobs-tracestore",
+			BuildDate: "2022-01-28T08:36:04.875279988Z", LuceneVersion: "8.11.1",
+			MinimumWireCompatibilityVersion: "6.8.0", MinimumIndexCompatibilityVersion: "6.0.0-beta1",
 		},
-		"tagline": "You Know, for Search",
+		Tagline: "You Know, for Search",
 	})
 }
 
@@ -359,7 +374,11 @@ func (s *Store) handleCreateIndex(rq *request, name string) {
 		rq.fail(err)
 		return
 	}
-	rq.json(http.StatusOK, map[string]any{"acknowledged": true, "shards_acknowledged": true, "index": name})
+	rq.json(http.StatusOK, struct {
+		Acknowledged       bool   `json:"acknowledged"`
+		ShardsAcknowledged bool   `json:"shards_acknowledged"`
+		Index              string `json:"index"`
+	}{true, true, name})
 }
 
 func (s *Store) handleIndexExists(rq *request, expr string) {
@@ -470,7 +489,11 @@ func (s *Store) handleBulk(rq *request, defaultIndex string) {
 			failed = true
 		}
 	}
-	rq.json(http.StatusOK, map[string]any{"took": time.Since(start).Milliseconds(), "errors": failed, "items": items})
+	rq.json(http.StatusOK, struct {
+		Took   int64                  `json:"took"`
+		Errors bool                   `json:"errors"`
+		Items  []map[string]*bulkItem `json:"items"`
+	}{time.Since(start).Milliseconds(), failed, items})
 }
 
 // runOps executes ops grouped per index, preserving per-index order, and
