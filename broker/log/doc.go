@@ -4,4 +4,48 @@
 // a sparse .index (relative offset -> file position) and a .timeindex
 // (timestamp -> relative offset). It rolls segments, applies retention, keeps
 // the log start offset, and recovers a torn tail after an unclean stop.
+//
+// # Files
+//
+// A partition directory holds, per segment, %020d.log, %020d.index (8-byte
+// big-endian entries: int32 offset relative to the base, int32 byte position)
+// and %020d.timeindex (12-byte entries: int64 timestamp, int32 relative
+// offset), plus .kobs_cleanshutdown while the log is closed cleanly. The
+// entry rules follow Kafka's LogSegment.append: once index.interval.bytes or
+// more were written since the last entry, the next batch gets an .index entry
+// (its last offset, its start position) and, if the segment's max timestamp
+// grew, a .timeindex entry (max timestamp, last offset of the batch that set
+// it). Sealing a segment (roll, Close) writes a final .timeindex entry so the
+// largest timestamp survives restarts. Tools that read Kafka's files read ours.
+//
+// Unlike Kafka, index files are not preallocated to segment.index.bytes and
+// mmapped: entries are appended with pwrite, the file length is always a whole
+// number of entries, and nothing is trimmed on roll or close. "Index full"
+// (a roll reason) means the next entry would pass segment.index.bytes. The
+// active segment also keeps its entries in memory for tail fetches; sealed
+// segments binary-search their files with pread.
+//
+// # Concurrency
+//
+// A Log is safe for concurrent use. Mutations are serialised by a write
+// mutex; readers share an RWMutex and see only committed state, which an
+// Append publishes after the bytes and index entries are written. Segment
+// files are closed only while no reader holds the lock. Lock order: write
+// mutex, then reader lock.
+//
+// # Durability and recovery
+//
+// flush.messages and flush.ms decide when Append/MaybeFlush fsync; a roll
+// fsyncs the sealed segment and moves the recovery point to the new segment
+// (synchronously, where Kafka schedules it). Close flushes and writes the
+// clean-shutdown marker; Open removes it. On Open the active segment is always
+// re-scanned; without a marker every segment that may hold offsets at or after
+// OpenOptions.RecoveryPoint is re-scanned; segments with a missing or
+// inconsistent index are re-scanned too. A re-scan truncates at the first
+// partial or invalid batch (length, magic, CRC, offsets going backwards) and
+// rebuilds both indexes; segments after a truncated one are deleted, as Kafka
+// does.
+//
+// Errors are the sentinels in errors.go wrapped with context; the wire layer
+// maps them to Kafka error codes.
 package log

@@ -392,6 +392,9 @@ func (l *Log) replaceEmptyActive(base int64, now time.Time) error {
 	}
 	l.mu.Lock()
 	l.segs[len(l.segs)-1] = ns
+	if len(l.segs) == 1 {
+		l.logStart.Store(max(l.logStart.Load(), base))
+	}
 	l.mu.Unlock()
 	if err := errors.Join(old.close(), old.remove()); err != nil {
 		return fmt.Errorf("roll: %w", err)

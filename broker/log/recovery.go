@@ -212,20 +212,7 @@ func (l *Log) initOffsets(clean bool, opts OpenOptions) error {
 		// Kafka's truncateFullyAndStartAt: the checkpoint says data up to
 		// logStart was deleted, so nothing we hold is readable anyway.
 		l.logger.Warn("log start offset past log end, emptying log", "offset", logStart, "log_end", leo)
-		for _, s := range l.segs {
-			if err := errors.Join(s.close(), s.remove()); err != nil {
-				return err
-			}
-		}
-		s, err := createSegment(l.dir, logStart, now)
-		if err != nil {
-			return err
-		}
-		l.segs = []*segment{s}
-		if err := syncDir(l.dir); err != nil {
-			return err
-		}
-		leo = logStart
+		return l.truncateFully(logStart)
 	}
 	l.leo.Store(leo)
 	l.logStart.Store(logStart)
@@ -256,7 +243,7 @@ type scanState struct {
 // recoverSegment re-scans s, truncates an invalid tail and rebuilds the
 // indexes. It returns whether bytes were cut.
 func (l *Log) recoverSegment(s *segment, active bool) (bool, error) {
-	st, reason, err := scanSegment(s, l.cfg)
+	st, reason, err := scanSegment(s, s.size, l.cfg)
 	if err != nil {
 		return false, err
 	}
@@ -270,11 +257,16 @@ func (l *Log) recoverSegment(s *segment, active bool) (bool, error) {
 		}
 		s.size = st.valid
 	}
+	return truncated, s.applyScan(st, active)
+}
+
+// applyScan rewrites both indexes from a scan and takes over its state.
+func (s *segment) applyScan(st scanState, active bool) error {
 	if err := s.idx.reset(st.idx, active); err != nil {
-		return false, err
+		return err
 	}
 	if err := s.tidx.reset(st.tidx, active); err != nil {
-		return false, err
+		return err
 	}
 	if n := len(st.idx); n > 0 {
 		s.idx.lastRel = int32(binary.BigEndian.Uint32(st.idx[n-indexEntrySize:]))
@@ -288,24 +280,25 @@ func (l *Log) recoverSegment(s *segment, active bool) (bool, error) {
 	s.firstBatchTs = st.firstTs
 	s.bytesSinceIndex = st.sinceIndex
 	s.nextOffset = st.next
-	return truncated, nil
+	s.size = st.valid
+	return nil
 }
 
-// scanSegment reads every batch of s from the start and validates it like
+// scanSegment reads every batch of s in [0, limit) and validates it like
 // Kafka's LogSegment.recover (size, magic, CRC, offsets in range), rebuilding
 // index entries with the same rule as Append. It returns the state up to the
 // first invalid batch and why it stopped there. Only I/O errors are errors.
-func scanSegment(s *segment, cfg Config) (scanState, string, error) {
+func scanSegment(s *segment, limit int64, cfg Config) (scanState, string, error) {
 	st := scanState{next: s.base, maxTs: -1, maxTsOffset: s.base, firstTs: -1}
-	r := bufio.NewReaderSize(io.NewSectionReader(s.log, 0, s.size), 256<<10)
+	r := bufio.NewReaderSize(io.NewSectionReader(s.log, 0, limit), 256<<10)
 	var hdr [batchHeaderSize]byte
 	var body []byte
 	lastTs := int64(-1)
 	for {
-		if st.valid == s.size {
+		if st.valid == limit {
 			return st, "", nil
 		}
-		if s.size-st.valid < batchHeaderSize {
+		if limit-st.valid < batchHeaderSize {
 			return st, "partial batch header", nil
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -318,7 +311,7 @@ func scanSegment(s *segment, cfg Config) (scanState, string, error) {
 			return st, fmt.Sprintf("magic %d", b.Magic), nil
 		case b.BatchLength < minBatchLength:
 			return st, fmt.Sprintf("batch length %d", b.BatchLength), nil
-		case size > s.size-st.valid:
+		case size > limit-st.valid:
 			return st, "partial batch", nil
 		case b.BaseOffset < st.next || b.LastOffsetDelta < 0 || !s.fitsRelative(b.LastOffset()):
 			return st, fmt.Sprintf("offsets %d..%d do not follow %d", b.BaseOffset, b.LastOffset(), st.next), nil
