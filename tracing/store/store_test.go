@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -175,4 +176,57 @@ func TestConfig(t *testing.T) {
 	s, err = Open(Config{Dir: dir})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
+}
+
+// TestConcurrentWriters: bulks racing to auto-create the same index and to
+// write overlapping ids must neither fail nor duplicate documents, and
+// _seq_no must stay unique.
+func TestConcurrentWriters(t *testing.T) {
+	ts := startStore(t, Config{Dir: t.TempDir()})
+	const writers, perWriter = 4, 200
+	type result struct {
+		seqNos []float64
+		err    error
+	}
+	results := make(chan result, writers)
+	for w := 0; w < writers; w++ {
+		go func(w int) {
+			var lines []string
+			for i := 0; i < perWriter; i++ {
+				// Half of the ids are shared by all writers.
+				id := fmt.Sprintf("w%d-%d", w, i)
+				if i%2 == 0 {
+					id = fmt.Sprintf("shared-%d", i)
+				}
+				lines = append(lines, fmt.Sprintf(`{"index":{"_index":"race","_id":%q}}`, id), fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))
+			}
+			var r result
+			for chunk := 0; chunk < len(lines); chunk += 40 {
+				status, raw := ts.raw(t, "POST", "/_bulk", ndjson(lines[chunk:chunk+40]...))
+				var body map[string]any
+				if err := json.Unmarshal(raw, &body); err != nil || status != 200 || body["errors"] != false {
+					r.err = fmt.Errorf("status %d: %.300s", status, raw)
+					break
+				}
+				for _, it := range body["items"].([]any) {
+					r.seqNos = append(r.seqNos, it.(map[string]any)["index"].(map[string]any)["_seq_no"].(float64))
+				}
+			}
+			results <- r
+		}(w)
+	}
+	seen := map[float64]bool{}
+	for w := 0; w < writers; w++ {
+		r := <-results
+		require.NoError(t, r.err)
+		for _, s := range r.seqNos {
+			require.False(t, seen[s], "duplicate _seq_no %v", s)
+			seen[s] = true
+		}
+	}
+	require.Len(t, seen, writers*perWriter)
+	_, cnt := ts.do(t, "GET", "/race/_count", nil)
+	require.EqualValues(t, writers*perWriter/2+perWriter/2, cnt["count"])
+	_, doc := ts.do(t, "GET", "/race/_doc/shared-0", nil)
+	require.EqualValues(t, writers, doc["_version"], "each writer's write of a shared id is one version")
 }
