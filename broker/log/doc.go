@@ -28,10 +28,13 @@
 // # Concurrency
 //
 // A Log is safe for concurrent use. Mutations are serialised by a write
-// mutex; readers share an RWMutex and see only committed state, which an
-// Append publishes after the bytes and index entries are written. Segment
-// files are closed only while no reader holds the lock. Lock order: write
-// mutex, then reader lock.
+// mutex. Readers take an RWMutex only to pin segments (a snapshot of the
+// committed end and index entries plus a file reference) and do their I/O
+// unlocked; an Append publishes its end position only after the bytes and
+// index entries are written, so readers never see half a batch. Deleted
+// segments are renamed to .deleted at once and unlinked when the last reader
+// unpins them, like Kafka's delayed delete. Lock order: write mutex, then
+// reader lock.
 //
 // # Durability and recovery
 //

@@ -23,8 +23,8 @@ const indexEntrySize = 8
 // file with pread, so memory does not grow with retained data.
 //
 // Concurrency: n and mem change only with the Log's write lock and its
-// reader lock held for writing; searches run under the reader lock and only
-// look at the first n entries, so a reader never sees a half-written entry.
+// reader lock held for writing. Readers search an entriesView snapshot that
+// covers the first n entries only, so they never see a half-written entry.
 type entryFile struct {
 	f         *os.File
 	path      string
@@ -69,28 +69,47 @@ func (e *entryFile) loadMem() error {
 	return nil
 }
 
-// entry returns entry i, from memory or the file; scratch must hold entrySize bytes.
-func (e *entryFile) entry(i int, scratch []byte) ([]byte, error) {
-	off := i * e.entrySize
+// entriesView is a snapshot of an index's committed entries, taken under the
+// Log's reader lock and used after it is released: appends only add entries
+// past n (and grow mem by copy-on-append), so the first n stay valid.
+type entriesView struct {
+	f         *os.File
+	path      string
+	entrySize int
+	n         int
+	mem       []byte // nil: search the file
+}
+
+func (e *entryFile) view() entriesView {
+	v := entriesView{f: e.f, path: e.path, entrySize: e.entrySize, n: max(e.n, 0)}
 	if e.mem != nil {
-		return e.mem[off : off+e.entrySize], nil
+		v.mem = e.mem[: v.n*e.entrySize : v.n*e.entrySize]
 	}
-	if _, err := e.f.ReadAt(scratch[:e.entrySize], int64(off)); err != nil {
-		return nil, fmt.Errorf("read index %s entry %d: %w", e.path, i, err)
+	return v
+}
+
+// entry returns entry i, from memory or the file; scratch must hold entrySize bytes.
+func (v entriesView) entry(i int, scratch []byte) ([]byte, error) {
+	off := i * v.entrySize
+	if v.mem != nil {
+		return v.mem[off : off+v.entrySize], nil
 	}
-	return scratch[:e.entrySize], nil
+	if _, err := v.f.ReadAt(scratch[:v.entrySize], int64(off)); err != nil {
+		return nil, fmt.Errorf("read index %s entry %d: %w", v.path, i, err)
+	}
+	return scratch[:v.entrySize], nil
 }
 
 // floor returns the largest i whose entry satisfies le (entries are sorted, so
 // le is true for a prefix), or -1.
-func (e *entryFile) floor(le func(entry []byte) bool) (int, error) {
+func (v entriesView) floor(le func(entry []byte) bool) (int, error) {
 	var scratch [timeIndexEntrySize]byte
 	var ferr error
-	i := sort.Search(e.n, func(i int) bool {
+	i := sort.Search(v.n, func(i int) bool {
 		if ferr != nil {
 			return true
 		}
-		ent, err := e.entry(i, scratch[:])
+		ent, err := v.entry(i, scratch[:])
 		if err != nil {
 			ferr = err
 			return true
@@ -100,7 +119,7 @@ func (e *entryFile) floor(le func(entry []byte) bool) (int, error) {
 	return i - 1, ferr
 }
 
-// writeAt appends already-encoded entries to the file at the committed end.
+// write appends already-encoded entries to the file at the committed end.
 // Call commit (under the reader lock) afterwards to publish them.
 func (e *entryFile) write(entries []byte) error {
 	if len(entries) == 0 {
@@ -204,18 +223,18 @@ func (x *offsetIndex) check(logSize int64) error {
 	return nil
 }
 
-// lookup returns the position to start scanning for offset: the floor
-// entry's position, or 0.
-func (x *offsetIndex) lookup(offset int64) (int64, error) {
-	rel := offset - x.base
-	i, err := x.floor(func(ent []byte) bool {
+// lookupPosition returns the position to start scanning for offset in a
+// segment at base: the .index floor entry's position, or 0.
+func lookupPosition(v entriesView, base, offset int64) (int64, error) {
+	rel := offset - base
+	i, err := v.floor(func(ent []byte) bool {
 		return int64(int32(binary.BigEndian.Uint32(ent))) <= rel
 	})
 	if err != nil || i < 0 {
 		return 0, err
 	}
 	var scratch [indexEntrySize]byte
-	ent, err := x.entry(i, scratch[:])
+	ent, err := v.entry(i, scratch[:])
 	if err != nil {
 		return 0, err
 	}

@@ -31,14 +31,17 @@ type OpenOptions struct {
 // Log is one partition's segment log.
 //
 // Contract: all methods are safe for concurrent use. Mutations (Append,
-// DeleteRecordsBefore, EnforceRetention, Flush, MaybeFlush, SetConfig, Close,
-// Delete) are serialised by wmu; the broker may still call Append under its
-// own partition lock. Readers (Read, OffsetForTimestamp, MaxTimestamp and the
-// getters) take mu for reading and only ever look at committed state: an
-// Append writes the batch bytes and index entries first and publishes the new
-// end position and offsets under mu afterwards, so a reader never sees a
-// half-written batch. Segment files are closed only under mu held for
-// writing, so a reader holding mu never reads a closed file.
+// AppendAsFollower, TruncateTo, DeleteRecordsBefore, EnforceRetention, Flush,
+// MaybeFlush, SetConfig, Close, Delete) are serialised by wmu; the broker may
+// still call Append under its own partition lock. Readers (Read,
+// OffsetForTimestamp, MaxTimestamp) hold mu for reading only long enough to
+// check bounds and pin a segment: the pin snapshots the segment's committed
+// end and index entries and takes a reference on its files. The file I/O
+// then runs without any lock, so a slow fetch never delays an Append. An
+// Append writes the batch bytes and index entries first and publishes the
+// new end position and offsets under mu afterwards, so a reader never sees a
+// half-written batch. A segment deleted or a Log closed while a read is in
+// flight keeps its files open (renamed to .deleted) until the read unpins it.
 //
 // Lock order: wmu before mu.
 type Log struct {
@@ -396,7 +399,7 @@ func (l *Log) replaceEmptyActive(base int64, now time.Time) error {
 		l.logStart.Store(max(l.logStart.Load(), base))
 	}
 	l.mu.Unlock()
-	if err := errors.Join(old.close(), old.remove()); err != nil {
+	if err := old.discard(); err != nil {
 		return fmt.Errorf("roll: %w", err)
 	}
 	return syncDir(l.dir)
@@ -479,8 +482,9 @@ func (l *Log) Close() error {
 	l.closed = true
 	segs := l.segs
 	l.mu.Unlock()
+	// Files close now, or when the last in-flight reader unpins them.
 	for _, s := range segs {
-		err = errors.Join(err, s.close())
+		err = errors.Join(err, s.release())
 	}
 	if err != nil {
 		return fmt.Errorf("close log %s: %w", l.dir, err)
@@ -499,7 +503,7 @@ func (l *Log) Delete() error {
 		segs := l.segs
 		l.mu.Unlock()
 		for _, s := range segs {
-			err = errors.Join(err, s.close())
+			err = errors.Join(err, s.release())
 		}
 	}
 	if rerr := os.RemoveAll(l.dir); rerr != nil {

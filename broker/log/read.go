@@ -1,7 +1,9 @@
 package log
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,80 +18,123 @@ import (
 // Unlike Kafka, which stops at a segment boundary, the result may span
 // segments while maxBytes allows. The returned slice is freshly allocated.
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]byte, error) {
+	// Check bounds and pin the first segment under the reader lock; the I/O
+	// runs without it so a slow read never delays an Append's commit.
 	l.mu.RLock()
-	defer l.mu.RUnlock()
 	if l.closed {
+		l.mu.RUnlock()
 		return nil, fmt.Errorf("read %s: %w", l.dir, ErrClosed)
 	}
 	start, end := l.logStart.Load(), l.leo.Load()
 	if offset < start || offset > end {
+		l.mu.RUnlock()
 		return nil, fmt.Errorf("read %s at offset %d (log %d..%d): %w", l.dir, offset, start, end, ErrOffsetOutOfRange)
 	}
 	if offset == end {
+		l.mu.RUnlock()
 		return nil, nil
 	}
+	v := l.segs[l.segmentFor(offset)].pin()
+	l.mu.RUnlock()
+
+	// Batches appended after this point lie at or past end and are excluded.
 	maxOffset = min(maxOffset, end)
 	budget := int64(max(maxBytes, 0))
-
 	var out []byte
-	firstSeg := l.segmentFor(offset)
-	for i := firstSeg; i < len(l.segs); i++ {
-		seg := l.segs[i]
-		hr := newHeaderReader(seg)
-		var pos int64
-		var first Batch
-		found := true
-		var err error
-		if i == firstSeg {
-			pos, first, found, err = hr.find(seg, offset)
-		} else if seg.size > 0 {
-			first, err = hr.header(0)
-		} else {
-			found = false
-		}
-		hr.release()
+	first := true
+	for {
+		more, err := l.readSegment(v, first, offset, maxOffset, minOneBatch, &budget, &out)
+		v.unpin()
 		if err != nil {
 			return nil, fmt.Errorf("read %s at offset %d: %w", l.dir, offset, err)
 		}
-		if !found {
-			continue // offset sits in a gap at the end of this segment
+		if !more {
+			return out, nil
 		}
-		if first.BaseOffset >= maxOffset {
-			break
-		}
-		firstSize := int64(first.BatchLength) + logOverhead
-		want := min(budget, seg.size-pos)
-		if len(out) == 0 && minOneBatch && firstSize > want {
-			want = firstSize // KIP-74: make progress past a large batch
-		}
-		if want < firstSize {
-			break
-		}
-		n, more, err := l.readRun(seg, pos, want, maxOffset, &out)
-		if err != nil {
-			return nil, fmt.Errorf("read %s at offset %d: %w", l.dir, offset, err)
-		}
-		budget -= n
-		if !more || budget <= 0 {
-			break
+		first = false
+		var ok bool
+		v, ok, err = l.pinNext(v.base, func(int) bool { return true })
+		if err != nil || !ok {
+			// Closed meanwhile, or no further segment: what we have is whole.
+			return out, nil
 		}
 	}
-	return out, nil
 }
 
-// readRun appends to *out up to want bytes of whole batches from seg at pos,
+// readSegment adds whole batches from one pinned segment to *out. In the
+// first segment it starts at the batch holding offset, in later ones at the
+// start. It reports whether the read may continue into the next segment.
+func (l *Log) readSegment(v segView, first bool, offset, maxOffset int64, minOneBatch bool, budget *int64, out *[]byte) (bool, error) {
+	hr := newHeaderReader(v)
+	var pos int64
+	var b Batch
+	found := v.size > 0
+	var err error
+	if first {
+		pos, b, found, err = hr.find(v, offset)
+	} else if found {
+		b, err = hr.header(0)
+	}
+	hr.release()
+	if err != nil {
+		return false, err
+	}
+	if !found {
+		return true, nil // offset sits in a gap at the end of this segment
+	}
+	if b.BaseOffset >= maxOffset {
+		return false, nil
+	}
+	firstSize := int64(b.BatchLength) + logOverhead
+	want := min(*budget, v.size-pos)
+	if len(*out) == 0 && minOneBatch && firstSize > want {
+		want = firstSize // KIP-74: make progress past a large batch
+	}
+	if want < firstSize {
+		return false, nil
+	}
+	n, toEnd, err := readRun(v, pos, want, maxOffset, out)
+	if err != nil {
+		return false, err
+	}
+	*budget -= n
+	return toEnd && *budget > 0, nil
+}
+
+// pinNext pins the first segment after the one based at after (-1: from the
+// start) whose index in l.segs keep accepts; keep runs under the reader
+// lock. ok=false when there is none.
+func (l *Log) pinNext(after int64, keep func(i int) bool) (segView, bool, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return segView{}, false, ErrClosed
+	}
+	for i := l.segmentFor(after) + 1; i < len(l.segs); i++ {
+		if keep(i) {
+			return l.segs[i].pin(), true, nil
+		}
+	}
+	return segView{}, false, nil
+}
+
+// readRun appends to *out up to want bytes of whole batches from v at pos,
 // stopping before a batch whose base offset is >= maxOffset. It reports the
 // bytes added and whether the read ran to the segment's end (so the next
 // segment may continue it).
-func (l *Log) readRun(seg *segment, pos, want, maxOffset int64, out *[]byte) (int64, bool, error) {
+func readRun(v segView, pos, want, maxOffset int64, out *[]byte) (int64, bool, error) {
 	old := len(*out)
 	buf := slices.Grow(*out, int(want))[:old+int(want)]
 	chunk := buf[old:]
-	if _, err := seg.log.ReadAt(chunk, pos); err != nil {
-		return 0, false, fmt.Errorf("read segment %s at %d: %w", seg.logPath, pos, err)
+	n, err := v.seg.log.ReadAt(chunk, pos)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, false, fmt.Errorf("read segment %s at %d: %w", v.seg.logPath, pos, err)
 	}
+	// A short read means a follower truncation cut the file after we pinned
+	// it; the whole batches before the cut are still a valid answer.
+	chunk = chunk[:n]
 	var p int64
-	stopped := false
+	stopped := n < int(want)
 	for p+batchHeaderSize <= int64(len(chunk)) {
 		b := parseHeader(chunk[p:])
 		size := int64(b.BatchLength) + logOverhead
@@ -100,8 +145,7 @@ func (l *Log) readRun(seg *segment, pos, want, maxOffset int64, out *[]byte) (in
 		p += size
 	}
 	*out = buf[:old+int(p)]
-	ranToEnd := !stopped && pos+p == seg.size
-	return p, ranToEnd, nil
+	return p, !stopped && pos+p == v.size, nil
 }
 
 // decompressor is shared: kgo's default decompressor pools its codecs and is
@@ -158,57 +202,61 @@ func firstRecordAtOrAfter(raw []byte, b Batch, ts, minOffset int64) (offset, tim
 // walked until one's maxTimestamp >= ts, and only that batch is decompressed.
 // Records below the log start offset are skipped.
 func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool, err error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, ErrClosed)
+	var logStart int64
+	// Candidates: segments not wholly below the log start whose largest
+	// timestamp reaches ts. Each is pinned in turn, searched without the lock.
+	keep := func(i int) bool {
+		logStart = l.logStart.Load()
+		whollyBelowStart := i+1 < len(l.segs) && l.segs[i+1].base <= logStart
+		return !whollyBelowStart && l.segs[i].maxTs >= ts
 	}
-	logStart := l.logStart.Load()
-	for i, seg := range l.segs {
-		if i+1 < len(l.segs) && l.segs[i+1].base <= logStart {
-			continue // wholly below the log start, awaiting retention
+	after := int64(-1)
+	for {
+		v, ok, err := l.pinNext(after, keep)
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
 		}
-		if seg.maxTs < ts {
-			continue
+		if !ok {
+			return 0, 0, false, nil
 		}
-		offset, timestamp, found, err = l.searchSegment(seg, ts, logStart)
-		if err != nil || found {
-			return offset, timestamp, found, err
+		offset, timestamp, found, err = searchSegment(v, ts, logStart)
+		v.unpin()
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
 		}
+		if found {
+			return offset, timestamp, true, nil
+		}
+		after = v.base
 	}
-	return 0, 0, false, nil
 }
 
-func (l *Log) searchSegment(seg *segment, ts, logStart int64) (offset, timestamp int64, found bool, err error) {
-	hr := newHeaderReader(seg)
+func searchSegment(v segView, ts, logStart int64) (offset, timestamp int64, found bool, err error) {
+	hr := newHeaderReader(v)
 	defer hr.release()
-	startOff, ok, err := seg.tidx.lookup(ts)
+	startOff, ok, err := lookupTimestamp(v.tidx, v.base, ts)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
+		return 0, 0, false, err
 	}
 	pos := int64(0)
 	if ok {
-		if pos, err = seg.idx.lookup(startOff); err != nil {
-			return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
+		if pos, err = lookupPosition(v.idx, v.base, startOff); err != nil {
+			return 0, 0, false, err
 		}
 	}
-	for pos < seg.size {
+	for pos < v.size {
 		b, err := hr.header(pos)
 		if err != nil {
-			return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
+			return 0, 0, false, err
 		}
 		if b.MaxTimestamp >= ts && b.LastOffset() >= logStart {
 			raw, err := hr.readBatch(pos, b)
 			if err != nil {
-				return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
+				return 0, 0, false, err
 			}
-			b.Raw = raw
 			offset, timestamp, found, err = firstRecordAtOrAfter(raw, b, ts, logStart)
-			if err != nil {
-				return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
-			}
-			if found {
-				return offset, timestamp, true, nil
+			if err != nil || found {
+				return offset, timestamp, found, err
 			}
 		}
 		pos += int64(b.BatchLength) + logOverhead
@@ -224,8 +272,8 @@ func (l *Log) searchSegment(seg *segment, ts, logStart int64) (offset, timestamp
 // found=false also when no record carries a timestamp (all -1).
 func (l *Log) MaxTimestamp() (offset, timestamp int64, found bool, err error) {
 	l.mu.RLock()
-	defer l.mu.RUnlock()
 	if l.closed {
+		l.mu.RUnlock()
 		return 0, 0, false, fmt.Errorf("max timestamp %s: %w", l.dir, ErrClosed)
 	}
 	logStart := l.logStart.Load()
@@ -239,29 +287,33 @@ func (l *Log) MaxTimestamp() (offset, timestamp int64, found bool, err error) {
 		}
 	}
 	if best == nil || l.leo.Load() == logStart {
+		l.mu.RUnlock()
 		return 0, 0, false, nil
 	}
-	hr := newHeaderReader(best)
+	v := best.pin()
+	l.mu.RUnlock()
+	defer v.unpin()
+
+	hr := newHeaderReader(v)
 	defer hr.release()
-	pos, b, ok, err := hr.find(best, max(best.maxTsOffset, logStart))
+	pos, b, ok, err := hr.find(v, max(v.maxTsOffset, logStart))
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("max timestamp %s: %w", l.dir, err)
 	}
 	if !ok {
-		return best.maxTsOffset, best.maxTs, true, nil
+		return v.maxTsOffset, v.maxTs, true, nil
 	}
 	raw, err := hr.readBatch(pos, b)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("max timestamp %s: %w", l.dir, err)
 	}
-	b.Raw = raw
-	offset, timestamp, found, err = firstRecordAtOrAfter(raw, b, best.maxTs, logStart)
+	offset, timestamp, found, err = firstRecordAtOrAfter(raw, b, v.maxTs, logStart)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("max timestamp %s: %w", l.dir, err)
 	}
 	if !found {
 		// The header claimed a max no record has; fall back to the batch.
-		return b.LastOffset(), best.maxTs, true, nil
+		return b.LastOffset(), v.maxTs, true, nil
 	}
 	return offset, timestamp, true, nil
 }

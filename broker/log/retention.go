@@ -124,7 +124,7 @@ func (l *Log) deleteOldest(n int, reason string) (int, error) {
 	var errs []error
 	for _, s := range victims {
 		l.logger.Info("deleting segment", "offset", s.base, "reason", reason, "bytes", s.size)
-		errs = append(errs, s.close(), s.remove())
+		errs = append(errs, s.discard())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return n, err

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,6 +67,13 @@ type segment struct {
 
 	// (w) scratch for the index entries of one Append, written then committed.
 	pendIdx, pendTime []byte
+
+	// refs counts the Log's own reference plus one per reader that pinned
+	// the segment; the files are closed when it drops to zero, so a segment
+	// deleted (or a Log closed) during a read stays readable until the read
+	// ends, as Kafka's delayed .deleted removal allows.
+	refs   atomic.Int32
+	doomed atomic.Bool // files renamed to .deleted; unlink them on the last release
 }
 
 // createSegment makes a new empty segment at base. An existing .log is an
@@ -90,6 +98,7 @@ func createSegment(dir string, base int64, now time.Time) (*segment, error) {
 		return nil, err
 	}
 	s.idx.mem, s.tidx.mem = []byte{}, []byte{}
+	s.refs.Store(1)
 	return s, nil
 }
 
@@ -112,6 +121,7 @@ func openSegment(dir string, base int64, now time.Time) (*segment, error) {
 		f.Close()
 		return nil, err
 	}
+	s.refs.Store(1)
 	return s, nil
 }
 
@@ -200,25 +210,66 @@ func (s *segment) close() error {
 	return errors.Join(s.log.Close(), s.idx.close(), s.tidx.close())
 }
 
-// remove deletes the segment's files the way Kafka does: rename to .deleted
-// first, so a crash half-way leaves files that Open recognises and removes,
-// never a .log without its history or an index that belongs to nothing.
-func (s *segment) remove() error {
+// markDeleted renames the segment's files to .deleted, as Kafka does before
+// its delayed delete: new opens no longer see the segment, readers that
+// pinned it keep their descriptors, and a crash leaves files Open removes.
+// The caller has taken the segment out of the Log and then calls release.
+func (s *segment) markDeleted() error {
 	var errs []error
 	for _, p := range []string{s.logPath, s.idx.path, s.tidx.path} {
-		d := p + deletedSuffix
-		if err := os.Rename(p, d); err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, fmt.Errorf("delete segment file %s: %w", p, err))
-			}
-			continue
-		}
-		if err := os.Remove(d); err != nil {
-			errs = append(errs, fmt.Errorf("delete segment file %s: %w", d, err))
+		if err := os.Rename(p, p+deletedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("delete segment file %s: %w", p, err))
 		}
 	}
+	s.doomed.Store(true)
 	return errors.Join(errs...)
 }
+
+// release drops a reference; the last one closes the files and, for a
+// deleted segment, unlinks them.
+func (s *segment) release() error {
+	if s.refs.Add(-1) != 0 {
+		return nil
+	}
+	err := s.close()
+	if s.doomed.Load() {
+		for _, p := range []string{s.logPath, s.idx.path, s.tidx.path} {
+			if rerr := os.Remove(p + deletedSuffix); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, fmt.Errorf("delete segment file %s: %w", p, rerr))
+			}
+		}
+	}
+	return err
+}
+
+// discard deletes a segment that has left the Log: rename, then drop the
+// Log's reference.
+func (s *segment) discard() error {
+	return errors.Join(s.markDeleted(), s.release())
+}
+
+// segView is a reader's snapshot of a segment's committed state plus a
+// reference that keeps its files open. Take it with pin under the Log's
+// reader lock, use it without the lock, and unpin it.
+type segView struct {
+	seg         *segment
+	base        int64
+	size        int64
+	maxTs       int64
+	maxTsOffset int64
+	idx, tidx   entriesView
+}
+
+func (s *segment) pin() segView {
+	s.refs.Add(1)
+	return segView{seg: s, base: s.base, size: s.size, maxTs: s.maxTs, maxTsOffset: s.maxTsOffset,
+		idx: s.idx.view(), tidx: s.tidx.view()}
+}
+
+// unpin drops the reader's reference. An error closing a deleted segment's
+// files has nobody to report to but the reader, which already has its data,
+// so it is dropped.
+func (v segView) unpin() { _ = v.seg.release() }
 
 // windowSize is the read-ahead used when walking batch headers: one pread
 // usually covers the gap between an index entry and the wanted batch
@@ -240,8 +291,8 @@ type headerReader struct {
 	valid bool
 }
 
-func newHeaderReader(s *segment) *headerReader {
-	return &headerReader{f: s.log, path: s.logPath, end: s.size, bufp: windowPool.Get().(*[]byte)}
+func newHeaderReader(v segView) *headerReader {
+	return &headerReader{f: v.seg.log, path: v.seg.logPath, end: v.size, bufp: windowPool.Get().(*[]byte)}
 }
 
 func (h *headerReader) release() { windowPool.Put(h.bufp) }
@@ -272,8 +323,8 @@ func (h *headerReader) header(pos int64) (Batch, error) {
 // find returns the position and header of the first batch whose last offset
 // is >= offset, starting the walk at the .index floor entry; ok=false when the
 // segment has no such batch.
-func (h *headerReader) find(s *segment, offset int64) (pos int64, b Batch, ok bool, err error) {
-	pos, err = s.idx.lookup(offset)
+func (h *headerReader) find(v segView, offset int64) (pos int64, b Batch, ok bool, err error) {
+	pos, err = lookupPosition(v.idx, v.base, offset)
 	if err != nil {
 		return 0, Batch{}, false, err
 	}

@@ -63,22 +63,22 @@ func (t *timeIndex) check(maxRel int64) error {
 	return nil
 }
 
-// lookup returns the offset of the floor entry for ts (the last entry whose
-// timestamp <= ts); ok=false when there is none and the scan must start at
-// the segment's beginning.
-func (t *timeIndex) lookup(ts int64) (offset int64, ok bool, err error) {
-	i, err := t.floor(func(ent []byte) bool {
+// lookupTimestamp returns the offset of the .timeindex floor entry for ts
+// (the last entry whose timestamp <= ts) in a segment at base; ok=false when
+// there is none and the scan must start at the segment's beginning.
+func lookupTimestamp(v entriesView, base, ts int64) (offset int64, ok bool, err error) {
+	i, err := v.floor(func(ent []byte) bool {
 		return int64(binary.BigEndian.Uint64(ent)) <= ts
 	})
 	if err != nil || i < 0 {
 		return 0, false, err
 	}
 	var scratch [timeIndexEntrySize]byte
-	ent, err := t.entry(i, scratch[:])
+	ent, err := v.entry(i, scratch[:])
 	if err != nil {
 		return 0, false, err
 	}
-	return t.base + int64(int32(binary.BigEndian.Uint32(ent[8:]))), true, nil
+	return base + int64(int32(binary.BigEndian.Uint32(ent[8:]))), true, nil
 }
 
 func (t *timeIndex) full(maxBytes int32) bool {

@@ -34,9 +34,11 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	i := l.segmentFor(offset)
 	seg := l.segs[i]
-	hr := newHeaderReader(seg)
-	pos, b, found, err := hr.find(seg, offset)
+	v := seg.pin()
+	hr := newHeaderReader(v)
+	pos, b, found, err := hr.find(v, offset)
 	hr.release()
+	v.unpin()
 	if err != nil {
 		return fmt.Errorf("truncate %s to %d: %w", l.dir, offset, err)
 	}
@@ -77,7 +79,7 @@ func (l *Log) TruncateTo(offset int64) error {
 
 	var errs []error
 	for _, s := range victims {
-		errs = append(errs, s.close(), s.remove())
+		errs = append(errs, s.discard())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("truncate %s to %d: %w", l.dir, offset, err)
@@ -111,7 +113,7 @@ func (l *Log) truncateFully(offset int64) error {
 	l.mu.Unlock()
 	var errs []error
 	for _, s := range old {
-		errs = append(errs, s.close(), s.remove())
+		errs = append(errs, s.discard())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("truncate %s fully at %d: %w (log closed)", l.dir, offset, err)
