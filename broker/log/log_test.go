@@ -305,6 +305,24 @@ func TestRecoveryPointLimitsRescan(t *testing.T) {
 		require.Equal(t, ranges[len(ranges)-1][1]+1, l.LogEndOffset())
 		require.Equal(t, rp, l.RecoveryPoint())
 	})
+	t.Run("clean shutdown rescans only the active segment", func(t *testing.T) {
+		l, dir := openLog(t, cfg)
+		ranges := appendMany(t, l, 60, 60)
+		require.NoError(t, l.Close())
+		first := segFiles(t, dir)[0]
+		size := fileSize(t, first)
+		f, err := os.OpenFile(first, os.O_RDWR, 0)
+		require.NoError(t, err)
+		_, err = f.WriteAt([]byte{0xEE}, size-2)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		// RecoveryPoint 0 is ignored after a clean shutdown: nothing is
+		// re-scanned but the active segment, so the damage goes unnoticed
+		// here (a fetch of it would fail the consumer's CRC check instead).
+		l2 := reopen(t, dir, cfg, OpenOptions{})
+		require.Equal(t, ranges[len(ranges)-1][1]+1, l2.LogEndOffset())
+		require.Equal(t, size, fileSize(t, first))
+	})
 	t.Run("recovery point zero rescans all", func(t *testing.T) {
 		dir, _, _ := setup(t)
 		l := reopen(t, dir, cfg, OpenOptions{})

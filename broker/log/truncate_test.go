@@ -1,6 +1,8 @@
 package log
 
 import (
+	"encoding/binary"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -90,4 +92,33 @@ func TestTruncateFullyAndStartAt(t *testing.T) {
 	require.NoError(t, l.TruncateTo(0))
 	require.Equal(t, int64(0), l.LogStartOffset())
 	require.Equal(t, int64(0), l.LogEndOffset())
+}
+
+// TestFollowerOffsetOverflowRolls: relative offsets are int32, so a follower
+// batch too far above the segment's base starts a new segment; on an empty
+// log the empty segment is replaced rather than kept.
+func TestFollowerOffsetOverflowRolls(t *testing.T) {
+	l, dir := openLog(t, testConfig(nil))
+	far := int64(1) << 40
+	raw := makeBatch(t, spec{ts: []int64{1}, valueSize: 5})
+	binary.BigEndian.PutUint64(raw[offBaseOffset:], uint64(far))
+	_, err := l.AppendAsFollower(mustBatches(t, raw))
+	require.NoError(t, err)
+	require.Equal(t, 1, l.NumSegments())
+	require.Equal(t, far, l.LogStartOffset(), "the empty segment at 0 is gone")
+	require.Equal(t, far+1, l.LogEndOffset())
+	require.NoFileExists(t, segmentPath(dir, 0, logSuffix))
+
+	raw = makeBatch(t, spec{ts: []int64{2}, valueSize: 5})
+	next := far + 1 + math.MaxInt32
+	binary.BigEndian.PutUint64(raw[offBaseOffset:], uint64(next))
+	_, err = l.AppendAsFollower(mustBatches(t, raw))
+	require.NoError(t, err)
+	require.Equal(t, 2, l.NumSegments())
+	require.FileExists(t, segmentPath(dir, next, logSuffix))
+	data, err := l.Read(far, 1<<20, l.LogEndOffset(), false)
+	require.NoError(t, err)
+	bs := splitStored(t, data)
+	require.Len(t, bs, 2)
+	require.Equal(t, next, bs[1].BaseOffset)
 }
