@@ -31,6 +31,8 @@ var apiTable = []struct {
 	{kmsg.CreatePartitions, 0, 3, (*Broker).handleCreatePartitions},
 	{kmsg.IncrementalAlterConfigs, 0, 1, (*Broker).handleIncrementalAlterConfigs},
 	{kmsg.DescribeCluster, 0, 1, (*Broker).handleDescribeCluster},
+	{kmsg.InitProducerID, 0, 4, (*Broker).handleInitProducerID},
+	{kmsg.DescribeProducers, 0, 0, (*Broker).handleDescribeProducers},
 }
 
 func apiVersions() []kmsg.ApiVersionsResponseApiKey {

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/producerstate"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -84,11 +85,9 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 			}
 		}
 	}
-	var res klog.AppendResult
+	var res appendResult
 	if err == nil {
-		p.appendMu.Lock()
-		res, err = p.log.Append(batches)
-		p.appendMu.Unlock()
+		res, err = p.appendBatches(batches)
 	}
 	if err != nil {
 		sp.ErrorCode = produceErrorCode(err)
@@ -97,25 +96,34 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 			"error", kerr.ErrorForCode(sp.ErrorCode), "err", err)
 		return
 	}
-	p.notifyAppend()
+	if !res.duplicate {
+		p.notifyAppend()
+	}
 	sp.BaseOffset = res.FirstOffset
 	sp.LogAppendTime = res.LogAppendTime
 	sp.LogStartOffset = res.LogStartOffset
 }
 
-var errTransactional = errors.New("transactional produce")
+var (
+	errTransactional = errors.New("transactional produce")
+	errInvalidRecord = errors.New("invalid record")
+)
 
 // produceErrorCode maps log errors to the codes Kafka returns for them.
 func produceErrorCode(err error) int16 {
 	switch {
 	case errors.Is(err, klog.ErrCorruptMessage):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, klog.ErrUnsupportedMagic):
+	case errors.Is(err, klog.ErrUnsupportedMagic), errors.Is(err, errInvalidRecord):
 		// Produce v3+ must carry magic 2 batches; Kafka answers
 		// INVALID_RECORD (LogValidator's InvalidRecordException).
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, klog.ErrRecordTooLarge):
 		return kerr.MessageTooLarge.Code
+	case errors.Is(err, producerstate.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, producerstate.ErrInvalidEpoch):
+		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, errTransactional):
 		return kerr.InvalidTxnState.Code
 	case errors.Is(err, klog.ErrClosed):

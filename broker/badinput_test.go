@@ -3,9 +3,9 @@ package broker_test
 import (
 	"context"
 	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"net"
-	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +22,10 @@ import (
 
 // makeBatch encodes an uncompressed v2 record batch with n records of the
 // given value size and a correct CRC32C.
-func makeBatch(n, valueSize int) []byte {
+func makeBatch(n, valueSize int) []byte { return makeIdempotentBatch(n, valueSize, -1, -1, -1) }
+
+// makeIdempotentBatch is makeBatch with a producer id, epoch and first sequence.
+func makeIdempotentBatch(n, valueSize int, pid int64, epoch int16, seq int32) []byte {
 	var recs []byte
 	val := []byte(strings.Repeat("v", valueSize))
 	for i := 0; i < n; i++ {
@@ -40,7 +43,7 @@ func makeBatch(n, valueSize int) []byte {
 	now := time.Now().UnixMilli()
 	b := kmsg.RecordBatch{
 		Magic: 2, LastOffsetDelta: int32(n - 1), FirstTimestamp: now, MaxTimestamp: now,
-		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(n), Records: recs,
+		ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq, NumRecords: int32(n), Records: recs,
 	}
 	raw := b.AppendTo(nil)
 	kbin.AppendInt32(raw[:8], int32(len(raw)-12))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/producerstate"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -33,6 +34,8 @@ type Broker struct {
 	topics   map[string]*topic
 	byID     map[TopicID]*topic
 	metaLock sync.Mutex // serialises writes of the topics file
+
+	producerIDs *producerstate.IDs
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -70,6 +73,11 @@ func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
 		clusterID = id
 	}
 	b.clusterID = clusterID
+	ids, err := producerstate.OpenIDs(filepath.Join(cfg.LogDirs[0], "kobs-producer-ids"))
+	if err != nil {
+		return nil, err
+	}
+	b.producerIDs = ids
 	if err := b.loadTopics(); err != nil {
 		b.closeLogs()
 		return nil, err
@@ -149,7 +157,10 @@ func (b *Broker) loadTopics() error {
 			if err != nil {
 				return fmt.Errorf("open partition %s-%d: %w", name, idx, err)
 			}
-			t.partitions[idx] = newPartition(name, idx, dir, l)
+			if t.partitions[idx], err = newPartition(name, idx, dir, l); err != nil {
+				l.Close()
+				return err
+			}
 		}
 	}
 	// Partitions recorded but missing on disk (a wiped directory) start
@@ -199,7 +210,12 @@ func (b *Broker) openPartition(t *topic, idx int32) (*partition, error) {
 		l.Close()
 		return nil, err
 	}
-	return newPartition(t.name, idx, dir, l), nil
+	p, err := newPartition(t.name, idx, dir, l)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
 // persistTopics writes the topics file; callers hold b.mu (read or write).
@@ -336,12 +352,13 @@ func (b *Broker) writeCheckpoints() error {
 	for _, d := range b.cfg.LogDirs {
 		recovery[d], logStart[d] = map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}
 	}
+	var errs []error
 	b.eachPartition(func(p *partition) {
+		errs = append(errs, p.writeProducerSnapshot())
 		tp := klog.TopicPartition{Topic: p.topic, Partition: p.index}
 		recovery[p.logDir][tp] = p.log.RecoveryPoint()
 		logStart[p.logDir][tp] = p.log.LogStartOffset()
 	})
-	var errs []error
 	for _, d := range b.cfg.LogDirs {
 		errs = append(errs,
 			klog.WriteCheckpoint(filepath.Join(d, "recovery-point-offset-checkpoint"), recovery[d]),

@@ -15,7 +15,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newBrokerCmd(), newPerfCmd())
+	root.AddCommand(newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kobs:", err)
 		os.Exit(1)
