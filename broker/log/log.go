@@ -343,24 +343,19 @@ func adjacent(a, b []byte) bool {
 func (l *Log) roll(base int64, now time.Time, reason string) error {
 	old := l.active()
 	if old.size == 0 && old.base == base {
-		// Nothing to seal (e.g. offset overflow on an empty segment cannot
-		// happen); keep appending here.
+		// The empty active segment already starts here.
 		return nil
 	}
 	ents, err := old.sealTimeIndex()
 	if err != nil {
 		return fmt.Errorf("roll %s: %w", old.logPath, err)
 	}
-	var ns *segment
 	if old.size == 0 {
 		// An empty active segment whose base is behind the new offsets
 		// (follower gap): replace it rather than keep an empty file.
-		if err := l.replaceEmptyActive(base, now); err != nil {
-			return err
-		}
-		return nil
+		return l.replaceEmptyActive(base, now)
 	}
-	ns, err = createSegment(l.dir, base, now)
+	ns, err := createSegment(l.dir, base, now)
 	if err != nil {
 		return fmt.Errorf("roll: %w", err)
 	}
@@ -379,7 +374,9 @@ func (l *Log) roll(base int64, now time.Time, reason string) error {
 	// Sealed segments are searched through the files; drop the copies.
 	old.idx.mem, old.tidx.mem = nil, nil
 	l.segs = append(l.segs, ns)
-	l.recoveryPoint.Store(max(l.recoveryPoint.Load(), base))
+	// Everything up to the log end is now on disk (a follower's base may lie
+	// past it, across a gap).
+	l.recoveryPoint.Store(max(l.recoveryPoint.Load(), l.leo.Load()))
 	l.mu.Unlock()
 	l.unflushedSince = time.Time{}
 	l.logger.Info("rolled segment", "offset", base, "reason", reason, "sealed_bytes", old.size)

@@ -53,7 +53,7 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bo
 		}
 		first = false
 		var ok bool
-		v, ok, err = l.pinNext(v.base, func(int) bool { return true })
+		v, ok, err = l.pinNext(v.base, true, func(int) bool { return true })
 		if err != nil || !ok {
 			// Closed meanwhile, or no further segment: what we have is whole.
 			return out, nil
@@ -103,14 +103,21 @@ func (l *Log) readSegment(v segView, first bool, offset, maxOffset int64, minOne
 
 // pinNext pins the first segment after the one based at after (-1: from the
 // start) whose index in l.segs keep accepts; keep runs under the reader
-// lock. ok=false when there is none.
-func (l *Log) pinNext(after int64, keep func(i int) bool) (segView, bool, error) {
+// lock. ok=false when there is none, or, if contiguous, when the segment at
+// after has been deleted since (a Read then stops rather than skip offsets).
+func (l *Log) pinNext(after int64, contiguous bool, keep func(i int) bool) (segView, bool, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
 		return segView{}, false, ErrClosed
 	}
-	for i := l.segmentFor(after) + 1; i < len(l.segs); i++ {
+	i := l.segmentFor(after)
+	if contiguous && after >= 0 && (i < 0 || l.segs[i].base != after) {
+		// The segment we came from was deleted meanwhile; whatever follows
+		// now is not adjacent to what the caller has read.
+		return segView{}, false, nil
+	}
+	for i++; i < len(l.segs); i++ {
 		if keep(i) {
 			return l.segs[i].pin(), true, nil
 		}
@@ -212,7 +219,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, found bool,
 	}
 	after := int64(-1)
 	for {
-		v, ok, err := l.pinNext(after, keep)
+		v, ok, err := l.pinNext(after, false, keep)
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("offset for timestamp %s: %w", l.dir, err)
 		}
