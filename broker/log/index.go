@@ -194,32 +194,46 @@ func encodeIndexEntry(dst []byte, rel, pos int32) []byte {
 	return binary.BigEndian.AppendUint32(dst, uint32(pos))
 }
 
-// check validates a file that will not be rebuilt: whole entries, relative
-// offsets and positions increasing and inside the log. It reads the file once;
-// this runs only at open for segments recovery skips.
-func (x *offsetIndex) check(logSize int64) error {
+// check is the sanity check for a segment that recovery skips, in the
+// spirit of Kafka's OffsetIndex.sanityCheck: whole entries, first and last
+// entry in order and inside the log, and the last entry naming a real batch
+// header (magic 2, last offset = base + relative offset). It costs three
+// preads whatever the index size, so a restart does not read every index.
+func (x *offsetIndex) check(seg *os.File, logSize int64) error {
 	if x.missing {
 		return fmt.Errorf("index %s is missing", x.path)
 	}
 	if x.n < 0 {
 		return fmt.Errorf("index %s: size is not a multiple of %d", x.path, indexEntrySize)
 	}
-	buf := make([]byte, x.n*indexEntrySize)
-	if _, err := x.f.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return fmt.Errorf("read index %s: %w", x.path, err)
+	if x.n == 0 {
+		return nil
 	}
-	prevRel, prevPos := int64(-1), int64(-1)
-	for i := 0; i < len(buf); i += indexEntrySize {
-		rel := int64(int32(binary.BigEndian.Uint32(buf[i:])))
-		pos := int64(int32(binary.BigEndian.Uint32(buf[i+4:])))
-		if rel <= prevRel || pos <= prevPos || pos >= logSize {
-			return fmt.Errorf("index %s entry %d (%d -> %d) out of order or past the log (%d bytes)", x.path, i/indexEntrySize, rel, pos, logSize)
-		}
-		prevRel, prevPos = rel, pos
+	v := x.view()
+	var a, b [indexEntrySize]byte
+	first, err := v.entry(0, a[:])
+	if err != nil {
+		return err
 	}
-	if x.n > 0 {
-		x.lastRel = int32(prevRel)
+	last, err := v.entry(x.n-1, b[:])
+	if err != nil {
+		return err
 	}
+	fRel, fPos := int32(binary.BigEndian.Uint32(first)), int32(binary.BigEndian.Uint32(first[4:]))
+	lRel, lPos := int32(binary.BigEndian.Uint32(last)), int32(binary.BigEndian.Uint32(last[4:]))
+	if fRel < 0 || fPos < 0 || lRel < fRel || lPos < fPos || int64(lPos)+batchHeaderSize > logSize {
+		return fmt.Errorf("index %s: entries %d -> %d .. %d -> %d out of order or past the log (%d bytes)", x.path, fRel, fPos, lRel, lPos, logSize)
+	}
+	var hdr [offLastOffsetDelta + 4]byte
+	if _, err := seg.ReadAt(hdr[:], int64(lPos)); err != nil {
+		return fmt.Errorf("index %s: read batch at %d: %w", x.path, lPos, err)
+	}
+	baseOff := int64(binary.BigEndian.Uint64(hdr[offBaseOffset:]))
+	lastOff := baseOff + int64(int32(binary.BigEndian.Uint32(hdr[offLastOffsetDelta:])))
+	if hdr[offMagic] != 2 || lastOff != x.base+int64(lRel) {
+		return fmt.Errorf("index %s: last entry %d -> %d does not point at its batch", x.path, lRel, lPos)
+	}
+	x.lastRel = lRel
 	return nil
 }
 

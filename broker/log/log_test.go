@@ -354,6 +354,18 @@ func TestIndexRebuiltWhenMissingOrCorrupt(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, f.Close())
 		}},
+		{"index entry inside a batch", func(t *testing.T, p, _ string) {
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			last := data[len(data)-indexEntrySize:]
+			rel := int32(binary.BigEndian.Uint32(last))
+			pos := int32(binary.BigEndian.Uint32(last[4:]))
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			require.NoError(t, err)
+			_, err = f.Write(encodeIndexEntry(nil, rel+1, pos+7))
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		}},
 		{"time index out of order", func(t *testing.T, _, p string) {
 			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
 			require.NoError(t, err)

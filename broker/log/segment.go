@@ -143,7 +143,7 @@ func (s *segment) openIndexes(dir string) error {
 // and takes the largest timestamp from the last .timeindex entry (written when
 // the segment was sealed). maxRel bounds relative offsets (next base - base - 1).
 func (s *segment) loadSealed(maxRel int64) error {
-	if err := s.idx.check(s.size); err != nil {
+	if err := s.idx.check(s.log, s.size); err != nil {
 		return err
 	}
 	if err := s.tidx.check(maxRel); err != nil {

@@ -3,7 +3,6 @@ package log
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 )
 
 // timeIndexEntrySize is one .timeindex entry: int64 timestamp, int32 relative offset.
@@ -36,7 +35,10 @@ func encodeTimeEntry(dst []byte, ts int64, rel int32) []byte {
 	return binary.BigEndian.AppendUint32(dst, uint32(rel))
 }
 
-// check validates a file that will not be rebuilt and loads its last entry.
+// check is the sanity check for a segment that recovery skips (see
+// offsetIndex.check): whole entries, first and last entry in order, relative
+// offsets within the segment. It loads the last entry, which carries the
+// segment's largest timestamp.
 func (t *timeIndex) check(maxRel int64) error {
 	if t.missing {
 		return fmt.Errorf("time index %s is missing", t.path)
@@ -44,22 +46,25 @@ func (t *timeIndex) check(maxRel int64) error {
 	if t.n < 0 {
 		return fmt.Errorf("time index %s: size is not a multiple of %d", t.path, timeIndexEntrySize)
 	}
-	buf := make([]byte, t.n*timeIndexEntrySize)
-	if _, err := t.f.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return fmt.Errorf("read time index %s: %w", t.path, err)
+	if t.n == 0 {
+		return nil
 	}
-	prevTs, prevRel := int64(-1)<<62, int64(-1)
-	for i := 0; i < len(buf); i += timeIndexEntrySize {
-		ts := int64(binary.BigEndian.Uint64(buf[i:]))
-		rel := int64(int32(binary.BigEndian.Uint32(buf[i+8:])))
-		if ts <= prevTs || rel < prevRel || rel < 0 || rel > maxRel {
-			return fmt.Errorf("time index %s entry %d (%d -> %d) out of order or past the segment", t.path, i/timeIndexEntrySize, ts, rel)
-		}
-		prevTs, prevRel = ts, rel
+	v := t.view()
+	var a, b [timeIndexEntrySize]byte
+	first, err := v.entry(0, a[:])
+	if err != nil {
+		return err
 	}
-	if t.n > 0 {
-		t.lastTs, t.lastRel = prevTs, int32(prevRel)
+	last, err := v.entry(t.n-1, b[:])
+	if err != nil {
+		return err
 	}
+	fTs, fRel := int64(binary.BigEndian.Uint64(first)), int64(int32(binary.BigEndian.Uint32(first[8:])))
+	lTs, lRel := int64(binary.BigEndian.Uint64(last)), int64(int32(binary.BigEndian.Uint32(last[8:])))
+	if fRel < 0 || lRel < fRel || lRel > maxRel || lTs < fTs || (t.n > 1 && lTs == fTs) {
+		return fmt.Errorf("time index %s: entries (%d, %d) .. (%d, %d) out of order or past the segment", t.path, fTs, fRel, lTs, lRel)
+	}
+	t.lastTs, t.lastRel = lTs, int32(lRel)
 	return nil
 }
 
