@@ -74,6 +74,11 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 	t, p := b.lookup(topicName, rp.Partition)
 	if t == nil || p == nil {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		var tm *topicMetrics
+		if t != nil {
+			tm = t.metrics
+		}
+		b.metrics.produceFailed(tm, int64(len(rp.Records)))
 		return
 	}
 	batches, err := klog.ValidateBatches(rp.Records, p.log.Config().MaxMessageBytes)
@@ -94,10 +99,16 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 		sp.ErrorMessage = strp(err.Error())
 		b.log.Warn("produce refused", "topic", topicName, "partition", rp.Partition,
 			"error", kerr.ErrorForCode(sp.ErrorCode), "err", err)
+		b.metrics.produceFailed(t.metrics, int64(len(rp.Records)))
 		return
 	}
 	if !res.duplicate {
 		p.notifyAppend()
+		var records int64
+		for _, bt := range batches {
+			records += int64(bt.NumRecords)
+		}
+		b.metrics.produced(t.metrics, records, int64(len(rp.Records)))
 	}
 	sp.BaseOffset = res.FirstOffset
 	sp.LogAppendTime = res.LogAppendTime

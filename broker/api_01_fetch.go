@@ -42,7 +42,7 @@ func (b *Broker) handleFetch(r *wire.Request) {
 	}
 	resp, bytes := b.readFetch(req)
 	if bytes >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || fetchHasError(resp) {
-		r.Respond(resp)
+		b.respondFetch(r, req, resp)
 		return
 	}
 	b.wg.Add(1)
@@ -76,20 +76,40 @@ func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
 	for {
 		resp, bytes := b.readFetch(req)
 		if bytes >= int(req.MinBytes) || fetchHasError(resp) {
-			r.Respond(resp)
+			b.respondFetch(r, req, resp)
 			return
 		}
 		select {
 		case <-wake:
 		case <-deadline.C:
 			resp, _ := b.readFetch(req)
-			r.Respond(resp)
+			b.respondFetch(r, req, resp)
 			return
 		case <-b.ctx.Done():
 			r.CloseConn(errors.New("broker shutting down"))
 			return
 		}
 	}
+}
+
+// respondFetch sends the final answer of a fetch and counts it in
+// BrokerTopicMetrics: per partition a fetch request, a failure if it
+// failed, and the record bytes sent (consumer fetches only, as Kafka's
+// BytesOutPerSec). Parked fetches read several times but count once.
+func (b *Broker) respondFetch(r *wire.Request, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
+	if b.metrics != nil && req.ReplicaID < 0 {
+		for _, st := range resp.Topics {
+			t, _ := b.lookup(st.Topic, 0)
+			var tm *topicMetrics
+			if t != nil {
+				tm = t.metrics
+			}
+			for _, sp := range st.Partitions {
+				b.metrics.fetched(tm, int64(len(sp.RecordBatches)), sp.ErrorCode != 0)
+			}
+		}
+	}
+	r.Respond(resp)
 }
 
 func fetchHasError(resp *kmsg.FetchResponse) bool {

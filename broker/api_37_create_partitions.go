@@ -75,6 +75,7 @@ func (b *Broker) addPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnl
 		parts = append(parts, p)
 	}
 	t.partitions = parts
+	b.registerTopicMetrics(t, int(cur))
 	if err := b.persistTopics(); err != nil {
 		return kerr.KafkaStorageError.Code, err.Error()
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +17,9 @@ import (
 
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/producerstate"
+	"github.com/kobs-dev/kobs/broker/telemetry"
 	"github.com/kobs-dev/kobs/broker/wire"
+	"github.com/kobs-dev/kobs/exporters"
 )
 
 // Broker is one kobs broker: partition logs under log.dirs served over the
@@ -28,6 +31,7 @@ type Broker struct {
 	srv       *wire.Server
 
 	lns        []net.Listener
+	httpLn     net.Listener
 	advertised []Listener // with real ports once bound
 
 	mu       sync.RWMutex // guards topics, byID, and each topic's partitions/configs
@@ -36,6 +40,12 @@ type Broker struct {
 	metaLock sync.Mutex // serialises writes of the topics file
 
 	producerIDs *producerstate.IDs
+
+	// reg holds the broker's Kafka MBeans; metrics is nil when telemetry
+	// is off (kobs.telemetry.enable=false).
+	reg     *telemetry.Registry
+	metrics *metrics
+	http    *http.Server
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -78,9 +88,16 @@ func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	b.producerIDs = ids
+	b.reg = telemetry.New()
+	if cfg.TelemetryEnable {
+		b.metrics = newMetrics(b.reg, cfg.NumIOThreads)
+	}
 	if err := b.loadTopics(); err != nil {
 		b.closeLogs()
 		return nil, err
+	}
+	for _, t := range b.topics {
+		b.registerTopicMetrics(t, 0)
 	}
 	return b, nil
 }
@@ -230,15 +247,45 @@ func (b *Broker) persistTopics() error {
 	return writeTopicsFile(b.cfg.LogDirs[0], recs)
 }
 
+// registerTopicMetrics registers a topic's BrokerTopicMetrics (once) and
+// the Log/Partition gauges of its partitions from index from on. Callers
+// hold b.mu or run before serving.
+func (b *Broker) registerTopicMetrics(t *topic, from int) {
+	if t.metrics == nil {
+		t.metrics = b.metrics.addTopic(t.name)
+	}
+	for _, p := range t.partitions[from:] {
+		b.metrics.addPartition(b, p)
+	}
+}
+
+// Registry is the broker's telemetry registry (Kafka's MBeans).
+func (b *Broker) Registry() *telemetry.Registry { return b.reg }
+
+// HTTPAddr is the bound address of the telemetry HTTP listener, or "" if
+// it is disabled.
+func (b *Broker) HTTPAddr() string {
+	if b.httpLn == nil {
+		return ""
+	}
+	return b.httpLn.Addr().String()
+}
+
 // Start binds the listeners and starts serving and the background tasks.
 func (b *Broker) Start() error {
-	b.srv = wire.NewServer(wire.Config{
+	wcfg := wire.Config{
 		Versions:        apiVersions(),
 		MaxRequestBytes: b.cfg.SocketRequestMaxBytes,
 		Handlers:        b.cfg.NumIOThreads,
 		QueueSize:       b.cfg.QueuedMaxRequests,
+		NetworkThreads:  b.cfg.NumNetworkThreads,
 		Logger:          b.log,
-	}, b)
+	}
+	if b.metrics != nil {
+		wcfg.Observe, wcfg.OnIdle = b.metrics.observe, b.metrics.idle
+	}
+	b.srv = wire.NewServer(wcfg, b)
+	b.metrics.registerBrokerGauges(b)
 	b.advertised = slices.Clone(b.cfg.AdvertisedListeners)
 	for _, l := range b.cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
@@ -259,7 +306,36 @@ func (b *Broker) Start() error {
 		}
 		b.srv.Serve(l.Name, ln)
 	}
+	if err := b.startHTTP(); err != nil {
+		b.srv.Close()
+		for _, o := range b.lns {
+			o.Close()
+		}
+		return err
+	}
+	b.reg.Start(b.ctx)
 	b.startBackground()
+	return nil
+}
+
+// startHTTP serves /jolokia and /metrics on kobs.http.listener ("" = off).
+func (b *Broker) startHTTP() error {
+	if b.cfg.HTTPListener == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", b.cfg.HTTPListener)
+	if err != nil {
+		return fmt.Errorf("listen kobs.http.listener %s: %w", b.cfg.HTTPListener, err)
+	}
+	b.httpLn = ln
+	b.http = &http.Server{Handler: exporters.NewHandler(b.reg), ReadHeaderTimeout: 10 * time.Second}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.log.Error("telemetry http server failed", "err", err)
+		}
+	}()
 	return nil
 }
 
@@ -376,6 +452,10 @@ func (b *Broker) Close() error {
 		if b.srv != nil {
 			b.srv.Close()
 		}
+		if b.http != nil {
+			_ = b.http.Close()
+		}
+		b.reg.Stop()
 		b.wg.Wait()
 		err = errors.Join(b.writeCheckpoints(), b.closeLogs())
 		close(b.closed)
@@ -434,6 +514,7 @@ func (b *Broker) createTopic(name string, n int32, configs map[string]string) (*
 	}
 	b.topics[name] = t
 	b.byID[t.id] = t
+	b.registerTopicMetrics(t, 0)
 	if err := b.persistTopics(); err != nil {
 		return nil, err
 	}
@@ -455,6 +536,7 @@ func (b *Broker) deleteTopic(t *topic) error {
 	b.mu.Lock()
 	delete(b.topics, t.name)
 	delete(b.byID, t.id)
+	b.metrics.removeTopic(t.name)
 	parts := t.partitions
 	err := b.persistTopics()
 	b.mu.Unlock()

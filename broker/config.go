@@ -45,8 +45,10 @@ type Config struct {
 	RetentionCheckInterval   time.Duration
 	FlushSchedulerInterval   time.Duration
 	CheckpointInterval       time.Duration
+	NumNetworkThreads        int
 	ClusterID                string
 	HTTPListener             string
+	TelemetryEnable          bool
 
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
@@ -86,12 +88,13 @@ var brokerKeys = map[string]string{
 	"log.roll.hours":                          "168",
 	"cluster.id":                              "",
 	"kobs.http.listener":                      "127.0.0.1:8778",
+	"kobs.telemetry.enable":                   "true",
+	"num.network.threads":                     "3",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
 // yet (or that have no meaning for it); they are not warned about.
 var acceptedKeys = map[string]bool{
-	"num.network.threads":                      true,
 	"socket.send.buffer.bytes":                 true,
 	"socket.receive.buffer.bytes":              true,
 	"num.recovery.threads.per.data.dir":        true,
@@ -220,6 +223,8 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.CheckpointInterval = time.Duration(parseInt("log.flush.offset.checkpoint.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
 	c.ClusterID = get("cluster.id")
 	c.HTTPListener = get("kobs.http.listener")
+	c.TelemetryEnable = parseBool("kobs.telemetry.enable")
+	c.NumNetworkThreads = int(parseInt("num.network.threads", 1, 1024))
 
 	// Topic-config synonyms. Kafka gives the finest unit precedence:
 	// log.retention.ms over .minutes over .hours, log.roll.ms over .hours.

@@ -19,6 +19,7 @@ type topic struct {
 	internal   bool
 	configs    map[string]string // overrides only
 	partitions []*partition
+	metrics    *topicMetrics // nil with telemetry off
 }
 
 // partition is one partition led by this broker. The log serialises its own

@@ -39,6 +39,7 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 				"size", uint32(size), "max", s.cfg.MaxRequestBytes)
 			return
 		}
+		readStart := time.Now()
 		frame := make([]byte, size)
 		if _, err := io.ReadFull(br, frame); err != nil {
 			log.Debug("connection closed mid-request", "err", err)
@@ -50,6 +51,8 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 			return
 		}
 		r.Listener, r.Remote, r.Size, r.Received = listener, c.RemoteAddr(), int(size)+4, time.Now()
+		r.waiting = &s.responsesWaiting
+		s.netBusy.Add(int64(r.Received.Sub(readStart)))
 
 		select {
 		case s.queue <- r:
@@ -59,6 +62,7 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 		var o outcome
 		select {
 		case o = <-r.done:
+			s.responsesWaiting.Add(-1)
 		case <-s.ctx.Done():
 			return
 		}
@@ -77,8 +81,10 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 				wbuf = nil // do not pin one big fetch response per idle connection
 			}
 		}
+		sent := time.Now()
+		s.netBusy.Add(int64(sent.Sub(pickup)))
 		if s.cfg.Observe != nil {
-			s.cfg.Observe(r, r.timings(o.at, pickup, time.Now()), o.resp)
+			s.cfg.Observe(r, r.timings(o.at, pickup, sent), o.resp)
 		}
 	}
 }

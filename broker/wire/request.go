@@ -91,7 +91,8 @@ type Request struct {
 
 	done      chan outcome
 	doneOnce  sync.Once
-	handledAt atomic.Int64 // unix nanos when Handle returned
+	handledAt atomic.Int64  // unix nanos when Handle returned
+	waiting   *atomic.Int64 // the server's count of answered, unsent responses
 }
 
 type outcome struct {
@@ -111,7 +112,12 @@ func (r *Request) CloseConn(why error) { r.finish(outcome{closeConn: why}) }
 
 func (r *Request) finish(o outcome) {
 	o.at = time.Now()
-	r.doneOnce.Do(func() { r.done <- o })
+	r.doneOnce.Do(func() {
+		if r.waiting != nil {
+			r.waiting.Add(1)
+		}
+		r.done <- o
+	})
 }
 
 // Timings is the life of one request, in Kafka's RequestMetrics terms.

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -41,6 +43,10 @@ type Config struct {
 	// OnIdle, if set, receives how long a handler waited for work before
 	// each request (for RequestHandlerAvgIdlePercent).
 	OnIdle func(idle, busy time.Duration)
+	// NetworkThreads is num.network.threads: the capacity that network
+	// busy time is measured against for NetworkIdle. Go multiplexes
+	// connections itself, so this is a yardstick, not a thread count.
+	NetworkThreads int
 }
 
 // Server accepts Kafka-protocol connections on any number of listeners and
@@ -61,6 +67,15 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	conns     map[net.Conn]struct{}
+
+	// responsesWaiting counts answered requests whose connection has not
+	// picked the response up yet (RequestChannel ResponseQueueSize).
+	responsesWaiting atomic.Int64
+	// netBusy accumulates nanoseconds connections spend reading request
+	// bodies, decoding and writing responses; networkIdle is the idle
+	// fraction of the last sample window (NetworkProcessorAvgIdlePercent).
+	netBusy     atomic.Int64
+	networkIdle atomic.Uint64 // float64 bits
 }
 
 // NewServer returns a server; call Serve for each listener and Close to stop.
@@ -76,6 +91,9 @@ func NewServer(cfg Config, h Handler) *Server {
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 100 << 20
+	}
+	if cfg.NetworkThreads <= 0 {
+		cfg.NetworkThreads = 3
 	}
 	s := &Server{
 		cfg:      cfg,
@@ -93,7 +111,37 @@ func NewServer(cfg Config, h Handler) *Server {
 		s.wg.Add(1)
 		go s.runHandler()
 	}
+	s.networkIdle.Store(math.Float64bits(1))
+	s.wg.Add(1)
+	go s.sampleNetwork(time.Second)
 	return s
+}
+
+// ResponsesWaiting is the number of answered requests whose responses are
+// not yet picked up by their connection.
+func (s *Server) ResponsesWaiting() int64 { return s.responsesWaiting.Load() }
+
+// NetworkIdle is the fraction (0..1) of the network capacity that was idle
+// in the last sample window.
+func (s *Server) NetworkIdle() float64 { return math.Float64frombits(s.networkIdle.Load()) }
+
+func (s *Server) sampleNetwork(every time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, lastAt := s.netBusy.Load(), time.Now()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			busy := s.netBusy.Load()
+			capacity := float64(now.Sub(lastAt)) * float64(s.cfg.NetworkThreads)
+			idle := 1 - float64(busy-last)/capacity
+			s.networkIdle.Store(math.Float64bits(min(max(idle, 0), 1)))
+			last, lastAt = busy, now
+		}
+	}
 }
 
 // QueueLen is the number of requests waiting for a handler

@@ -1,0 +1,324 @@
+package broker
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kobs-dev/kobs/broker/telemetry"
+	"github.com/kobs-dev/kobs/broker/wire"
+)
+
+// This file instruments the broker with Kafka's own MBeans (book ch. 10,
+// DESIGN.md section 3). Hot-path metrics are resolved once and kept as
+// pointers (per API key, per topic) so a request costs a few atomic adds,
+// not registry lookups. Every method is nil-safe: with telemetry off
+// (kobs.telemetry.enable=false) the broker holds a nil *metrics.
+
+// kafkaAPIName is Kafka's ApiKeys name where kmsg spells it differently;
+// RequestMetrics are tagged with Kafka's names.
+var kafkaAPIName = map[int16]string{
+	4: "LeaderAndIsr", 17: "SaslHandshake", 22: "InitProducerId", 29: "DescribeAcls",
+	30: "CreateAcls", 31: "DeleteAcls", 36: "SaslAuthenticate", 50: "DescribeUserScramCredentials",
+	51: "AlterUserScramCredentials", 67: "AllocateProducerIds",
+}
+
+func apiName(key int16) string {
+	if n, ok := kafkaAPIName[key]; ok {
+		return n
+	}
+	return kmsg.NameForKey(key)
+}
+
+// requestMetrics are one request name's RequestMetrics histograms.
+type requestMetrics struct {
+	total, requestQueue, local, remote, responseQueue, responseSend *telemetry.Histogram
+	requestBytes                                                    *telemetry.Histogram
+	perVersion                                                      map[int16]*telemetry.Meter // RequestsPerSec{request,version}
+}
+
+// topicMetrics are BrokerTopicMetrics meters, either for one topic or for
+// all topics.
+type topicMetrics struct {
+	messagesIn, bytesIn, bytesOut, bytesRejected         *telemetry.Meter
+	totalProduce, failedProduce, totalFetch, failedFetch *telemetry.Meter
+}
+
+type metrics struct {
+	reg      *telemetry.Registry
+	requests map[string]*requestMetrics // by Kafka request name (FetchConsumer too)
+	all      *topicMetrics
+
+	handlerIdle *telemetry.Meter
+	handlers    int64
+	flush       *telemetry.Timer
+
+	isrShrinks, isrExpands *telemetry.Meter
+}
+
+func newMetrics(reg *telemetry.Registry, handlers int) *metrics {
+	m := &metrics{reg: reg, requests: map[string]*requestMetrics{}, handlers: int64(handlers)}
+	for _, a := range apiTable {
+		names := []string{apiName(a.key.Int16())}
+		if a.key == kmsg.Fetch {
+			// Kafka splits fetches into consumer and follower names in
+			// addition to "Fetch".
+			names = append(names, "FetchConsumer", "FetchFollower")
+		}
+		for _, n := range names {
+			rm := &requestMetrics{perVersion: map[int16]*telemetry.Meter{}}
+			h := func(name string) *telemetry.Histogram {
+				return reg.Histogram(telemetry.Name("kafka.network", "RequestMetrics", name, "request", n))
+			}
+			rm.total, rm.requestQueue, rm.local = h("TotalTimeMs"), h("RequestQueueTimeMs"), h("LocalTimeMs")
+			rm.remote, rm.responseQueue, rm.responseSend = h("RemoteTimeMs"), h("ResponseQueueTimeMs"), h("ResponseSendTimeMs")
+			rm.requestBytes = h("RequestBytes")
+			for v := a.min; v <= a.max; v++ {
+				rm.perVersion[v] = reg.Meter(telemetry.Name("kafka.network", "RequestMetrics", "RequestsPerSec",
+					"request", n, "version", strconv.Itoa(int(v))), "requests")
+			}
+			m.requests[n] = rm
+		}
+	}
+	m.all = newTopicMetrics(reg, "")
+	m.handlerIdle = reg.MeterWithUnit(telemetry.Name("kafka.server", "KafkaRequestHandlerPool", "RequestHandlerAvgIdlePercent"), "percent", time.Nanosecond)
+	m.flush = reg.Timer(telemetry.Name("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs"))
+	m.isrShrinks = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrShrinksPerSec"), "shrinks")
+	m.isrExpands = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrExpandsPerSec"), "expands")
+	return m
+}
+
+func newTopicMetrics(reg *telemetry.Registry, topic string) *topicMetrics {
+	mt := func(name, event string) *telemetry.Meter {
+		// telemetry.Name drops empty tag values: topic "" is the
+		// all-topics bean, as in Kafka.
+		return reg.Meter(telemetry.Name("kafka.server", "BrokerTopicMetrics", name, "topic", topic), event)
+	}
+	return &topicMetrics{
+		messagesIn: mt("MessagesInPerSec", "messages"), bytesIn: mt("BytesInPerSec", "bytes"),
+		bytesOut: mt("BytesOutPerSec", "bytes"), bytesRejected: mt("BytesRejectedPerSec", "bytes"),
+		totalProduce: mt("TotalProduceRequestsPerSec", "requests"), failedProduce: mt("FailedProduceRequestsPerSec", "requests"),
+		totalFetch: mt("TotalFetchRequestsPerSec", "requests"), failedFetch: mt("FailedFetchRequestsPerSec", "requests"),
+	}
+}
+
+// observe records one completed request (wire.Config.Observe).
+func (m *metrics) observe(r *wire.Request, t wire.Timings, _ kmsg.Response) {
+	if m == nil {
+		return
+	}
+	name := apiName(r.Header.Key)
+	m.observeAs(name, r, t)
+	if fr, ok := r.Msg.(*kmsg.FetchRequest); ok {
+		if fr.ReplicaID >= 0 {
+			m.observeAs("FetchFollower", r, t)
+		} else {
+			m.observeAs("FetchConsumer", r, t)
+		}
+	}
+}
+
+func (m *metrics) observeAs(name string, r *wire.Request, t wire.Timings) {
+	rm := m.requests[name]
+	if rm == nil {
+		return // ApiVersions fallbacks for versions we do not serve
+	}
+	if mt := rm.perVersion[r.Header.Version]; mt != nil {
+		mt.Mark(1)
+	}
+	ms := func(d time.Duration) int64 { return d.Milliseconds() }
+	rm.total.Update(ms(t.Total))
+	rm.requestQueue.Update(ms(t.RequestQueue))
+	rm.local.Update(ms(t.Local))
+	rm.remote.Update(ms(t.Remote))
+	rm.responseQueue.Update(ms(t.ResponseQueue))
+	rm.responseSend.Update(ms(t.ResponseSend))
+	rm.requestBytes.Update(int64(r.Size))
+}
+
+// idle records one handler's wait for work, divided by the pool size as
+// Kafka's aggregateIdleMeter does, so the rate reads as the pool's idle
+// fraction.
+func (m *metrics) idle(idle, _ time.Duration) {
+	if m == nil {
+		return
+	}
+	m.handlerIdle.Mark(idle.Nanoseconds() / m.handlers)
+}
+
+// produced marks a partition append: records and bytes in, per topic and
+// for all topics.
+func (m *metrics) produced(tm *topicMetrics, records, bytes int64) {
+	if m == nil {
+		return
+	}
+	for _, x := range [2]*topicMetrics{m.all, tm} {
+		x.totalProduce.Mark(1)
+		x.messagesIn.Mark(records)
+		x.bytesIn.Mark(bytes)
+	}
+}
+
+func (m *metrics) produceFailed(tm *topicMetrics, bytes int64) {
+	if m == nil {
+		return
+	}
+	for _, x := range [2]*topicMetrics{m.all, tm} {
+		if x == nil {
+			continue // unknown topic: only the all-topics bean
+		}
+		x.totalProduce.Mark(1)
+		x.failedProduce.Mark(1)
+		x.bytesRejected.Mark(bytes)
+	}
+}
+
+// fetched marks one partition read of a consumer fetch.
+func (m *metrics) fetched(tm *topicMetrics, bytes int64, failed bool) {
+	if m == nil {
+		return
+	}
+	for _, x := range [2]*topicMetrics{m.all, tm} {
+		if x == nil {
+			continue
+		}
+		x.totalFetch.Mark(1)
+		if failed {
+			x.failedFetch.Mark(1)
+		}
+		if bytes > 0 {
+			x.bytesOut.Mark(bytes)
+		}
+	}
+}
+
+// flushed times one log fsync.
+func (m *metrics) flushed(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.flush.Update(d)
+}
+
+// addTopic registers a topic's BrokerTopicMetrics; the returned value is
+// kept on the topic for the hot path.
+func (m *metrics) addTopic(name string) *topicMetrics {
+	if m == nil {
+		return nil
+	}
+	return newTopicMetrics(m.reg, name)
+}
+
+// removeTopic drops every bean tagged with the topic, as Kafka does when a
+// topic is deleted.
+func (m *metrics) removeTopic(name string) {
+	if m == nil {
+		return
+	}
+	for _, typ := range []string{"BrokerTopicMetrics"} {
+		m.reg.UnregisterMatching(telemetry.MustParseObjectName("kafka.server:type=" + typ + ",topic=" + telemetry.Quote(name) + ",*"))
+	}
+	m.reg.UnregisterMatching(telemetry.MustParseObjectName("kafka.log:type=Log,topic=" + telemetry.Quote(name) + ",*"))
+	m.reg.UnregisterMatching(telemetry.MustParseObjectName("kafka.cluster:type=Partition,topic=" + telemetry.Quote(name) + ",*"))
+}
+
+// addPartition registers the Log and Partition gauges of one partition.
+// They read the partition's state when scraped, so they cost nothing on
+// the write path.
+func (m *metrics) addPartition(b *Broker, p *partition) {
+	if m == nil {
+		return
+	}
+	tags := []string{"topic", p.topic, "partition", strconv.Itoa(int(p.index))}
+	g := func(domain, typ, name string, fn func() int64) {
+		m.reg.Gauge(telemetry.Name(domain, typ, name, tags...), fn)
+	}
+	g("kafka.log", "Log", "LogEndOffset", p.log.LogEndOffset)
+	g("kafka.log", "Log", "LogStartOffset", p.log.LogStartOffset)
+	g("kafka.log", "Log", "Size", p.log.Size)
+	g("kafka.log", "Log", "NumLogSegments", func() int64 { return int64(p.log.NumSegments()) })
+	rs := func() replicaState { return b.replicaState(p) }
+	g("kafka.cluster", "Partition", "UnderReplicated", func() int64 { return boolInt(rs().underReplicated()) })
+	g("kafka.cluster", "Partition", "UnderMinIsr", func() int64 { return boolInt(rs().underMinIsr()) })
+	g("kafka.cluster", "Partition", "AtMinIsr", func() int64 { return boolInt(rs().atMinIsr()) })
+	g("kafka.cluster", "Partition", "InSyncReplicasCount", func() int64 { return int64(rs().isr) })
+	g("kafka.cluster", "Partition", "ReplicasCount", func() int64 { return int64(rs().replicas) })
+	g("kafka.cluster", "Partition", "LastStableOffsetLag", func() int64 { return 0 }) // no open transactions
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// replicaState is a partition's replication facts as the metrics see them.
+type replicaState struct {
+	replicas, isr, minIsr int
+	hasLeader             bool
+}
+
+func (s replicaState) underReplicated() bool { return s.isr < s.replicas }
+func (s replicaState) underMinIsr() bool     { return s.isr < s.minIsr }
+func (s replicaState) atMinIsr() bool        { return s.isr == s.minIsr }
+
+// replicaState reads a partition's replica set. With one replica per
+// partition the leader is this broker and the ISR is itself; min.insync.replicas
+// comes from the topic config, so AtMinIsr is true exactly when Kafka would
+// say so (min.insync.replicas=1).
+func (b *Broker) replicaState(p *partition) replicaState {
+	b.mu.RLock()
+	t := b.topics[p.topic]
+	var overrides map[string]string
+	if t != nil {
+		overrides = t.configs
+	}
+	minIsr, _ := strconv.Atoi(b.cfg.resolved(overrides, "min.insync.replicas"))
+	b.mu.RUnlock()
+	return replicaState{replicas: 1, isr: 1, minIsr: minIsr, hasLeader: true}
+}
+
+// registerBrokerGauges registers the broker-wide gauges: ReplicaManager,
+// KafkaController, RequestChannel, SocketServer and ReplicaFetcherManager.
+func (m *metrics) registerBrokerGauges(b *Broker) {
+	if m == nil {
+		return
+	}
+	count := func(pred func(replicaState) bool) func() int64 {
+		return func() int64 {
+			var n int64
+			b.eachPartition(func(p *partition) {
+				if pred(b.replicaState(p)) {
+					n++
+				}
+			})
+			return n
+		}
+	}
+	g := func(domain, typ, name string, fn func() int64) { m.reg.Gauge(telemetry.Name(domain, typ, name), fn) }
+	g("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", count(replicaState.underReplicated))
+	g("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", count(replicaState.underMinIsr))
+	g("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", count(replicaState.atMinIsr))
+	g("kafka.server", "ReplicaManager", "PartitionCount", count(func(replicaState) bool { return true }))
+	g("kafka.server", "ReplicaManager", "LeaderCount", count(func(s replicaState) bool { return s.hasLeader }))
+	g("kafka.server", "ReplicaManager", "OfflineReplicaCount", count(func(s replicaState) bool { return !s.hasLeader }))
+
+	g("kafka.controller", "KafkaController", "ActiveControllerCount", func() int64 { return 1 }) // this broker is its own controller
+	g("kafka.controller", "KafkaController", "OfflinePartitionsCount", count(func(s replicaState) bool { return !s.hasLeader }))
+	g("kafka.controller", "KafkaController", "PreferredReplicaImbalanceCount", func() int64 { return 0 })
+	g("kafka.controller", "KafkaController", "GlobalTopicCount", func() int64 {
+		b.mu.RLock()
+		defer b.mu.RUnlock()
+		return int64(len(b.topics))
+	})
+	g("kafka.controller", "KafkaController", "GlobalPartitionCount", count(func(replicaState) bool { return true }))
+	g("kafka.controller", "KafkaController", "ActiveBrokerCount", func() int64 { return 1 })
+	g("kafka.controller", "KafkaController", "FencedBrokerCount", func() int64 { return 0 })
+
+	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "RequestQueueSize"), func() int64 { return int64(b.srv.QueueLen()) })
+	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "ResponseQueueSize"), func() int64 { return b.srv.ResponsesWaiting() })
+	m.reg.GaugeFloat64(telemetry.Name("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent"), b.srv.NetworkIdle)
+	m.reg.Gauge(telemetry.Name("kafka.server", "ReplicaFetcherManager", "MaxLag", "clientId", "Replica"), func() int64 { return 0 }) // no follower fetchers on a single broker
+}
