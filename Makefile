@@ -21,7 +21,7 @@ build:
 # under ./data.
 run: build
 	@mkdir -p data
-	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), data under ./data"
+	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics), data under ./data"
 	$(BIN) broker --config config/server.properties
 
 deps:

@@ -57,8 +57,12 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 		b.Close()
 		return err
 	}
+	telemetry := "off"
+	if a := b.HTTPAddr(); a != "" {
+		telemetry = "http://" + a + "/jolokia,http://" + a + "/metrics"
+	}
 	logger.Info("kobs broker ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(),
-		"listeners", strings.Join(b.Addrs(), ","), "log.dirs", strings.Join(cfg.LogDirs, ","))
+		"listeners", strings.Join(b.Addrs(), ","), "telemetry", telemetry, "log.dirs", strings.Join(cfg.LogDirs, ","))
 	<-ctx.Done()
 	logger.Info("shutting down", "reason", context.Cause(ctx))
 	if err := b.Close(); err != nil {
