@@ -131,6 +131,8 @@ func produceErrorCode(err error) int16 {
 		return kerr.InvalidRecord.Code
 	case errors.Is(err, klog.ErrRecordTooLarge):
 		return kerr.MessageTooLarge.Code
+	case errors.Is(err, klog.ErrBatchLargerThanSegment):
+		return kerr.RecordListTooLarge.Code
 	case errors.Is(err, producerstate.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, producerstate.ErrInvalidEpoch):

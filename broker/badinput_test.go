@@ -118,6 +118,13 @@ func TestBadProduceInput(t *testing.T) {
 	require.Zero(t, sp.ErrorCode)
 	require.Equal(t, int64(3), sp.BaseOffset)
 
+	t.Run("batch larger than segment.bytes", func(t *testing.T) {
+		small := "bad-input-small-segments"
+		_, err := adm.CreateTopic(context.Background(), 1, 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1024")}, small)
+		require.NoError(t, err)
+		sp := produceRaw(t, cl, small, makeBatch(20, 100))
+		require.Equal(t, kerr.RecordListTooLarge.Code, sp.ErrorCode, "got %v", kerr.ErrorForCode(sp.ErrorCode))
+	})
 	t.Run("unknown topic", func(t *testing.T) {
 		sp := produceRaw(t, cl, "no-such-topic", good)
 		require.Equal(t, kerr.UnknownTopicOrPartition.Code, sp.ErrorCode)

@@ -170,6 +170,7 @@ func (b *Broker) loadTopics() error {
 				LogStartOffset: logStart[tp],
 				RecoveryPoint:  recovery[tp],
 				Logger:         b.log.With("topic", name, "partition", idx),
+				OnFlush:        b.metrics.flushed,
 			})
 			if err != nil {
 				return fmt.Errorf("open partition %s-%d: %w", name, idx, err)
@@ -219,7 +220,10 @@ func (b *Broker) openPartition(t *topic, idx int32) (*partition, error) {
 		}
 	}
 	pdir := filepath.Join(dir, fmt.Sprintf("%s-%d", t.name, idx))
-	l, err := klog.Open(pdir, b.cfg.logConfig(t.configs), klog.OpenOptions{Logger: b.log.With("topic", t.name, "partition", idx)})
+	l, err := klog.Open(pdir, b.cfg.logConfig(t.configs), klog.OpenOptions{
+		Logger:  b.log.With("topic", t.name, "partition", idx),
+		OnFlush: b.metrics.flushed,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create partition %s-%d: %w", t.name, idx, err)
 	}

@@ -12,8 +12,12 @@ var (
 	ErrCorruptMessage = errors.New("corrupt record batch")
 	// ErrUnsupportedMagic: a batch is not a v2 (magic 2) record batch.
 	ErrUnsupportedMagic = errors.New("unsupported record batch magic")
-	// ErrRecordTooLarge: a batch exceeds max.message.bytes (or a segment).
+	// ErrRecordTooLarge: a batch exceeds max.message.bytes.
 	ErrRecordTooLarge = errors.New("record batch too large")
+	// ErrBatchLargerThanSegment: a batch could never fit in a segment
+	// (segment.bytes); Kafka answers RECORD_LIST_TOO_LARGE, not
+	// MESSAGE_TOO_LARGE, because the batch itself may be within limits.
+	ErrBatchLargerThanSegment = errors.New("record batch larger than a segment")
 	// ErrOffsetOutOfRange: an offset lies outside [log start, log end].
 	ErrOffsetOutOfRange = errors.New("offset out of range")
 	// ErrClosed: the log was closed or deleted.

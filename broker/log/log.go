@@ -26,6 +26,9 @@ type OpenOptions struct {
 	LogStartOffset int64        // from the broker's log-start-offset-checkpoint; 0 if unknown
 	RecoveryPoint  int64        // from recovery-point-offset-checkpoint; segments at/after it are re-scanned
 	Logger         *slog.Logger // nil = discard
+	// OnFlush, if set, is told how long each fsync of the log took
+	// (Kafka's LogFlushStats LogFlushRateAndTimeMs).
+	OnFlush func(time.Duration)
 }
 
 // Log is one partition's segment log.
@@ -62,6 +65,7 @@ type Log struct {
 	recoveryPoint atomic.Int64
 
 	unflushedSince time.Time // (wmu) time of the oldest append not yet fsynced; zero if none
+	onFlush        func(time.Duration)
 }
 
 // Dir returns the partition directory.
@@ -167,7 +171,7 @@ func (l *Log) append(batches []Batch, assign bool) (AppendResult, error) {
 			return AppendResult{}, fmt.Errorf("append to %s: batch %d of %d bytes exceeds max.message.bytes %d: %w", l.dir, i, n, cfg.MaxMessageBytes, ErrRecordTooLarge)
 		}
 		if n > cfg.segmentLimit() {
-			return AppendResult{}, fmt.Errorf("append to %s: batch %d of %d bytes exceeds segment.bytes %d: %w", l.dir, i, n, cfg.segmentLimit(), ErrRecordTooLarge)
+			return AppendResult{}, fmt.Errorf("append to %s: batch %d of %d bytes exceeds segment.bytes %d: %w", l.dir, i, n, cfg.segmentLimit(), ErrBatchLargerThanSegment)
 		}
 		total += n
 	}
@@ -440,8 +444,12 @@ func (l *Log) MaybeFlush() error {
 
 func (l *Log) flushLocked() error {
 	leo := l.leo.Load()
+	start := time.Now()
 	if err := l.syncFrom(l.recoveryPoint.Load()); err != nil {
 		return fmt.Errorf("flush %s: %w", l.dir, err)
+	}
+	if l.onFlush != nil {
+		l.onFlush(time.Since(start))
 	}
 	l.mu.Lock()
 	l.recoveryPoint.Store(leo)

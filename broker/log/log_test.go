@@ -573,7 +573,7 @@ func TestMaxMessageBytes(t *testing.T) {
 	cfg.SegmentBytes = 600
 	l.SetConfig(cfg)
 	_, err = l.Append(mustBatches(t, big))
-	require.ErrorIs(t, err, ErrRecordTooLarge, "a batch must fit in a segment")
+	require.ErrorIs(t, err, ErrBatchLargerThanSegment, "a batch must fit in a segment")
 }
 
 func TestDeleteRecordsBefore(t *testing.T) {

@@ -38,7 +38,7 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{dir: dir, logger: logger.With("dir", dir), cfg: cfg}
+	l := &Log{dir: dir, logger: logger.With("dir", dir), cfg: cfg, onFlush: opts.OnFlush}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
