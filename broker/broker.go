@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kobs-dev/kobs/broker/group"
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/producerstate"
 	"github.com/kobs-dev/kobs/broker/telemetry"
@@ -40,6 +41,8 @@ type Broker struct {
 	metaLock sync.Mutex // serialises writes of the topics file
 
 	producerIDs *producerstate.IDs
+
+	groups *group.Coordinator // set by Start (startGroups)
 
 	// reg holds the broker's Kafka MBeans; metrics is nil when telemetry
 	// is off (kobs.telemetry.enable=false).
@@ -277,6 +280,9 @@ func (b *Broker) HTTPAddr() string {
 
 // Start binds the listeners and starts serving and the background tasks.
 func (b *Broker) Start() error {
+	if err := b.startGroups(); err != nil {
+		return err
+	}
 	wcfg := wire.Config{
 		Versions:        apiVersions(),
 		MaxRequestBytes: b.cfg.SocketRequestMaxBytes,
@@ -461,6 +467,7 @@ func (b *Broker) Close() error {
 		}
 		b.reg.Stop()
 		b.wg.Wait()
+		b.stopGroups()
 		err = errors.Join(b.writeCheckpoints(), b.closeLogs())
 		close(b.closed)
 	})

@@ -50,6 +50,14 @@ type Config struct {
 	HTTPListener             string
 	TelemetryEnable          bool
 
+	// Group coordinator (broker/group).
+	OffsetsTopicNumPartitions  int32         // offsets.topic.num.partitions
+	OffsetsTopicSegmentBytes   int32         // offsets.topic.segment.bytes
+	OffsetsRetention           time.Duration // offsets.retention.minutes
+	GroupInitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms
+	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms
+	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms
+
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
 	TopicDefaults map[string]string
@@ -68,6 +76,12 @@ type Config struct {
 // about as unknown.
 var brokerKeys = map[string]string{
 	"node.id":                                 "",
+	"offsets.topic.num.partitions":            "50",
+	"offsets.topic.segment.bytes":             "104857600",
+	"offsets.retention.minutes":               "10080",
+	"group.initial.rebalance.delay.ms":        "3000",
+	"group.min.session.timeout.ms":            "6000",
+	"group.max.session.timeout.ms":            "1800000",
 	"broker.id":                               "",
 	"listeners":                               "PLAINTEXT://127.0.0.1:9092",
 	"advertised.listeners":                    "",
@@ -107,8 +121,6 @@ var acceptedKeys = map[string]bool{
 	"controller.listener.names":                true,
 	"inter.broker.listener.name":               true,
 	"listener.security.protocol.map":           true,
-	"offsets.topic.num.partitions":             true,
-	"group.initial.rebalance.delay.ms":         true,
 	"log.cleaner.enable":                       true,
 	"log.cleaner.threads":                      true,
 }
@@ -225,6 +237,17 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.HTTPListener = get("kobs.http.listener")
 	c.TelemetryEnable = parseBool("kobs.telemetry.enable")
 	c.NumNetworkThreads = int(parseInt("num.network.threads", 1, 1024))
+
+	c.OffsetsTopicNumPartitions = int32(parseInt("offsets.topic.num.partitions", 1, 1<<31-1))
+	// The log's smallest segment (one batch header), where Kafka says 1.
+	c.OffsetsTopicSegmentBytes = int32(parseInt("offsets.topic.segment.bytes", 14, 1<<31-1))
+	c.OffsetsRetention = time.Duration(parseInt("offsets.retention.minutes", 1, 1<<31-1)) * time.Minute
+	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
+	c.GroupMinSessionTimeout = time.Duration(parseInt("group.min.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.GroupMaxSessionTimeout = time.Duration(parseInt("group.max.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
+		fail("group.min.session.timeout.ms", fmt.Errorf("%v is above group.max.session.timeout.ms %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
+	}
 
 	// Topic-config synonyms. Kafka gives the finest unit precedence:
 	// log.retention.ms over .minutes over .hours, log.roll.ms over .hours.

@@ -1,0 +1,58 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kobs-dev/kobs/broker/wire"
+)
+
+// FindCoordinator: v0-4
+//
+// Behavior:
+//   - Group keys (type 0): this broker coordinates every group (it leads
+//     every __consumer_offsets partition), and answers with its endpoint
+//     for the listener the request came on. The first lookup creates
+//     __consumer_offsets (Kafka answers COORDINATOR_NOT_AVAILABLE while it
+//     creates the topic; kobs creates it synchronously and answers at once).
+//   - Transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE until kobs has
+//     a transaction coordinator; other key types INVALID_REQUEST.
+//   - Any key is accepted, the empty group id included, as in Kafka.
+//
+// Version notes: v1 key type, throttle and error message; v3 flexible; v4
+// batches keys (KIP-699) and answers per key. v5 (TRANSACTION_ABORTABLE) and
+// v6 (share coordinators) are not advertised.
+func (b *Broker) handleFindCoordinator(r *wire.Request) {
+	req := r.Msg.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	host, port := b.endpointFor(r.Listener)
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key, c.NodeID, c.Host, c.Port = key, b.cfg.NodeID, host, port
+		switch req.CoordinatorType {
+		case 0:
+			if err := b.ensureOffsetsTopic(); err != nil {
+				b.log.Error("cannot create the offsets topic", "err", err)
+				c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp(err.Error())
+			}
+		case 1:
+			c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp("kobs has no transaction coordinator yet")
+		default:
+			c.ErrorCode, c.ErrorMessage = kerr.InvalidRequest.Code, strp("unsupported coordinator key type")
+		}
+		if c.ErrorCode != 0 {
+			c.NodeID, c.Host, c.Port = -1, "", -1
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
+	}
+	respond(r, resp)
+}

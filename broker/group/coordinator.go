@@ -1,0 +1,465 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Storage is the coordinator's view of the __consumer_offsets partitions.
+type Storage interface {
+	// Append appends one v2 record batch to the partition and returns once
+	// it is in the log (creating the topic first if it does not exist).
+	Append(partition int32, batch []byte) error
+	// Bounds returns the partition's log start and end offsets; ok is false
+	// when the topic does not exist yet (nothing to load).
+	Bounds(partition int32) (start, end int64, ok bool)
+	// Read returns whole stored batches from offset, at least one batch
+	// even if larger than maxBytes; empty at the log end.
+	Read(partition int32, offset int64, maxBytes int32) ([]byte, error)
+}
+
+// ErrRecordTooLarge is what Storage.Append wraps when a batch exceeds the
+// partition's max.message.bytes; commits then get INVALID_COMMIT_OFFSET_SIZE
+// as in Kafka.
+var ErrRecordTooLarge = errors.New("coordinator record batch too large")
+
+// Config configures a Coordinator; zero values take Kafka's defaults where
+// noted.
+type Config struct {
+	// Partitions is the partition count of __consumer_offsets
+	// (offsets.topic.num.partitions, or the existing topic's count).
+	Partitions int32
+	// InitialRebalanceDelay is group.initial.rebalance.delay.ms.
+	InitialRebalanceDelay time.Duration
+	// MinSessionTimeout and MaxSessionTimeout bound JoinGroup session
+	// timeouts (group.min/max.session.timeout.ms).
+	MinSessionTimeout, MaxSessionTimeout time.Duration
+	// OffsetsRetention is offsets.retention.minutes; 0 = 7 days.
+	OffsetsRetention time.Duration
+	// RetentionCheckInterval is offsets.retention.check.interval.ms; 0 = 10 minutes.
+	RetentionCheckInterval time.Duration
+	// MaxMetadataBytes is offset.metadata.max.bytes; 0 = 4096.
+	MaxMetadataBytes int
+	// NewMemberJoinTimeout bounds how long a new member's JoinGroup may be
+	// parked (Kafka's group.new.member.join.timeout, 5 minutes).
+	NewMemberJoinTimeout time.Duration
+
+	Storage Storage
+	// PartitionExists reports whether topic-partition exists; commits to
+	// others get UNKNOWN_TOPIC_OR_PARTITION.
+	PartitionExists func(topic string, partition int32) bool
+	Clock           Clock
+	Logger          *slog.Logger
+}
+
+// Coordinator is the group coordinator for all __consumer_offsets
+// partitions of this broker.
+type Coordinator struct {
+	cfg    Config
+	clock  Clock
+	log    *slog.Logger
+	shards []*shard
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// shard is one __consumer_offsets partition and the groups that map to it.
+type shard struct {
+	c      *Coordinator
+	id     int32
+	mu     sync.Mutex
+	loaded bool
+	closed bool
+	groups map[string]*group
+	// out collects response callbacks to run once mu is released, so a
+	// callback never runs under the lock.
+	out []func()
+}
+
+// New builds a coordinator; Start loads the partitions.
+func New(cfg Config) (*Coordinator, error) {
+	if cfg.Partitions <= 0 {
+		return nil, fmt.Errorf("group coordinator: %d offsets topic partitions", cfg.Partitions)
+	}
+	if cfg.Storage == nil || cfg.PartitionExists == nil {
+		return nil, errors.New("group coordinator: Storage and PartitionExists are required")
+	}
+	if cfg.OffsetsRetention <= 0 {
+		cfg.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if cfg.RetentionCheckInterval <= 0 {
+		cfg.RetentionCheckInterval = 10 * time.Minute
+	}
+	if cfg.MaxMetadataBytes <= 0 {
+		cfg.MaxMetadataBytes = 4096
+	}
+	if cfg.NewMemberJoinTimeout <= 0 {
+		cfg.NewMemberJoinTimeout = 5 * time.Minute
+	}
+	if cfg.MaxSessionTimeout <= 0 {
+		cfg.MaxSessionTimeout = 30 * time.Minute
+	}
+	c := &Coordinator{cfg: cfg, clock: cfg.Clock, log: cfg.Logger}
+	if c.clock == nil {
+		c.clock = realClock{}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for i := int32(0); i < cfg.Partitions; i++ {
+		c.shards = append(c.shards, &shard{c: c, id: i, groups: map[string]*group{}})
+	}
+	return c, nil
+}
+
+// Start loads every partition in the background (groups of a partition
+// still loading answer COORDINATOR_LOAD_IN_PROGRESS) and starts the offset
+// expiry task.
+func (c *Coordinator) Start() {
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		start := c.clock.Now()
+		for _, s := range c.shards {
+			if c.ctx.Err() != nil {
+				return
+			}
+			if err := s.load(); err != nil {
+				// A partition that cannot be read stays unloaded: its
+				// groups keep answering COORDINATOR_LOAD_IN_PROGRESS
+				// rather than serving offsets we know to be incomplete.
+				c.log.Error("loading __consumer_offsets partition failed", "partition", s.id, "err", err)
+			}
+		}
+		c.log.Info("group coordinator loaded", "partitions", len(c.shards), "took", c.clock.Now().Sub(start))
+	}()
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(c.cfg.RetentionCheckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+				c.ExpireOffsets()
+			}
+		}
+	}()
+}
+
+// WaitLoaded blocks until every partition is loaded or ctx ends.
+func (c *Coordinator) WaitLoaded(ctx context.Context) error {
+	for _, s := range c.shards {
+		for {
+			s.mu.Lock()
+			ok := s.loaded
+			s.mu.Unlock()
+			if ok {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops the background work and answers every parked JoinGroup and
+// SyncGroup with NOT_COORDINATOR so clients look for the coordinator again.
+func (c *Coordinator) Close() {
+	c.cancel()
+	c.wg.Wait()
+	for _, s := range c.shards {
+		s.mu.Lock()
+		s.closed = true
+		for _, g := range s.groups {
+			for _, m := range g.members {
+				s.stopTimer(&m.hb)
+				if m.joinCb != nil {
+					s.completeJoin(m, joinError(kerr.NotCoordinator.Code, m.id))
+				}
+				if m.syncCb != nil {
+					s.completeSync(m, syncError(kerr.NotCoordinator.Code))
+				}
+			}
+			for _, p := range g.pending {
+				s.stopTimer(p)
+			}
+			s.stopTimer(&g.joinTimer)
+			s.stopTimer(&g.syncTimer)
+		}
+		s.unlock()
+	}
+}
+
+// Partitions is the number of __consumer_offsets partitions.
+func (c *Coordinator) Partitions() int32 { return int32(len(c.shards)) }
+
+// PartitionFor is the __consumer_offsets partition of a group.
+func (c *Coordinator) PartitionFor(groupID string) int32 {
+	return PartitionFor(groupID, int32(len(c.shards)))
+}
+
+// lock returns the group's shard locked, or the error code to answer with:
+// COORDINATOR_LOAD_IN_PROGRESS while the partition loads,
+// NOT_COORDINATOR after Close.
+func (c *Coordinator) lock(groupID string) (*shard, int16) {
+	s := c.shards[c.PartitionFor(groupID)]
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return nil, kerr.NotCoordinator.Code
+	case !s.loaded:
+		s.mu.Unlock()
+		return nil, kerr.CoordinatorLoadInProgress.Code
+	}
+	return s, 0
+}
+
+// unlock releases the shard and then runs the callbacks collected under it.
+func (s *shard) unlock() {
+	out := s.out
+	s.out = nil
+	s.mu.Unlock()
+	for _, f := range out {
+		f()
+	}
+}
+
+func (s *shard) nowMs() int64 { return s.c.clock.Now().UnixMilli() }
+
+// append writes records to this shard's partition as one batch.
+func (s *shard) append(recs []KV) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := s.c.cfg.Storage.Append(s.id, EncodeBatch(recs, s.nowMs())); err != nil {
+		return fmt.Errorf("append to __consumer_offsets-%d: %w", s.id, err)
+	}
+	return nil
+}
+
+// timer is a cancellable scheduled callback; seq invalidates a callback
+// that fired but had not yet taken the lock when the timer was replaced.
+type timer struct {
+	t   Timer
+	seq uint64
+}
+
+// schedule (re)arms t to run fn under the shard lock after d.
+func (s *shard) schedule(t *timer, d time.Duration, fn func()) {
+	if t.t != nil {
+		t.t.Stop()
+	}
+	t.seq++
+	seq := t.seq
+	t.t = s.c.clock.AfterFunc(d, func() {
+		s.mu.Lock()
+		if t.seq == seq && !s.closed {
+			t.t = nil
+			fn()
+		}
+		s.unlock()
+	})
+}
+
+func (s *shard) stopTimer(t *timer) {
+	if t.t != nil {
+		t.t.Stop()
+		t.t = nil
+	}
+	t.seq++
+}
+
+// load replays the partition's log into the shard.
+func (s *shard) load() error {
+	st := s.c.cfg.Storage
+	start, end, ok := st.Bounds(s.id)
+	s.mu.Lock()
+	defer s.unlock()
+	if s.closed {
+		return nil
+	}
+	if ok {
+		n := 0
+		for off := start; off < end; {
+			data, err := st.Read(s.id, off, 1<<20)
+			if err != nil {
+				return fmt.Errorf("read __consumer_offsets-%d at %d: %w", s.id, off, err)
+			}
+			if len(data) == 0 {
+				break
+			}
+			next, err := DecodeBatches(data, func(r StoredRecord) error {
+				n++
+				return s.replay(r)
+			})
+			if err != nil {
+				return fmt.Errorf("replay __consumer_offsets-%d at %d: %w", s.id, off, err)
+			}
+			if next <= off {
+				return fmt.Errorf("replay __consumer_offsets-%d: no progress at offset %d", s.id, off)
+			}
+			off = next
+		}
+		for _, g := range s.groups {
+			g.subscribed = g.computeSubscribedTopics()
+			// Members restored from the log must heartbeat within their
+			// session timeout, as Kafka reschedules them on load.
+			for _, m := range g.members {
+				s.scheduleHeartbeat(g, m, m.sessionTimeout())
+			}
+		}
+		if n > 0 {
+			s.c.log.Info("loaded __consumer_offsets partition", "partition", s.id, "records", n,
+				"groups", len(s.groups), "log_start_offset", start, "log_end_offset", end)
+		}
+	}
+	s.loaded = true
+	return nil
+}
+
+// replay applies one stored record to the cache.
+func (s *shard) replay(r StoredRecord) error {
+	if r.Transaction {
+		// Transactional offset commits only count once their
+		// transaction commits; kobs writes none yet, so skip them
+		// rather than expose uncommitted offsets.
+		return nil
+	}
+	version, ok, groupID, err := DecodeKey(r.Key)
+	if err != nil {
+		return fmt.Errorf("record at offset %d: %w", r.Offset, err)
+	}
+	switch version {
+	case keyOffsetCommitV0, keyOffsetCommit:
+		g := s.groups[ok.Group]
+		if r.Value == nil {
+			if g != nil {
+				// The group itself stays (as in Kafka) until a group
+				// tombstone or offset expiry removes it.
+				g.deleteOffset(ok.Topic, ok.Partition)
+			}
+			return nil
+		}
+		v, err := DecodeOffsetValue(r.Value)
+		if err != nil {
+			return fmt.Errorf("record at offset %d: %w", r.Offset, err)
+		}
+		if g == nil {
+			g = newGroup(ok.Group, s.nowMs())
+			s.groups[ok.Group] = g
+		}
+		g.setOffset(ok.Topic, ok.Partition, v)
+	case keyGroupMetadata:
+		g := s.groups[groupID]
+		if r.Value == nil {
+			if g != nil {
+				offs := g.offsets
+				ng := newGroup(groupID, s.nowMs())
+				ng.offsets = offs
+				if len(offs) == 0 {
+					delete(s.groups, groupID)
+				} else {
+					s.groups[groupID] = ng
+				}
+			}
+			return nil
+		}
+		v, err := DecodeGroupValue(r.Value)
+		if err != nil {
+			return fmt.Errorf("record at offset %d: %w", r.Offset, err)
+		}
+		ng := groupFromValue(groupID, v)
+		if g != nil {
+			ng.offsets = g.offsets
+		}
+		s.groups[groupID] = ng
+	}
+	return nil
+}
+
+// ExpireOffsets removes committed offsets past offsets.retention.minutes
+// under Kafka's conditions (ClassicGroup.offsetExpirationCondition) and
+// deletes groups left empty without offsets, writing tombstones for both.
+func (c *Coordinator) ExpireOffsets() {
+	for _, s := range c.shards {
+		s.mu.Lock()
+		if s.loaded && !s.closed {
+			s.expireOffsets()
+		}
+		s.unlock()
+	}
+}
+
+func (s *shard) expireOffsets() {
+	now := s.nowMs()
+	retention := s.c.cfg.OffsetsRetention.Milliseconds()
+	for id, g := range s.groups {
+		base, ok := g.expirationBase()
+		if !ok {
+			continue
+		}
+		var recs []KV
+		type tp struct {
+			topic string
+			part  int32
+		}
+		var expired []tp
+		all := true
+		for topic, parts := range g.offsets {
+			if g.isSubscribedTo(topic) {
+				all = false
+				continue
+			}
+			for p, o := range parts {
+				exp := o.ExpireTimestamp >= 0 && now >= o.ExpireTimestamp
+				if o.ExpireTimestamp < 0 {
+					exp = now-base(o) >= retention
+				}
+				if !exp {
+					all = false
+					continue
+				}
+				recs = append(recs, KV{Key: EncodeOffsetKey(OffsetKey{id, topic, p})})
+				expired = append(expired, tp{topic, p})
+			}
+		}
+		deleteGroup := all && g.state == stateEmpty
+		if deleteGroup {
+			recs = append(recs, KV{Key: EncodeGroupKey(id)})
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		if err := s.append(recs); err != nil {
+			s.c.log.Error("writing offset expiry tombstones failed", "group", id, "err", err)
+			continue
+		}
+		for _, e := range expired {
+			g.deleteOffset(e.topic, e.part)
+		}
+		if len(expired) > 0 {
+			s.c.log.Info("expired committed offsets", "group", id, "offsets", len(expired))
+		}
+		if deleteGroup {
+			g.transition(stateDead, now)
+			delete(s.groups, id)
+			s.c.log.Info("deleted empty group with no offsets left", "group", id)
+		}
+	}
+}

@@ -1,0 +1,441 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kobs-dev/kobs/internal/testcluster"
+)
+
+// groupProps are the broker settings group tests use: no initial rebalance
+// delay and a low minimum session timeout so expiry tests stay fast.
+func groupProps() []testcluster.Opt {
+	return []testcluster.Opt{
+		testcluster.Prop("group.initial.rebalance.delay.ms", "0"),
+		testcluster.Prop("group.min.session.timeout.ms", "500"),
+		testcluster.Prop("offsets.topic.num.partitions", "4"),
+	}
+}
+
+// seenSet counts how often each record value was processed, and by whom.
+type seenSet struct {
+	mu     sync.Mutex
+	counts map[string]int
+	total  int
+}
+
+func newSeenSet() *seenSet { return &seenSet{counts: map[string]int{}} }
+
+func (s *seenSet) add(v string) {
+	s.mu.Lock()
+	s.counts[v]++
+	s.total++
+	s.mu.Unlock()
+}
+
+func (s *seenSet) size() (distinct, total int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.counts), s.total
+}
+
+// duplicates lists values processed more than once.
+func (s *seenSet) duplicates() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for v, n := range s.counts {
+		if n > 1 {
+			out = append(out, fmt.Sprintf("%s x%d", v, n))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// groupConsumer is one franz-go group member that processes records into a
+// seenSet and commits what it processed: marks are set before a rebalance
+// may run (BlockRebalanceOnPoll), and committed periodically and whenever
+// partitions are revoked, which is what makes consumption exactly-once
+// across rebalances.
+type groupConsumer struct {
+	cl     *kgo.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startGroupConsumer(t *testing.T, addr, group, topic string, seen *seenSet, extra ...kgo.Opt) *groupConsumer {
+	t.Helper()
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(addr),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(3 * time.Second),
+		kgo.HeartbeatInterval(200 * time.Millisecond),
+		kgo.RebalanceTimeout(5 * time.Second),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(200 * time.Millisecond),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+			if err := cl.CommitMarkedOffsets(ctx); err != nil {
+				t.Logf("commit on revoke: %v", err)
+			}
+		}),
+	}, extra...)
+	cl, err := kgo.NewClient(opts...)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &groupConsumer{cl: cl, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for ctx.Err() == nil {
+			fs := cl.PollRecords(ctx, 200)
+			fs.EachRecord(func(r *kgo.Record) { seen.add(string(r.Value)) })
+			cl.MarkCommitRecords(fs.Records()...)
+			cl.AllowRebalance()
+		}
+	}()
+	t.Cleanup(c.stop)
+	return c
+}
+
+// stop ends the poll loop and closes the client, which commits the marks
+// (revoke callback) and leaves the group.
+func (c *groupConsumer) stop() {
+	c.cancel()
+	<-c.done
+	c.cl.Close()
+}
+
+func produceValues(t *testing.T, cl *kgo.Client, topic, prefix string, n int) {
+	t.Helper()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("%s-%d", prefix, i))}
+	}
+	require.NoError(t, cl.ProduceSync(context.Background(), recs...).FirstErr())
+}
+
+// assignment returns member id -> assigned partitions of topic, as the
+// group's Stable generation reports it.
+func assignment(ctx context.Context, adm *kadm.Client, group, topic string) (map[string][]int32, error) {
+	gs, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	g := gs[group]
+	if g.Err != nil {
+		return nil, g.Err
+	}
+	if g.State != "Stable" {
+		return nil, fmt.Errorf("group %s is %s", group, g.State)
+	}
+	out := map[string][]int32{}
+	for _, m := range g.Members {
+		ca, ok := m.Assigned.AsConsumer()
+		if !ok {
+			return nil, fmt.Errorf("member %s has no consumer assignment", m.MemberID)
+		}
+		for _, at := range ca.Topics {
+			if at.Topic == topic {
+				ps := append([]int32(nil), at.Partitions...)
+				sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+				out[m.MemberID] = append(out[m.MemberID], ps...)
+			}
+		}
+		if _, ok := out[m.MemberID]; !ok {
+			out[m.MemberID] = nil
+		}
+	}
+	return out, nil
+}
+
+// balanced checks that members split partitions 0..n-1 evenly, each
+// partition owned once.
+func balanced(a map[string][]int32, members, n int) error {
+	if len(a) != members {
+		return fmt.Errorf("%d members, want %d: %v", len(a), members, a)
+	}
+	owned := map[int32]string{}
+	for m, ps := range a {
+		if len(ps) != n/members {
+			return fmt.Errorf("member %s owns %v, want %d partitions: %v", m, ps, n/members, a)
+		}
+		for _, p := range ps {
+			if o, dup := owned[p]; dup {
+				return fmt.Errorf("partition %d owned by %s and %s", p, o, m)
+			}
+			owned[p] = m
+		}
+	}
+	if len(owned) != n {
+		return fmt.Errorf("%d of %d partitions assigned: %v", len(owned), n, a)
+	}
+	return nil
+}
+
+// TestGroupBalancers runs three franz-go members with each client-side
+// assignor (the broker only picks the common protocol and hands the leader
+// every member's metadata): each ends up with two of six partitions.
+func TestGroupBalancers(t *testing.T) {
+	b := testcluster.Start(t, groupProps()...)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	for _, bal := range []struct {
+		name string
+		b    kgo.GroupBalancer
+	}{
+		{"range", kgo.RangeBalancer()},
+		{"roundrobin", kgo.RoundRobinBalancer()},
+		{"sticky", kgo.StickyBalancer()},
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
+	} {
+		t.Run(bal.name, func(t *testing.T) {
+			topic, group := "bal-"+bal.name, "g-bal-"+bal.name
+			_, err := adm.CreateTopic(ctx, 6, 1, nil, topic)
+			require.NoError(t, err)
+			seen := newSeenSet()
+			for i := 0; i < 3; i++ {
+				startGroupConsumer(t, b.Addr(), group, topic, seen, kgo.Balancers(bal.b))
+			}
+			testcluster.Eventually(t, 20*time.Second, func() error {
+				a, err := assignment(ctx, adm, group, topic)
+				if err != nil {
+					return err
+				}
+				return balanced(a, 3, 6)
+			})
+			gs, err := adm.DescribeGroups(ctx, group)
+			require.NoError(t, err)
+			require.Equal(t, bal.b.ProtocolName(), gs[group].Protocol)
+			require.Equal(t, "consumer", gs[group].ProtocolType)
+		})
+	}
+}
+
+// TestGroupRebalanceExactlyOnce: three members consume a six-partition
+// topic; one leaves mid-stream, the other two take over its partitions well
+// within the session timeout, and every record is processed exactly once.
+func TestGroupRebalanceExactlyOnce(t *testing.T) {
+	for _, bal := range []struct {
+		name string
+		b    kgo.GroupBalancer
+	}{
+		{"cooperative-sticky", kgo.CooperativeStickyBalancer()},
+		{"range", kgo.RangeBalancer()},
+	} {
+		t.Run(bal.name, func(t *testing.T) {
+			b := testcluster.Start(t, groupProps()...)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ProducerLinger(time.Millisecond))
+			require.NoError(t, err)
+			defer cl.Close()
+			adm := kadm.NewClient(cl)
+			ctx := context.Background()
+			const topic, group = "eo", "g-eo"
+			_, err = adm.CreateTopic(ctx, 6, 1, nil, topic)
+			require.NoError(t, err)
+
+			produceValues(t, cl, topic, "a", 3000)
+			seen := newSeenSet()
+			var members []*groupConsumer
+			for i := 0; i < 3; i++ {
+				members = append(members, startGroupConsumer(t, b.Addr(), group, topic, seen, kgo.Balancers(bal.b)))
+			}
+			testcluster.Eventually(t, 20*time.Second, func() error {
+				a, err := assignment(ctx, adm, group, topic)
+				if err != nil {
+					return err
+				}
+				return balanced(a, 3, 6)
+			})
+			// Leave while records are still flowing.
+			produced := make(chan error, 1)
+			go func() {
+				recs := make([]*kgo.Record, 3000)
+				for i := range recs {
+					recs[i] = &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("b-%d", i))}
+				}
+				produced <- cl.ProduceSync(ctx, recs...).FirstErr()
+			}()
+			testcluster.Eventually(t, 20*time.Second, func() error {
+				if n, _ := seen.size(); n < 3500 {
+					return fmt.Errorf("%d records processed", n)
+				}
+				return nil
+			})
+			left := time.Now()
+			members[2].stop()
+			testcluster.Eventually(t, 3*time.Second, func() error { // the session timeout
+				a, err := assignment(ctx, adm, group, topic)
+				if err != nil {
+					return err
+				}
+				return balanced(a, 2, 6)
+			})
+			t.Logf("%s: two members own all partitions %v after the third left", bal.name, time.Since(left))
+
+			require.NoError(t, <-produced)
+			produceValues(t, cl, topic, "c", 3000)
+			testcluster.Eventually(t, 30*time.Second, func() error {
+				if n, _ := seen.size(); n < 9000 {
+					return fmt.Errorf("%d of 9000 records processed", n)
+				}
+				return nil
+			})
+			members[0].stop()
+			members[1].stop()
+			distinct, total := seen.size()
+			require.Empty(t, seen.duplicates())
+			require.Equal(t, 9000, distinct)
+			require.Equal(t, 9000, total)
+
+			// Everything processed was committed: the group's offsets are
+			// the end offsets.
+			ends, err := adm.ListEndOffsets(ctx, topic)
+			require.NoError(t, err)
+			offs, err := adm.FetchOffsets(ctx, group)
+			require.NoError(t, err)
+			ends.Each(func(lo kadm.ListedOffset) {
+				o, ok := offs.Lookup(topic, lo.Partition)
+				require.True(t, ok, "no commit for partition %d", lo.Partition)
+				require.Equal(t, lo.Offset, o.At, "partition %d", lo.Partition)
+			})
+		})
+	}
+}
+
+// TestGroupOffsetsSurviveKill commits offsets through a franz-go group,
+// kills the broker with SIGKILL, restarts it and checks the group resumes
+// exactly where it committed: nothing re-read, nothing skipped.
+func TestGroupOffsetsSurviveKill(t *testing.T) {
+	p := testcluster.StartProcess(t, groupProps()...)
+	ctx := context.Background()
+	const topic, group = "restart", "g-restart"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()))
+	require.NoError(t, err)
+	adm := kadm.NewClient(cl)
+	_, err = adm.CreateTopic(ctx, 6, 1, nil, topic)
+	require.NoError(t, err)
+	produceValues(t, cl, topic, "a", 1200)
+
+	first := newSeenSet()
+	c := startGroupConsumer(t, p.Addr(), group, topic, first)
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if n, _ := first.size(); n < 1200 {
+			return fmt.Errorf("%d of 1200 processed", n)
+		}
+		return nil
+	})
+	c.stop()
+	before, err := adm.FetchOffsets(ctx, group)
+	require.NoError(t, err)
+	require.NoError(t, before.Error())
+	cl.Close()
+
+	for _, how := range []string{"kill", "stop"} {
+		if how == "kill" {
+			p.Kill()
+		} else {
+			p.Stop()
+		}
+		p.Restart()
+		cl, err = kgo.NewClient(kgo.SeedBrokers(p.Addr()))
+		require.NoError(t, err)
+		adm = kadm.NewClient(cl)
+		var after kadm.OffsetResponses
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			after, err = adm.FetchOffsets(ctx, group)
+			if err == nil {
+				err = after.Error()
+			}
+			return err
+		})
+		require.Equal(t, before.Offsets(), after.Offsets(), "offsets after %s", how)
+		produceValues(t, cl, topic, "b-"+how, 600)
+
+		second := newSeenSet()
+		c = startGroupConsumer(t, p.Addr(), group, topic, second)
+		testcluster.Eventually(t, 20*time.Second, func() error {
+			if n, _ := second.size(); n < 600 {
+				return fmt.Errorf("%d of 600 processed after %s", n, how)
+			}
+			return nil
+		})
+		c.stop()
+		// Only the new records: the committed ones were not re-read.
+		second.mu.Lock()
+		for v := range second.counts {
+			require.True(t, strings.HasPrefix(v, "b-"+how+"-"), "re-read %s after %s", v, how)
+		}
+		second.mu.Unlock()
+		require.Empty(t, second.duplicates())
+		before, err = adm.FetchOffsets(ctx, group)
+		require.NoError(t, err)
+		cl.Close()
+	}
+}
+
+// TestGroupManyCommitsLatestWins commits the same group/partition many
+// times (the log keeps every record until compaction) and checks that a
+// restart loads the latest, for a clean stop and for SIGKILL.
+func TestGroupManyCommitsLatestWins(t *testing.T) {
+	p := testcluster.StartProcess(t, append(groupProps(),
+		// Small segments so the commits span many of them.
+		testcluster.Prop("offsets.topic.segment.bytes", "4096"))...)
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()))
+	require.NoError(t, err)
+	adm := kadm.NewClient(cl)
+	_, err = adm.CreateTopic(ctx, 2, 1, nil, "many")
+	require.NoError(t, err)
+	const n = 2000
+	for i := 1; i <= n; i++ {
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "many", Partition: 0, At: int64(i), LeaderEpoch: -1, Metadata: fmt.Sprint("m", i)})
+		os.Add(kadm.Offset{Topic: "many", Partition: 1, At: int64(2 * i), LeaderEpoch: -1})
+		resp, err := adm.CommitOffsets(ctx, "g-many", os)
+		require.NoError(t, err)
+		require.NoError(t, resp.Error())
+	}
+	cl.Close()
+	for _, how := range []string{"stop", "kill"} {
+		if how == "kill" {
+			p.Kill()
+		} else {
+			p.Stop()
+		}
+		p.Restart()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()))
+		require.NoError(t, err)
+		adm := kadm.NewClient(cl)
+		var got kadm.OffsetResponses
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			got, err = adm.FetchOffsets(ctx, "g-many")
+			if err == nil {
+				err = got.Error()
+			}
+			return err
+		})
+		o0, _ := got.Lookup("many", 0)
+		o1, _ := got.Lookup("many", 1)
+		require.Equal(t, int64(n), o0.At, "after %s", how)
+		require.Equal(t, fmt.Sprint("m", n), o0.Metadata, "after %s", how)
+		require.Equal(t, int64(2*n), o1.At, "after %s", how)
+		cl.Close()
+	}
+}
+

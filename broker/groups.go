@@ -1,0 +1,153 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	klog "github.com/kobs-dev/kobs/broker/log"
+
+	"github.com/kobs-dev/kobs/broker/group"
+	"github.com/kobs-dev/kobs/broker/wire"
+)
+
+// This file wires the group coordinator (broker/group) to the broker: its
+// storage is the __consumer_offsets topic, written and read through the
+// same partition logs as any topic.
+
+const offsetsTopic = "__consumer_offsets"
+
+// startGroups creates the coordinator and starts loading __consumer_offsets.
+// An existing topic keeps its partition count (groups must keep mapping to
+// the partitions holding their records); otherwise
+// offsets.topic.num.partitions decides when the topic is first needed.
+func (b *Broker) startGroups() error {
+	n := b.cfg.OffsetsTopicNumPartitions
+	b.mu.RLock()
+	if t := b.topics[offsetsTopic]; t != nil {
+		n = int32(len(t.partitions))
+	}
+	b.mu.RUnlock()
+	c, err := group.New(group.Config{
+		Partitions:            n,
+		InitialRebalanceDelay: b.cfg.GroupInitialRebalanceDelay,
+		MinSessionTimeout:     b.cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout:     b.cfg.GroupMaxSessionTimeout,
+		OffsetsRetention:      b.cfg.OffsetsRetention,
+		Storage:               offsetsStorage{b},
+		PartitionExists: func(topicName string, idx int32) bool {
+			_, p := b.lookup(topicName, idx)
+			return p != nil
+		},
+		Logger: b.log.With("component", "group-coordinator"),
+	})
+	if err != nil {
+		return fmt.Errorf("start group coordinator: %w", err)
+	}
+	b.groups = c
+	c.Start()
+	return nil
+}
+
+// stopGroups answers parked group requests and stops the coordinator's
+// timers; it runs before the logs close so no append races the close.
+func (b *Broker) stopGroups() {
+	if b.groups != nil {
+		b.groups.Close()
+	}
+}
+
+// ensureOffsetsTopic creates __consumer_offsets as Kafka does on first use:
+// internal, compacted, with offsets.topic.segment.bytes segments.
+func (b *Broker) ensureOffsetsTopic() error {
+	if t, _ := b.lookup(offsetsTopic, 0); t != nil {
+		return nil
+	}
+	_, err := b.createTopic(offsetsTopic, b.groups.Partitions(), map[string]string{
+		"cleanup.policy":   "compact",
+		"compression.type": "producer",
+		"segment.bytes":    strconv.Itoa(int(b.cfg.OffsetsTopicSegmentBytes)),
+		// Kafka never deletes compacted segments by time. Until the log
+		// honours cleanup.policy=compact in retention, an explicit
+		// unlimited retention keeps committed offsets from being
+		// deleted after the 7-day default.
+		"retention.ms": "-1",
+	})
+	if errors.Is(err, errTopicExists) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", offsetsTopic, err)
+	}
+	return nil
+}
+
+// offsetsStorage is group.Storage over the __consumer_offsets partitions.
+type offsetsStorage struct{ b *Broker }
+
+func (s offsetsStorage) partition(idx int32, create bool) (*partition, error) {
+	if _, p := s.b.lookup(offsetsTopic, idx); p != nil || !create {
+		return p, nil
+	}
+	if err := s.b.ensureOffsetsTopic(); err != nil {
+		return nil, err
+	}
+	if _, p := s.b.lookup(offsetsTopic, idx); p != nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%s has no partition %d", offsetsTopic, idx)
+}
+
+// Append validates the coordinator's batch as a produced one would be and
+// appends it under the partition's append lock.
+func (s offsetsStorage) Append(idx int32, batch []byte) error {
+	p, err := s.partition(idx, true)
+	if err != nil {
+		return err
+	}
+	batches, err := klog.ValidateBatches(batch, p.log.Config().MaxMessageBytes)
+	if errors.Is(err, klog.ErrRecordTooLarge) {
+		return fmt.Errorf("%w: %w", group.ErrRecordTooLarge, err)
+	}
+	if err != nil {
+		return fmt.Errorf("coordinator batch: %w", err)
+	}
+	p.appendMu.Lock()
+	_, err = p.log.Append(batches)
+	p.appendMu.Unlock()
+	if err != nil {
+		return err
+	}
+	p.notifyAppend()
+	return nil
+}
+
+func (s offsetsStorage) Bounds(idx int32) (start, end int64, ok bool) {
+	p, _ := s.partition(idx, false)
+	if p == nil {
+		return 0, 0, false
+	}
+	return p.log.LogStartOffset(), p.log.LogEndOffset(), true
+}
+
+func (s offsetsStorage) Read(idx int32, offset int64, maxBytes int32) ([]byte, error) {
+	p, _ := s.partition(idx, false)
+	if p == nil {
+		return nil, fmt.Errorf("%s-%d does not exist", offsetsTopic, idx)
+	}
+	return p.log.Read(offset, maxBytes, p.log.LogEndOffset(), true)
+}
+
+// clientOf describes a request's client as Kafka shows group members:
+// client id and "/ip".
+func clientOf(r *wire.Request) group.Client {
+	host := ""
+	if r.Remote != nil {
+		host = r.Remote.String()
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+	}
+	return group.Client{ID: r.Header.ClientID, Host: "/" + host}
+}
