@@ -10,7 +10,7 @@ FUZZTIME  ?= 10s
 export KOBS_REQUIRE_INTEROP := 1
 export KOBS_REQUIRE_PROMETHEUS := 1
 
-.PHONY: all build run test deps vet unit fuzz bench clean
+.PHONY: all build run test deps vet unit race fuzz bench clean
 
 all: build
 
@@ -41,7 +41,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./broker/wire
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBatches$$' -fuzztime $(FUZZTIME) ./broker/log
 
-test: deps vet unit fuzz
+# The race detector on the packages with the most concurrency of their own
+# (the whole suite under -race would not fit CI's 2 cores and time budget).
+race:
+	$(GO) test -race -count=1 ./broker/log ./broker/wire ./broker/telemetry ./broker/producerstate ./exporters/...
+
+test: deps vet unit race fuzz
 
 # Benchmarks: produce throughput of kobs against franz-go's kfake in the same
 # script (ratio printed), then the Go micro-benchmarks.

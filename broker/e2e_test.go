@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -159,7 +160,13 @@ func TestProduceConsumeRestart(t *testing.T) {
 		verifyWorkload(t, p.Addr(), w)
 	}
 
+	// SIGTERM: a clean exit that flushes and leaves clean-shutdown markers.
 	p.Stop()
+	require.NoError(t, p.ExitErr(), "kobs broker must exit 0 on SIGTERM")
+	require.Contains(t, p.Logs(), "kobs broker stopped")
+	markers, err := filepath.Glob(filepath.Join(p.Dir(), "e2e-*", ".kobs_cleanshutdown"))
+	require.NoError(t, err)
+	require.Len(t, markers, len(ws)*3, "every partition closed cleanly")
 	p.Restart()
 	for _, w := range ws {
 		verifyWorkload(t, p.Addr(), w)

@@ -137,11 +137,12 @@ type Process struct {
 	c    *cfg
 	port string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
-	logs *syncBuffer
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	addr    string
+	done    chan struct{}
+	logs    *syncBuffer
+	exitErr error // of the last process that ended
 }
 
 // StartProcess starts `kobs broker` on a free port with a config file, and
@@ -216,7 +217,10 @@ func (p *Process) start() {
 				}
 			}
 		}
-		_ = cmd.Wait()
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.exitErr = err
+		p.mu.Unlock()
 		close(done)
 	}()
 	select {
@@ -254,6 +258,13 @@ func (p *Process) signal(sig syscall.Signal) {
 		_ = cmd.Process.Kill()
 		<-done
 	}
+}
+
+// ExitErr is how the last stopped process ended: nil for exit status 0.
+func (p *Process) ExitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitErr
 }
 
 // Restart starts the broker again on the same data and port.
