@@ -275,8 +275,15 @@ func (b *Broker) replicaState(p *partition) replicaState {
 	if t != nil {
 		overrides = t.configs
 	}
-	minIsr, _ := strconv.Atoi(b.cfg.resolved(overrides, "min.insync.replicas"))
+	v, ok := overrides["min.insync.replicas"]
 	b.mu.RUnlock()
+	if !ok {
+		v, ok = b.cfg.TopicDefaults["min.insync.replicas"]
+	}
+	if !ok {
+		v = topicConfigByName["min.insync.replicas"].defaultVal
+	}
+	minIsr, _ := strconv.Atoi(v) // validated when set
 	return replicaState{replicas: 1, isr: 1, minIsr: minIsr, hasLeader: true}
 }
 
