@@ -16,6 +16,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd())
+	root.AddCommand(newTraceCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kobs:", err)
 		os.Exit(1)

@@ -1,0 +1,141 @@
+package tracing
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// ConsumerHook is the consumer interceptor. Add it to a client with
+// kgo.WithHooks; for every polled record carrying a sampled message id it
+// writes one consume event (group, member, partition, offset, end-to-end
+// latency) to the trace topic. Records without the header come from
+// untraced producers and are ignored.
+type ConsumerHook struct {
+	cfg    cfg
+	em     *Emitter
+	ownEm  bool
+	sample sampler
+	otel   *otelState
+	cl     atomic.Pointer[kgo.Client]
+	group  atomic.Pointer[string]
+	client atomic.Pointer[string] // client id, read once (OptValue reflects)
+}
+
+var (
+	_ kgo.HookNewClient             = (*ConsumerHook)(nil)
+	_ kgo.HookFetchRecordUnbuffered = (*ConsumerHook)(nil)
+)
+
+// NewConsumerHook returns a consumer hook; Close it after the traced client.
+func NewConsumerHook(opts ...Opt) (*ConsumerHook, error) {
+	c, err := newCfg(opts)
+	if err != nil {
+		return nil, err
+	}
+	h := &ConsumerHook{cfg: c, sample: newSampler(c.sampleRate)}
+	if h.otel, err = newOtel(&c); err != nil {
+		return nil, err
+	}
+	if h.em = c.emitter; h.em == nil {
+		if h.em, err = NewEmitter(opts...); err != nil {
+			return nil, err
+		}
+		h.ownEm = true
+	}
+	if c.group != "" {
+		h.group.Store(&c.group)
+	}
+	return h, nil
+}
+
+// Stats returns the trace events' counters.
+func (h *ConsumerHook) Stats() Stats { return h.em.Stats() }
+
+// Close flushes pending trace events and spans.
+func (h *ConsumerHook) Close() {
+	if h.ownEm {
+		h.em.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = h.otel.close(ctx)
+}
+
+// OnNewClient learns the group and starts the trace producer like
+// ProducerHook.OnNewClient.
+func (h *ConsumerHook) OnNewClient(cl *kgo.Client) {
+	h.cl.Store(cl)
+	id, _ := cl.OptValue(kgo.ClientID).(string)
+	h.client.Store(&id)
+	if h.group.Load() == nil {
+		g, _ := cl.OptValue(kgo.ConsumerGroup).(string)
+		if g == "" {
+			g = "direct:" + id
+		}
+		h.group.Store(&g)
+	}
+	if seeds, ok := cl.OptValue(kgo.SeedBrokers).([]string); ok && len(seeds) > 0 {
+		if err := h.em.start(seeds); err != nil {
+			h.cfg.log.Error("trace producer not started; trace events will be dropped", "err", err)
+		}
+	}
+}
+
+// OnFetchRecordUnbuffered records records returned by a poll; records
+// discarded inside the client (polled=false) were never seen by the user.
+func (h *ConsumerHook) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
+	if !polled || r.Topic == h.cfg.topic {
+		return
+	}
+	var msgID, tp []byte
+	for _, hd := range r.Headers {
+		switch hd.Key {
+		case HeaderMsgID:
+			msgID = hd.Value
+		case HeaderTraceparent:
+			tp = hd.Value
+		}
+	}
+	if len(msgID) == 0 || !h.sample.sampled(msgID) {
+		return
+	}
+	now := time.Now()
+	e := Event{
+		Type: TypeConsume, MsgID: string(msgID),
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: keyString(r.Key), Size: len(r.Value),
+		Host: h.cfg.host, TS: now.UnixMilli(), RecordTS: r.Timestamp.UnixMilli(),
+		E2EUS: max(1, now.Sub(r.Timestamp).Microseconds()),
+	}
+	if g := h.group.Load(); g != nil {
+		e.Group = *g
+	}
+	if id := h.client.Load(); id != nil {
+		e.ClientID = *id
+	}
+	if cl := h.cl.Load(); cl != nil {
+		e.Member, _ = cl.GroupMetadata()
+	}
+	var parentSpan string
+	if tp != nil {
+		e.TraceID, parentSpan, _ = parseTraceparent(tp)
+	}
+	if h.otel.tracer != nil {
+		ctx := context.Background()
+		if e.TraceID != "" {
+			ctx = remoteParent(ctx, e.TraceID, parentSpan)
+		}
+		_, span := h.otel.tracer.Start(ctx, "receive "+r.Topic, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(now))
+		span.SetAttributes(recordAttrs(r, e.MsgID)...)
+		span.SetAttributes(groupAttr(e.Group))
+		e.SpanID = span.SpanContext().SpanID().String()
+		if e.TraceID == "" {
+			e.TraceID = span.SpanContext().TraceID().String()
+		}
+		span.End(trace.WithTimestamp(now))
+	}
+	h.em.Emit(e.MsgID, e.Marshal())
+}

@@ -1,0 +1,245 @@
+package tracing
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"time"
+)
+
+// Event types on the trace topic.
+const (
+	// TypeProduce is one produced record: sent by a producer and, unless
+	// Error is set, acknowledged (stored) at Partition/Offset.
+	TypeProduce = "produce"
+	// TypeConsume is one record returned to a consumer by a poll.
+	TypeConsume = "consume"
+)
+
+// Header names the producer hook stamps on every record.
+const (
+	// HeaderMsgID carries the message id that ties produce and consume
+	// events of one record together.
+	HeaderMsgID = "kobs-msg-id"
+	// HeaderTraceparent is the W3C Trace Context header.
+	HeaderTraceparent = "traceparent"
+)
+
+// Event is one trace event, as written to the trace topic (JSON) and stored
+// as one document in the search store. Field names are the document's field
+// names, so queries and the mapping (see Mapping) use the same strings.
+//
+// Times are Unix milliseconds (the store maps them as dates); latencies are
+// microseconds so sub-millisecond acks on loopback are not all zero.
+type Event struct {
+	Type    string `json:"type"`
+	MsgID   string `json:"msg_id"`
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
+
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Key       string `json:"key,omitempty"`
+	Size      int    `json:"size"`
+
+	ClientID string `json:"client_id,omitempty"`
+	Host     string `json:"host,omitempty"`
+
+	// TS is when the event happened (ack or poll time); it picks the daily
+	// index.
+	TS int64 `json:"ts"`
+	// SendTS is when Produce was called (produce events).
+	SendTS int64 `json:"send_ts,omitempty"`
+	// RecordTS is the record's timestamp: after the ack that is the
+	// broker's log append time for LogAppendTime topics and the producer's
+	// create time otherwise.
+	RecordTS int64 `json:"record_ts,omitempty"`
+	// LatencyUS is the produce latency, Produce to ack (produce events).
+	LatencyUS int64  `json:"latency_us,omitempty"`
+	Error     string `json:"error,omitempty"`
+
+	Group  string `json:"group,omitempty"`
+	Member string `json:"member,omitempty"`
+	// E2EUS is poll time minus the record timestamp (consume events).
+	E2EUS int64 `json:"e2e_us,omitempty"`
+}
+
+// appendJSON encodes e without reflection: the hooks run on the user's
+// produce and poll paths, where encoding/json's reflection would be most of
+// the interceptor's cost. The output is what json.Marshal(e) produces.
+func (e *Event) appendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"msg_id":`...)
+	b = appendJSONString(b, e.MsgID)
+	b = appendStr(b, "trace_id", e.TraceID)
+	b = appendStr(b, "span_id", e.SpanID)
+	b = append(b, `,"topic":`...)
+	b = appendJSONString(b, e.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(e.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, e.Offset, 10)
+	b = appendStr(b, "key", e.Key)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(e.Size), 10)
+	b = appendStr(b, "client_id", e.ClientID)
+	b = appendStr(b, "host", e.Host)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, e.TS, 10)
+	b = appendInt(b, "send_ts", e.SendTS)
+	b = appendInt(b, "record_ts", e.RecordTS)
+	b = appendInt(b, "latency_us", e.LatencyUS)
+	b = appendStr(b, "error", e.Error)
+	b = appendStr(b, "group", e.Group)
+	b = appendStr(b, "member", e.Member)
+	b = appendInt(b, "e2e_us", e.E2EUS)
+	return append(b, '}')
+}
+
+func appendStr(b []byte, name, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendJSONString(b, v)
+}
+
+func appendInt(b []byte, name string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return strconv.AppendInt(b, v, 10)
+}
+
+// appendJSONString quotes s as a JSON string. strconv.AppendQuote is not
+// JSON (it emits \x escapes for bytes that are not UTF-8), so keys, which are
+// arbitrary bytes, go through encoding/json when they need escaping.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s) // strings always marshal
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// Marshal returns the event's JSON encoding.
+func (e *Event) Marshal() []byte { return e.appendJSON(make([]byte, 0, 320)) }
+
+// ErrCorruptEvent marks trace-topic records that are not valid events; the
+// shipper counts and skips them.
+var ErrCorruptEvent = errors.New("corrupt trace event")
+
+// ParseEvent decodes and validates one trace-topic record value.
+func ParseEvent(b []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("%w: %v", ErrCorruptEvent, err)
+	}
+	switch {
+	case e.Type != TypeProduce && e.Type != TypeConsume:
+		return e, fmt.Errorf("%w: unknown type %q", ErrCorruptEvent, e.Type)
+	case e.MsgID == "":
+		return e, fmt.Errorf("%w: no msg_id", ErrCorruptEvent)
+	case e.Topic == "":
+		return e, fmt.Errorf("%w: no topic", ErrCorruptEvent)
+	case e.TS <= 0:
+		return e, fmt.Errorf("%w: no ts", ErrCorruptEvent)
+	case e.Type == TypeConsume && e.Group == "":
+		return e, fmt.Errorf("%w: consume event without group", ErrCorruptEvent)
+	}
+	return e, nil
+}
+
+// DocID is the search document id of an event whose trace-topic value is
+// raw. It is derived from the event alone (message id, type, group and a
+// hash of the exact bytes), so shipping the same event twice, after a crash
+// before the offset commit, overwrites one document instead of adding a
+// second, while two distinct events of one message never collide.
+func DocID(e *Event, raw []byte) string {
+	h := fnv.New64a()
+	_, _ = h.Write(raw) // hash.Hash never fails
+	id := make([]byte, 0, len(e.MsgID)+len(e.Group)+24)
+	id = append(id, e.MsgID...)
+	id = append(id, '.')
+	id = append(id, e.Type[0]) // p or c
+	if e.Group != "" {
+		id = append(id, '.')
+		id = append(id, e.Group...)
+	}
+	id = append(id, '.')
+	id = strconv.AppendUint(id, h.Sum64(), 36)
+	if len(id) > 512 { // Elasticsearch's _id limit; a huge group name must not make the event unshippable
+		sum := fnv.New64a()
+		_, _ = sum.Write(id)
+		id = strconv.AppendUint(append(id[:400], '~'), sum.Sum64(), 36)
+	}
+	return string(id)
+}
+
+// IndexPrefix is the default prefix of the daily indexes.
+const IndexPrefix = "kobs-trace-"
+
+// IndexName is the daily index (prefix + YYYY.MM.DD, UTC) an event at ts
+// (Unix ms) belongs to.
+func IndexName(prefix string, ts int64) string {
+	return prefix + time.UnixMilli(ts).UTC().Format("2006.01.02")
+}
+
+// GroupsIndex names the index of (topic, group) pairs seen in consume events,
+// which answers "which groups should have consumed this topic" without
+// aggregations.
+func GroupsIndex(prefix string) string { return prefix + "groups" }
+
+// Mapping is the Elasticsearch mapping of the daily indexes: identifiers are
+// keywords (exact terms, cheap to index), times are dates for range queries
+// and sorting, and measurements are kept in _source only (index: false),
+// because journeys read them but never search by them.
+const Mapping = `{
+  "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+  "mappings": {
+    "dynamic": false,
+    "properties": {
+      "type": {"type": "keyword"},
+      "msg_id": {"type": "keyword"},
+      "trace_id": {"type": "keyword"},
+      "span_id": {"type": "keyword", "index": false, "doc_values": false},
+      "topic": {"type": "keyword"},
+      "partition": {"type": "keyword"},
+      "offset": {"type": "keyword"},
+      "key": {"type": "keyword", "ignore_above": 256},
+      "size": {"type": "long", "index": false, "doc_values": false},
+      "client_id": {"type": "keyword", "index": false, "doc_values": false},
+      "host": {"type": "keyword", "index": false, "doc_values": false},
+      "ts": {"type": "date", "format": "epoch_millis"},
+      "send_ts": {"type": "date", "format": "epoch_millis", "index": false, "doc_values": false},
+      "record_ts": {"type": "date", "format": "epoch_millis", "index": false, "doc_values": false},
+      "latency_us": {"type": "long", "index": false, "doc_values": false},
+      "error": {"type": "keyword", "index": false, "doc_values": false},
+      "group": {"type": "keyword"},
+      "member": {"type": "keyword", "index": false, "doc_values": false},
+      "e2e_us": {"type": "long", "index": false, "doc_values": false}
+    }
+  }
+}`
+
+// GroupsMapping is the mapping of GroupsIndex.
+const GroupsMapping = `{
+  "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+  "mappings": {"dynamic": false, "properties": {
+    "topic": {"type": "keyword"}, "group": {"type": "keyword"}, "first_ts": {"type": "date", "format": "epoch_millis"}
+  }}
+}`
