@@ -11,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
@@ -439,3 +441,202 @@ func TestGroupManyCommitsLatestWins(t *testing.T) {
 	}
 }
 
+// rawJoin sends a JoinGroup v9 for member (possibly "") of group.
+func rawJoin(t *testing.T, cl *kgo.Client, group, member, ptype string, session int32) *kmsg.JoinGroupResponse {
+	t.Helper()
+	req := kmsg.NewPtrJoinGroupRequest()
+	req.Version = 9
+	req.Group, req.MemberID, req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = group, member, session, 5000
+	req.ProtocolType = ptype
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Topics = []string{"bad-t"}
+	req.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: meta.AppendTo(nil)}}
+	resp, err := req.RequestWith(context.Background(), cl)
+	require.NoError(t, err)
+	return resp
+}
+
+// TestGroupBadInput sends invalid group requests over TCP: each gets the
+// error code Kafka returns, and a live group and its offsets are untouched.
+func TestGroupBadInput(t *testing.T) {
+	b := testcluster.Start(t, groupProps()...)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx := context.Background()
+	adm := kadm.NewClient(cl)
+	_, err = adm.CreateTopic(ctx, 2, 1, nil, "bad-t")
+	require.NoError(t, err)
+
+	// FindCoordinator: v4 batches keys, v0 answers at the top level.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version, fc.CoordinatorKeys = 4, []string{"a", "b"}
+	fcr, err := fc.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Len(t, fcr.Coordinators, 2)
+	for _, c := range fcr.Coordinators {
+		require.Zero(t, c.ErrorCode)
+		require.Equal(t, int32(1), c.NodeID)
+	}
+	fc = kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version, fc.CoordinatorKey = 0, "a"
+	fcr, err = fc.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Zero(t, fcr.ErrorCode)
+	require.NotZero(t, fcr.Port)
+
+	// A live group built by hand: MEMBER_ID_REQUIRED round trip, join, sync.
+	first := rawJoin(t, cl, "live", "", "consumer", 3000)
+	require.Equal(t, kerr.MemberIDRequired.Code, first.ErrorCode)
+	joined := rawJoin(t, cl, "live", first.MemberID, "consumer", 3000)
+	require.Zero(t, joined.ErrorCode)
+	require.Equal(t, first.MemberID, joined.LeaderID)
+	member, gen := joined.MemberID, joined.Generation
+	sync := kmsg.NewPtrSyncGroupRequest()
+	sync.Version, sync.Group, sync.MemberID, sync.Generation = 5, "live", member, gen
+	sync.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: member, MemberAssignment: []byte{}}}
+	sr, err := sync.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Zero(t, sr.ErrorCode)
+
+	commit := func(group, memberID string, gen int32, topic string, part int32, md string) int16 {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.MemberID, req.Generation = 8, group, memberID, gen
+		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{
+			{Partition: part, Offset: 42, LeaderEpoch: -1, Metadata: &md}}}}
+		resp, err := req.RequestWith(ctx, cl)
+		require.NoError(t, err)
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	require.Zero(t, commit("live", member, gen, "bad-t", 0, "ok"))
+	require.Equal(t, kerr.UnknownMemberID.Code, commit("live", "intruder", gen, "bad-t", 1, ""))
+	require.Equal(t, kerr.IllegalGeneration.Code, commit("live", member, gen+5, "bad-t", 1, ""))
+	require.Equal(t, kerr.UnknownTopicOrPartition.Code, commit("live", member, gen, "no-such-topic", 0, ""))
+	require.Equal(t, kerr.UnknownTopicOrPartition.Code, commit("live", member, gen, "bad-t", 7, ""))
+	require.Equal(t, kerr.OffsetMetadataTooLarge.Code, commit("live", member, gen, "bad-t", 1, strings.Repeat("m", 4097)))
+	require.Zero(t, commit("simple", "", -1, "bad-t", 1, ""))
+
+	hb := func(group, memberID string, gen int32) int16 {
+		req := kmsg.NewPtrHeartbeatRequest()
+		req.Version, req.Group, req.MemberID, req.Generation = 4, group, memberID, gen
+		resp, err := req.RequestWith(ctx, cl)
+		require.NoError(t, err)
+		return resp.ErrorCode
+	}
+	require.Zero(t, hb("live", member, gen))
+	require.Equal(t, kerr.IllegalGeneration.Code, hb("live", member, gen-1))
+	require.Equal(t, kerr.UnknownMemberID.Code, hb("nope", "x", 1))
+	require.Equal(t, kerr.InvalidGroupID.Code, hb("", "x", 1))
+
+	require.Equal(t, kerr.InvalidGroupID.Code, rawJoin(t, cl, "", "", "consumer", 3000).ErrorCode)
+	require.Equal(t, kerr.InvalidSessionTimeout.Code, rawJoin(t, cl, "live", "", "consumer", 10).ErrorCode)
+	require.Equal(t, kerr.InconsistentGroupProtocol.Code, rawJoin(t, cl, "live", "", "connect", 3000).ErrorCode)
+	require.Equal(t, kerr.UnknownMemberID.Code, rawJoin(t, cl, "live", "made-up", "consumer", 3000).ErrorCode)
+
+	del := kmsg.NewPtrDeleteGroupsRequest()
+	del.Version, del.Groups = 2, []string{"live", "never-existed", "simple"}
+	dr, err := del.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	codes := map[string]int16{}
+	for _, g := range dr.Groups {
+		codes[g.Group] = g.ErrorCode
+	}
+	require.Equal(t, map[string]int16{"live": kerr.NonEmptyGroup.Code, "never-existed": kerr.GroupIDNotFound.Code, "simple": 0}, codes)
+
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	odr, err := od.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.InvalidGroupID.Code, odr.ErrorCode)
+	od.Group = "live"
+	od.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "bad-t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	odr, err = od.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.GroupSubscribedToTopic.Code, odr.Topics[0].Partitions[0].ErrorCode)
+
+	// None of that disturbed the live group.
+	require.Zero(t, hb("live", member, gen))
+	offs, err := adm.FetchOffsets(ctx, "live")
+	require.NoError(t, err)
+	o, ok := offs.Lookup("bad-t", 0)
+	require.True(t, ok)
+	require.Equal(t, int64(42), o.At)
+	require.Equal(t, "ok", o.Metadata)
+	_, ok = offs.Lookup("bad-t", 1)
+	require.False(t, ok, "the rejected commits left no offset")
+	listed, err := adm.ListGroups(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"live"}, listed.Groups())
+	described, err := adm.DescribeGroups(ctx, "live")
+	require.NoError(t, err)
+	require.Equal(t, "Stable", described["live"].State)
+}
+
+// TestGroupStaticMember: a static member (group.instance.id) that restarts
+// within its session timeout gets its partitions back without a rebalance;
+// one that stays away is removed when its session expires.
+func TestGroupStaticMember(t *testing.T) {
+	b := testcluster.Start(t, groupProps()...)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx := context.Background()
+	adm := kadm.NewClient(cl)
+	const topic, group = "static", "g-static"
+	_, err = adm.CreateTopic(ctx, 4, 1, nil, topic)
+	require.NoError(t, err)
+	seen := newSeenSet()
+	opts := []kgo.Opt{kgo.InstanceID("instance-1"), kgo.SessionTimeout(1500 * time.Millisecond)}
+	c := startGroupConsumer(t, b.Addr(), group, topic, seen, opts...)
+	var memberID string
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		a, err := assignment(ctx, adm, group, topic)
+		if err != nil {
+			return err
+		}
+		for m := range a {
+			memberID = m
+		}
+		return balanced(a, 1, 4)
+	})
+	produceValues(t, cl, topic, "a", 400)
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if n, _ := seen.size(); n < 400 {
+			return fmt.Errorf("%d of 400", n)
+		}
+		return nil
+	})
+	c.stop() // a static member does not leave the group
+
+	gs, err := adm.DescribeGroups(ctx, group)
+	require.NoError(t, err)
+	require.Equal(t, "Stable", gs[group].State)
+	require.Len(t, gs[group].Members, 1)
+	require.Equal(t, "instance-1", *gs[group].Members[0].InstanceID)
+
+	c = startGroupConsumer(t, b.Addr(), group, topic, seen, opts...)
+	produceValues(t, cl, topic, "b", 400)
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if n, _ := seen.size(); n < 800 {
+			return fmt.Errorf("%d of 800", n)
+		}
+		return nil
+	})
+	gs, err = adm.DescribeGroups(ctx, group)
+	require.NoError(t, err)
+	require.Len(t, gs[group].Members, 1)
+	require.NotEqual(t, memberID, gs[group].Members[0].MemberID, "the restarted instance has a new member id")
+	require.Empty(t, seen.duplicates())
+	c.stop()
+
+	// Gone for longer than the session timeout: removed, the group empties.
+	testcluster.Eventually(t, 5*time.Second, func() error {
+		gs, err := adm.DescribeGroups(ctx, group)
+		if err != nil {
+			return err
+		}
+		if gs[group].State != "Empty" {
+			return fmt.Errorf("group is %s", gs[group].State)
+		}
+		return nil
+	})
+}
