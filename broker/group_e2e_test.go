@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/group"
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
 
@@ -414,6 +416,9 @@ func TestGroupManyCommitsLatestWins(t *testing.T) {
 		require.NoError(t, resp.Error())
 	}
 	cl.Close()
+	segs, err := filepath.Glob(filepath.Join(p.Dir(), fmt.Sprintf("__consumer_offsets-%d", group.PartitionFor("g-many", 4)), "*.log"))
+	require.NoError(t, err)
+	require.Greater(t, len(segs), 10, "the commits should span many segments")
 	for _, how := range []string{"stop", "kill"} {
 		if how == "kill" {
 			p.Kill()
