@@ -26,6 +26,17 @@ type Config struct {
 	MaxMessageBytes      int32            // max.message.bytes, default 1048588 (limit per record batch)
 	MessageTimestampType string           // message.timestamp.type: "CreateTime" (default) or "LogAppendTime"
 	Now                  func() time.Time // clock, nil = time.Now (tests inject)
+
+	// cleanup.policy: "delete" sets Delete, "compact" sets Compact, both
+	// may be set. Without Delete, EnforceRetention ignores retention.ms and
+	// retention.bytes (Kafka never deletes a compact-only topic's segments
+	// by age or size); Compact makes the topic eligible for Clean.
+	Compact                bool
+	Delete                 bool
+	DeleteRetentionMs      int64   // delete.retention.ms, default 86400000: tombstones live this long after their first clean
+	MinCompactionLagMs     int64   // min.compaction.lag.ms, default 0: younger segments stay dirty
+	MaxCompactionLagMs     int64   // max.compaction.lag.ms, default math.MaxInt64: older dirty data forces a clean
+	MinCleanableDirtyRatio float64 // min.cleanable.dirty.ratio, default 0.5: clean when dirty/total exceeds it
 }
 
 // DefaultConfig returns Kafka's topic defaults.
@@ -41,6 +52,11 @@ func DefaultConfig() Config {
 		FlushMs:              math.MaxInt64,
 		MaxMessageBytes:      1048588,
 		MessageTimestampType: TimestampCreateTime,
+
+		Delete:                 true,
+		DeleteRetentionMs:      24 * 60 * 60 * 1000,
+		MaxCompactionLagMs:     math.MaxInt64,
+		MinCleanableDirtyRatio: 0.5,
 	}
 }
 
@@ -69,6 +85,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("flush.ms %d < 0: %w", c.FlushMs, ErrInvalidConfig)
 	case c.MaxMessageBytes < 0:
 		return fmt.Errorf("max.message.bytes %d < 0: %w", c.MaxMessageBytes, ErrInvalidConfig)
+	case c.DeleteRetentionMs < 0:
+		return fmt.Errorf("delete.retention.ms %d < 0: %w", c.DeleteRetentionMs, ErrInvalidConfig)
+	case c.MinCompactionLagMs < 0:
+		return fmt.Errorf("min.compaction.lag.ms %d < 0: %w", c.MinCompactionLagMs, ErrInvalidConfig)
+	case c.MaxCompactionLagMs < 1:
+		return fmt.Errorf("max.compaction.lag.ms %d < 1: %w", c.MaxCompactionLagMs, ErrInvalidConfig)
+	case c.MinCompactionLagMs > c.MaxCompactionLagMs:
+		// Kafka's LogConfig rejects the pair: the lag window would be empty.
+		return fmt.Errorf("min.compaction.lag.ms %d > max.compaction.lag.ms %d: %w", c.MinCompactionLagMs, c.MaxCompactionLagMs, ErrInvalidConfig)
+	case !(c.MinCleanableDirtyRatio >= 0 && c.MinCleanableDirtyRatio <= 1):
+		return fmt.Errorf("min.cleanable.dirty.ratio %g not in [0, 1]: %w", c.MinCleanableDirtyRatio, ErrInvalidConfig)
 	}
 	switch c.MessageTimestampType {
 	case "", TimestampCreateTime, TimestampLogAppendTime:

@@ -64,6 +64,11 @@ type Log struct {
 	leo           atomic.Int64
 	recoveryPoint atomic.Int64
 
+	// cmu serialises Clean calls (taken before wmu); firstDirty is the
+	// cleaner checkpoint: offsets below it were compacted by an earlier Clean.
+	cmu        sync.Mutex
+	firstDirty atomic.Int64
+
 	unflushedSince time.Time // (wmu) time of the oldest append not yet fsynced; zero if none
 	onFlush        func(time.Duration)
 }

@@ -16,6 +16,9 @@ import (
 // Open opens (creating if missing) the partition log in dir and recovers it.
 //
 // Recovery, after Kafka's LogLoader:
+//   - a .log.swap file is a compacted segment whose swap a crash
+//     interrupted: the segments it replaces are deleted and it takes their
+//     place (its indexes are rebuilt), see completeSwaps;
 //   - stray .deleted/.cleaned/.swap files (an interrupted delete or
 //     compaction) and index files without a .log are removed;
 //   - the clean-shutdown marker written by Close is consumed. With it, only
@@ -70,6 +73,9 @@ func Open(dir string, cfg Config, opts OpenOptions) (*Log, error) {
 // cleanDir removes leftovers of interrupted operations and returns the base
 // offsets of the .log files, sorted.
 func (l *Log) cleanDir() ([]int64, error) {
+	if err := l.completeSwaps(); err != nil {
+		return nil, err
+	}
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return nil, err
@@ -350,4 +356,82 @@ func scanSegment(s *segment, limit int64, cfg Config) (scanState, string, error)
 		st.sinceIndex += size
 		st.next = b.LastOffset() + 1
 	}
+}
+
+// completeSwaps finishes compactions that a crash interrupted after their
+// commit point (Kafka's LogLoader does the same with .swap segments). Clean
+// renames a group's .log.cleaned to .log.swap only once the file is whole and
+// fsynced, and its last batch is always the last batch of the group it
+// replaces, so the replaced segments are exactly the .log files whose base
+// lies in [swap base, swap's last offset]. They are deleted and the swap
+// becomes the segment; its indexes are removed so loadSegments rebuilds them.
+func (l *Log) completeSwaps() error {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	var logs, swaps []int64
+	for _, e := range ents {
+		if base, ok := parseSegmentName(e.Name(), logSuffix); ok {
+			logs = append(logs, base)
+		}
+		if base, ok := parseSegmentName(e.Name(), logSuffix+swapSuffix); ok {
+			swaps = append(swaps, base)
+		}
+	}
+	for _, base := range swaps {
+		swap := segmentPath(l.dir, base, logSuffix+swapSuffix)
+		last, err := lastBatchOffset(swap, base)
+		if err != nil {
+			return fmt.Errorf("complete swap %s: %w", swap, err)
+		}
+		for _, b := range logs {
+			if b >= base && b <= last {
+				l.logger.Info("deleting segment replaced by a cleaned one", "offset", b, "cleaned", base)
+				if err := removeSegmentFiles(l.dir, b); err != nil {
+					return fmt.Errorf("complete swap %s: %w", swap, err)
+				}
+			}
+		}
+		if err := removeSegmentFiles(l.dir, base); err != nil {
+			return fmt.Errorf("complete swap %s: %w", swap, err)
+		}
+		if err := os.Rename(swap, segmentPath(l.dir, base, logSuffix)); err != nil {
+			return fmt.Errorf("complete swap %s: %w", swap, err)
+		}
+		l.logger.Warn("completed interrupted segment swap", "offset", base, "last_offset", last)
+	}
+	if len(swaps) > 0 {
+		return syncDir(l.dir)
+	}
+	return nil
+}
+
+// lastBatchOffset walks the batch headers of a segment file and returns the
+// last offset of its last whole batch (base-1 if it has none).
+func lastBatchOffset(path string, base int64) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	last := base - 1
+	var hdr [batchHeaderSize]byte
+	for pos := int64(0); pos+batchHeaderSize <= st.Size(); {
+		if _, err := f.ReadAt(hdr[:], pos); err != nil {
+			return 0, err
+		}
+		b := parseHeader(hdr[:])
+		size := int64(b.BatchLength) + logOverhead
+		if b.Magic != 2 || b.BatchLength < minBatchLength || pos+size > st.Size() {
+			break
+		}
+		last = max(last, b.LastOffset())
+		pos += size
+	}
+	return last, nil
 }

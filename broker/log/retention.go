@@ -47,7 +47,8 @@ func (l *Log) startBreached() int {
 
 // EnforceRetention deletes whole non-active segments past retention.ms (by the segment's largest
 // timestamp, as Kafka does) and retention.bytes (oldest first while size - segment >= limit),
-// advancing the log start offset. Returns the number of segments deleted.
+// advancing the log start offset. Returns the number of segments deleted. The two limits apply
+// only when cleanup.policy contains delete (Config.Delete).
 //
 // Segments wholly below the log start offset (after DeleteRecordsBefore or a
 // checkpointed start) are deleted first. Each rule removes a prefix of the
@@ -67,6 +68,12 @@ func (l *Log) EnforceRetention() (int, error) {
 	deleted += n
 	if err != nil {
 		return deleted, fmt.Errorf("enforce retention in %s: %w", l.dir, err)
+	}
+
+	if !cfg.Delete {
+		// cleanup.policy=compact alone: Kafka deletes nothing by age or
+		// size; only the log start offset (DeleteRecords) removes segments.
+		return deleted, nil
 	}
 
 	if cfg.RetentionMs >= 0 {
