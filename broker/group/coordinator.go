@@ -157,26 +157,6 @@ func (c *Coordinator) Start() {
 	}()
 }
 
-// WaitLoaded blocks until every partition is loaded or ctx ends.
-func (c *Coordinator) WaitLoaded(ctx context.Context) error {
-	for _, s := range c.shards {
-		for {
-			s.mu.Lock()
-			ok := s.loaded
-			s.mu.Unlock()
-			if ok {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}
-	return nil
-}
-
 // Close stops the background work and answers every parked JoinGroup and
 // SyncGroup with NOT_COORDINATOR so clients look for the coordinator again.
 func (c *Coordinator) Close() {
@@ -285,49 +265,55 @@ func (s *shard) stopTimer(t *timer) {
 	t.seq++
 }
 
-// load replays the partition's log into the shard.
+// load replays the partition's log into the shard. The replay fills a
+// private map without holding the shard lock, so requests for the
+// partition's groups keep getting COORDINATOR_LOAD_IN_PROGRESS instead of
+// waiting; nothing is appended meanwhile, as writes need a loaded shard.
 func (s *shard) load() error {
 	st := s.c.cfg.Storage
 	start, end, ok := st.Bounds(s.id)
+	tmp := &shard{c: s.c, id: s.id, groups: map[string]*group{}}
+	n := 0
+	for off := start; ok && off < end; {
+		if s.c.ctx.Err() != nil {
+			return nil
+		}
+		data, err := st.Read(s.id, off, 1<<20)
+		if err != nil {
+			return fmt.Errorf("read __consumer_offsets-%d at %d: %w", s.id, off, err)
+		}
+		if len(data) == 0 {
+			break
+		}
+		next, err := DecodeBatches(data, func(r StoredRecord) error {
+			n++
+			return tmp.replay(r)
+		})
+		if err != nil {
+			return fmt.Errorf("replay __consumer_offsets-%d at %d: %w", s.id, off, err)
+		}
+		if next <= off {
+			return fmt.Errorf("replay __consumer_offsets-%d: no progress at offset %d", s.id, off)
+		}
+		off = next
+	}
 	s.mu.Lock()
 	defer s.unlock()
 	if s.closed {
 		return nil
 	}
-	if ok {
-		n := 0
-		for off := start; off < end; {
-			data, err := st.Read(s.id, off, 1<<20)
-			if err != nil {
-				return fmt.Errorf("read __consumer_offsets-%d at %d: %w", s.id, off, err)
-			}
-			if len(data) == 0 {
-				break
-			}
-			next, err := DecodeBatches(data, func(r StoredRecord) error {
-				n++
-				return s.replay(r)
-			})
-			if err != nil {
-				return fmt.Errorf("replay __consumer_offsets-%d at %d: %w", s.id, off, err)
-			}
-			if next <= off {
-				return fmt.Errorf("replay __consumer_offsets-%d: no progress at offset %d", s.id, off)
-			}
-			off = next
+	s.groups = tmp.groups
+	for _, g := range s.groups {
+		g.subscribed = g.computeSubscribedTopics()
+		// Members restored from the log must heartbeat within their
+		// session timeout, as Kafka reschedules them on load.
+		for _, m := range g.members {
+			s.scheduleHeartbeat(g, m, m.sessionTimeout())
 		}
-		for _, g := range s.groups {
-			g.subscribed = g.computeSubscribedTopics()
-			// Members restored from the log must heartbeat within their
-			// session timeout, as Kafka reschedules them on load.
-			for _, m := range g.members {
-				s.scheduleHeartbeat(g, m, m.sessionTimeout())
-			}
-		}
-		if n > 0 {
-			s.c.log.Info("loaded __consumer_offsets partition", "partition", s.id, "records", n,
-				"groups", len(s.groups), "log_start_offset", start, "log_end_offset", end)
-		}
+	}
+	if n > 0 {
+		s.c.log.Info("loaded __consumer_offsets partition", "partition", s.id, "records", n,
+			"groups", len(s.groups), "log_start_offset", start, "log_end_offset", end)
 	}
 	s.loaded = true
 	return nil
