@@ -81,12 +81,19 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 		b.metrics.produceFailed(tm, int64(len(rp.Records)))
 		return
 	}
-	batches, err := klog.ValidateBatches(rp.Records, p.log.Config().MaxMessageBytes)
+	lcfg := p.log.Config()
+	batches, err := klog.ValidateBatches(rp.Records, lcfg.MaxMessageBytes)
 	if err == nil {
 		for _, bt := range batches {
 			if bt.IsTransactional() || bt.IsControl() {
 				err = fmt.Errorf("%w: transactional batches are not supported", errTransactional)
 				break
+			}
+			if lcfg.Compact {
+				// Kafka's LogValidator: a compacted topic needs a key on every record.
+				if err = klog.CheckKeys(bt); err != nil {
+					break
+				}
 			}
 		}
 	}
@@ -125,7 +132,7 @@ func produceErrorCode(err error) int16 {
 	switch {
 	case errors.Is(err, klog.ErrCorruptMessage):
 		return kerr.CorruptMessage.Code
-	case errors.Is(err, klog.ErrUnsupportedMagic), errors.Is(err, errInvalidRecord):
+	case errors.Is(err, klog.ErrUnsupportedMagic), errors.Is(err, errInvalidRecord), errors.Is(err, klog.ErrMissingKey):
 		// Produce v3+ must carry magic 2 batches; Kafka answers
 		// INVALID_RECORD (LogValidator's InvalidRecordException).
 		return kerr.InvalidRecord.Code

@@ -387,6 +387,7 @@ func (b *Broker) startBackground() {
 	}
 	every(b.cfg.RetentionCheckInterval, "retention", b.enforceRetention)
 	every(b.cfg.FlushSchedulerInterval, "flush", b.flushDue)
+	b.startCleaner()
 	every(b.cfg.CheckpointInterval, "checkpoint", func() {
 		if err := b.writeCheckpoints(); err != nil {
 			b.log.Error("checkpoint write failed", "err", err)

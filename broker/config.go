@@ -43,6 +43,8 @@ type Config struct {
 	NumIOThreads             int
 	QueuedMaxRequests        int
 	RetentionCheckInterval   time.Duration
+	LogCleanerEnable         bool          // log.cleaner.enable
+	LogCleanerBackoff        time.Duration // log.cleaner.backoff.ms: cleaner sleep when nothing was dirty
 	FlushSchedulerInterval   time.Duration
 	CheckpointInterval       time.Duration
 	NumNetworkThreads        int
@@ -95,6 +97,8 @@ var brokerKeys = map[string]string{
 	"num.io.threads":                          "8",
 	"queued.max.requests":                     "500",
 	"log.retention.check.interval.ms":         "300000",
+	"log.cleaner.enable":                      "true",
+	"log.cleaner.backoff.ms":                  "15000",
 	"log.flush.scheduler.interval.ms":         "1000",
 	"log.flush.offset.checkpoint.interval.ms": "60000",
 	"log.retention.minutes":                   "",
@@ -121,7 +125,6 @@ var acceptedKeys = map[string]bool{
 	"controller.listener.names":                true,
 	"inter.broker.listener.name":               true,
 	"listener.security.protocol.map":           true,
-	"log.cleaner.enable":                       true,
 	"log.cleaner.threads":                      true,
 }
 
@@ -231,6 +234,8 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.NumIOThreads = int(parseInt("num.io.threads", 1, 1024))
 	c.QueuedMaxRequests = int(parseInt("queued.max.requests", 1, 1<<20))
 	c.RetentionCheckInterval = time.Duration(parseInt("log.retention.check.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
+	c.LogCleanerEnable = parseBool("log.cleaner.enable")
+	c.LogCleanerBackoff = time.Duration(parseInt("log.cleaner.backoff.ms", 0, maxLong/int64(time.Millisecond))) * time.Millisecond
 	c.FlushSchedulerInterval = time.Duration(parseInt("log.flush.scheduler.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
 	c.CheckpointInterval = time.Duration(parseInt("log.flush.offset.checkpoint.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
 	c.ClusterID = get("cluster.id")

@@ -3,7 +3,6 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"math"
 	"path/filepath"
 	"sync"
 
@@ -72,7 +71,8 @@ func (p *partition) loadProducerState() error {
 		if len(data) == 0 {
 			break
 		}
-		batches, err := klog.ValidateBatches(data, math.MaxInt32)
+		// Stored batches, possibly compacted: not a produce payload.
+		batches, err := klog.SplitStored(data)
 		if err != nil {
 			return fmt.Errorf("replay producer state from offset %d: %w", from, err)
 		}

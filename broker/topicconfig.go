@@ -208,6 +208,24 @@ func (c *Config) logConfig(overrides map[string]string) klog.Config {
 			lc.MaxMessageBytes = int32(n)
 		case "message.timestamp.type":
 			lc.MessageTimestampType = r.value
+		case "cleanup.policy":
+			lc.Compact, lc.Delete = false, false
+			for _, pol := range strings.Split(r.value, ",") {
+				switch strings.TrimSpace(pol) {
+				case "compact":
+					lc.Compact = true
+				case "delete":
+					lc.Delete = true
+				}
+			}
+		case "delete.retention.ms":
+			lc.DeleteRetentionMs = n
+		case "min.compaction.lag.ms":
+			lc.MinCompactionLagMs = n
+		case "max.compaction.lag.ms":
+			lc.MaxCompactionLagMs = n
+		case "min.cleanable.dirty.ratio":
+			lc.MinCleanableDirtyRatio, _ = strconv.ParseFloat(r.value, 64)
 		}
 	}
 	return lc

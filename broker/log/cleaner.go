@@ -139,7 +139,7 @@ func (l *Log) Clean(opts CleanOptions) (CleanStats, error) {
 	}
 	l.firstDirty.Store(st.EndOffset)
 	st.Elapsed = time.Since(began)
-	l.logger.Info("cleaned log", "dirty_start", st.FirstDirtyOffset, "dirty_end", st.EndOffset,
+	l.logger.Debug("cleaned log", "dirty_start", st.FirstDirtyOffset, "dirty_end", st.EndOffset,
 		"segments_before", st.SegmentsBefore, "segments_after", st.SegmentsAfter,
 		"bytes_before", st.BytesBefore, "bytes_after", st.BytesAfter,
 		"records_read", st.RecordsRead, "records_kept", st.RecordsKept, "elapsed", st.Elapsed)

@@ -630,7 +630,6 @@ func TestCleanNotCompactIsNoop(t *testing.T) {
 	require.Equal(t, size, l.Size())
 }
 
-
 // BenchmarkClean compacts a 16 MiB log of 1000 keys x 100 B values from
 // scratch each iteration (copying the uncleaned files in is outside the
 // timer). MB/s is over the bytes read.

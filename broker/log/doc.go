@@ -49,6 +49,32 @@
 // rebuilds both indexes; segments after a truncated one are deleted, as Kafka
 // does.
 //
+// # Compaction
+//
+// Clean (cleaner.go) compacts a cleanup.policy=compact log as Kafka's log
+// cleaner does: a key -> last offset map over the dirty section (from the
+// cleaner checkpoint, CleanerCheckpoint, to the active segment, held back by
+// min.compaction.lag.ms), then every non-active segment below the mapped end
+// is rewritten in groups that fit segment.bytes, keeping per key only its
+// last record. It runs when the dirty share of the bytes exceeds
+// min.cleanable.dirty.ratio or max.compaction.lag.ms forces it. Offsets
+// never move: a rewritten batch keeps its base offset, lastOffsetDelta,
+// producer fields and codec, so cleaned batches may hold fewer records than
+// lastOffsetDelta+1, or none (an empty header kept for a producer's last
+// batch and for each group's last batch). Use SplitStored, not
+// ValidateBatches, to split what Read returns. Tombstones get a KIP-534
+// delete horizon (attribute 0x40, firstTimestamp = clean time +
+// delete.retention.ms) on their first clean and are dropped by a clean after
+// it. Null-key records are dropped; CheckKeys lets the broker refuse them at
+// produce. A group is written as .cleaned files, renamed to .swap (the .log
+// last: the commit point), and swapped in under the write lock: the old
+// files become .deleted and stay readable by pinned readers. Open completes
+// a swap a crash interrupted (the replaced segments are those whose base
+// lies within the swap's offsets) and drops .cleaned files. The broker
+// persists CleanerCheckpoint in cleaner-offset-checkpoint and restores it
+// with SetCleanerCheckpoint. Without cleanup.policy=delete, EnforceRetention
+// applies neither retention.ms nor retention.bytes.
+//
 // Errors are the sentinels in errors.go wrapped with context; the wire layer
 // maps them to Kafka error codes.
 package log

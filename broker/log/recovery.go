@@ -381,9 +381,18 @@ func (l *Log) completeSwaps() error {
 	}
 	for _, base := range swaps {
 		swap := segmentPath(l.dir, base, logSuffix+swapSuffix)
-		last, err := lastBatchOffset(swap, base)
+		last, whole, err := lastBatchOffset(swap, base)
 		if err != nil {
 			return fmt.Errorf("complete swap %s: %w", swap, err)
+		}
+		if !whole || last < base {
+			// Clean fsyncs a swap before naming it, and it always holds
+			// its group's last batch: this one is not ours to trust.
+			l.logger.Warn("removing invalid swap file", "file", swap)
+			if err := os.Remove(swap); err != nil {
+				return fmt.Errorf("remove invalid swap %s: %w", swap, err)
+			}
+			continue
 		}
 		for _, b := range logs {
 			if b >= base && b <= last {
@@ -408,30 +417,32 @@ func (l *Log) completeSwaps() error {
 }
 
 // lastBatchOffset walks the batch headers of a segment file and returns the
-// last offset of its last whole batch (base-1 if it has none).
-func lastBatchOffset(path string, base int64) (int64, error) {
+// last offset of its last whole batch (base-1 if it has none) and whether
+// the file is whole batches, in offset order from base, to its end.
+func lastBatchOffset(path string, base int64) (int64, bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	last := base - 1
 	var hdr [batchHeaderSize]byte
-	for pos := int64(0); pos+batchHeaderSize <= st.Size(); {
+	pos := int64(0)
+	for pos+batchHeaderSize <= st.Size() {
 		if _, err := f.ReadAt(hdr[:], pos); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 		b := parseHeader(hdr[:])
 		size := int64(b.BatchLength) + logOverhead
-		if b.Magic != 2 || b.BatchLength < minBatchLength || pos+size > st.Size() {
+		if b.Magic != 2 || b.BatchLength < minBatchLength || pos+size > st.Size() || b.BaseOffset <= last || b.LastOffsetDelta < 0 {
 			break
 		}
-		last = max(last, b.LastOffset())
+		last = b.LastOffset()
 		pos += size
 	}
-	return last, nil
+	return last, pos == st.Size(), nil
 }
