@@ -114,3 +114,10 @@ func waitCount(t testing.TB, es *elastic.Client, want int64, timeout time.Durati
 		return nil
 	})
 }
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return ln
+}

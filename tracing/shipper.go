@@ -36,6 +36,10 @@ type ShipperConfig struct {
 	// MaxBackoff caps the wait between retries while the store is down or
 	// full, default 5s.
 	MaxBackoff time.Duration
+	// SessionTimeout is the group session timeout, default 45s (Kafka's).
+	// After a crash the group waits this long before another shipper takes
+	// over the crashed one's partitions.
+	SessionTimeout time.Duration
 	// ConsumerOpts are extra kgo options for the trace-topic consumer.
 	ConsumerOpts []kgo.Opt
 	// Logger receives operational messages; nil discards them.
@@ -61,6 +65,9 @@ func (c *ShipperConfig) SetDefaults() {
 	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 45 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -161,6 +168,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ClientID("kobs-trace-shipper"),
 		kgo.FetchMaxWait(500 * time.Millisecond),
+		kgo.SessionTimeout(s.cfg.SessionTimeout),
 	}
 	opts = append(opts, s.cfg.ConsumerOpts...)
 	cl, err := kgo.NewClient(opts...)
