@@ -645,3 +645,62 @@ func TestGroupStaticMember(t *testing.T) {
 		return nil
 	})
 }
+
+// TestGroupOffsetsIgnoreTimeRetention: __consumer_offsets is compacted, not
+// trimmed by time, so committed offsets outlive an aggressive
+// log.retention.ms that deletes other topics' old segments.
+func TestGroupOffsetsIgnoreTimeRetention(t *testing.T) {
+	dir := t.TempDir()
+	props := append(groupProps(),
+		testcluster.Dir(dir),
+		testcluster.Prop("log.retention.ms", "1"),
+		testcluster.Prop("log.retention.check.interval.ms", "50"),
+		testcluster.Prop("offsets.topic.segment.bytes", "1024"))
+	b := testcluster.Start(t, props...)
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	adm := kadm.NewClient(cl)
+	_, err = adm.CreateTopic(ctx, 1, 1, nil, "kept")
+	require.NoError(t, err)
+	commit := func(group string, at int64) {
+		os := kadm.Offsets{}
+		os.Add(kadm.Offset{Topic: "kept", Partition: 0, At: at, LeaderEpoch: -1})
+		resp, err := adm.CommitOffsets(ctx, group, os)
+		require.NoError(t, err)
+		require.NoError(t, resp.Error())
+	}
+	// One commit of g-kept, then enough commits of another group on the
+	// same __consumer_offsets partition that g-kept's record ends up in an
+	// old segment, which time retention would delete.
+	filler := ""
+	for i := 0; filler == ""; i++ {
+		if g := fmt.Sprint("filler-", i); group.PartitionFor(g, 4) == group.PartitionFor("g-kept", 4) {
+			filler = g
+		}
+	}
+	commit("g-kept", 77)
+	for i := 1; i <= 100; i++ {
+		commit(filler, int64(i))
+	}
+	cl.Close()
+	time.Sleep(300 * time.Millisecond) // several retention passes
+	require.NoError(t, b.Close())
+
+	b = testcluster.Start(t, props...)
+	cl, err = kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm = kadm.NewClient(cl)
+	var got kadm.OffsetResponses
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		got, err = adm.FetchOffsets(ctx, "g-kept")
+		if err == nil {
+			err = got.Error()
+		}
+		return err
+	})
+	o, ok := got.Lookup("kept", 0)
+	require.True(t, ok, "the committed offset was lost")
+	require.Equal(t, int64(77), o.At)
+}

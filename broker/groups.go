@@ -59,7 +59,9 @@ func (b *Broker) stopGroups() {
 }
 
 // ensureOffsetsTopic creates __consumer_offsets as Kafka does on first use:
-// internal, compacted, with offsets.topic.segment.bytes segments.
+// internal, compacted, with offsets.topic.segment.bytes segments. A
+// compact-only log is never trimmed by retention.ms/retention.bytes, so
+// committed offsets stay until compaction replaces or tombstones them.
 func (b *Broker) ensureOffsetsTopic() error {
 	if t, _ := b.lookup(offsetsTopic, 0); t != nil {
 		return nil
@@ -68,11 +70,6 @@ func (b *Broker) ensureOffsetsTopic() error {
 		"cleanup.policy":   "compact",
 		"compression.type": "producer",
 		"segment.bytes":    strconv.Itoa(int(b.cfg.OffsetsTopicSegmentBytes)),
-		// Kafka never deletes compacted segments by time. Until the log
-		// honours cleanup.policy=compact in retention, an explicit
-		// unlimited retention keeps committed offsets from being
-		// deleted after the 7-day default.
-		"retention.ms": "-1",
 	})
 	if errors.Is(err, errTopicExists) {
 		return nil
