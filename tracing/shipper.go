@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/olivere/elastic/v7"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -178,6 +179,13 @@ func (s *Shipper) Run(ctx context.Context) error {
 	// Close without committing: a commit on leave would be wrong when a
 	// bulk is still unacknowledged.
 	defer cl.CloseAllowingRebalance()
+	// Create the trace topic if no traced client has yet: a group
+	// subscribed to a missing topic only notices it at a later metadata
+	// refresh, which would delay the first journeys by seconds. Failure
+	// (no permission, already exists) is fine; consuming still works.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, _ = kadm.NewClient(cl).CreateTopic(cctx, -1, -1, nil, s.cfg.Topic)
+	cancel()
 
 	bp, err := s.es.BulkProcessor().
 		Name("kobs-trace-shipper").

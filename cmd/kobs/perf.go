@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/perf"
+	"github.com/kobs-dev/kobs/tracing"
 )
 
 // newPerfCmd returns "kobs perf", the load tools modelled on
@@ -33,6 +35,9 @@ func newPerfProduceCmd() *cobra.Command {
 		lingerMs       int
 		reportMs       int
 		deliveryTimeMs int
+		trace          bool
+		traceTopic     string
+		traceSample    float64
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -53,12 +58,33 @@ func newPerfProduceCmd() *cobra.Command {
 			cfg.DeliveryTimeout = time.Duration(deliveryTimeMs) * time.Millisecond
 			ctx, stop := perfSignalContext(cmd)
 			defer stop()
+			var hook *tracing.ProducerHook
+			if trace {
+				// The trace hook stamps every record with a message id and a
+				// traceparent and writes produce events to the trace topic,
+				// so "kobs trace get" can show the journeys of this run.
+				h, err := tracing.NewProducerHook(tracing.Topic(traceTopic), tracing.SampleRate(traceSample))
+				if err != nil {
+					return err
+				}
+				hook = h
+				cfg.ExtraOpts = append(cfg.ExtraOpts, kgo.WithHooks(hook))
+			}
 			_, err := perf.RunProduce(ctx, cfg, cmd.OutOrStdout())
+			if hook != nil {
+				hook.Close() // after RunProduce closed its client, so every ack is recorded
+				st := hook.Stats()
+				fmt.Fprintf(cmd.OutOrStdout(), "trace events: %d written to %s, %d dropped (buffer full), %d failed\n",
+					st.Written, traceTopic, st.Dropped, st.Failed)
+			}
 			return err
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&bootstrap, "bootstrap-server", "127.0.0.1:9092", "comma-separated host:port list to bootstrap from")
+	f.BoolVar(&trace, "trace", false, "trace the records (message id + traceparent headers, produce events to the trace topic)")
+	f.StringVar(&traceTopic, "trace-topic", tracing.DefaultTopic, "trace topic for --trace")
+	f.Float64Var(&traceSample, "trace-sample-rate", 1, "fraction of records traced with --trace")
 	f.StringVar(&cfg.Topic, "topic", "", "topic to produce to (required)")
 	f.Int64Var(&cfg.NumRecords, "num-records", 0, "number of records to produce (required)")
 	f.IntVar(&cfg.RecordSize, "record-size", 0, "record value size in bytes (required)")
