@@ -83,6 +83,10 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 	}
 	lcfg := p.log.Config()
 	batches, err := klog.ValidateBatches(rp.Records, lcfg.MaxMessageBytes)
+	if err == nil && t.internal {
+		// Only the broker writes its internal topics.
+		err = fmt.Errorf("%w: cannot append to internal topic %s", errInternalTopic, topicName)
+	}
 	if err == nil {
 		for _, bt := range batches {
 			if bt.IsTransactional() || bt.IsControl() {
@@ -125,6 +129,7 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 var (
 	errTransactional = errors.New("transactional produce")
 	errInvalidRecord = errors.New("invalid record")
+	errInternalTopic = errors.New("internal topic")
 )
 
 // produceErrorCode maps log errors to the codes Kafka returns for them.
@@ -144,6 +149,8 @@ func produceErrorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, producerstate.ErrInvalidEpoch):
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, errInternalTopic):
+		return kerr.InvalidTopicException.Code
 	case errors.Is(err, errTransactional):
 		return kerr.InvalidTxnState.Code
 	case errors.Is(err, klog.ErrClosed):

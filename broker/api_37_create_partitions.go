@@ -46,6 +46,11 @@ func (b *Broker) addPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnl
 	if t == nil {
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", rt.Topic)
 	}
+	if t.internal {
+		// The group coordinator maps groups to partitions by count;
+		// more partitions would orphan committed offsets.
+		return kerr.InvalidRequest.Code, "cannot add partitions to internal topic " + t.name
+	}
 	cur := int32(len(t.partitions))
 	if rt.Count <= cur {
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("topic currently has %d partitions, which is higher than the requested %d", cur, rt.Count)

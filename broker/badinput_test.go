@@ -212,3 +212,29 @@ func rawRequest(t *testing.T, addr string, req kmsg.Request) []byte {
 	}
 	return body
 }
+
+// TestInternalTopicsProtected: clients cannot write to __consumer_offsets
+// or grow it (which would remap every group to another partition).
+func TestInternalTopicsProtected(t *testing.T) {
+	b := testcluster.Start(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	_, err = adm.CreateTopic(context.Background(), 1, 1, nil, "some-topic")
+	require.NoError(t, err)
+	offs := kadm.Offsets{}
+	offs.AddOffset("some-topic", 0, 1, -1)
+	resp, err := adm.CommitOffsets(context.Background(), "g", offs) // creates __consumer_offsets
+	require.NoError(t, err)
+	require.NoError(t, resp.Error())
+
+	sp := produceRaw(t, cl, "__consumer_offsets", makeBatch(1, 10))
+	require.Equal(t, kerr.InvalidTopicException.Code, sp.ErrorCode)
+	cp, err := adm.CreatePartitions(context.Background(), 10, "__consumer_offsets")
+	require.NoError(t, err)
+	require.ErrorIs(t, cp["__consumer_offsets"].Err, kerr.InvalidRequest)
+	dt, err := adm.DeleteTopics(context.Background(), "__consumer_offsets")
+	require.NoError(t, err)
+	require.ErrorIs(t, dt["__consumer_offsets"].Err, kerr.InvalidRequest)
+}

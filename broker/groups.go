@@ -46,6 +46,7 @@ func (b *Broker) startGroups() error {
 		return fmt.Errorf("start group coordinator: %w", err)
 	}
 	b.groups = c
+	b.metrics.registerGroupGauges(c)
 	c.Start()
 	return nil
 }

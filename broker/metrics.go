@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/group"
 	"github.com/kobs-dev/kobs/broker/telemetry"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
@@ -285,6 +286,21 @@ func (b *Broker) replicaState(p *partition) replicaState {
 	}
 	minIsr, _ := strconv.Atoi(v) // validated when set
 	return replicaState{replicas: 1, isr: 1, minIsr: minIsr, hasLeader: true}
+}
+
+// registerGroupGauges registers the group coordinator's cache sizes.
+func (m *metrics) registerGroupGauges(c *group.Coordinator) {
+	if m == nil {
+		return
+	}
+	m.reg.Gauge(telemetry.Name("kafka.coordinator.group", "GroupMetadataManager", "NumGroups"), func() int64 {
+		g, _ := c.Counts()
+		return int64(g)
+	})
+	m.reg.Gauge(telemetry.Name("kafka.coordinator.group", "GroupMetadataManager", "NumOffsets"), func() int64 {
+		_, o := c.Counts()
+		return int64(o)
+	})
 }
 
 // registerBrokerGauges registers the broker-wide gauges: ReplicaManager,

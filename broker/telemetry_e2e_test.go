@@ -114,6 +114,23 @@ func TestBrokerTelemetry(t *testing.T) {
 		require.Equal(t, float64(1), rm["kafka.server:name=PartitionCount,type=ReplicaManager"].(map[string]any)["Value"])
 		require.Equal(t, float64(0), rm["kafka.server:name=UnderReplicatedPartitions,type=ReplicaManager"].(map[string]any)["Value"])
 	})
+	// After the ReplicaManager checks above: the first commit creates
+	// the 50 partitions of __consumer_offsets.
+	t.Run("group metadata", func(t *testing.T) {
+		offs := kadm.Offsets{}
+		offs.AddOffset(topic, 0, 42, -1)
+		resp, err := kadm.NewClient(cl).CommitOffsets(context.Background(), "telemetry-group", offs)
+		require.NoError(t, err)
+		require.NoError(t, resp.Error())
+		value := func(name string) float64 {
+			v := jolokiaGet(t, base, "read/kafka.coordinator.group:type=GroupMetadataManager,name="+name+"/Value").Value
+			f, ok := v.(float64)
+			require.True(t, ok, "%s: %v", name, v)
+			return f
+		}
+		require.Equal(t, float64(1), value("NumGroups"))
+		require.Equal(t, float64(1), value("NumOffsets"))
+	})
 	t.Run("unknown MBean", func(t *testing.T) {
 		r := jolokiaGet(t, base, "read/kafka.server:type=Nope,name=Nothing")
 		require.Equal(t, 404, r.Status)
@@ -165,6 +182,7 @@ func TestBrokerTelemetry(t *testing.T) {
 		require.Equal(t, float64(0), value("kafka_server_replicamanager_underreplicatedpartitions", nil))
 		require.Equal(t, float64(n), value("kafka_log_log_logendoffset", map[string]string{"topic": topic, "partition": "0"}))
 		require.Equal(t, float64(1), value("kafka_controller_kafkacontroller_activecontrollercount", nil))
+		require.Equal(t, float64(1), value("kafka_coordinator_group_groupmetadatamanager_numgroups", nil))
 	})
 
 	t.Run("live prometheus rate", func(t *testing.T) {

@@ -210,6 +210,23 @@ func (c *Coordinator) lock(groupID string) (*shard, int16) {
 	return s, 0
 }
 
+// Counts returns how many groups and committed offsets the coordinator
+// holds in its cache (GroupMetadataManager NumGroups and NumOffsets).
+// Shards still loading count what they hold so far.
+func (c *Coordinator) Counts() (groups, offsets int) {
+	for _, s := range c.shards {
+		s.mu.Lock()
+		groups += len(s.groups)
+		for _, g := range s.groups {
+			for _, parts := range g.offsets {
+				offsets += len(parts)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return groups, offsets
+}
+
 // unlock releases the shard and then runs the callbacks collected under it.
 func (s *shard) unlock() {
 	out := s.out
