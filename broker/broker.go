@@ -556,6 +556,9 @@ func (b *Broker) deleteTopic(t *topic) error {
 		p.notifyAppend() // parked fetches re-read and see the topic gone
 		err = errors.Join(err, p.log.Delete())
 	}
+	if b.groups != nil {
+		b.groups.TopicDeleted(t.name)
+	}
 	b.log.Info("deleted topic", "topic", t.name, "topic_id", t.id.String())
 	return err
 }

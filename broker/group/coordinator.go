@@ -409,6 +409,39 @@ func (c *Coordinator) ExpireOffsets() {
 	}
 }
 
+// TopicDeleted removes every group's committed offsets for a deleted
+// topic, writing tombstones as Kafka does when partitions are deleted, so a
+// topic re-created under the same name does not inherit stale positions
+// and lag tools do not report a topic that is gone.
+func (c *Coordinator) TopicDeleted(topic string) {
+	for _, s := range c.shards {
+		s.mu.Lock()
+		if !s.loaded || s.closed {
+			s.unlock()
+			continue
+		}
+		for id, g := range s.groups {
+			parts := g.offsets[topic]
+			if len(parts) == 0 {
+				continue
+			}
+			recs := make([]KV, 0, len(parts))
+			for p := range parts {
+				recs = append(recs, KV{Key: EncodeOffsetKey(OffsetKey{id, topic, p})})
+			}
+			if err := s.append(recs); err != nil {
+				c.log.Error("writing tombstones for a deleted topic failed", "group", id, "topic", topic, "err", err)
+				continue
+			}
+			for p := range parts {
+				g.deleteOffset(topic, p)
+			}
+			c.log.Info("removed committed offsets of deleted topic", "group", id, "topic", topic, "offsets", len(recs))
+		}
+		s.unlock()
+	}
+}
+
 func (s *shard) expireOffsets() {
 	now := s.nowMs()
 	retention := s.c.cfg.OffsetsRetention.Milliseconds()
