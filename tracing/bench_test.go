@@ -1,0 +1,297 @@
+package tracing
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Compare runs with benchstat:
+//
+//	go test ./tracing -run '^$' -bench . -count 6 > new.txt && benchstat old.txt new.txt
+
+// benchEvent is the i-th synthetic event: message i/3, produced once and
+// consumed by two groups, on 3 topics x 6 partitions.
+func benchEvent(i int, base time.Time) Event {
+	m := i / 3
+	e := Event{MsgID: fmt.Sprintf("%032x", m*7919+1), TraceID: fmt.Sprintf("%032x", m*104729+1), SpanID: fmt.Sprintf("%016x", i+1),
+		Topic: []string{"orders", "payments", "audit"}[m%3], Partition: int32(m % 6), Offset: int64(m / 6),
+		Key: fmt.Sprintf("customer-%d", m%5000), Size: 1024, ClientID: "bench", Host: "bench-host",
+		TS: base.Add(time.Duration(i) * time.Millisecond).UnixMilli()}
+	switch i % 3 {
+	case 0:
+		e.Type, e.SendTS, e.RecordTS, e.LatencyUS = TypeProduce, e.TS-2, e.TS-1, 2000
+	default:
+		e.Type, e.Group, e.Member, e.RecordTS, e.E2EUS = TypeConsume, fmt.Sprintf("group-%d", i%3), "member-1", e.TS-5, 5000
+	}
+	return e
+}
+
+// bulkOf renders events [first, first+n) as an _bulk body the way the
+// shipper writes them.
+func bulkOf(first, n int, base time.Time) []byte {
+	var buf bytes.Buffer
+	for i := first; i < first+n; i++ {
+		e := benchEvent(i, base)
+		raw := e.Marshal()
+		fmt.Fprintf(&buf, `{"index":{"_index":%q,"_id":%q}}`+"\n", IndexName(IndexPrefix, e.TS), DocID(&e, raw))
+		buf.Write(raw)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
+}
+
+func putIndex(tb testing.TB, url, name, body string) {
+	tb.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url+"/"+name, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(tb, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(tb, 200, resp.StatusCode, "%s", raw)
+}
+
+func post(tb testing.TB, url, path string, body []byte) {
+	tb.Helper()
+	resp, err := http.Post(url+path, "application/x-ndjson", bytes.NewReader(body))
+	require.NoError(tb, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(tb, 200, resp.StatusCode, "%.300s", raw)
+	require.False(tb, bytes.Contains(raw[:min(64, len(raw))], []byte(`"errors":true`)), "%.500s", raw)
+}
+
+// BenchmarkStoreBulk measures the embedded store's ingest of trace events
+// with the trace mapping, in the shipper's bulk size, over HTTP.
+func BenchmarkStoreBulk(b *testing.B) {
+	for _, per := range []int{1000, 5000} {
+		b.Run(fmt.Sprintf("bulk=%d", per), func(b *testing.B) {
+			ts := startTraceStore(b)
+			base := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
+			putIndex(b, ts.URL, IndexName(IndexPrefix, base.UnixMilli()), Mapping)
+			n := 0
+			var elapsed time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				body := bulkOf(n, per, base)
+				b.StartTimer()
+				start := time.Now()
+				post(b, ts.URL, "/_bulk", body)
+				elapsed += time.Since(start)
+				n += per
+			}
+			start := time.Now()
+			post(b, ts.URL, "/_flush", nil)
+			elapsed += time.Since(start)
+			b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+		})
+	}
+}
+
+// BenchmarkProduceTraceCost produces 1 KiB records with and without the
+// trace interceptor (sampling 1.0) against one broker, alternating rounds in
+// one run so both see the same machine state, and reports both rates and
+// the relative cost. The traced side also writes its trace events (one per
+// record) to the trace topic on the same broker, which is part of the cost.
+func BenchmarkProduceTraceCost(b *testing.B) {
+	const perRound = 100000
+	br := newBroker(b)
+	payload := bytes.Repeat([]byte{'x'}, 1024)
+	round := func(traced bool) time.Duration {
+		opts := []kgo.Opt{kgo.SeedBrokers(br.Addr()), kgo.DefaultProduceTopic("bench"), kgo.AllowAutoTopicCreation()}
+		var ph *ProducerHook
+		if traced {
+			var err error
+			ph, err = NewProducerHook(MaxBufferedEvents(100000))
+			require.NoError(b, err)
+			opts = append(opts, kgo.WithHooks(ph))
+		}
+		cl, err := kgo.NewClient(opts...)
+		require.NoError(b, err)
+		defer cl.Close()
+		ctx := context.Background()
+		require.NoError(b, cl.ProduceSync(ctx, &kgo.Record{Value: payload}).FirstErr()) // connect and learn metadata outside the clock
+		start := time.Now()
+		for range perRound {
+			cl.Produce(ctx, &kgo.Record{Value: payload}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		require.NoError(b, cl.Flush(ctx))
+		d := time.Since(start)
+		if ph != nil {
+			cl.Close()
+			ph.Close()
+			require.Zero(b, ph.Stats().Dropped, "a dropped event would make the traced side look cheaper")
+		}
+		return d
+	}
+	var off, on time.Duration
+	rounds := 0
+	for b.Loop() {
+		off += round(false)
+		on += round(true)
+		rounds++
+	}
+	offRate := float64(rounds*perRound) / off.Seconds()
+	onRate := float64(rounds*perRound) / on.Seconds()
+	b.ReportMetric(offRate, "off-records/s")
+	b.ReportMetric(onRate, "on-records/s")
+	b.ReportMetric(100*(offRate-onRate)/offRate, "cost-%")
+}
+
+// BenchmarkShipper measures the shipper end to end: events pre-filled in
+// the trace topic, shipped into the embedded store over HTTP. The rate is
+// taken from the first to the last stored document, so the group join is
+// not counted.
+func BenchmarkShipper(b *testing.B) {
+	n := 100000
+	if testing.Short() {
+		n = 20000
+	}
+	br := newBroker(b)
+	base := time.Now().UTC()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(br.Addr()), kgo.DefaultProduceTopic(DefaultTopic), kgo.AllowAutoTopicCreation())
+	require.NoError(b, err)
+	defer cl.Close()
+	ctx := context.Background()
+	for i := range n {
+		e := benchEvent(i, base)
+		cl.Produce(ctx, &kgo.Record{Key: []byte(e.MsgID), Value: e.Marshal()}, func(_ *kgo.Record, err error) { require.NoError(b, err) })
+	}
+	require.NoError(b, cl.Flush(ctx))
+	iter := 0
+	var total time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		ts := startTraceStore(b)
+		es := ts.es(b)
+		s, err := NewShipper(ShipperConfig{Brokers: []string{br.Addr()}, URL: ts.URL, Group: fmt.Sprintf("bench-%d", iter)})
+		require.NoError(b, err)
+		iter++
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() { done <- s.Run(runCtx) }()
+		var first time.Time
+		for {
+			c := countEvents(b, es)
+			if c > 0 && first.IsZero() {
+				first = time.Now()
+			}
+			if c == int64(n) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		total += time.Since(first)
+		b.StopTimer()
+		cancel()
+		require.NoError(b, <-done)
+		ts.Stop()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(iter*n)/total.Seconds(), "events/s")
+}
+
+// BenchmarkJourneyQuery measures journey queries (message id, key, topic
+// page) on a store pre-filled with events=N trace events (N/3 messages).
+// The sizes are limited by how fast the store ingests; scripts/bench-trace.sh
+// runs the larger ones.
+func BenchmarkJourneyQuery(b *testing.B) {
+	sizes := []int{30000, 300000}
+	if testing.Short() {
+		sizes = sizes[:1]
+	}
+	// scripts/bench-trace.sh picks one size per run for the big curve.
+	if v := os.Getenv("TRACE_BENCH_EVENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		require.NoError(b, err)
+		sizes = []int{n}
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) { benchJourneyQuery(b, n) })
+	}
+}
+
+func benchJourneyQuery(b *testing.B, n int) {
+	ts := startTraceStore(b)
+	base := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
+	for day := range 2 {
+		putIndex(b, ts.URL, IndexName(IndexPrefix, base.AddDate(0, 0, day).UnixMilli()), Mapping)
+	}
+	putIndex(b, ts.URL, GroupsIndex(IndexPrefix), GroupsMapping)
+	for _, t := range []string{"orders", "payments", "audit"} {
+		for g := range 3 {
+			post(b, ts.URL, "/_bulk", fmt.Appendf(nil, `{"index":{"_index":%q,"_id":"%s|group-%d"}}`+"\n"+`{"topic":%q,"group":"group-%d","first_ts":1}`+"\n",
+				GroupsIndex(IndexPrefix), t, g, t, g))
+		}
+	}
+	fill := time.Now()
+	const per = 5000
+	for i := 0; i < n; i += per {
+		post(b, ts.URL, "/_bulk", bulkOf(i, min(per, n-i), base))
+	}
+	b.Logf("filled %d events in %v (%.0f events/s)", n, time.Since(fill).Round(time.Millisecond), float64(n)/time.Since(fill).Seconds())
+	qr, err := NewQuerier(ts.URL, "")
+	require.NoError(b, err)
+	ctx := context.Background()
+	msgs := n / 3
+	for _, bc := range []struct {
+		name string
+		q    func(i int) Query
+		want int
+	}{
+		{"by=msg_id", func(i int) Query { return Query{MsgID: benchEvent(3*(i%msgs), base).MsgID} }, 1},
+		{"by=key", func(i int) Query {
+			return Query{Key: benchEvent(3*(i%msgs), base).Key, Topic: benchEvent(3*(i%msgs), base).Topic, Partition: -1, Offset: -1, Limit: 10}
+		}, -1},
+		{"by=offset", func(i int) Query {
+			e := benchEvent(3*(i%msgs), base)
+			return Query{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset}
+		}, 1},
+		{"by=topic_page", func(int) Query { return Query{Topic: "orders", Partition: -1, Offset: -1, Limit: 10} }, 10},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			i := 0
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				js, err := qr.Journeys(ctx, bc.q(i*7919))
+				lat = append(lat, time.Since(start))
+				require.NoError(b, err)
+				if bc.want > 0 {
+					require.Len(b, js, bc.want)
+				} else {
+					require.NotEmpty(b, js)
+				}
+				require.NotNil(b, js[0].Produced)
+				i++
+			}
+			b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
