@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kobs-dev/kobs/tracing"
 	"github.com/kobs-dev/kobs/tracing/store"
 )
 
@@ -36,8 +38,16 @@ func newTracestoreCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			fmt.Fprintf(cmd.OutOrStdout(), "tracestore ready on http://%s (dir %s)\n", ln.Addr(), cfg.Dir)
-			serr := s.Serve(ctx, ln)
+			// Journey queries (GET /v1/trace/...) are answered by querying
+			// this store through its own Elasticsearch API, exactly as
+			// "kobs trace get" would against any Elasticsearch.
+			qr, err := tracing.NewQuerier("http://"+ln.Addr().String(), "")
+			if err != nil {
+				_ = s.Close()
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tracestore ready on http://%s (dir %s); journeys on /v1/trace/\n", ln.Addr(), cfg.Dir)
+			serr := s.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": qr.Handler()})
 			cfg.Logger.Info("tracestore shutting down")
 			if cerr := s.Close(); serr == nil {
 				serr = cerr

@@ -172,8 +172,26 @@ func (s *Store) Close() error {
 // Serve answers HTTP on ln until ctx is done, then shuts down gracefully
 // (in-flight requests get up to 10s). It does not Close the store.
 func (s *Store) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeWith(ctx, ln, nil)
+}
+
+// ServeWith is Serve with extra handlers mounted beside the Elasticsearch
+// API, keyed by path prefix (e.g. "/v1/trace/" for the journey queries, which
+// live outside this package because the store knows nothing of trace
+// events). Elasticsearch paths never start with "/v1/", so the prefixes do
+// not shadow any API.
+func (s *Store) ServeWith(ctx context.Context, ln net.Listener, extra map[string]http.Handler) error {
+	var h http.Handler = s.Handler()
+	if len(extra) > 0 {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		for prefix, eh := range extra {
+			mux.Handle(prefix, eh)
+		}
+		h = mux
+	}
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,4 +233,34 @@ func TestConcurrentWriters(t *testing.T) {
 	require.EqualValues(t, writers*perWriter/2+perWriter/2, cnt["count"])
 	_, doc := ts.do(t, "GET", "/race/_doc/shared-0", nil)
 	require.EqualValues(t, writers, doc["_version"], "each writer's write of a shared id is one version")
+}
+
+// TestServeWithMountsExtraHandlers: extra handlers answer under their
+// prefix and the Elasticsearch API keeps answering everything else.
+func TestServeWithMountsExtraHandlers(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "journey "+r.URL.Path)
+		})})
+	}()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	url := "http://" + ln.Addr().String()
+	resp, err := http.Get(url + "/v1/trace/msg/abc")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, "journey /v1/trace/msg/abc", string(b))
+	resp, err = http.Get(url + "/")
+	require.NoError(t, err)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Contains(t, string(b), `"tagline":"You Know, for Search"`)
 }
