@@ -17,12 +17,13 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/kobs
 
-# The main job on the embedded default: a broker on 127.0.0.1:9092 with data
-# under ./data.
+# The main job on the embedded default: a broker on 127.0.0.1:9092, the trace
+# store on 127.0.0.1:9200 and the shipper between them, data under ./data.
 run: build
 	@mkdir -p data
-	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics), data under ./data"
-	$(BIN) broker --config config/server.properties
+	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics),"
+	@echo "      trace store on http://127.0.0.1:9200 (Elasticsearch API, journeys on /v1/trace/), data under ./data"
+	$(BIN) run --config config/server.properties
 
 deps:
 	scripts/install-test-deps.sh

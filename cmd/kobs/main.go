@@ -15,8 +15,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd())
-	root.AddCommand(newTraceCmd())
+	root.AddCommand(newRunCmd(), newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd(), newTraceCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kobs:", err)
 		os.Exit(1)

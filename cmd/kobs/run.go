@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/tracing"
+	"github.com/kobs-dev/kobs/tracing/store"
+)
+
+// newRunCmd is "kobs run", the main job on the embedded defaults (make run):
+// a broker, the trace store beside it, and the shipper that moves trace
+// events from the broker's trace topic into the store, in one process.
+func newRunCmd() *cobra.Command {
+	var (
+		configPath string
+		overrides  []string
+		logLevel   string
+		storeCfg   store.Config
+	)
+	cmd := &cobra.Command{
+		Use:   "run --config server.properties",
+		Short: "Run a broker with the trace store and shipper beside it (the embedded default)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg, err := broker.LoadConfig(configPath, overrides)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			storeCfg.Logger = logger.With("component", "tracestore")
+			return runAll(ctx, cfg, storeCfg, logger)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configPath, "config", "config/server.properties", "server.properties file")
+	f.StringArrayVar(&overrides, "override", nil, "key=value replacing a server.properties key (repeatable)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&storeCfg.Dir, "tracestore-dir", "./data/tracestore", "trace store directory")
+	f.StringVar(&storeCfg.Addr, "tracestore-listen", store.DefaultAddr, "trace store HTTP address (Elasticsearch API and /v1/trace/)")
+	f.IntVar(&storeCfg.RetentionDays, "tracestore-retention-days", 7, "delete trace indexes older than this many days")
+	return cmd
+}
+
+func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logger *slog.Logger) (err error) {
+	b, err := broker.New(cfg, logger.With("component", "broker"))
+	if err != nil {
+		return err
+	}
+	if err := b.Start(); err != nil {
+		b.Close()
+		return err
+	}
+	defer func() { err = errors.Join(err, b.Close()) }()
+
+	st, err := store.Open(storeCfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", storeCfg.Addr)
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("tracestore: listen %s: %w", storeCfg.Addr, err)
+	}
+	storeURL := "http://" + ln.Addr().String()
+	qr, err := tracing.NewQuerier(storeURL, "")
+	if err != nil {
+		_ = st.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() {
+		errs <- st.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": qr.Handler()})
+	}()
+	go func() {
+		errs <- tracing.RunShipper(ctx, tracing.ShipperConfig{
+			Brokers: b.Addrs()[:1], URL: storeURL, Logger: logger.With("component", "trace-shipper"),
+		})
+	}()
+
+	telemetry := "off"
+	if a := b.HTTPAddr(); a != "" {
+		telemetry = "http://" + a + "/jolokia,http://" + a + "/metrics"
+	}
+	logger.Info("kobs ready", "kafka", strings.Join(b.Addrs(), ","), "telemetry", telemetry,
+		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic,
+		"log.dirs", strings.Join(cfg.LogDirs, ","), "tracestore.dir", storeCfg.Dir)
+
+	// The first component to stop (a signal, or a failure) stops the rest.
+	pending := 2
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errs:
+		pending--
+	}
+	logger.Info("shutting down", "reason", context.Cause(ctx), "err", first)
+	cancel()
+	for ; pending > 0; pending-- {
+		if e := <-errs; e != nil && !errors.Is(e, context.Canceled) {
+			first = errors.Join(first, e)
+		}
+	}
+	return errors.Join(first, st.Close())
+}
