@@ -50,10 +50,13 @@ race:
 test: deps vet unit race fuzz
 
 # Benchmarks: produce throughput of kobs against franz-go's kfake in the same
-# script (ratio printed), then the Go micro-benchmarks.
+# script (ratio printed), the Go micro-benchmarks (telemetry on/off, metric
+# primitives, scrape cost, log append/read/clean), then the trace benchmarks
+# (interceptor on/off, shipper rate, journey query latency by store size).
 bench: build
 	KOBS=$(BIN) scripts/bench-produce.sh
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
+	scripts/bench-trace.sh
 
 clean:
 	rm -rf bin

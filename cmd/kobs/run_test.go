@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kobs-dev/kobs/internal/testcluster"
+	"github.com/kobs-dev/kobs/tracing"
+)
+
+// TestRunJourneyWithinAMinute is make run's promise: "kobs run" on the
+// embedded defaults, a traced producer, and the journey of its messages is
+// queryable on the trace store soon after.
+func TestRunJourneyWithinAMinute(t *testing.T) {
+	bin := testcluster.Binary(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "server.properties")
+	require.NoError(t, os.WriteFile(conf, []byte("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs="+
+		filepath.Join(dir, "broker")+"\nkobs.http.listener=127.0.0.1:0\ngroup.initial.rebalance.delay.ms=0\n"), 0o644))
+	cmd := exec.Command(bin, "run", "--config", conf, "--tracestore-dir", filepath.Join(dir, "tracestore"),
+		"--tracestore-listen", "127.0.0.1:0")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	ready := make(chan map[string]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if line := sc.Text(); strings.Contains(line, `msg="kobs ready"`) {
+				kv := map[string]string{}
+				for _, f := range strings.Fields(line) {
+					if k, v, ok := strings.Cut(f, "="); ok {
+						kv[k] = v
+					}
+				}
+				ready <- kv
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	var where map[string]string
+	select {
+	case where = <-ready:
+	case err := <-exited:
+		t.Fatalf("kobs run exited before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("kobs run not ready after 60s")
+	}
+
+	ph, err := tracing.NewProducerHook()
+	require.NoError(t, err)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(where["kafka"]), kgo.WithHooks(ph), kgo.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	r := &kgo.Record{Topic: "newcomer", Value: []byte("hello")}
+	require.NoError(t, cl.ProduceSync(context.Background(), r).FirstErr())
+	cl.Close()
+	ph.Close()
+	var msgID string
+	for _, h := range r.Headers {
+		if h.Key == "kobs-msg-id" {
+			msgID = string(h.Value)
+		}
+	}
+	require.NotEmpty(t, msgID)
+
+	deadline := time.Now().Add(60 * time.Second)
+	url := where["tracestore"] + "/v1/trace/msg/" + msgID
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			var body map[string]any
+			derr := json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if derr == nil && resp.StatusCode == http.StatusOK && strings.Contains(fmt.Sprint(body), "offset") {
+				t.Logf("journey of %s: %v", msgID, body)
+				return
+			}
+			last = fmt.Sprint(resp.StatusCode, body, derr)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("no journey for %s within a minute; last answer: %s", msgID, last)
+}
