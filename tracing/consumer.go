@@ -137,5 +137,5 @@ func (h *ConsumerHook) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 		}
 		span.End(trace.WithTimestamp(now))
 	}
-	h.em.Emit(e.MsgID, e.Marshal())
+	h.em.Emit(&e)
 }

@@ -20,8 +20,14 @@ type Stats struct {
 }
 
 // Emitter is the asynchronous, bounded producer of trace events. Emit never
-// blocks: when MaxBufferedEvents events are in flight, the new one is
-// dropped and counted. It is safe for concurrent use.
+// blocks: when MaxBufferedEvents events are buffered or in flight, the new
+// one is dropped and counted. It is safe for concurrent use.
+//
+// Events are packed into trace-topic records as newline-delimited JSON, up
+// to batchEvents events or batchBytes per record, or whatever arrived within
+// batchLinger. One record per event would double the traced client's
+// per-record work (and the broker's); packing makes an event cost an append
+// to a buffer.
 type Emitter struct {
 	cfg   cfg
 	mu    sync.Mutex // serialises start
@@ -29,9 +35,23 @@ type Emitter struct {
 	err   error // under mu
 	close sync.Once
 
+	bmu     sync.Mutex // guards the pending record below
+	pending []byte     // newline-delimited events not yet handed to the client
+	npend   int64
+	armed   bool // a linger timer will flush pending
+	closed  bool
+
+	// buffered counts events pending or in flight, for the bound.
+	buffered                          atomic.Int64
 	emitted, written, dropped, failed atomic.Int64
-	promise                           func(*kgo.Record, error)
 }
+
+// Packing limits of one trace-topic record.
+const (
+	batchEvents = 256
+	batchBytes  = 64 << 10
+	batchLinger = 2 * time.Millisecond
+)
 
 // NewEmitter returns an emitter writing to the trace topic. Without
 // Brokers it starts once a hook hands it the traced client's seeds.
@@ -41,16 +61,6 @@ func NewEmitter(opts ...Opt) (*Emitter, error) {
 		return nil, err
 	}
 	e := &Emitter{cfg: c}
-	e.promise = func(_ *kgo.Record, err error) {
-		switch {
-		case err == nil:
-			e.written.Add(1)
-		case errors.Is(err, kgo.ErrMaxBuffered):
-			e.dropped.Add(1)
-		default:
-			e.failed.Add(1)
-		}
-	}
 	if len(c.brokers) > 0 {
 		if err := e.start(c.brokers); err != nil {
 			return nil, err
@@ -91,18 +101,93 @@ func (e *Emitter) start(seeds []string) error {
 
 func (e *Emitter) client() *kgo.Client { return e.cl.Load() }
 
-// Emit queues one event (already encoded) keyed by its message id, so all
-// events of a message land in one trace-topic partition in order.
-func (e *Emitter) Emit(msgID string, value []byte) {
+// Emit queues one event, encoding it straight into the pending record. It
+// never blocks and never fails the caller.
+func (e *Emitter) Emit(ev *Event) {
+	e.emit(func(b []byte) []byte { return ev.appendJSON(b) })
+}
+
+// EmitRaw queues one already encoded event (tests write corrupt ones).
+func (e *Emitter) EmitRaw(value []byte) {
+	e.emit(func(b []byte) []byte { return append(b, value...) })
+}
+
+func (e *Emitter) emit(encode func([]byte) []byte) {
 	cl := e.client()
-	if cl == nil {
+	if cl == nil || e.buffered.Add(1) > int64(e.cfg.maxBuffered) {
+		if cl != nil {
+			e.buffered.Add(-1)
+		}
 		e.dropped.Add(1)
 		return
 	}
 	e.emitted.Add(1)
-	// TryProduce fails with ErrMaxBuffered instead of waiting for room,
-	// which is what keeps the traced client's path non-blocking.
-	cl.TryProduce(context.Background(), &kgo.Record{Key: []byte(msgID), Value: value}, e.promise)
+	e.bmu.Lock()
+	if e.closed {
+		e.bmu.Unlock()
+		e.buffered.Add(-1)
+		e.dropped.Add(1)
+		return
+	}
+	e.pending = append(encode(e.pending), '\n')
+	e.npend++
+	if e.npend >= batchEvents || len(e.pending) >= batchBytes {
+		rec, n := e.takeLocked()
+		e.bmu.Unlock()
+		e.send(cl, rec, n)
+		return
+	}
+	if !e.armed {
+		e.armed = true
+		time.AfterFunc(batchLinger, e.flushPending)
+	}
+	e.bmu.Unlock()
+}
+
+// takeLocked detaches the pending record; bmu is held.
+func (e *Emitter) takeLocked() ([]byte, int64) {
+	rec, n := e.pending, e.npend
+	e.pending, e.npend = getBuf(), 0
+	return rec, n
+}
+
+// flushPending hands whatever is pending to the client (the linger timer,
+// Flush and Close).
+func (e *Emitter) flushPending() {
+	e.bmu.Lock()
+	e.armed = false
+	rec, n := e.takeLocked()
+	e.bmu.Unlock()
+	if n > 0 {
+		e.send(e.client(), rec, n)
+	}
+}
+
+// bufs recycles record buffers: kgo is done with a record's value once its
+// promise ran.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, batchBytes+4096); return &b }}
+
+func getBuf() []byte { return (*bufs.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) <= 4*batchBytes { // one huge event should not pin its buffer
+		bufs.Put(&b)
+	}
+}
+
+func (e *Emitter) send(cl *kgo.Client, value []byte, n int64) {
+	cl.TryProduce(context.Background(), &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+		putBuf(r.Value)
+		e.buffered.Add(-n)
+		switch {
+		case err == nil:
+			e.written.Add(n)
+		case errors.Is(err, kgo.ErrMaxBuffered):
+			e.dropped.Add(n)
+		default:
+			e.failed.Add(n)
+		}
+	})
 }
 
 // Stats returns the counters so far.
@@ -114,6 +199,7 @@ func (e *Emitter) Stats() Stats {
 // is done.
 func (e *Emitter) Flush(ctx context.Context) error {
 	if cl := e.client(); cl != nil {
+		e.flushPending()
 		return cl.Flush(ctx)
 	}
 	return nil
@@ -126,6 +212,10 @@ func (e *Emitter) Close() {
 		if cl == nil {
 			return
 		}
+		e.flushPending()
+		e.bmu.Lock()
+		e.closed = true // later Emits drop; a late linger timer finds nothing
+		e.bmu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := cl.Flush(ctx); err != nil {

@@ -189,7 +189,7 @@ func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		}
 		st.span.End(trace.WithTimestamp(now))
 	}
-	h.em.Emit(st.msgID, e.Marshal())
+	h.em.Emit(&e)
 }
 
 // maxKeyBytes bounds the key copied into events; longer keys are not

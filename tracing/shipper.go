@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -216,7 +217,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 
 	s.log.Info("trace shipper started", "topic", s.cfg.Topic, "group", s.cfg.Group, "url", s.cfg.URL)
 	for {
-		fetches := cl.PollRecords(ctx, s.cfg.BatchEvents)
+		// Records pack 1..batchEvents events (at most batchBytes), so a
+		// poll of BatchEvents/16 records bounds memory (~20 MB) while a
+		// stream of small records still fills a bulk; ship splits the
+		// events into bulks of BatchEvents.
+		fetches := cl.PollRecords(ctx, max(1, s.cfg.BatchEvents/16))
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -286,33 +291,33 @@ func errorReason(e *elastic.ErrorDetails) string {
 // ship writes recs to the store and returns once every event is
 // acknowledged (nil) or ctx is done (its error).
 func (s *Shipper) ship(ctx context.Context, bp *elastic.BulkProcessor, recs []*kgo.Record) error {
+	queued := 0
 	for _, r := range recs {
-		e, err := ParseEvent(r.Value)
-		if err != nil {
-			s.corrupt.Add(1)
-			s.log.Warn("skipping corrupt trace event", "partition", r.Partition, "offset", r.Offset, "err", err)
-			continue
-		}
-		idx := IndexName(s.cfg.IndexPrefix, e.TS)
-		if err := s.ensureIndex(ctx, idx, Mapping); err != nil {
-			return err
-		}
-		bp.Add(elastic.NewBulkIndexRequest().Index(idx).Id(DocID(&e, r.Value)).Doc(json.RawMessage(r.Value)))
-		if e.Type == TypeConsume {
-			k := [2]string{e.Topic, e.Group}
-			if !s.groups[k] {
-				gi := GroupsIndex(s.cfg.IndexPrefix)
-				if err := s.ensureIndex(ctx, gi, GroupsMapping); err != nil {
+		// A trace-topic record carries one or more events as
+		// newline-delimited JSON (see Emitter).
+		for raw := range bytes.SplitSeq(r.Value, []byte{'\n'}) {
+			if len(raw) == 0 {
+				continue
+			}
+			if err := s.add(ctx, bp, r, raw); err != nil {
+				return err
+			}
+			// Keep each bulk request within BatchEvents: a poll of
+			// packed records may hold far more events than that.
+			if queued++; queued >= s.cfg.BatchEvents {
+				if err := s.flush(ctx, bp); err != nil {
 					return err
 				}
-				doc := map[string]any{"topic": e.Topic, "group": e.Group, "first_ts": e.TS}
-				// create, not index: first_ts stays the first sighting; a
-				// 409 on re-ship is an acknowledgement for our purpose.
-				bp.Add(elastic.NewBulkCreateRequest().Index(gi).Id(e.Topic + "|" + e.Group).Doc(doc))
-				s.groups[k] = true
+				queued = 0
 			}
 		}
 	}
+	return s.flush(ctx, bp)
+}
+
+// flush sends what the processor holds and retries with backoff until the
+// store acknowledged all of it or ctx is done.
+func (s *Shipper) flush(ctx context.Context, bp *elastic.BulkProcessor) error {
 	backoff := 100 * time.Millisecond
 	for {
 		_ = bp.Flush() // always nil; the outcome comes through after
@@ -334,6 +339,37 @@ func (s *Shipper) ship(ctx context.Context, bp *elastic.BulkProcessor, recs []*k
 		}
 		backoff = min(2*backoff, s.cfg.MaxBackoff)
 	}
+}
+
+// add queues one event for the store; a corrupt event is counted and
+// skipped (it can never succeed, and must not hold up the rest).
+func (s *Shipper) add(ctx context.Context, bp *elastic.BulkProcessor, r *kgo.Record, raw []byte) error {
+	e, err := ParseEvent(raw)
+	if err != nil {
+		s.corrupt.Add(1)
+		s.log.Warn("skipping corrupt trace event", "partition", r.Partition, "offset", r.Offset, "err", err)
+		return nil
+	}
+	idx := IndexName(s.cfg.IndexPrefix, e.TS)
+	if err := s.ensureIndex(ctx, idx, Mapping); err != nil {
+		return err
+	}
+	bp.Add(elastic.NewBulkIndexRequest().Index(idx).Id(DocID(&e, raw)).Doc(json.RawMessage(raw)))
+	if e.Type == TypeConsume {
+		k := [2]string{e.Topic, e.Group}
+		if !s.groups[k] {
+			gi := GroupsIndex(s.cfg.IndexPrefix)
+			if err := s.ensureIndex(ctx, gi, GroupsMapping); err != nil {
+				return err
+			}
+			doc := map[string]any{"topic": e.Topic, "group": e.Group, "first_ts": e.TS}
+			// create, not index: first_ts stays the first sighting; a
+			// 409 on re-ship is an acknowledgement for our purpose.
+			bp.Add(elastic.NewBulkCreateRequest().Index(gi).Id(e.Topic + "|" + e.Group).Doc(doc))
+			s.groups[k] = true
+		}
+	}
+	return nil
 }
 
 // ensureIndex creates a daily index with the trace mapping the first time
