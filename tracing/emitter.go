@@ -104,15 +104,6 @@ func (e *Emitter) client() *kgo.Client { return e.cl.Load() }
 // Emit queues one event, encoding it straight into the pending record. It
 // never blocks and never fails the caller.
 func (e *Emitter) Emit(ev *Event) {
-	e.emit(func(b []byte) []byte { return ev.appendJSON(b) })
-}
-
-// EmitRaw queues one already encoded event (tests write corrupt ones).
-func (e *Emitter) EmitRaw(value []byte) {
-	e.emit(func(b []byte) []byte { return append(b, value...) })
-}
-
-func (e *Emitter) emit(encode func([]byte) []byte) {
 	cl := e.client()
 	if cl == nil || e.buffered.Add(1) > int64(e.cfg.maxBuffered) {
 		if cl != nil {
@@ -129,7 +120,7 @@ func (e *Emitter) emit(encode func([]byte) []byte) {
 		e.dropped.Add(1)
 		return
 	}
-	e.pending = append(encode(e.pending), '\n')
+	e.pending = append(ev.appendJSON(e.pending), '\n')
 	e.npend++
 	if e.npend >= batchEvents || len(e.pending) >= batchBytes {
 		rec, n := e.takeLocked()
