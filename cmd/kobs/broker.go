@@ -15,11 +15,7 @@ import (
 )
 
 func newBrokerCmd() *cobra.Command {
-	var (
-		configPath string
-		overrides  []string
-		logLevel   string
-	)
+	var bf brokerFlags
 	cmd := &cobra.Command{
 		Use:   "broker --config server.properties [--override key=value ...]",
 		Short: "Run a Kafka-protocol broker configured with Kafka's server.properties keys",
@@ -29,11 +25,7 @@ file and each --override key=value replaces one of its keys. The broker logs one
 flushes its logs and writes its checkpoints before exiting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel)
-			if err != nil {
-				return err
-			}
-			cfg, err := broker.LoadConfig(configPath, overrides)
+			cfg, logger, err := bf.load()
 			if err != nil {
 				return err
 			}
@@ -42,10 +34,42 @@ flushes its logs and writes its checkpoints before exiting.`,
 			return runBroker(ctx, cfg, logger)
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", "", "server.properties file")
-	cmd.Flags().StringArrayVar(&overrides, "override", nil, "key=value replacing a server.properties key (repeatable)")
-	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	bf.register(cmd, "")
 	return cmd
+}
+
+// brokerFlags are the flags of every command that runs a broker.
+type brokerFlags struct {
+	configPath string
+	overrides  []string
+	logLevel   string
+}
+
+func (f *brokerFlags) register(cmd *cobra.Command, defaultConfig string) {
+	cmd.Flags().StringVar(&f.configPath, "config", defaultConfig, "server.properties file")
+	cmd.Flags().StringArrayVar(&f.overrides, "override", nil, "key=value replacing a server.properties key (repeatable)")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func (f *brokerFlags) load() (*broker.Config, *slog.Logger, error) {
+	logger, err := newLogger(f.logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := broker.LoadConfig(f.configPath, f.overrides)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, logger, nil
+}
+
+// telemetryEndpoints names a broker's telemetry URLs for the ready line.
+func telemetryEndpoints(b *broker.Broker) string {
+	a := b.HTTPAddr()
+	if a == "" {
+		return "off"
+	}
+	return "http://" + a + "/jolokia,http://" + a + "/metrics"
 }
 
 func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) error {
@@ -57,12 +81,8 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 		b.Close()
 		return err
 	}
-	telemetry := "off"
-	if a := b.HTTPAddr(); a != "" {
-		telemetry = "http://" + a + "/jolokia,http://" + a + "/metrics"
-	}
 	logger.Info("kobs broker ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(),
-		"listeners", strings.Join(b.Addrs(), ","), "telemetry", telemetry, "log.dirs", strings.Join(cfg.LogDirs, ","))
+		"listeners", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b), "log.dirs", strings.Join(cfg.LogDirs, ","))
 	<-ctx.Done()
 	logger.Info("shutting down", "reason", context.Cause(ctx))
 	if err := b.Close(); err != nil {

@@ -23,21 +23,15 @@ import (
 // events from the broker's trace topic into the store, in one process.
 func newRunCmd() *cobra.Command {
 	var (
-		configPath string
-		overrides  []string
-		logLevel   string
-		storeCfg   store.Config
+		bf       brokerFlags
+		storeCfg store.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "run --config server.properties",
 		Short: "Run a broker with the trace store and shipper beside it (the embedded default)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel)
-			if err != nil {
-				return err
-			}
-			cfg, err := broker.LoadConfig(configPath, overrides)
+			cfg, logger, err := bf.load()
 			if err != nil {
 				return err
 			}
@@ -47,10 +41,8 @@ func newRunCmd() *cobra.Command {
 			return runAll(ctx, cfg, storeCfg, logger)
 		},
 	}
+	bf.register(cmd, "config/server.properties")
 	f := cmd.Flags()
-	f.StringVar(&configPath, "config", "config/server.properties", "server.properties file")
-	f.StringArrayVar(&overrides, "override", nil, "key=value replacing a server.properties key (repeatable)")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&storeCfg.Dir, "tracestore-dir", "./data/tracestore", "trace store directory")
 	f.StringVar(&storeCfg.Addr, "tracestore-listen", store.DefaultAddr, "trace store HTTP address (Elasticsearch API and /v1/trace/)")
 	f.IntVar(&storeCfg.RetentionDays, "tracestore-retention-days", 7, "delete trace indexes older than this many days")
@@ -95,11 +87,7 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logg
 		})
 	}()
 
-	telemetry := "off"
-	if a := b.HTTPAddr(); a != "" {
-		telemetry = "http://" + a + "/jolokia,http://" + a + "/metrics"
-	}
-	logger.Info("kobs ready", "kafka", strings.Join(b.Addrs(), ","), "telemetry", telemetry,
+	logger.Info("kobs ready", "kafka", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b),
 		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic,
 		"log.dirs", strings.Join(cfg.LogDirs, ","), "tracestore.dir", storeCfg.Dir)
 
