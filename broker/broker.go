@@ -387,6 +387,7 @@ func (b *Broker) startBackground() {
 	}
 	every(b.cfg.RetentionCheckInterval, "retention", b.enforceRetention)
 	every(b.cfg.FlushSchedulerInterval, "flush", b.flushDue)
+	every(b.cfg.ProducerIDExpirationCheck, "producer-expiry", b.expireProducers)
 	b.startCleaner()
 	every(b.cfg.CheckpointInterval, "checkpoint", func() {
 		if err := b.writeCheckpoints(); err != nil {
@@ -419,6 +420,22 @@ func (b *Broker) enforceRetention() {
 		case n > 0:
 			b.log.Info("deleted segments past retention", "topic", p.topic, "partition", p.index,
 				"segments", n, "log_start_offset", p.log.LogStartOffset())
+		}
+	})
+}
+
+// expireProducers forgets idempotent producers whose last batch is older
+// than producer.id.expiration.ms, as Kafka does, so the state of producers
+// that are gone does not grow forever. A forgotten producer that comes back
+// is accepted at any sequence (see broker/producerstate).
+func (b *Broker) expireProducers() {
+	before := time.Now().Add(-b.cfg.ProducerIDExpiration).UnixMilli()
+	b.eachPartition(func(p *partition) {
+		p.appendMu.Lock()
+		n := p.producers.ExpireBefore(before)
+		p.appendMu.Unlock()
+		if n > 0 {
+			b.log.Info("expired idle producer ids", "topic", p.topic, "partition", p.index, "producers", n)
 		}
 	})
 }

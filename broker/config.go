@@ -56,6 +56,8 @@ type Config struct {
 	OffsetsTopicNumPartitions  int32         // offsets.topic.num.partitions
 	OffsetsTopicSegmentBytes   int32         // offsets.topic.segment.bytes
 	OffsetsRetention           time.Duration // offsets.retention.minutes
+	ProducerIDExpiration       time.Duration // producer.id.expiration.ms
+	ProducerIDExpirationCheck  time.Duration // producer.id.expiration.check.interval.ms
 	GroupInitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms
 	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms
 	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms
@@ -77,37 +79,39 @@ type Config struct {
 // defaults. A key missing here (and not a topic-config synonym) is warned
 // about as unknown.
 var brokerKeys = map[string]string{
-	"node.id":                                 "",
-	"offsets.topic.num.partitions":            "50",
-	"offsets.topic.segment.bytes":             "104857600",
-	"offsets.retention.minutes":               "10080",
-	"group.initial.rebalance.delay.ms":        "3000",
-	"group.min.session.timeout.ms":            "6000",
-	"group.max.session.timeout.ms":            "1800000",
-	"broker.id":                               "",
-	"listeners":                               "PLAINTEXT://127.0.0.1:9092",
-	"advertised.listeners":                    "",
-	"log.dirs":                                "",
-	"log.dir":                                 "/tmp/kafka-logs",
-	"num.partitions":                          "1",
-	"default.replication.factor":              "1",
-	"auto.create.topics.enable":               "true",
-	"delete.topic.enable":                     "true",
-	"socket.request.max.bytes":                "104857600",
-	"num.io.threads":                          "8",
-	"queued.max.requests":                     "500",
-	"log.retention.check.interval.ms":         "300000",
-	"log.cleaner.enable":                      "true",
-	"log.cleaner.backoff.ms":                  "15000",
-	"log.flush.scheduler.interval.ms":         "1000",
-	"log.flush.offset.checkpoint.interval.ms": "60000",
-	"log.retention.minutes":                   "",
-	"log.retention.hours":                     "168",
-	"log.roll.hours":                          "168",
-	"cluster.id":                              "",
-	"kobs.http.listener":                      "127.0.0.1:8778",
-	"kobs.telemetry.enable":                   "true",
-	"num.network.threads":                     "3",
+	"node.id":                                  "",
+	"offsets.topic.num.partitions":             "50",
+	"offsets.topic.segment.bytes":              "104857600",
+	"offsets.retention.minutes":                "10080",
+	"group.initial.rebalance.delay.ms":         "3000",
+	"group.min.session.timeout.ms":             "6000",
+	"group.max.session.timeout.ms":             "1800000",
+	"broker.id":                                "",
+	"listeners":                                "PLAINTEXT://127.0.0.1:9092",
+	"advertised.listeners":                     "",
+	"log.dirs":                                 "",
+	"log.dir":                                  "/tmp/kafka-logs",
+	"num.partitions":                           "1",
+	"default.replication.factor":               "1",
+	"auto.create.topics.enable":                "true",
+	"delete.topic.enable":                      "true",
+	"socket.request.max.bytes":                 "104857600",
+	"num.io.threads":                           "8",
+	"queued.max.requests":                      "500",
+	"log.retention.check.interval.ms":          "300000",
+	"log.cleaner.enable":                       "true",
+	"log.cleaner.backoff.ms":                   "15000",
+	"log.flush.scheduler.interval.ms":          "1000",
+	"log.flush.offset.checkpoint.interval.ms":  "60000",
+	"log.retention.minutes":                    "",
+	"log.retention.hours":                      "168",
+	"log.roll.hours":                           "168",
+	"cluster.id":                               "",
+	"kobs.http.listener":                       "127.0.0.1:8778",
+	"kobs.telemetry.enable":                    "true",
+	"producer.id.expiration.ms":                "86400000",
+	"producer.id.expiration.check.interval.ms": "600000",
+	"num.network.threads":                      "3",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
@@ -247,6 +251,8 @@ func NewConfig(props *Properties) (*Config, error) {
 	// The log's smallest segment (one batch header), where Kafka says 1.
 	c.OffsetsTopicSegmentBytes = int32(parseInt("offsets.topic.segment.bytes", 14, 1<<31-1))
 	c.OffsetsRetention = time.Duration(parseInt("offsets.retention.minutes", 1, 1<<31-1)) * time.Minute
+	c.ProducerIDExpiration = time.Duration(parseInt("producer.id.expiration.ms", 1, 1<<31-1)) * time.Millisecond
+	c.ProducerIDExpirationCheck = time.Duration(parseInt("producer.id.expiration.check.interval.ms", 1, 1<<31-1)) * time.Millisecond
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMinSessionTimeout = time.Duration(parseInt("group.min.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMaxSessionTimeout = time.Duration(parseInt("group.max.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond

@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -131,4 +133,32 @@ func TestIdempotentFranzGo(t *testing.T) {
 	require.NoError(t, cl.ProduceSync(context.Background(), rs...).FirstErr())
 	require.GreaterOrEqual(t, rs[0].ProducerID, int64(0), "franz-go must have used a producer id")
 	require.Equal(t, int64(5000), endOffset(t, kadm.NewClient(cl), "idem-franz"))
+}
+
+// TestProducerIDExpiration: a producer idle for producer.id.expiration.ms is
+// forgotten (DescribeProducers no longer lists it), as in Kafka.
+func TestProducerIDExpiration(t *testing.T) {
+	b := testcluster.Start(t, testcluster.Prop("producer.id.expiration.ms", "500"),
+		testcluster.Prop("producer.id.expiration.check.interval.ms", "100"))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	_, err = kadm.NewClient(cl).CreateTopic(context.Background(), 1, 1, nil, "expiry")
+	require.NoError(t, err)
+	pid, epoch := initProducerID(t, cl)
+	require.Zero(t, produceRaw(t, cl, "expiry", makeIdempotentBatch(1, 10, pid, epoch, 0)).ErrorCode)
+	active := func() int {
+		req := kmsg.NewPtrDescribeProducersRequest()
+		req.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: "expiry", Partitions: []int32{0}}}
+		resp, err := req.RequestWith(context.Background(), cl)
+		require.NoError(t, err)
+		return len(resp.Topics[0].Partitions[0].ActiveProducers)
+	}
+	require.Equal(t, 1, active())
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if n := active(); n != 0 {
+			return fmt.Errorf("%d active producers", n)
+		}
+		return nil
+	})
 }
