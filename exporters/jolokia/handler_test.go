@@ -101,8 +101,6 @@ const (
 	meterAll = `kafka.server:name=MessagesInPerSec,type=BrokerTopicMetrics`
 	meterT1  = `kafka.server:name=MessagesInPerSec,topic=t1,type=BrokerTopicMetrics`
 	meterT2  = `kafka.server:name=MessagesInPerSec,topic=t2,type=BrokerTopicMetrics`
-	// Stack traces: kobs gives the Java first line only.
-	infStack = `"stacktrace":"javax.management.InstanceNotFoundException: `
 )
 
 var versionValue = `{"agent":"1.7.2","protocol":"7.2",

@@ -232,7 +232,7 @@ func typeAndName(n telemetry.ObjectName) telemetry.ObjectName {
 // newOutput builds the Desc for one rule result, keeping help and type
 // consistent per family and rejecting label sets Prometheus would refuse.
 func (c *Collector) newOutput(attr string, m match, help string) (output, bool) {
-	if !model.IsValidLegacyMetricName(m.name) {
+	if !model.LegacyValidation.IsValidMetricName(m.name) {
 		return output{}, false
 	}
 	f, ok := c.fam[m.name]
@@ -248,7 +248,7 @@ func (c *Collector) newOutput(attr string, m match, help string) (output, bool) 
 	values := make([]string, 0, len(m.labels)/2)
 	for i := 0; i < len(m.labels); i += 2 {
 		ln := m.labels[i]
-		if !model.LabelName(ln).IsValidLegacy() || slices.Contains(names, ln) {
+		if !model.LegacyValidation.IsValidLabelName(ln) || slices.Contains(names, ln) {
 			return output{}, false
 		}
 		names = append(names, ln)
