@@ -104,3 +104,21 @@ func TestParseQuery(t *testing.T) {
 	_, err = ParseQuery(get(map[string]string{"topic": "t", "from": "yesterday"}))
 	require.Error(t, err)
 }
+
+func TestTraceparentLayout(t *testing.T) {
+	var tid [16]byte
+	var sid [8]byte
+	for i := range tid {
+		tid[i] = byte(i)
+	}
+	for i := range sid {
+		sid[i] = byte(0xa0 + i)
+	}
+	tp := appendTraceparent([]byte("prefix"), tid, sid)[len("prefix"):]
+	require.Equal(t, "00-000102030405060708090a0b0c0d0e0f-a0a1a2a3a4a5a6a7-01", string(tp))
+	require.Equal(t, "a0a1a2a3a4a5a6a7", string(tp[36:52]), "the span id slice the producer hook keeps")
+	gotT, gotS, ok := parseTraceparent(tp)
+	require.True(t, ok)
+	require.Equal(t, "000102030405060708090a0b0c0d0e0f", gotT)
+	require.Equal(t, "a0a1a2a3a4a5a6a7", gotS)
+}

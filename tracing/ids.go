@@ -54,7 +54,12 @@ func (s sampler) sampled(msgID []byte) bool {
 
 // traceparent formats a W3C traceparent, version 00, sampled.
 func traceparent(traceID [16]byte, spanID [8]byte) []byte {
-	b := make([]byte, 0, 55)
+	return appendTraceparent(make([]byte, 0, 55), traceID, spanID)
+}
+
+// appendTraceparent appends "00-<trace id>-<span id>-01" (55 bytes); the
+// span id's hex is at [36:52] of what it appends.
+func appendTraceparent(b []byte, traceID [16]byte, spanID [8]byte) []byte {
 	b = append(b, "00-"...)
 	b = hex.AppendEncode(b, traceID[:])
 	b = append(b, '-')

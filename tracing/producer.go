@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"encoding/hex"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -108,11 +109,18 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 			tp = hd.Value
 		}
 	}
-	var id [16]byte
+	var (
+		id  [16]byte
+		buf []byte // holds a minted message id and, after it, a minted traceparent
+	)
 	minted := msgID == nil
 	if minted {
 		id = newID()
-		msgID = hex.AppendEncode(make([]byte, 0, 32), id[:])
+		// One allocation for both headers' values: this runs for every
+		// record the user produces.
+		buf = hex.AppendEncode(make([]byte, 0, 32+55), id[:])
+		msgID = buf[:32:32]
+		r.Headers = slices.Grow(r.Headers, 2)
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderMsgID, Value: msgID})
 	}
 	st := &sendState{start: time.Now(), msgID: string(msgID)}
@@ -140,13 +148,17 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 	if tp == nil {
 		// A message without an upstream trace is its own trace; reuse the
 		// message id's random bytes as the trace id when we minted both.
-		tid := id
-		if !minted {
-			tid = newID()
-		}
 		sid := newSpanID()
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: traceparent(tid, sid)})
-		st.traceID, st.spanID = hex.EncodeToString(tid[:]), hex.EncodeToString(sid[:])
+		if minted {
+			tp = appendTraceparent(buf[32:32], id, sid)
+			st.traceID = st.msgID // same random bytes, same hex
+		} else {
+			tid := newID()
+			tp = appendTraceparent(nil, tid, sid)
+			st.traceID = hex.EncodeToString(tid[:])
+		}
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: tp})
+		st.spanID = string(tp[36:52])
 	}
 	if !sampled {
 		return
