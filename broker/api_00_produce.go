@@ -16,7 +16,9 @@ import (
 //
 // Behavior:
 //   - acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS); with one replica per
-//     partition acks=-1 is satisfied by the local append.
+//     partition acks=-1 is satisfied by the local append, unless the topic's
+//     min.insync.replicas exceeds the ISR (NOT_ENOUGH_REPLICAS, nothing
+//     appended).
 //   - Each partition's payload is validated batch by batch (magic 2, CRC32C,
 //     lengths, max.message.bytes) before anything of it is appended, so a bad
 //     batch leaves the log untouched; other partitions are unaffected.
@@ -50,7 +52,7 @@ func (b *Broker) handleProduce(r *wire.Request) {
 			if reqErr != 0 {
 				sp.ErrorCode = reqErr
 			} else {
-				b.produceTo(rt.Topic, rp, &sp)
+				b.produceTo(rt.Topic, req.Acks, rp, &sp)
 			}
 			if sp.ErrorCode != 0 {
 				anyErr = true
@@ -70,7 +72,7 @@ func (b *Broker) handleProduce(r *wire.Request) {
 	r.Respond(resp)
 }
 
-func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
 	t, p := b.lookup(topicName, rp.Partition)
 	if t == nil || p == nil {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -86,6 +88,13 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 	if err == nil && t.internal {
 		// Only the broker writes its internal topics.
 		err = fmt.Errorf("%w: cannot append to internal topic %s", errInternalTopic, topicName)
+	}
+	if err == nil && acks == -1 {
+		// acks=all promises min.insync.replicas copies; Kafka refuses
+		// before appending when the ISR is already smaller.
+		if rs := b.replicaState(p); rs.underMinIsr() {
+			err = fmt.Errorf("%w: in-sync replicas %d < min.insync.replicas %d", errNotEnoughReplicas, rs.isr, rs.minIsr)
+		}
 	}
 	if err == nil {
 		for _, bt := range batches {
@@ -127,9 +136,10 @@ func (b *Broker) produceTo(topicName string, rp kmsg.ProduceRequestTopicPartitio
 }
 
 var (
-	errTransactional = errors.New("transactional produce")
-	errInvalidRecord = errors.New("invalid record")
-	errInternalTopic = errors.New("internal topic")
+	errTransactional     = errors.New("transactional produce")
+	errInvalidRecord     = errors.New("invalid record")
+	errInternalTopic     = errors.New("internal topic")
+	errNotEnoughReplicas = errors.New("not enough replicas")
 )
 
 // produceErrorCode maps log errors to the codes Kafka returns for them.
@@ -149,6 +159,8 @@ func produceErrorCode(err error) int16 {
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, producerstate.ErrInvalidEpoch):
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, errNotEnoughReplicas):
+		return kerr.NotEnoughReplicas.Code
 	case errors.Is(err, errInternalTopic):
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, errTransactional):

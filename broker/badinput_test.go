@@ -238,3 +238,25 @@ func TestInternalTopicsProtected(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, dt["__consumer_offsets"].Err, kerr.InvalidRequest)
 }
+
+// TestMinInsyncReplicas: acks=all to a topic whose min.insync.replicas is
+// above its ISR is refused with NOT_ENOUGH_REPLICAS and stores nothing;
+// acks=1 still works, as in Kafka.
+func TestMinInsyncReplicas(t *testing.T) {
+	b := testcluster.Start(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	_, err = adm.CreateTopic(context.Background(), 1, 1, map[string]*string{"min.insync.replicas": kmsg.StringPtr("2")}, "min-isr")
+	require.NoError(t, err)
+	sp := produceRaw(t, cl, "min-isr", makeBatch(1, 10)) // acks=-1
+	require.Equal(t, kerr.NotEnoughReplicas.Code, sp.ErrorCode)
+	require.Equal(t, int64(0), endOffset(t, adm, "min-isr"))
+
+	acks1, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	require.NoError(t, err)
+	defer acks1.Close()
+	require.NoError(t, acks1.ProduceSync(context.Background(), &kgo.Record{Topic: "min-isr", Value: []byte("v")}).FirstErr())
+	require.Equal(t, int64(1), endOffset(t, adm, "min-isr"))
+}
