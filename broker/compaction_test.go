@@ -288,14 +288,7 @@ func TestConsumerOffsetsCompacted(t *testing.T) {
 	require.NoError(t, err)
 	defer cl.Close()
 	adm = kadm.NewClient(cl)
-	var got kadm.OffsetResponses
-	testcluster.Eventually(t, 10*time.Second, func() error {
-		got, err = adm.FetchOffsets(ctx, "g")
-		if err == nil {
-			err = got.Error()
-		}
-		return err
-	})
+	got := fetchCommitted(t, adm, "g")
 	o, ok := got.Lookup("t", 0)
 	require.True(t, ok)
 	require.Equal(t, int64(n), o.At)

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -44,4 +45,20 @@ func TestDeletedTopicOffsetsRemoved(t *testing.T) {
 	k, ok := got.Lookup("kept", 0)
 	require.True(t, ok)
 	require.Equal(t, int64(7), k.At)
+}
+
+// fetchCommitted reads a group's committed offsets, retrying while the
+// coordinator is still loading __consumer_offsets after a (re)start.
+func fetchCommitted(t *testing.T, adm *kadm.Client, group string) kadm.OffsetResponses {
+	t.Helper()
+	var got kadm.OffsetResponses
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		var err error
+		got, err = adm.FetchOffsets(context.Background(), group)
+		if err == nil {
+			err = got.Error()
+		}
+		return err
+	})
+	return got
 }

@@ -360,14 +360,7 @@ func TestGroupOffsetsSurviveKill(t *testing.T) {
 		cl, err = kgo.NewClient(kgo.SeedBrokers(p.Addr()))
 		require.NoError(t, err)
 		adm = kadm.NewClient(cl)
-		var after kadm.OffsetResponses
-		testcluster.Eventually(t, 10*time.Second, func() error {
-			after, err = adm.FetchOffsets(ctx, group)
-			if err == nil {
-				err = after.Error()
-			}
-			return err
-		})
+		after := fetchCommitted(t, adm, group)
 		require.Equal(t, before.Offsets(), after.Offsets(), "offsets after %s", how)
 		produceValues(t, cl, topic, "b-"+how, 600)
 
@@ -429,14 +422,7 @@ func TestGroupManyCommitsLatestWins(t *testing.T) {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()))
 		require.NoError(t, err)
 		adm := kadm.NewClient(cl)
-		var got kadm.OffsetResponses
-		testcluster.Eventually(t, 10*time.Second, func() error {
-			got, err = adm.FetchOffsets(ctx, "g-many")
-			if err == nil {
-				err = got.Error()
-			}
-			return err
-		})
+		got := fetchCommitted(t, adm, "g-many")
 		o0, _ := got.Lookup("many", 0)
 		o1, _ := got.Lookup("many", 1)
 		require.Equal(t, int64(n), o0.At, "after %s", how)
@@ -692,14 +678,7 @@ func TestGroupOffsetsIgnoreTimeRetention(t *testing.T) {
 	require.NoError(t, err)
 	defer cl.Close()
 	adm = kadm.NewClient(cl)
-	var got kadm.OffsetResponses
-	testcluster.Eventually(t, 10*time.Second, func() error {
-		got, err = adm.FetchOffsets(ctx, "g-kept")
-		if err == nil {
-			err = got.Error()
-		}
-		return err
-	})
+	got := fetchCommitted(t, adm, "g-kept")
 	o, ok := got.Lookup("kept", 0)
 	require.True(t, ok, "the committed offset was lost")
 	require.Equal(t, int64(77), o.At)
