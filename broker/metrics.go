@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"reflect"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/broker/group"
@@ -50,6 +53,7 @@ type metrics struct {
 	reg      *telemetry.Registry
 	requests map[string]*requestMetrics // by Kafka request name (FetchConsumer too)
 	all      *topicMetrics
+	errors   sync.Map // errorKey -> *telemetry.Meter (ErrorsPerSec{request,error})
 
 	handlerIdle *telemetry.Meter
 	handlers    int64
@@ -105,12 +109,15 @@ func newTopicMetrics(reg *telemetry.Registry, topic string) *topicMetrics {
 }
 
 // observe records one completed request (wire.Config.Observe).
-func (m *metrics) observe(r *wire.Request, t wire.Timings, _ kmsg.Response) {
+func (m *metrics) observe(r *wire.Request, t wire.Timings, resp kmsg.Response) {
 	if m == nil {
 		return
 	}
 	name := apiName(r.Header.Key)
 	m.observeAs(name, r, t)
+	if resp != nil {
+		m.countErrors(name, resp)
+	}
 	if fr, ok := r.Msg.(*kmsg.FetchRequest); ok {
 		if fr.ReplicaID >= 0 {
 			m.observeAs("FetchFollower", r, t)
@@ -136,6 +143,108 @@ func (m *metrics) observeAs(name string, r *wire.Request, t wire.Timings) {
 	rm.responseQueue.Update(ms(t.ResponseQueue))
 	rm.responseSend.Update(ms(t.ResponseSend))
 	rm.requestBytes.Update(int64(r.Size))
+}
+
+type errorKey struct {
+	request string
+	code    int16
+}
+
+// countErrors marks ErrorsPerSec{request,error} once per error code field in
+// the response, NONE included, as Kafka's RequestChannel does with the
+// response's errorCounts: per partition for partitioned APIs, plus
+// top-level codes.
+func (m *metrics) countErrors(request string, resp kmsg.Response) {
+	counts := map[int16]int64{}
+	walkErrorCodes(reflect.ValueOf(resp), counts)
+	for code, n := range counts {
+		k := errorKey{request, code}
+		mt, ok := m.errors.Load(k)
+		if !ok {
+			name := "NONE"
+			if code != 0 {
+				name = kerr.ErrorForCode(code).Error()
+				if e, ok := kerr.ErrorForCode(code).(*kerr.Error); ok {
+					name = e.Message
+				}
+			}
+			mt, _ = m.errors.LoadOrStore(k, m.reg.Meter(telemetry.Name("kafka.network", "RequestMetrics", "ErrorsPerSec",
+				"request", request, "error", name), "errors"))
+		}
+		mt.(*telemetry.Meter).Mark(n)
+	}
+}
+
+// walkErrorCodes counts every int16 field named ErrorCode in a kmsg
+// response, descending only into the fields whose types can hold one (a
+// per-type plan, computed once), so record bytes, tags and leader hints are
+// never visited.
+func walkErrorCodes(v reflect.Value, counts map[int16]int64) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			walkErrorCodes(v.Elem(), counts)
+		}
+	case reflect.Slice:
+		for i := 0; i < v.Len(); i++ {
+			walkErrorCodes(v.Index(i), counts)
+		}
+	case reflect.Struct:
+		p := planFor(v.Type())
+		if p.errField >= 0 {
+			counts[int16(v.Field(p.errField).Int())]++
+		}
+		for _, i := range p.sub {
+			walkErrorCodes(v.Field(i), counts)
+		}
+	}
+}
+
+// errPlan says where a struct type keeps its ErrorCode and which of its
+// fields lead to more.
+type errPlan struct {
+	errField int   // index of the ErrorCode field, -1 if none
+	sub      []int // struct, slice-of-struct or pointer fields holding ErrorCodes below
+}
+
+var errPlans sync.Map // reflect.Type -> *errPlan
+
+func planFor(t reflect.Type) *errPlan {
+	if p, ok := errPlans.Load(t); ok {
+		return p.(*errPlan)
+	}
+	p := &errPlan{errField: -1}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 {
+			p.errField = i
+			continue
+		}
+		if holdsErrorCode(f.Type, map[reflect.Type]bool{t: true}) {
+			p.sub = append(p.sub, i)
+		}
+	}
+	errPlans.Store(t, p)
+	return p
+}
+
+// holdsErrorCode reports whether a value of type t can contain an
+// ErrorCode field; seen stops recursion through self-referencing types.
+func holdsErrorCode(t reflect.Type, seen map[reflect.Type]bool) bool {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || seen[t] {
+		return false
+	}
+	seen[t] = true
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 || holdsErrorCode(f.Type, seen) {
+			return true
+		}
+	}
+	return false
 }
 
 // idle records one handler's wait for work, divided by the pool size as

@@ -89,6 +89,26 @@ func TestBrokerTelemetry(t *testing.T) {
 		return nil
 	})
 
+	t.Run("errors per request", func(t *testing.T) {
+		sp := produceRaw(t, cl, "no-such-topic", makeBatch(1, 10))
+		require.NotZero(t, sp.ErrorCode)
+		errorsCount := func(code string, want int64) func() error {
+			return func() error {
+				r := jolokiaGet(t, base, "read/kafka.network:type=RequestMetrics,name=ErrorsPerSec,request=Produce,error="+code)
+				if r.Status != 200 {
+					return fmt.Errorf("%s: status %d", code, r.Status)
+				}
+				if c := count(t, r.Value); c != want {
+					return fmt.Errorf("%s: Count %d, want %d", code, c, want)
+				}
+				return nil
+			}
+		}
+		// One NONE per partition response of the 10 good requests, one
+		// UNKNOWN_TOPIC_OR_PARTITION for the bad one.
+		testcluster.Eventually(t, 5*time.Second, errorsCount("NONE", requests))
+		testcluster.Eventually(t, 5*time.Second, errorsCount("UNKNOWN_TOPIC_OR_PARTITION", 1))
+	})
 	t.Run("pattern read", func(t *testing.T) {
 		r := jolokiaGet(t, base, "read/kafka.server:type=BrokerTopicMetrics,*")
 		require.Equal(t, 200, r.Status)
@@ -177,7 +197,8 @@ func TestBrokerTelemetry(t *testing.T) {
 		}
 		require.Equal(t, float64(n), value("kafka_server_brokertopicmetrics_messagesin_total", map[string]string{"topic": topic}))
 		require.Equal(t, float64(sentBytes), value("kafka_server_brokertopicmetrics_bytesin_total", map[string]string{"topic": topic}))
-		require.Equal(t, float64(requests), value("kafka_network_requestmetrics_totaltimems_count", map[string]string{"request": "Produce"}))
+		require.Equal(t, float64(requests+1), value("kafka_network_requestmetrics_totaltimems_count", map[string]string{"request": "Produce"}))
+		require.Equal(t, float64(1), value("kafka_network_requestmetrics_errors_total", map[string]string{"request": "Produce", "error": "UNKNOWN_TOPIC_OR_PARTITION"}))
 		value("kafka_network_requestmetrics_totaltimems", map[string]string{"request": "Produce", "quantile": "0.99"})
 		require.Equal(t, float64(0), value("kafka_server_replicamanager_underreplicatedpartitions", nil))
 		require.Equal(t, float64(n), value("kafka_log_log_logendoffset", map[string]string{"topic": topic, "partition": "0"}))
