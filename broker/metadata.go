@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kobs-dev/kobs/internal/fsutil"
 )
 
 // This file owns what a single broker persists about itself and its topics
@@ -81,36 +83,7 @@ func writeTopicsFile(dir string, recs []topicRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, topicsFile), b)
-}
-
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content, never a torn file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return fsutil.WriteFileAtomic(filepath.Join(dir, topicsFile), b)
 }
 
 // ensureMetaProperties reads or creates the log dir's meta.properties
@@ -126,7 +99,7 @@ func ensureMetaProperties(dir string, nodeID int32, clusterID string) (string, e
 			clusterID = id.String()
 		}
 		content := "#\n#kobs\nversion=1\nnode.id=" + strconv.Itoa(int(nodeID)) + "\ncluster.id=" + clusterID + "\n"
-		return clusterID, writeFileAtomic(path, []byte(content))
+		return clusterID, fsutil.WriteFileAtomic(path, []byte(content))
 	case err != nil:
 		return "", err
 	}
@@ -143,7 +116,7 @@ func ensureMetaProperties(dir string, nodeID int32, clusterID string) (string, e
 // writePartitionMetadata writes Kafka's partition.metadata file, which
 // ties a partition directory to its topic id.
 func writePartitionMetadata(dir string, id TopicID) error {
-	return writeFileAtomic(filepath.Join(dir, partitionMetaFile), []byte("version: 0\ntopic_id: "+id.String()+"\n"))
+	return fsutil.WriteFileAtomic(filepath.Join(dir, partitionMetaFile), []byte("version: 0\ntopic_id: "+id.String()+"\n"))
 }
 
 func readPartitionMetadata(dir string) (TopicID, error) {

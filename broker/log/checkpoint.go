@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/kobs-dev/kobs/internal/fsutil"
 )
 
 // TopicPartition names a partition in a checkpoint file.
@@ -113,11 +114,7 @@ func WriteCheckpoint(path string, m map[TopicPartition]int64) error {
 	for _, tp := range keys {
 		fmt.Fprintf(&buf, "%s %d %d\n", tp.Topic, tp.Partition, m[tp])
 	}
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if err := writeFileSync(filepath.Clean(dir), name, buf.Bytes()); err != nil {
+	if err := fsutil.WriteFileAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
 	return nil

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kobs-dev/kobs/internal/fsutil"
 )
 
 // AppendResult describes where an Append put its batches.
@@ -486,7 +489,7 @@ func (l *Log) Close() error {
 	}
 	if err == nil {
 		// Only a fully flushed log may claim a clean shutdown.
-		err = writeFileSync(l.dir, cleanShutdownFile, fmt.Appendf(nil, "%d\n", l.leo.Load()))
+		err = fsutil.WriteFileAtomic(filepath.Join(l.dir, cleanShutdownFile), fmt.Appendf(nil, "%d\n", l.leo.Load()))
 	}
 	l.mu.Lock()
 	l.closed = true
@@ -525,41 +528,6 @@ func (l *Log) Delete() error {
 	return nil
 }
 
-// writeFileSync writes name in dir durably: temp file, fsync, rename, fsync dir.
-func writeFileSync(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, name+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	err = errors.Join(err, f.Close())
-	if err == nil {
-		err = os.Rename(tmp, dir+string(os.PathSeparator)+name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return syncDir(dir)
-}
-
 // syncDir fsyncs a directory so created, renamed and removed entries survive
 // a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync dir %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return fsutil.SyncDir(dir) }

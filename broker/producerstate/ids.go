@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/kobs-dev/kobs/internal/fsutil"
 )
 
 // blockSize is how many producer ids are reserved per write of the id file,
@@ -49,7 +50,7 @@ func (ids *IDs) Next() (int64, error) {
 	defer ids.mu.Unlock()
 	if ids.next >= ids.end {
 		end := ids.next + blockSize
-		if err := writeAtomic(ids.path, []byte(strconv.FormatInt(end, 10)+"\n")); err != nil {
+		if err := fsutil.WriteFileAtomic(ids.path, []byte(strconv.FormatInt(end, 10)+"\n")); err != nil {
 			return -1, fmt.Errorf("reserve producer ids: %w", err)
 		}
 		ids.end = end
@@ -57,31 +58,4 @@ func (ids *IDs) Next() (int64, error) {
 	id := ids.next
 	ids.next++
 	return id, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/kobs-dev/kobs/internal/fsutil"
 )
 
 // SnapshotFile is the name of a partition's producer state snapshot, kept in
@@ -29,7 +31,7 @@ func (s *Partition) WriteSnapshot(path string, offset int64) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(path, b); err != nil {
+	if err := fsutil.WriteFileAtomic(path, b); err != nil {
 		return fmt.Errorf("write producer snapshot: %w", err)
 	}
 	return nil
