@@ -15,11 +15,7 @@ import (
 // latency) to the trace topic. Records without the header come from
 // untraced producers and are ignored.
 type ConsumerHook struct {
-	cfg    cfg
-	em     *Emitter
-	ownEm  bool
-	sample sampler
-	otel   *otelState
+	hookCore
 	cl     atomic.Pointer[kgo.Client]
 	group  atomic.Pointer[string]
 	client atomic.Pointer[string] // client id, read once (OptValue reflects)
@@ -32,37 +28,15 @@ var (
 
 // NewConsumerHook returns a consumer hook; Close it after the traced client.
 func NewConsumerHook(opts ...Opt) (*ConsumerHook, error) {
-	c, err := newCfg(opts)
+	core, err := newHookCore(opts)
 	if err != nil {
 		return nil, err
 	}
-	h := &ConsumerHook{cfg: c, sample: newSampler(c.sampleRate)}
-	if h.otel, err = newOtel(&c); err != nil {
-		return nil, err
-	}
-	if h.em = c.emitter; h.em == nil {
-		if h.em, err = NewEmitter(opts...); err != nil {
-			return nil, err
-		}
-		h.ownEm = true
-	}
-	if c.group != "" {
-		h.group.Store(&c.group)
+	h := &ConsumerHook{hookCore: core}
+	if g := core.cfg.group; g != "" {
+		h.group.Store(&g)
 	}
 	return h, nil
-}
-
-// Stats returns the trace events' counters.
-func (h *ConsumerHook) Stats() Stats { return h.em.Stats() }
-
-// Close flushes pending trace events and spans.
-func (h *ConsumerHook) Close() {
-	if h.ownEm {
-		h.em.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = h.otel.close(ctx)
 }
 
 // OnNewClient learns the group and starts the trace producer like

@@ -19,11 +19,7 @@ import (
 // Its work on the produce path is a few header appends and, at the ack, one
 // event encoded and handed to the Emitter, which never blocks.
 type ProducerHook struct {
-	cfg      cfg
-	em       *Emitter
-	ownEm    bool
-	sample   sampler
-	otel     *otelState
+	hookCore
 	clientID string
 }
 
@@ -35,39 +31,15 @@ var (
 
 // NewProducerHook returns a producer hook; Close it after the traced client.
 func NewProducerHook(opts ...Opt) (*ProducerHook, error) {
-	c, err := newCfg(opts)
+	core, err := newHookCore(opts)
 	if err != nil {
 		return nil, err
 	}
-	h := &ProducerHook{cfg: c, sample: newSampler(c.sampleRate), clientID: c.clientID}
-	if h.otel, err = newOtel(&c); err != nil {
-		return nil, err
-	}
-	if h.em = c.emitter; h.em == nil {
-		if h.em, err = NewEmitter(opts...); err != nil {
-			return nil, err
-		}
-		h.ownEm = true
-	}
-	return h, nil
+	return &ProducerHook{hookCore: core, clientID: core.cfg.clientID}, nil
 }
-
-// Stats returns the trace events' counters.
-func (h *ProducerHook) Stats() Stats { return h.em.Stats() }
 
 // Emitter returns the hook's trace producer, e.g. to share it WithEmitter.
 func (h *ProducerHook) Emitter() *Emitter { return h.em }
-
-// Close flushes pending trace events and spans. Close the traced client
-// first so the last acks are recorded.
-func (h *ProducerHook) Close() {
-	if h.ownEm {
-		h.em.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = h.otel.close(ctx)
-}
 
 // OnNewClient learns the traced client's id and, unless Brokers was given,
 // starts the trace producer on the traced client's seed brokers.
