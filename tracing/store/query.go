@@ -36,6 +36,10 @@ var unsupportedQueries = map[string]bool{
 	"terms_set": true, "distance_feature": true, "pinned": true, "percolate": true, "wrapper": true, "rank_feature": true,
 }
 
+// maxTermsCount is Elasticsearch's index.max_terms_count default: a terms
+// query with more values is refused before any work is done for it.
+const maxTermsCount = 65536
+
 func errQueryShard(cause *esError, format string, args ...any) *esError {
 	return &esError{Type: "query_shard_exception", Reason: fmt.Sprintf(format, args...), CausedBy: cause, status: http.StatusBadRequest}
 }
@@ -432,6 +436,10 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 		var vals []any
 		if err := decodeJSON(params, &vals); err != nil {
 			return nil, errParsing("[terms] query does not support [%s]", field)
+		}
+		if len(vals) > maxTermsCount {
+			return nil, errIllegalArgument("The number of terms [%d] used in the Terms Query request has exceeded the allowed maximum of [%d]. "+
+				"This maximum can be set by changing the [index.max_terms_count] index level setting.", len(vals), maxTermsCount)
 		}
 		if field == "_id" {
 			ids := make([]string, 0, len(vals))

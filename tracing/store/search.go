@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -267,7 +266,12 @@ func parseSearchRequest(body []byte, params url.Values, countOnly bool) (*search
 		b, _ := json.Marshal(map[string]any{"match": map[string]any{field: strings.Trim(value, `"`)}})
 		r.query = b
 	}
-	if !countOnly && r.from+r.size > maxResultWindow && len(r.searchAfter) == 0 {
+	if len(r.searchAfter) > 0 && r.from > 0 {
+		return nil, errIllegalArgument("`from` parameter must be set to 0 when `search_after` is used.")
+	}
+	// search_after pages through any number of hits, but each page is
+	// bounded by the result window like any search.
+	if !countOnly && r.from+r.size > maxResultWindow {
 		return nil, errIllegalArgument("Result window is too large, from + size must be less than or equal to: [%d] but was [%d]. "+
 			"See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
 			maxResultWindow, r.from+r.size)
@@ -555,7 +559,7 @@ func (t *target) count(ctx context.Context, r *searchRequest, now time.Time) (*c
 	req.Score = "none"
 	res, serr := t.searcher().SearchInContext(ctx, req)
 	if serr != nil {
-		return nil, &esError{Type: "search_phase_execution_exception", Reason: serr.Error(), status: http.StatusInternalServerError}
+		return nil, searchErr(serr)
 	}
 	resp.Count = res.Total
 	return resp, nil
@@ -832,7 +836,7 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 	}
 	res, serr := t.searcher().SearchInContext(ctx, req)
 	if serr != nil {
-		return nil, &esError{Type: "search_phase_execution_exception", Reason: serr.Error(), status: http.StatusInternalServerError}
+		return nil, searchErr(serr)
 	}
 	setTotal(res.Total)
 	if scored && len(res.Hits) > 0 {
