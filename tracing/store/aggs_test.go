@@ -232,3 +232,21 @@ func TestAggregationErrors(t *testing.T) {
 		require.Contains(t, string(raw), tc.want, name)
 	}
 }
+
+// TestFieldCaps answers what Grafana's datasource test and field lists ask.
+func TestFieldCaps(t *testing.T) {
+	ts, _ := loadAggData(t)
+	status, out := ts.do(t, "GET", "/kobs-trace-*/_field_caps?fields=ts", nil)
+	require.Equal(t, 200, status, "%v", out)
+	require.Equal(t, []any{"kobs-trace-2024.03.01"}, out["indices"])
+	require.Equal(t, map[string]any{"ts": map[string]any{"date": map[string]any{
+		"type": "date", "metadata_field": false, "searchable": true, "aggregatable": true}}}, out["fields"])
+	status, out = ts.do(t, "GET", "/kobs-trace-2024.03.01/_field_caps?fields=*", nil)
+	require.Equal(t, 200, status)
+	fields := out["fields"].(map[string]any)
+	require.Equal(t, true, fields["latency_us"].(map[string]any)["long"].(map[string]any)["aggregatable"])
+	require.Equal(t, false, fields["text"].(map[string]any)["text"].(map[string]any)["aggregatable"])
+	require.Equal(t, false, fields["span_id"].(map[string]any)["keyword"].(map[string]any)["searchable"])
+	status, _ = ts.do(t, "GET", "/kobs-trace-*/_field_caps", nil)
+	require.Equal(t, 400, status)
+}

@@ -131,6 +131,8 @@ func (s *Store) Handler() http.Handler {
 	route("/_mapping", func(rq *request) { s.handleGetIndex(rq, "_all", true) })
 	route("/_cat/indices", func(rq *request) { s.handleCatIndices(rq, "_all") })
 	route("/_cat/indices/{index}", func(rq *request) { s.handleCatIndices(rq, idx(rq)) })
+	route("/_field_caps", func(rq *request) { s.handleFieldCaps(rq, "_all") })
+	route("/{index}/_field_caps", func(rq *request) { s.handleFieldCaps(rq, idx(rq)) })
 	route("/_cluster/health", func(rq *request) { s.handleHealth(rq) })
 	route("/_cluster/health/{index}", func(rq *request) { s.handleHealth(rq) })
 
@@ -814,6 +816,72 @@ func (s *Store) handleCatIndices(rq *request, expr string) {
 	}
 	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	_, _ = rq.w.Write(buf.Bytes())
+}
+
+// handleFieldCaps answers _field_caps, which Grafana's Elasticsearch
+// datasource uses to test the time field and to list fields: per field and
+// mapped type, whether it is searchable and aggregatable.
+func (s *Store) handleFieldCaps(rq *request, expr string) {
+	if !slices.Contains([]string{http.MethodGet, http.MethodPost}, rq.r.Method) {
+		rq.methodNotAllowed("GET", "POST")
+		return
+	}
+	patterns := strings.Split(rq.params.Get("fields"), ",")
+	if rq.params.Get("fields") == "" {
+		rq.fail(errIllegalArgument("specified fields can't be null or empty"))
+		return
+	}
+	t, err := s.pin(expr, resolveParams(rq.params, true))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer t.release()
+	type capsEntry struct {
+		Type          string   `json:"type"`
+		MetadataField bool     `json:"metadata_field"`
+		Searchable    bool     `json:"searchable"`
+		Aggregatable  bool     `json:"aggregatable"`
+		Indices       []string `json:"indices,omitempty"`
+	}
+	fields := map[string]map[string]*capsEntry{}
+	names := make([]string, 0, len(t.indexes))
+	for _, i := range t.indexes {
+		names = append(names, i.name)
+		var walk func(prefix string, props map[string]*fieldMapping)
+		add := func(path, typ string, fm *fieldMapping) {
+			if !matchesAny(patterns, path) {
+				return
+			}
+			if typ == "" {
+				typ = "object"
+			}
+			byType := fields[path]
+			if byType == nil {
+				byType = map[string]*capsEntry{}
+				fields[path] = byType
+			}
+			if byType[typ] != nil {
+				return
+			}
+			k := esTypes[typ]
+			byType[typ] = &capsEntry{Type: typ,
+				Searchable:   k != kindObject && (fm.Index == nil || *fm.Index),
+				Aggregatable: k != kindObject && k != kindText && (fm.DocValues == nil || *fm.DocValues)}
+		}
+		walk = func(prefix string, props map[string]*fieldMapping) {
+			for name, fm := range props {
+				path := prefix + name
+				add(path, fm.Type, fm)
+				for sub, sm := range fm.Fields {
+					add(path+"."+sub, sm.Type, sm)
+				}
+				walk(path+".", fm.Properties)
+			}
+		}
+		walk("", i.mapping.Load().root.Properties)
+	}
+	rq.json(http.StatusOK, map[string]any{"indices": names, "fields": fields})
 }
 
 func (s *Store) handleHealth(rq *request) {
