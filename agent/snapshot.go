@@ -201,58 +201,8 @@ func Collect(ctx context.Context, adm *kadm.Client, opt CollectOptions) (*Snapsh
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoMetadata, err)
 	}
-	s := &Snapshot{
-		Time:          start,
-		Cluster:       meta.Cluster,
-		Controller:    meta.Controller,
-		Topics:        make(map[string]*Topic, len(meta.Topics)),
-		Groups:        map[string]*Group{},
-		ReadCommitted: opt.ReadCommitted,
-	}
-	live := map[int32]bool{}
-	for _, b := range meta.Brokers {
-		rack := ""
-		if b.Rack != nil {
-			rack = *b.Rack
-		}
-		s.Brokers = append(s.Brokers, Broker{ID: b.NodeID, Host: b.Host, Port: b.Port, Rack: rack})
-		live[b.NodeID] = true
-	}
-	sort.Slice(s.Brokers, func(i, j int) bool { return s.Brokers[i].ID < s.Brokers[j].ID })
-
-	var topics []string
-	unreachable := map[int32]bool{}
-	for name, td := range meta.Topics {
-		t := &Topic{Name: name, Internal: td.IsInternal}
-		if td.Err != nil {
-			t.Err = td.Err.Error()
-			s.Errors = append(s.Errors, CollectError{Stage: "metadata", Broker: -1, Err: name + ": " + td.Err.Error()})
-		}
-		ps := make([]*Partition, 0, len(td.Partitions))
-		for _, pd := range td.Partitions {
-			p := &Partition{
-				Topic: name, Partition: pd.Partition, Leader: pd.Leader, LeaderEpoch: pd.LeaderEpoch,
-				Replicas: pd.Replicas, ISR: pd.ISR, Offline: pd.OfflineReplicas,
-				Start: -1, End: -1, LSO: -1,
-			}
-			if pd.Err != nil {
-				p.MetaErr = pd.Err.Error()
-			}
-			for _, r := range pd.Replicas {
-				if !live[r] {
-					unreachable[r] = true
-				}
-			}
-			ps = append(ps, p)
-		}
-		sort.Slice(ps, func(i, j int) bool { return ps[i].Partition < ps[j].Partition })
-		t.Partitions = ps
-		s.Topics[name] = t
-		if td.Err == nil {
-			topics = append(topics, name)
-		}
-	}
-	sort.Strings(topics)
+	s, topics, unreachable := fromMetadata(meta, start)
+	s.ReadCommitted = opt.ReadCommitted
 
 	var (
 		mu sync.Mutex
@@ -354,6 +304,64 @@ func Collect(ctx context.Context, adm *kadm.Client, opt CollectOptions) (*Snapsh
 	slices.Sort(s.Unreachable)
 	s.Duration = time.Since(start)
 	return s, nil
+}
+
+// fromMetadata builds a snapshot's brokers, topics and partitions from a
+// kadm metadata answer; it also returns the topics that loaded (sorted) and
+// the replica ids the metadata names but does not list as brokers.
+func fromMetadata(meta kadm.Metadata, at time.Time) (*Snapshot, []string, map[int32]bool) {
+	s := &Snapshot{
+		Time:       at,
+		Cluster:    meta.Cluster,
+		Controller: meta.Controller,
+		Topics:     make(map[string]*Topic, len(meta.Topics)),
+		Groups:     map[string]*Group{},
+	}
+	live := map[int32]bool{}
+	for _, b := range meta.Brokers {
+		rack := ""
+		if b.Rack != nil {
+			rack = *b.Rack
+		}
+		s.Brokers = append(s.Brokers, Broker{ID: b.NodeID, Host: b.Host, Port: b.Port, Rack: rack})
+		live[b.NodeID] = true
+	}
+	sort.Slice(s.Brokers, func(i, j int) bool { return s.Brokers[i].ID < s.Brokers[j].ID })
+
+	var topics []string
+	unreachable := map[int32]bool{}
+	for name, td := range meta.Topics {
+		t := &Topic{Name: name, Internal: td.IsInternal}
+		if td.Err != nil {
+			t.Err = td.Err.Error()
+			s.Errors = append(s.Errors, CollectError{Stage: "metadata", Broker: -1, Err: name + ": " + td.Err.Error()})
+		}
+		ps := make([]*Partition, 0, len(td.Partitions))
+		for _, pd := range td.Partitions {
+			p := &Partition{
+				Topic: name, Partition: pd.Partition, Leader: pd.Leader, LeaderEpoch: pd.LeaderEpoch,
+				Replicas: pd.Replicas, ISR: pd.ISR, Offline: pd.OfflineReplicas,
+				Start: -1, End: -1, LSO: -1,
+			}
+			if pd.Err != nil {
+				p.MetaErr = pd.Err.Error()
+			}
+			for _, r := range pd.Replicas {
+				if !live[r] {
+					unreachable[r] = true
+				}
+			}
+			ps = append(ps, p)
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i].Partition < ps[j].Partition })
+		t.Partitions = ps
+		s.Topics[name] = t
+		if td.Err == nil {
+			topics = append(topics, name)
+		}
+	}
+	sort.Strings(topics)
+	return s, topics, unreachable
 }
 
 type stageErr struct {
