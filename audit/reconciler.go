@@ -273,7 +273,22 @@ func (r *Reconciler) readSample(ctx context.Context, adm *kadm.Client) (*sample,
 			errs = append(errs, err)
 			continue
 		}
-		s.Boundaries[b] = offsetsOf(lo)
+		// A partition without a record at or after b answers its end
+		// offset (timestamp -1): records produced just before b may still
+		// be in flight, so such a boundary is kept only once the grace
+		// period after it passed; a real answer is final at once.
+		settled := time.Now().UnixMilli() >= b+r.cfg.Grace.Milliseconds()
+		m := map[string]map[int32]int64{}
+		for t, ps := range offsetsOf(lo) {
+			real := true
+			for p := range ps {
+				real = real && lo[t][p].Timestamp >= 0
+			}
+			if real || settled {
+				m[t] = ps
+			}
+		}
+		s.Boundaries[b] = m
 	}
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	errs = append(errs, err)
