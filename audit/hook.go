@@ -368,4 +368,3 @@ func (h *Hook) Close() {
 		}
 	})
 }
-

@@ -13,12 +13,12 @@ import (
 
 // Bucket and group statuses.
 const (
-	StatusPending     = "pending"     // the bucket is open or within its grace period
-	StatusComplete    = "complete"    // every record was consumed exactly once
-	StatusMissing     = "missing"     // records were not consumed (Missing says how many)
-	StatusDuplicated  = "duplicated"  // records were consumed more than once (Duplicates says how many)
-	StatusLate        = "late"        // complete, but only after the grace period
-	StatusUncertain   = "uncertain"   // an audited client died between flushes or flushes were lost
+	StatusPending     = "pending"    // the bucket is open or within its grace period
+	StatusComplete    = "complete"   // every record was consumed exactly once
+	StatusMissing     = "missing"    // records were not consumed (Missing says how many)
+	StatusDuplicated  = "duplicated" // records were consumed more than once (Duplicates says how many)
+	StatusLate        = "late"       // complete, but only after the grace period
+	StatusUncertain   = "uncertain"  // an audited client died between flushes or flushes were lost
 	StatusOutOfWindow = "out_of_window"
 )
 
@@ -42,9 +42,9 @@ type BucketReport struct {
 	// but not counted by audited producers: producers without the hook, or
 	// CreateTime reordering at a boundary), uncertain, or empty when one
 	// side is unknown. Delta is Producer - Broker.
-	ProducerVsBroker string   `json:"producer_vs_broker,omitempty"`
-	Delta            int64    `json:"delta,omitempty"`
-	Uncertain        []string `json:"uncertain,omitempty"` // why
+	ProducerVsBroker string        `json:"producer_vs_broker,omitempty"`
+	Delta            int64         `json:"delta,omitempty"`
+	Uncertain        []string      `json:"uncertain,omitempty"` // why
 	Groups           []GroupReport `json:"groups,omitempty"`
 }
 
