@@ -2,6 +2,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -16,8 +17,13 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd(), newTraceCmd())
+	// Operator tools with the flags and output of Kafka's kafka-*.sh tools.
+	root.AddCommand(newTopicsCmd(), newGroupsCmd(), newConfigsCmd(), newDeleteRecordsCmd(), newVersionCmd())
+	root.Version = kobsVersion()
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "kobs:", err)
+		if !errors.Is(err, errReported) { // the operator tools print their own errors, in Kafka's words
+			fmt.Fprintln(os.Stderr, "kobs:", err)
+		}
 		os.Exit(1)
 	}
 }
