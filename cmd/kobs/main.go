@@ -16,7 +16,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd(), newTraceCmd())
-	root.AddCommand(newDashboardsCmd())
+	root.AddCommand(newDashboardsCmd(), newAlertsCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kobs:", err)
 		os.Exit(1)
