@@ -10,7 +10,7 @@ FUZZTIME  ?= 10s
 export KOBS_REQUIRE_INTEROP := 1
 export KOBS_REQUIRE_PROMETHEUS := 1
 
-.PHONY: all build run test deps vet unit race fuzz bench clean
+.PHONY: all build run test deps vet unit race fuzz bench clean dashboards alerts
 
 all: build
 
@@ -57,6 +57,15 @@ bench: build
 	KOBS=$(BIN) scripts/bench-produce.sh
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
 	scripts/bench-trace.sh
+
+# Generated Grafana dashboards (dashboards/generated) and Prometheus rules,
+# their promtool tests and scrape config (alerts/generated); tests fail when
+# the committed files are stale.
+dashboards:
+	$(GO) run ./cmd/kobs dashboards generate
+
+alerts:
+	$(GO) run ./cmd/kobs alerts generate
 
 clean:
 	rm -rf bin
