@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,15 @@ type node struct {
 	ctl  *Controller
 	pub  *metadata.Publisher
 	self metadata.Broker
+
+	mu      sync.Mutex
+	history map[int64]*metadata.Image // every published image by offset
+}
+
+func (n *node) imageAt(off int64) *metadata.Image {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.history[off]
 }
 
 type cluster struct {
@@ -75,6 +85,12 @@ func newCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
 func (cl *cluster) start(id int32, cfg Config) *node {
 	cl.t.Helper()
 	pub := metadata.NewPublisher(metadata.Empty(cfg.ClusterID))
+	nd := &node{cfg: cfg, pub: pub, history: map[int64]*metadata.Image{}}
+	pub.Subscribe(func(_, next *metadata.Image) {
+		nd.mu.Lock()
+		nd.history[next.Offset] = next
+		nd.mu.Unlock()
+	})
 	ctl, err := New(cfg, pub)
 	if err != nil {
 		cl.t.Fatalf("node %d: %v", id, err)
@@ -83,7 +99,7 @@ func (cl *cluster) start(id int32, cfg Config) *node {
 	if err := ctl.Start(self); err != nil {
 		cl.t.Fatalf("node %d start: %v", id, err)
 	}
-	nd := &node{cfg: cfg, ctl: ctl, pub: pub, self: self}
+	nd.ctl, nd.self = ctl, self
 	cl.nodes[id] = nd
 	cl.t.Cleanup(func() { _ = ctl.Close() })
 	return nd
