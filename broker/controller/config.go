@@ -141,7 +141,10 @@ func (c *Config) validate() error {
 	if len(c.Voters) == 0 {
 		errs = append(errs, errors.New("controller.quorum.voters: no voter given"))
 	}
-	_, voter := c.Voters[c.NodeID]
+	addr, voter := c.Voters[c.NodeID]
+	if _, port, _ := net.SplitHostPort(addr); voter && port == "0" && len(c.Voters) > 1 {
+		errs = append(errs, fmt.Errorf("controller.quorum.voters: node %d has port 0; only a single voter may use an ephemeral port", c.NodeID))
+	}
 	switch {
 	case c.Roles.Controller && !voter && len(c.Voters) > 0:
 		errs = append(errs, fmt.Errorf("controller.quorum.voters: node.id %d has process.roles=%s but is not one of the voters", c.NodeID, c.Roles))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -89,6 +90,7 @@ type replicaProgress struct {
 // on pub (a new publisher if nil) once Start replays it.
 func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	cfg.setDefaults()
+	cfg.Voters = maps.Clone(cfg.Voters)
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("controller: invalid configuration:\n%w", err)
 	}
@@ -205,6 +207,12 @@ func (c *Controller) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("controller.quorum.voters: cannot listen on node %d's address %s: %w", c.cfg.NodeID, addr, err)
 	}
+	if len(c.cfg.Voters) == 1 {
+		// A one-voter quorum may use an ephemeral port (nobody dials it
+		// but this node's own forwarding, which reads it from here).
+		addr = ln.Addr().String()
+		c.cfg.Voters[c.cfg.NodeID] = addr
+	}
 	c.mux = newMux(ln, c.serveConn)
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger}})
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -282,6 +290,9 @@ func (c *Controller) checkVoters(snaps raft.SnapshotStore) error {
 	for _, s := range conf.Servers {
 		id, _ := strconv.Atoi(string(s.ID))
 		stored[int32(id)] = string(s.Address)
+	}
+	if _, ok := stored[c.cfg.NodeID]; ok && len(stored) == 1 && len(c.cfg.Voters) == 1 {
+		return nil // a single voter's address may change: nobody else dials it
 	}
 	if len(stored) != len(c.cfg.Voters) {
 		return fmt.Errorf("controller.quorum.voters: configured %v, but the metadata log in %s was formed by voters %v", c.cfg.Voters, c.cfg.DataDir, stored)
