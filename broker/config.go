@@ -430,13 +430,20 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 func (c *Config) ControllerConfig(reg *telemetry.Registry, logger *slog.Logger) controller.Config {
 	return controller.Config{
 		NodeID: c.NodeID, Roles: c.ProcessRoles, Voters: c.ControllerQuorumVoters,
-		DataDir: filepath.Join(c.LogDirs[0], "kobs-metadata"), ClusterID: c.ClusterID,
+		DataDir: filepath.Join(c.LogDirs[0], "kobs-metadata"), ClusterID: c.ClusterID, ListenerName: firstOr(c.ControllerListenerNames, "CONTROLLER"),
 		SessionTimeout: c.BrokerSessionTimeout, HeartbeatInterval: c.BrokerHeartbeatInterval,
 		UncleanLeaderElection: c.UncleanLeaderElection, AutoLeaderRebalance: c.AutoLeaderRebalance,
 		LeaderImbalanceCheckInterval: c.LeaderImbalanceCheckInterval,
 		DefaultReplicationFactor:     c.DefaultReplicationFactor, DefaultPartitions: c.NumPartitions,
 		Logger: logger, Registry: reg,
 	}
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
 }
 
 // parseListeners parses "PLAINTEXT://host:port,NAME2://host:port".

@@ -107,6 +107,9 @@ type Config struct {
 	// <first log dir>/__cluster_metadata-0.
 	DataDir   string
 	ClusterID string // cluster.id; required with more than one voter
+	// ListenerName is the controller listener's name (the first of
+	// controller.listener.names), reported by DescribeQuorum.
+	ListenerName string
 
 	SessionTimeout               time.Duration // broker.session.timeout.ms (9000)
 	HeartbeatInterval            time.Duration // broker.heartbeat.interval.ms (2000)
@@ -181,6 +184,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
+	}
+	if c.ListenerName == "" {
+		c.ListenerName = "CONTROLLER"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -166,3 +166,12 @@ func (c *Controller) voterID(s string) int64 {
 	}
 	return -1
 }
+
+// ListenerName is the controller listener's name.
+func (c *Controller) ListenerName() string { return c.cfg.ListenerName }
+
+// VoterIDs are the voters' node ids in order.
+func (c *Controller) VoterIDs() []int32 { return sortedIDs(c.cfg.Voters) }
+
+// VoterAddr is a voter's controller address (host:port).
+func (c *Controller) VoterAddr(id int32) string { return c.cfg.Voters[id] }
