@@ -28,9 +28,6 @@ func startQuorum(t *testing.T, n int) []*controller.Controller {
 		lns = append(lns, ln)
 		voters[int32(i+1)] = ln.Addr().String()
 	}
-	for _, ln := range lns {
-		ln.Close() // the voter list needs fixed ports; the controllers bind them next
-	}
 	var out []*controller.Controller
 	for i := range n {
 		id := int32(i + 1)
@@ -38,6 +35,7 @@ func startQuorum(t *testing.T, n int) []*controller.Controller {
 			NodeID: id, Roles: controller.Roles{Broker: true, Controller: true}, Voters: voters, DataDir: t.TempDir(),
 			ClusterID: "api-test", SessionTimeout: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond,
 			RaftHeartbeatTimeout: 300 * time.Millisecond, RaftElectionTimeout: 300 * time.Millisecond,
+			Listener: lns[i],
 		}, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -76,6 +76,9 @@ type Config struct {
 	ControllerQuorumVoters       map[int32]string // controller.quorum.voters
 	ControllerListenerNames      []string         // controller.listener.names
 	ControllerListeners          []Listener
+	// ControllerNetListener, if set (embedders and tests, never from
+	// properties), is the controller listener already bound.
+	ControllerNetListener        net.Listener
 	BrokerSessionTimeout         time.Duration // broker.session.timeout.ms
 	BrokerHeartbeatInterval      time.Duration // broker.heartbeat.interval.ms
 	UncleanLeaderElection        bool          // unclean.leader.election.enable
@@ -435,7 +438,7 @@ func (c *Config) ControllerConfig(reg *telemetry.Registry, logger *slog.Logger) 
 		UncleanLeaderElection: c.UncleanLeaderElection, AutoLeaderRebalance: c.AutoLeaderRebalance,
 		LeaderImbalanceCheckInterval: c.LeaderImbalanceCheckInterval,
 		DefaultReplicationFactor:     c.DefaultReplicationFactor, DefaultPartitions: c.NumPartitions,
-		Logger: logger, Registry: reg,
+		Listener: c.ControllerNetListener, Logger: logger, Registry: reg,
 	}
 }
 

@@ -107,6 +107,10 @@ type Config struct {
 	// <first log dir>/__cluster_metadata-0.
 	DataDir   string
 	ClusterID string // cluster.id; required with more than one voter
+	// Listener, if set, is this voter's controller listener already bound
+	// to its address in Voters (tests and embedders bind :0 first, so no
+	// port is handed on between close and listen). Nil: Start listens.
+	Listener net.Listener
 	// ListenerName is the controller listener's name (the first of
 	// controller.listener.names), reported by DescribeQuorum.
 	ListenerName string

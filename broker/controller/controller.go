@@ -203,9 +203,12 @@ func (c *Controller) Start(self metadata.Broker) error {
 
 func (c *Controller) startRaft() error {
 	addr := c.cfg.Voters[c.cfg.NodeID]
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("controller.quorum.voters: cannot listen on node %d's address %s: %w", c.cfg.NodeID, addr, err)
+	ln := c.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("controller.quorum.voters: cannot listen on node %d's address %s: %w", c.cfg.NodeID, addr, err)
+		}
 	}
 	if len(c.cfg.Voters) == 1 {
 		// A one-voter quorum may use an ephemeral port (nobody dials it

@@ -121,6 +121,7 @@ func TestRestartFromSnapshotAndTail(t *testing.T) {
 			reached <- next
 		}
 	})
+	n.cfg.Listener = nil // the first run's listener is closed: bind the address again
 	ctl, err := New(n.cfg, pub)
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +187,8 @@ func TestBrokerOnlyNodeFollowsAndForwards(t *testing.T) {
 
 // Misconfigurations are refused at start with the key named.
 func TestMisconfigurationRefused(t *testing.T) {
-	addrs := freePorts(t, 2)
+	lns := listeners(t, 2)
+	addrs := []string{lns[0].Addr().String(), lns[1].Addr().String()}
 	voters := map[int32]string{1: addrs[0], 2: addrs[1]}
 	cases := []struct {
 		name, key string

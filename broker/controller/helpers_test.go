@@ -12,25 +12,20 @@ import (
 	"github.com/kobs-dev/kobs/broker/metadata"
 )
 
-// freePorts reserves n loopback ports. The listeners are closed just
-// before the nodes bind them; controller.quorum.voters must name fixed
-// ports, so this is the one place a test cannot bind :0 itself.
-func freePorts(t *testing.T, n int) []string {
+// listeners binds n loopback listeners on free ports; the controllers take
+// them over (Config.Listener), so no port is released and re-bound.
+func listeners(t *testing.T, n int) []net.Listener {
 	t.Helper()
-	var out []string
 	var lns []net.Listener
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { ln.Close() })
 		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
+	return lns
 }
 
 type node struct {
@@ -66,14 +61,15 @@ func testConfig(id int32, voters map[int32]string, dir string) Config {
 // newCluster starts n nodes with both roles on loopback.
 func newCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
 	t.Helper()
-	addrs := freePorts(t, n)
+	lns := listeners(t, n)
 	cl := &cluster{t: t, voters: map[int32]string{}, nodes: map[int32]*node{}}
 	for i := range n {
-		cl.voters[int32(i+1)] = addrs[i]
+		cl.voters[int32(i+1)] = lns[i].Addr().String()
 	}
 	for i := range n {
 		id := int32(i + 1)
 		cfg := testConfig(id, cl.voters, t.TempDir())
+		cfg.Listener = lns[i]
 		if tweak != nil {
 			tweak(&cfg)
 		}
