@@ -76,7 +76,7 @@ type Config struct {
 	ControllerQuorumVoters       map[int32]string // controller.quorum.voters
 	ControllerListenerNames      []string         // controller.listener.names
 	ControllerListeners          []Listener
-	ControllerNetListener        net.Listener // optional, pre-bound (embedders, tests; never from properties)
+	ControllerNetListener        net.Listener  // optional, pre-bound (embedders, tests; never from properties)
 	BrokerSessionTimeout         time.Duration // broker.session.timeout.ms
 	BrokerHeartbeatInterval      time.Duration // broker.heartbeat.interval.ms
 	UncleanLeaderElection        bool          // unclean.leader.election.enable
