@@ -53,6 +53,24 @@ func TestThreeNodesSameImagesAndForwarding(t *testing.T) {
 	if len(leaders) != 3 || leaders[1] != 2 || leaders[2] != 2 || leaders[3] != 2 {
 		t.Fatalf("leaders not spread round-robin: %v", leaders)
 	}
+	// Every image any node published is the one the others published at
+	// that offset.
+	last := act.pub.Load().Offset
+	for _, n := range cl.nodes {
+		last = min(last, n.pub.Load().Offset)
+	}
+	for off := int64(1); off <= last; off++ {
+		ref := act.imageAt(off)
+		for id, n := range cl.nodes {
+			img := n.imageAt(off)
+			if (ref == nil) != (img == nil) {
+				t.Fatalf("offset %d published by node %d: %v, by the active controller: %v", off, id, img != nil, ref != nil)
+			}
+			if img != nil && (!reflect.DeepEqual(img.Topics, ref.Topics) || !reflect.DeepEqual(img.Brokers, ref.Brokers) || img.ControllerID != ref.ControllerID) {
+				t.Fatalf("node %d's image at offset %d differs from the active controller's", id, off)
+			}
+		}
+	}
 	if errs := follower.ctl.CreateTopics(ctx(t), []TopicSpec{{Name: "r4", Partitions: 1, ReplicationFactor: 4}}); !isErr(errs[0], ErrInvalidReplicationFactor) {
 		t.Fatalf("rf 4 on 3 brokers: %v", errs[0])
 	}

@@ -107,6 +107,13 @@ type Config struct {
 	// <first log dir>/__cluster_metadata-0.
 	DataDir   string
 	ClusterID string // cluster.id; required with more than one voter
+	// Listener, if set, is this voter's controller listener already bound
+	// to its address in Voters (tests and embedders bind :0 first, so no
+	// port is handed on between close and listen). Nil: Start listens.
+	Listener net.Listener
+	// ListenerName is the controller listener's name (the first of
+	// controller.listener.names), reported by DescribeQuorum.
+	ListenerName string
 
 	SessionTimeout               time.Duration // broker.session.timeout.ms (9000)
 	HeartbeatInterval            time.Duration // broker.heartbeat.interval.ms (2000)
@@ -141,7 +148,10 @@ func (c *Config) validate() error {
 	if len(c.Voters) == 0 {
 		errs = append(errs, errors.New("controller.quorum.voters: no voter given"))
 	}
-	_, voter := c.Voters[c.NodeID]
+	addr, voter := c.Voters[c.NodeID]
+	if _, port, _ := net.SplitHostPort(addr); voter && port == "0" && len(c.Voters) > 1 {
+		errs = append(errs, fmt.Errorf("controller.quorum.voters: node %d has port 0; only a single voter may use an ephemeral port", c.NodeID))
+	}
 	switch {
 	case c.Roles.Controller && !voter && len(c.Voters) > 0:
 		errs = append(errs, fmt.Errorf("controller.quorum.voters: node.id %d has process.roles=%s but is not one of the voters", c.NodeID, c.Roles))
@@ -178,6 +188,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
+	}
+	if c.ListenerName == "" {
+		c.ListenerName = "CONTROLLER"
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

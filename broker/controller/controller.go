@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,8 +55,8 @@ type Controller struct {
 
 	leaderHint atomic.Int32 // broker-only nodes: last known active controller
 	clientsMu  sync.Mutex
-	clients    map[string]*rpcClient
-	fetchCli   *rpcClient
+	clients    map[string]*rpcClient // writes, by address
+	fetchers   map[string]*rpcClient // broker-only log fetches (long polls), by address
 
 	// broker lifecycle
 	incarnation string
@@ -89,6 +90,7 @@ type replicaProgress struct {
 // on pub (a new publisher if nil) once Start replays it.
 func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	cfg.setDefaults()
+	cfg.Voters = maps.Clone(cfg.Voters)
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("controller: invalid configuration:\n%w", err)
 	}
@@ -100,7 +102,7 @@ func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	c := &Controller{
 		cfg: cfg, pub: pub, logger: cfg.Logger.With("component", "controller", "node", cfg.NodeID),
 		sessions: map[int32]*session{}, voterLEO: map[int32]replicaProgress{},
-		clients: map[string]*rpcClient{}, incarnation: hex.EncodeToString(inc[:]),
+		clients: map[string]*rpcClient{}, fetchers: map[string]*rpcClient{}, incarnation: hex.EncodeToString(inc[:]),
 		ready: make(chan struct{}), fatal: make(chan error, 1),
 	}
 	c.leaderHint.Store(-1)
@@ -118,6 +120,7 @@ func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	}
 	c.fsm = newFSM(emptyState(clusterID), pub, c.logger)
 	c.m = newCtlMetrics(c)
+	c.fsm.onApply = c.m.applied
 	return c, nil
 }
 
@@ -132,7 +135,7 @@ func (c *Controller) openStore() error {
 		return fmt.Errorf("controller: open %s: %w", filepath.Join(c.cfg.DataDir, "raft.db"), err)
 	}
 	stored, err := store.Get(keyClusterID)
-	if err != nil && err.Error() != "not found" {
+	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
 		_ = store.Close()
 		return fmt.Errorf("controller: read cluster id: %w", err)
 	}
@@ -190,7 +193,6 @@ func (c *Controller) Start(self metadata.Broker) error {
 			return err
 		}
 	} else {
-		c.fetchCli = &rpcClient{}
 		c.wg.Add(1)
 		go c.fetchLoop()
 	}
@@ -201,9 +203,18 @@ func (c *Controller) Start(self metadata.Broker) error {
 
 func (c *Controller) startRaft() error {
 	addr := c.cfg.Voters[c.cfg.NodeID]
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("controller.quorum.voters: cannot listen on node %d's address %s: %w", c.cfg.NodeID, addr, err)
+	ln := c.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("controller.quorum.voters: cannot listen on node %d's address %s: %w", c.cfg.NodeID, addr, err)
+		}
+	}
+	if len(c.cfg.Voters) == 1 {
+		// A one-voter quorum may use an ephemeral port (nobody dials it
+		// but this node's own forwarding, which reads it from here).
+		addr = ln.Addr().String()
+		c.cfg.Voters[c.cfg.NodeID] = addr
 	}
 	c.mux = newMux(ln, c.serveConn)
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger}})
@@ -265,7 +276,6 @@ func (c *Controller) startRaft() error {
 		return fmt.Errorf("controller: start raft: %w", err)
 	}
 	c.raft = r
-	c.m.observe(r)
 	c.wg.Add(1)
 	go c.leaderLoop()
 	return nil
@@ -283,6 +293,9 @@ func (c *Controller) checkVoters(snaps raft.SnapshotStore) error {
 	for _, s := range conf.Servers {
 		id, _ := strconv.Atoi(string(s.ID))
 		stored[int32(id)] = string(s.Address)
+	}
+	if _, ok := stored[c.cfg.NodeID]; ok && len(stored) == 1 && len(c.cfg.Voters) == 1 {
+		return nil // a single voter's address may change: nobody else dials it
 	}
 	if len(stored) != len(c.cfg.Voters) {
 		return fmt.Errorf("controller.quorum.voters: configured %v, but the metadata log in %s was formed by voters %v", c.cfg.Voters, c.cfg.DataDir, stored)
@@ -362,10 +375,10 @@ func (c *Controller) stop() error {
 	for _, cl := range c.clients {
 		cl.close()
 	}
-	c.clientsMu.Unlock()
-	if c.fetchCli != nil {
-		c.fetchCli.close()
+	for _, cl := range c.fetchers {
+		cl.close()
 	}
+	c.clientsMu.Unlock()
 	c.wg.Wait()
 	if c.store != nil {
 		if err := c.store.Close(); err != nil {
@@ -393,13 +406,18 @@ func (c *Controller) leaderID() int32 {
 	return c.leaderHint.Load()
 }
 
-func (c *Controller) client(addr string) *rpcClient {
+func (c *Controller) client(addr string) *rpcClient { return c.clientIn(c.clients, addr) }
+
+func (c *Controller) clientIn(m map[string]*rpcClient, addr string) *rpcClient {
 	c.clientsMu.Lock()
 	defer c.clientsMu.Unlock()
-	cl := c.clients[addr]
+	cl := m[addr]
 	if cl == nil {
 		cl = &rpcClient{addr: addr}
-		c.clients[addr] = cl
+		if c.ctx.Err() != nil {
+			cl.closed = true
+		}
+		m[addr] = cl
 	}
 	return cl
 }
@@ -420,6 +438,7 @@ func (c *Controller) submit(ctx context.Context, cmd *command) (*result, error) 
 		} else if id := c.leaderID(); id >= 0 && id != c.cfg.NodeID {
 			res, err := c.forward(ctx, c.cfg.Voters[id], cmd)
 			if err == nil || !errors.Is(err, ErrNotController) && !isNetErr(err) {
+				c.awaitApplied(ctx, res)
 				return res, err
 			}
 			last = err
@@ -433,6 +452,7 @@ func (c *Controller) submit(ctx context.Context, cmd *command) (*result, error) 
 			slices.Sort(ids)
 			res, err := c.forward(ctx, c.cfg.Voters[ids[try%len(ids)]], cmd)
 			if err == nil || !errors.Is(err, ErrNotController) && !isNetErr(err) {
+				c.awaitApplied(ctx, res)
 				return res, err
 			}
 			last = err
@@ -449,6 +469,27 @@ func (c *Controller) submit(ctx context.Context, cmd *command) (*result, error) 
 		case <-c.ctx.Done():
 			return nil, errorf(ErrNotController, "node %d is shutting down", c.cfg.NodeID)
 		case <-time.After(min(50*time.Duration(try), 500) * time.Millisecond):
+		}
+	}
+}
+
+// awaitApplied waits (within ctx) until this node applied the metadata
+// offset a forwarded command was committed at.
+func (c *Controller) awaitApplied(ctx context.Context, res *result) {
+	if res == nil || res.Offset <= 0 {
+		return
+	}
+	for {
+		_, _, changed := c.fsm.since(^uint64(0), 0)
+		if c.fsm.state().img.Offset >= res.Offset {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return
+		case <-c.ctx.Done():
+			return
 		}
 	}
 }
@@ -474,10 +515,7 @@ func (c *Controller) forward(ctx context.Context, addr string, cmd *command) (*r
 	if resp.Leader >= 0 && c.raft == nil {
 		c.leaderHint.Store(resp.Leader)
 	}
-	if resp.Err != nil {
-		return nil, fromWire(resp.Err)
-	}
-	return resp.Result, nil
+	return resp.Result, fromWire(resp.Err)
 }
 
 // serveConn serves one controller RPC connection.

@@ -51,6 +51,7 @@ func TestSingleNodeCreateAndRestart(t *testing.T) {
 			replayed <- next
 		}
 	})
+	n.cfg.Listener = nil // the first run's listener is closed: bind the address again
 	ctl, err := New(n.cfg, pub)
 	if err != nil {
 		t.Fatal(err)

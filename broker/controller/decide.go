@@ -394,6 +394,11 @@ func (p *planner) alterConfigs(topic string, changes map[string]*string, replace
 		}
 		p.emit(record{Config: &configRecord{TopicID: t.ID.String(), Name: k, Value: v}})
 	}
+	if _, ok := changes["unclean.leader.election.enable"]; ok || replace {
+		// Enabling unclean election gives offline partitions a leader
+		// now, as Kafka does on that config change.
+		p.electOffline(topic)
+	}
 	return nil
 }
 
@@ -548,14 +553,17 @@ func (p *planner) unfenceBroker(id int32) {
 		return
 	}
 	p.emit(record{Fence: &fenceRecord{ID: id, Epoch: b.Epoch, Fenced: false}})
-	p.electOffline()
+	p.electOffline("")
 }
 
 // electOffline elects leaders for every offline partition that has a
 // candidate: a live ISR member, or any live replica where unclean election
-// is enabled.
-func (p *planner) electOffline() {
+// is enabled; of one topic, or of all when topic is "".
+func (p *planner) electOffline(topic string) {
 	for _, name := range p.img().TopicNames() {
+		if topic != "" && name != topic {
+			continue
+		}
 		t := p.img().Topics[name]
 		for i := range t.Partitions {
 			cur := &t.Partitions[i]

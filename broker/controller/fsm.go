@@ -23,6 +23,8 @@ type fsm struct {
 	logger *slog.Logger
 	st     atomic.Pointer[state]
 	errors atomic.Int64 // records that did not apply (MetadataErrorCount)
+	// onApply is told the record count of every applied entry.
+	onApply func(records int)
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every apply
@@ -62,6 +64,9 @@ func (f *fsm) applyEntry(index uint64, data []byte) {
 	}
 	f.st.Store(next)
 	f.pub.Publish(next.img)
+	if f.onApply != nil {
+		f.onApply(len(recs))
+	}
 	f.mu.Lock()
 	f.tail = append(f.tail, fetchedEntry{Index: index, Data: data})
 	if len(f.tail) > tailEntries {

@@ -5,31 +5,27 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kobs-dev/kobs/broker/metadata"
 )
 
-// freePorts reserves n loopback ports. The listeners are closed just
-// before the nodes bind them; controller.quorum.voters must name fixed
-// ports, so this is the one place a test cannot bind :0 itself.
-func freePorts(t *testing.T, n int) []string {
+// listeners binds n loopback listeners on free ports; the controllers take
+// them over (Config.Listener), so no port is released and re-bound.
+func listeners(t *testing.T, n int) []net.Listener {
 	t.Helper()
-	var out []string
 	var lns []net.Listener
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { ln.Close() })
 		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
+	return lns
 }
 
 type node struct {
@@ -37,6 +33,15 @@ type node struct {
 	ctl  *Controller
 	pub  *metadata.Publisher
 	self metadata.Broker
+
+	mu      sync.Mutex
+	history map[int64]*metadata.Image // every published image by offset
+}
+
+func (n *node) imageAt(off int64) *metadata.Image {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.history[off]
 }
 
 type cluster struct {
@@ -56,14 +61,15 @@ func testConfig(id int32, voters map[int32]string, dir string) Config {
 // newCluster starts n nodes with both roles on loopback.
 func newCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
 	t.Helper()
-	addrs := freePorts(t, n)
+	lns := listeners(t, n)
 	cl := &cluster{t: t, voters: map[int32]string{}, nodes: map[int32]*node{}}
 	for i := range n {
-		cl.voters[int32(i+1)] = addrs[i]
+		cl.voters[int32(i+1)] = lns[i].Addr().String()
 	}
 	for i := range n {
 		id := int32(i + 1)
 		cfg := testConfig(id, cl.voters, t.TempDir())
+		cfg.Listener = lns[i]
 		if tweak != nil {
 			tweak(&cfg)
 		}
@@ -75,6 +81,12 @@ func newCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
 func (cl *cluster) start(id int32, cfg Config) *node {
 	cl.t.Helper()
 	pub := metadata.NewPublisher(metadata.Empty(cfg.ClusterID))
+	nd := &node{cfg: cfg, pub: pub, history: map[int64]*metadata.Image{}}
+	pub.Subscribe(func(_, next *metadata.Image) {
+		nd.mu.Lock()
+		nd.history[next.Offset] = next
+		nd.mu.Unlock()
+	})
 	ctl, err := New(cfg, pub)
 	if err != nil {
 		cl.t.Fatalf("node %d: %v", id, err)
@@ -83,7 +95,7 @@ func (cl *cluster) start(id int32, cfg Config) *node {
 	if err := ctl.Start(self); err != nil {
 		cl.t.Fatalf("node %d start: %v", id, err)
 	}
-	nd := &node{cfg: cfg, ctl: ctl, pub: pub, self: self}
+	nd.ctl, nd.self = ctl, self
 	cl.nodes[id] = nd
 	cl.t.Cleanup(func() { _ = ctl.Close() })
 	return nd

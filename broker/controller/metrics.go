@@ -6,8 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/telemetry"
 )
@@ -148,8 +146,17 @@ func (m *ctlMetrics) committed(records int, latency time.Duration, elected, uncl
 	}
 }
 
-// observe counts records applied by followers (fetch-records-rate).
-func (m *ctlMetrics) observe(r *raft.Raft) {}
+// applied counts records this node applied from another leader's log
+// (fetch-records-rate).
+func (m *ctlMetrics) applied(records int) {
+	if m.c.active.Load() {
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	m.fetched.add(now, float64(records))
+	m.mu.Unlock()
+}
 
 // window is Kafka Metrics' SampledStat with its defaults: two samples of
 // 30 s; a rate or average covers the current and the previous sample.

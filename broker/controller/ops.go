@@ -63,6 +63,11 @@ type result struct {
 	Partition *metadata.Partition `json:"partition,omitempty"`
 	Epoch     int64               `json:"epoch,omitempty"`
 	Fenced    bool                `json:"fenced,omitempty"`
+	Quorum    *QuorumInfo         `json:"quorum,omitempty"`
+	// Offset is the metadata offset the command's records (if any) are
+	// applied at on the active controller: the forwarding node waits to
+	// apply it too, so a caller reads its own write from its own image.
+	Offset int64 `json:"offset"`
 }
 
 // execute runs a command on the active controller: decide against the
@@ -108,6 +113,8 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 		}
 	case opBootstrap:
 		err = c.bootstrap(p, cmd.Topics)
+	case opDescribeQuorum:
+		res.Quorum = c.describeQuorum()
 	default:
 		return nil, errorf(ErrInvalidRequest, "unknown controller command %q", cmd.Op)
 	}
@@ -117,9 +124,12 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 	if cerr := c.commit(p); cerr != nil {
 		return nil, cerr
 	}
+	res.Offset = c.fsm.state().img.Offset
 	switch cmd.Op {
 	case opRegister:
-		res.Epoch = c.fsm.state().img.Brokers[cmd.Register.Broker.ID].Epoch
+		if b := c.fsm.state().img.Brokers[cmd.Register.Broker.ID]; b != nil {
+			res.Epoch = b.Epoch
+		}
 	case opAlterPartition:
 		if err == nil {
 			part := c.fsm.state().img.Partition(cmd.AlterPartition.Topic, cmd.AlterPartition.Partition)
@@ -474,13 +484,8 @@ func (c *Controller) fetchLoop() {
 		if id < 0 || try > 0 {
 			id = ids[try%len(ids)]
 		}
-		addr := c.cfg.Voters[id]
-		if c.fetchCli.addr != addr {
-			c.fetchCli.close()
-			c.fetchCli = &rpcClient{addr: addr}
-		}
 		after := uint64(c.fsm.state().img.Offset)
-		resp, err := c.fetchCli.call(&rpcRequest{Op: "fetch", Fetch: &fetchRequest{After: after, MaxWaitMs: 500}, ClusterID: c.cfg.ClusterID}, time.Now().Add(5*time.Second))
+		resp, err := c.clientIn(c.fetchers, c.cfg.Voters[id]).call(&rpcRequest{Op: "fetch", Fetch: &fetchRequest{After: after, MaxWaitMs: 500}, ClusterID: c.cfg.ClusterID}, time.Now().Add(5*time.Second))
 		if err == nil && resp.Err != nil {
 			err = fromWire(resp.Err)
 		}

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -224,19 +223,30 @@ func (m *mux) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, er
 }
 
 // rpcClient is one connection to a node's controller RPC, used by one
-// request at a time.
+// request at a time. close may run while a call waits (a long-polling
+// fetch): it closes the connection under its own lock, which fails the
+// call at once.
 type rpcClient struct {
 	addr string
-	mu   sync.Mutex
-	conn net.Conn
-	br   *bufio.Reader
+	mu   sync.Mutex // one call at a time
+
+	connMu sync.Mutex
+	conn   net.Conn
+	closed bool
 }
 
 func (c *rpcClient) call(req *rpcRequest, deadline time.Time) (*rpcResponse, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn == nil {
-		conn, err := net.DialTimeout("tcp", c.addr, dialTimeout)
+	c.connMu.Lock()
+	conn, closed := c.conn, c.closed
+	c.connMu.Unlock()
+	if closed {
+		return nil, errors.New("controller rpc client closed")
+	}
+	if conn == nil {
+		var err error
+		conn, err = net.DialTimeout("tcp", c.addr, dialTimeout)
 		if err != nil {
 			return nil, err
 		}
@@ -244,25 +254,37 @@ func (c *rpcClient) call(req *rpcRequest, deadline time.Time) (*rpcResponse, err
 			_ = conn.Close()
 			return nil, err
 		}
-		c.conn, c.br = conn, bufio.NewReader(conn)
+		c.connMu.Lock()
+		if c.closed {
+			c.connMu.Unlock()
+			_ = conn.Close()
+			return nil, errors.New("controller rpc client closed")
+		}
+		c.conn = conn
+		c.connMu.Unlock()
 	}
-	_ = c.conn.SetDeadline(deadline)
+	_ = conn.SetDeadline(deadline)
 	var resp rpcResponse
-	err := writeFrame(c.conn, req)
+	err := writeFrame(conn, req)
 	if err == nil {
-		err = readFrame(c.br, &resp)
+		err = readFrame(conn, &resp)
 	}
 	if err != nil {
-		_ = c.conn.Close()
-		c.conn = nil
+		_ = conn.Close()
+		c.connMu.Lock()
+		if c.conn == conn {
+			c.conn = nil
+		}
+		c.connMu.Unlock()
 		return nil, err
 	}
 	return &resp, nil
 }
 
 func (c *rpcClient) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	c.closed = true
 	if c.conn != nil {
 		_ = c.conn.Close()
 		c.conn = nil
