@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -77,6 +78,7 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
