@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 	"github.com/kobs-dev/kobs/tracing"
 	"github.com/kobs-dev/kobs/tracing/store"
 )
@@ -63,6 +64,7 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logg
 	if err != nil {
 		return err
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
