@@ -8,8 +8,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/internal/testcluster"
+	"github.com/kobs-dev/kobs/tracing"
 )
 
 // TestTopicsCommand drives kafka-topics.sh's actions against a real broker
@@ -152,4 +155,22 @@ func TestPartitionHealth(t *testing.T) {
 		require.Equal(t, c.atMin, h.atMinIsr(), name)
 		require.Equal(t, c.unavailable, h.unavailable(), name)
 	}
+}
+
+// TestReadmeGoSnippet is the README's promise: franz-go does not ask for
+// auto-creation, so producing to a new topic fails with
+// UNKNOWN_TOPIC_OR_PARTITION until "kobs topics --create" made it.
+func TestReadmeGoSnippet(t *testing.T) {
+	b := testcluster.Start(t)
+	ph, err := tracing.NewProducerHook()
+	require.NoError(t, err)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.WithHooks(ph), kgo.UnknownTopicRetries(1))
+	require.NoError(t, err)
+	defer ph.Close()
+	defer cl.Close()
+	ctx := context.Background()
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("hello")}).FirstErr()
+	require.ErrorIs(t, err, kerr.UnknownTopicOrPartition)
+	kobsOK(t, "topics", "--bootstrap-server", b.Addr(), "--create", "--topic", "orders", "--partitions", "3")
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("hello")}).FirstErr())
 }
