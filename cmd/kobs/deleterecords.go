@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -99,11 +100,9 @@ its error; exit status 1 if any partition failed (Kafka's tool exits 0 then).`,
 			defer done()
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, "Executing records delete operation")
+			// A partition kadm could not send (an unknown topic, no leader)
+			// is missing from resps and gets err printed on its line.
 			resps, err := adm.DeleteRecords(ctx, offsets)
-			if err != nil && len(resps) == 0 {
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return reported("%v", err)
-			}
 			fmt.Fprintln(out, "Records delete operation completed:")
 			failed := 0
 			slices.SortFunc(order, func(a, b topicPartition) int { return strings.Compare(a.String(), b.String()) })
@@ -112,7 +111,7 @@ its error; exit status 1 if any partition failed (Kafka's tool exits 0 then).`,
 				switch {
 				case !ok:
 					failed++
-					fmt.Fprintf(out, "partition: %s\terror: no answer from the cluster (%v)\n", tp, err)
+					fmt.Fprintf(out, "partition: %s\terror: %v\n", tp, shardCause(err))
 				case r.Err != nil:
 					failed++
 					fmt.Fprintf(out, "partition: %s\terror: %s\n", tp, errText(r.Err, ""))
@@ -129,4 +128,18 @@ its error; exit status 1 if any partition failed (Kafka's tool exits 0 then).`,
 	admin.register(cmd, 60000)
 	cmd.Flags().StringVar(&file, "offset-json-file", "", `REQUIRED: The JSON file with offset per partition: {"partitions": [{"topic": "foo", "partition": 1, "offset": 1}], "version": 1}`)
 	return cmd
+}
+
+// shardCause is the error of a request that failed as a whole: for a request
+// kadm split by broker, the first shard's own error (UNKNOWN_TOPIC_OR_PARTITION)
+// rather than the count of failed shards.
+func shardCause(err error) error {
+	if err == nil {
+		return errors.New("no answer from the cluster")
+	}
+	var se *kadm.ShardErrors
+	if errors.As(err, &se) && len(se.Errs) > 0 {
+		return se.Errs[0].Err
+	}
+	return err
 }
