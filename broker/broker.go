@@ -290,6 +290,13 @@ func (b *Broker) Start() error {
 		QueueSize:       b.cfg.QueuedMaxRequests,
 		NetworkThreads:  b.cfg.NumNetworkThreads,
 		Logger:          b.log,
+
+		MaxConnections:        b.cfg.MaxConnections,
+		MaxConnectionsPerIP:   b.cfg.MaxConnectionsPerIP,
+		IdleTimeout:           b.cfg.ConnectionsMaxIdle,
+		QueuedMaxRequestBytes: b.cfg.QueuedMaxRequestBytes,
+		ReadTimeout:           b.cfg.RequestReadTimeout,
+		WriteTimeout:          b.cfg.ResponseWriteTimeout,
 	}
 	if b.metrics != nil {
 		wcfg.Observe, wcfg.OnIdle = b.metrics.observe, b.metrics.idle
@@ -316,6 +323,7 @@ func (b *Broker) Start() error {
 		}
 		b.srv.Serve(l.Name, ln)
 	}
+	b.registerWireMetrics()
 	if err := b.startHTTP(); err != nil {
 		b.srv.Close()
 		for _, o := range b.lns {
