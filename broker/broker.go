@@ -324,6 +324,7 @@ func (b *Broker) Start() error {
 		b.srv.Serve(l.Name, ln)
 	}
 	b.registerWireMetrics()
+	b.registerOSMetrics()
 	if err := b.startHTTP(); err != nil {
 		b.srv.Close()
 		for _, o := range b.lns {

@@ -154,8 +154,8 @@ type memoryPool struct {
 	closed    bool
 }
 
-func newMemoryPool(max int64) *memoryPool {
-	p := &memoryPool{max: max, available: max}
+func newMemoryPool(limit int64) *memoryPool {
+	p := &memoryPool{max: limit, available: max(limit, 0)}
 	p.cond = sync.NewCond(&p.mu)
 	return p
 }
