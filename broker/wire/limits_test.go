@@ -231,7 +231,7 @@ func TestMaxConnectionsBlocksAcceptUntilOneCloses(t *testing.T) {
 }
 
 func TestIdleConnectionClosed(t *testing.T) {
-	s, addr := startServerCfg(t, Config{IdleTimeout: 200 * time.Millisecond}, echoHandler{})
+	s, addr := startServerCfg(t, Config{IdleTimeout: 600 * time.Millisecond}, echoHandler{})
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer c.Close()
@@ -310,7 +310,9 @@ func TestNeverReadingClientsDisconnectedSlowReadersServed(t *testing.T) {
 		respSize = 1 << 20
 		clients  = 20
 	)
-	s, addr := startServerCfg(t, Config{WriteTimeout: 300 * time.Millisecond}, newBigHandler(respSize))
+	// A 256 KiB chunk takes the slow reader 200 ms: five times less than
+	// the write timeout, so a loaded machine does not make it a never-reader.
+	s, addr := startServerCfg(t, Config{WriteTimeout: time.Second}, newBigHandler(respSize))
 	base := heapInUse()
 
 	// A slow but steady reader (64 KiB every 50 ms) keeps its connection.
