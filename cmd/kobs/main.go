@@ -15,7 +15,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd(), newTraceCmd())
+	root.AddCommand(newRunCmd(), newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd(), newTraceCmd(),
+		newAuditCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kobs:", err)
 		os.Exit(1)
