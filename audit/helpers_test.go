@@ -49,7 +49,7 @@ func startReconciler(t *testing.T, addr, stateDir string) *runningReconciler {
 	t.Helper()
 	r, err := New(Config{
 		Brokers: []string{addr}, Bucket: testBucket, Grace: testGrace, SampleInterval: 100 * time.Millisecond,
-		StateDir: stateDir,
+		SaveInterval: 200 * time.Millisecond, StateDir: stateDir,
 	})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
