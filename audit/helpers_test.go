@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -48,7 +49,7 @@ func startReconciler(t *testing.T, addr, stateDir string) *runningReconciler {
 	t.Helper()
 	r, err := New(Config{
 		Brokers: []string{addr}, Bucket: testBucket, Grace: testGrace, SampleInterval: 100 * time.Millisecond,
-		StateDir: stateDir,
+		SaveInterval: 200 * time.Millisecond, StateDir: stateDir,
 	})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -97,27 +98,39 @@ func (c counts) total() (n int64) {
 // acknowledged records per bucket of their timestamps.
 func produceAudited(t *testing.T, addr, topic string, n int, d time.Duration) counts {
 	t.Helper()
+	got, err := produceAuditedErr(addr, topic, n, d)
+	require.NoError(t, err)
+	return got
+}
+
+func produceAuditedErr(addr, topic string, n int, d time.Duration) (counts, error) {
 	hook, err := NewProducerHook(Bucket(testBucket))
-	require.NoError(t, err)
+	if err != nil {
+		return nil, err
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("audit-test-producer"), kgo.WithHooks(hook),
-		kgo.ProducerLinger(2*time.Millisecond))
-	require.NoError(t, err)
+		kgo.ProducerLinger(2*time.Millisecond), kgo.ProducerBatchMaxBytes(8<<10))
+	if err != nil {
+		return nil, err
+	}
 	var (
 		mu   sync.Mutex
 		got  = counts{}
 		errs []error
 	)
 	const batches = 50
-	per := n / batches
+	per := max(1, n/batches)
 	start := time.Now()
-	value := bytes.Repeat([]byte("v"), 40)
+	// Incompressible values, so retention.bytes sees real sizes.
+	values := make([]byte, 40*1024)
+	_, _ = rand.Read(values)
 	for i := 0; i < n; i++ {
 		if i%per == 0 {
 			if wait := time.Until(start.Add(time.Duration(i/per) * d / batches)); wait > 0 {
 				time.Sleep(wait) // pacing the load, not waiting for a condition
 			}
 		}
-		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: value}, func(r *kgo.Record, err error) {
+		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(fmt.Sprint(i)), Value: values[i%1000*40 : i%1000*40+40]}, func(r *kgo.Record, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -127,14 +140,16 @@ func produceAudited(t *testing.T, addr, topic string, n int, d time.Duration) co
 			got[bucketOf(r.Timestamp.UnixMilli(), testBucket.Milliseconds())]++
 		})
 	}
-	require.NoError(t, cl.Flush(context.Background()))
+	if err := cl.Flush(context.Background()); err != nil {
+		errs = append(errs, err)
+	}
 	cl.Close()
 	hook.Close()
-	require.Empty(t, errs)
 	st := hook.Stats()
-	require.EqualValues(t, n, st.Counted)
-	require.Zero(t, st.Unflushed+st.Dropped)
-	return got
+	if st.Counted != int64(n) || st.Unflushed+st.Dropped != 0 {
+		errs = append(errs, fmt.Errorf("hook stats %+v", st))
+	}
+	return got, errors.Join(errs...)
 }
 
 // consumer is an audited group member that polls exactly what it is asked

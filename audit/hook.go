@@ -40,8 +40,9 @@ type Hook struct {
 	start  sync.Once
 	now    atomic.Int64 // coarse clock (ms) for the out-of-window test
 
-	mu     sync.Mutex // guards counts; held for a map update per record
+	mu     sync.Mutex // guards counts and last; held for a map update per record
 	counts map[countKey]*Count
+	last   *Count // the count the previous record went to
 
 	pmu     sync.Mutex // guards pending and seq
 	pending []*pendingFlush
@@ -68,7 +69,7 @@ type pendingFlush struct {
 
 // Stats counts what a hook did.
 type Stats struct {
-	Counted     int64 // records counted
+	Counted     int64 // records counted and handed to a flush
 	OutOfWindow int64 // of which had timestamps too far from the clock (counted in the OutOfWindow bucket)
 	Flushes     int64 // flush records built
 	Acked       int64 // flush records acknowledged by the audit topic
@@ -182,22 +183,26 @@ func (h *Hook) count(r *kgo.Record) {
 	var b int64
 	if ts > now+h.cfg.maxFuture.Milliseconds() || ts < now-h.cfg.maxPast.Milliseconds() {
 		b = OutOfWindow
-		h.outOfWindow.Add(1)
+		h.outOfWindow.Add(1) // rare
 	} else {
 		b = bucketOf(ts, h.cfg.bucket.Milliseconds())
 	}
 	size := int64(len(r.Key) + len(r.Value))
-	k := countKey{r.Topic, b}
 	h.mu.Lock()
-	c := h.counts[k]
-	if c == nil {
-		c = &Count{Topic: r.Topic, Bucket: b}
-		h.counts[k] = c
+	// Records come in runs of one topic and bucket: the last count is
+	// usually the one, which spares hashing the topic per record.
+	c := h.last
+	if c == nil || c.Bucket != b || c.Topic != r.Topic {
+		k := countKey{r.Topic, b}
+		if c = h.counts[k]; c == nil {
+			c = &Count{Topic: r.Topic, Bucket: b}
+			h.counts[k] = c
+		}
+		h.last = c
 	}
 	c.Records++
 	c.Bytes += size
 	h.mu.Unlock()
-	h.counted.Add(1)
 }
 
 // loop flushes every flush interval and keeps the coarse clock.
@@ -231,10 +236,12 @@ func (h *Hook) flush(final bool) {
 	h.mu.Lock()
 	counts := h.counts
 	h.counts = make(map[countKey]*Count, len(counts))
+	h.last = nil
 	h.mu.Unlock()
 	all := make([]Count, 0, len(counts))
 	for _, c := range counts {
 		all = append(all, *c)
+		h.counted.Add(c.Records)
 	}
 	name := ""
 	if p := h.client.Load(); p != nil {

@@ -258,6 +258,12 @@ func (c *core) observe(s *sample, nowMs int64) {
 			if ts == nil {
 				continue
 			}
+			if len(prev[t]) == 0 && len(parts) > 0 {
+				// A group new to the topic: judged buckets gain a group.
+				for _, bs := range ts.Buckets {
+					bs.settled = false
+				}
+			}
 			for p, off := range parts {
 				base := off
 				if po, ok := prev[t][p]; ok {
@@ -277,17 +283,33 @@ func (c *core) observe(s *sample, nowMs int64) {
 		// A gap in the sequence that stayed open past the grace period is
 		// a lost flush: the counts between its neighbours are incomplete.
 		if len(in.Above) > 0 && nowMs-in.ContigTS > c.graceMs+2*in.FlushMs {
+			from := in.ContigTS - in.FlushMs
 			next := in.acceptGap()
-			in.Uncertain = append(in.Uncertain, window{From: in.ContigTS - in.FlushMs, To: next, Reason: "flushes lost"})
+			c.addUncertain(in, window{From: from, To: next, Reason: "flushes lost"})
 		}
 		// An instance that has not flushed for two flush intervals and did
 		// not close died: the counts since its last flush are gone.
 		if !in.Final && !in.Dead && in.LastTS != 0 && nowMs-in.LastTS > 2*in.FlushMs+1000 {
 			in.Dead = true
-			in.Uncertain = append(in.Uncertain, window{From: in.LastTS - in.FlushMs, To: in.LastTS + in.FlushMs + 1000, Reason: reasonDied})
+			c.addUncertain(in, window{From: in.LastTS - in.FlushMs, To: in.LastTS + in.FlushMs + 1000, Reason: reasonDied})
 		}
 	}
 	c.prune(nowMs)
+}
+
+// addUncertain records an instance's uncertain window and has the buckets
+// it touches evaluated again, even those already judged complete.
+func (c *core) addUncertain(in *instance, w window) {
+	in.Uncertain = append(in.Uncertain, w)
+	for _, t := range in.Topics {
+		if ts := c.st.Topics[t]; ts != nil {
+			for b, bs := range ts.Buckets {
+				if b < w.To && b+c.bucketMs >= w.From {
+					bs.settled = false
+				}
+			}
+		}
+	}
 }
 
 // prune drops buckets and boundaries older than the retention window.
@@ -314,13 +336,24 @@ func (c *core) prune(nowMs int64) {
 }
 
 type uncertainIdx struct {
-	producer map[string][]window            // topic -> windows
-	consumer map[string]map[string][]window // topic -> group -> windows
+	// flushedTo: topic -> the oldest last flush among the live audited
+	// producers of the topic; a bucket ending after it waits for their
+	// next flush before it is judged.
+	flushedTo map[string]int64
+	producer  map[string][]window            // topic -> windows
+	consumer  map[string]map[string][]window // topic -> group -> windows
 }
 
 func (c *core) uncertainIndex() uncertainIdx {
-	idx := uncertainIdx{producer: map[string][]window{}, consumer: map[string]map[string][]window{}}
+	idx := uncertainIdx{flushedTo: map[string]int64{}, producer: map[string][]window{}, consumer: map[string]map[string][]window{}}
 	for _, in := range c.st.Instances {
+		if in.Tier == TierProducer && !in.Final && !in.Dead {
+			for _, t := range in.Topics {
+				if v, ok := idx.flushedTo[t]; !ok || in.LastTS < v {
+					idx.flushedTo[t] = in.LastTS
+				}
+			}
+		}
 		if len(in.Uncertain) == 0 {
 			continue
 		}
@@ -433,6 +466,9 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 		}
 	}
 	closed := c.closed(b, nowMs)
+	if ft, ok := idx.flushedTo[t]; ok && ft < end {
+		closed = false // an audited producer has not flushed past the bucket yet
+	}
 	r.Uncertain = overlaps(idx.producer[t], b, end)
 	switch {
 	case len(r.Uncertain) > 0:

@@ -33,7 +33,11 @@ type Config struct {
 	// evaluated, default a quarter of the bucket (between 100ms and 5s).
 	SampleInterval time.Duration
 	Retain         time.Duration // buckets kept and reported, default 24h
-	MaxFuture      time.Duration // flush counts further ahead of the reconciler's clock are out of window, default 5m
+	// SaveInterval is how often the state file is written, default
+	// max(SampleInterval, 10s); it is also written on a clean stop. A crash
+	// loses no counts: the audit topic is re-read from the saved offsets.
+	SaveInterval time.Duration
+	MaxFuture    time.Duration // flush counts further ahead of the reconciler's clock are out of window, default 5m
 	// StateDir holds state.json; empty keeps state in memory only (a
 	// restart then re-reads the audit topic but loses offset history).
 	StateDir string
@@ -56,6 +60,9 @@ func (c *Config) defaults() error {
 	}
 	if c.SampleInterval == 0 {
 		c.SampleInterval = min(max(c.Bucket/4, 100*time.Millisecond), 5*time.Second)
+	}
+	if c.SaveInterval == 0 {
+		c.SaveInterval = max(c.SampleInterval, 10*time.Second)
 	}
 	if c.Retain == 0 {
 		c.Retain = 24 * time.Hour
@@ -85,6 +92,7 @@ type Reconciler struct {
 	cfg Config
 	log *slog.Logger
 
+	lastSave    time.Time
 	mu          sync.Mutex // guards c and the sample stats; never held over network calls
 	c           *core
 	samples     int64
@@ -216,6 +224,10 @@ func (r *Reconciler) sampleOnce(ctx context.Context, adm *kadm.Client) {
 	r.c.evaluate(now)
 	r.lastSample = time.Now()
 	r.mu.Unlock()
+	if time.Since(r.lastSave) < r.cfg.SaveInterval {
+		return
+	}
+	r.lastSave = time.Now()
 	if err := r.save(); err != nil {
 		r.log.Error("audit state not saved", "err", err)
 	}

@@ -19,7 +19,7 @@ func main() {
 	root.AddCommand(newRunCmd(), newBrokerCmd(), newPerfCmd(), newMetricsCmd(), newTracestoreCmd(), newTraceCmd(), newAgentCmd())
 	// Operator tools with the flags and output of Kafka's kafka-*.sh tools.
 	root.AddCommand(newTopicsCmd(), newGroupsCmd(), newConfigsCmd(), newDeleteRecordsCmd(), newVersionCmd())
-	root.AddCommand(newDashboardsCmd(), newAlertsCmd())
+	root.AddCommand(newDashboardsCmd(), newAlertsCmd(), newAuditCmd())
 	root.Version = kobsVersion()
 	if err := root.Execute(); err != nil {
 		if !errors.Is(err, errReported) { // the operator tools print their own errors, in Kafka's words
