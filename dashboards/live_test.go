@@ -78,6 +78,7 @@ func TestLive(t *testing.T) {
 	})
 	prom := promtest.StartConfig(t, promCfg, map[string][]byte{alerts.RulesFile: rules})
 	pc := dashboards.PromClient{URL: "http://" + prom.Addr}
+	promStarted := time.Now()
 
 	workload(ctx, t, run.kafka)
 
@@ -203,7 +204,7 @@ func TestLive(t *testing.T) {
 		outDir = t.TempDir()
 	}
 	r.To = time.Now()
-	r.From = r.To.Add(-2 * time.Minute)
+	r.From = promStarted
 	results, err := r.RenderAll(ctx, outDir)
 	require.NoError(t, err)
 	for _, s := range dashboards.All() {
