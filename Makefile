@@ -24,6 +24,7 @@ run: build
 	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics),"
 	@echo "      trace store on http://127.0.0.1:9200 (Elasticsearch API, journeys on /v1/trace/), data under ./data"
 	@echo "      audit reconciler on http://127.0.0.1:8780 (/metrics, /v1/audit/; kobs audit report --topic T)"
+	@alerts/run-monitoring.sh $$PPID &
 	$(BIN) run --config config/server.properties
 
 deps:

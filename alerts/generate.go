@@ -96,12 +96,25 @@ func marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func renderRules() ([]byte, error) {
+func renderRules() ([]byte, error) { return RulesWithTiming("", "") }
+
+// RulesWithTiming renders the rule file with every non-empty `for`
+// replaced by forDuration and every group interval by interval (empty
+// keeps them). The live end-to-end test uses it to see an alert fire in
+// seconds; promtool's unit tests check the real durations.
+func RulesWithTiming(forDuration, interval string) ([]byte, error) {
 	var groups []yamlGroup
 	for _, g := range Groups() {
 		yg := yamlGroup{Name: g.Name, Interval: g.Interval}
+		if interval != "" {
+			yg.Interval = interval
+		}
 		for _, r := range g.Rules {
-			yg.Rules = append(yg.Rules, yamlRule{Alert: r.Alert, Expr: r.Expr, For: r.For, Labels: r.labels(), Annotations: r.annotations()})
+			f := r.For
+			if f != "" && forDuration != "" {
+				f = forDuration
+			}
+			yg.Rules = append(yg.Rules, yamlRule{Alert: r.Alert, Expr: r.Expr, For: f, Labels: r.labels(), Annotations: r.annotations()})
 		}
 		groups = append(groups, yg)
 	}
@@ -211,7 +224,7 @@ func Generate(dir string) ([]string, error) {
 // and Alertmanager listen, where the rules are, how often to scrape.
 type PromConfig struct {
 	Brokers        []string // host:port of each broker's telemetry listener (kobs.http.listener)
-	Agents         []string // host:port of each agent
+	Agents         []string // host:port of each agent; nil for the default, empty (non-nil) for no agent job
 	Alertmanagers  []string
 	RuleFiles      []string
 	ScrapeInterval string
@@ -228,7 +241,9 @@ func PrometheusConfig(c PromConfig) string {
 		return v
 	}
 	c.Brokers = def(c.Brokers, "127.0.0.1:8778")
-	c.Agents = def(c.Agents, "127.0.0.1:9308")
+	if c.Agents == nil {
+		c.Agents = []string{"127.0.0.1:9308"}
+	}
 	c.Alertmanagers = def(c.Alertmanagers, "127.0.0.1:9093")
 	c.RuleFiles = def(c.RuleFiles, RulesFile)
 	if c.ScrapeInterval == "" {
@@ -259,9 +274,20 @@ scrape_configs:
   - job_name: ` + dashboards.BrokerJob + `
     static_configs:
       - targets: ` + list(c.Brokers) + `
-  - job_name: ` + dashboards.AgentJob + `
+` + agentJob(c.Agents)
+}
+
+func agentJob(agents []string) string {
+	if len(agents) == 0 {
+		return ""
+	}
+	q := make([]string, len(agents))
+	for i, s := range agents {
+		q[i] = strconv.Quote(s)
+	}
+	return `  - job_name: ` + dashboards.AgentJob + `
     static_configs:
-      - targets: ` + list(c.Agents) + `
+      - targets: [` + strings.Join(q, ", ") + `]
 `
 }
 

@@ -139,7 +139,7 @@ func brokerDetail() Spec {
 }
 
 func topics() Spec {
-	t := `topic=~"$topic"`
+	t := `topic=~"$topic",topic!=""` // topic!="": not the all-topics bean
 	return Spec{
 		File: "kobs-topics", UID: "kobs-topics", Title: "kobs / Topics",
 		Description: "Per topic: messages and bytes in and out, log size and offsets per partition.",

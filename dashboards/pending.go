@@ -39,7 +39,7 @@ var Pending = map[string]string{
 // until [H] lands them); the live test prints them and fails once the
 // store answers one, so it is moved out.
 var PendingTraceStore = map[string]string{
-	"Traced messages per minute by topic": "trace store aggregations [H]",
-	"End-to-end latency percentiles":      "trace store aggregations [H]",
-	"Recent journeys":                     "trace store docvalue_fields/script_fields [H]",
+	"Traced messages per minute by topic": "trace store _msearch and aggregations [H]",
+	"End-to-end latency percentiles":      "trace store _msearch and aggregations [H]",
+	"Recent journeys":                     "trace store _msearch, docvalue_fields and script_fields [H]",
 }
