@@ -83,7 +83,7 @@ func TestDropsAreRecordedAndJourneysSayIncomplete(t *testing.T) {
 	require.Positive(t, st.DropEvents, "drops are shipped as drop events")
 	require.Equal(t, st.Dropped, reg.Get("kobs-trace-events-dropped").(metrics.Gauge).Snapshot().Value())
 
-	waitCount(t, es, st.Written+st.DropEvents, 60*time.Second)
+	waitCount(t, es, st.Written+st.DropEvents, ingestWait)
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)
@@ -207,7 +207,7 @@ func TestConsumerDropsNameTheGroup(t *testing.T) {
 	st := ch.Stats()
 	require.Positive(t, st.Dropped)
 	require.Equal(t, int64(n), st.Written+st.Dropped)
-	waitCount(t, es, n+st.Written+st.DropEvents, 60*time.Second)
+	waitCount(t, es, n+st.Written+st.DropEvents, ingestWait)
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)
