@@ -225,7 +225,8 @@ func TestAggregationErrors(t *testing.T) {
 		"terms size":    {`{"size":0,"aggs":{"a":{"terms":{"field":"topic","size":1000000}}}}`, "at most 65536"},
 		"too many buckets": {fmt.Sprintf(`{"size":0,"aggs":{"a":{"date_histogram":{"field":"ts","fixed_interval":"1ms","min_doc_count":0,"extended_bounds":{"min":%d,"max":%d}}}}}`,
 			aggBase, aggBase+3600000), "too_many_buckets_exception"},
-		"unknown type": {`{"size":0,"aggs":{"a":{"geohash_grid":{"field":"topic"}}}}`, "not supported"},
+		"unknown type":   {`{"size":0,"aggs":{"a":{"geohash_grid":{"field":"topic"}}}}`, "not supported"},
+		"avg of keyword": {`{"size":0,"aggs":{"a":{"avg":{"field":"topic"}}}}`, "of type [keyword] is not supported for aggregation [avg]"},
 	} {
 		status, raw := ts.raw(t, "POST", "/kobs-trace-*/_search", tc.body)
 		require.Equal(t, 400, status, name)
