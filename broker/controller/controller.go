@@ -88,6 +88,11 @@ type replicaProgress struct {
 // New checks cfg and opens the node's metadata store (voters), refusing a
 // data dir that belongs to another cluster. It publishes the stored state
 // on pub (a new publisher if nil) once Start replays it.
+//
+// Images are published from the goroutine that applies the log, so a
+// listener on pub must not call a Controller write (CreateTopics,
+// AlterPartition, ...) and wait for it: the write waits for the log to be
+// applied, which waits for the listener. Hand such calls to a goroutine.
 func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	cfg.setDefaults()
 	cfg.Voters = maps.Clone(cfg.Voters)
