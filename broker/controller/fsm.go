@@ -12,8 +12,9 @@ import (
 )
 
 // tailEntries is how many applied entries a node keeps in memory to serve
-// broker-only nodes that fetch the log; one further behind gets a snapshot.
-const tailEntries = 4096
+// broker-only nodes that fetch the log; one further behind gets the whole
+// state. A variable for tests.
+var tailEntries = 4096
 
 // fsm applies the metadata log. On voters raft drives it (raft.FSM); on
 // broker-only nodes the fetcher feeds it entries fetched from a voter. In

@@ -296,6 +296,7 @@ func (c *Controller) becomeActive() error {
 	now := time.Now()
 	c.hbMu.Lock()
 	c.sessions = map[int32]*session{}
+	c.voterLEO = map[int32]replicaProgress{}
 	for id := range c.fsm.state().img.Brokers {
 		c.sessions[id] = &session{lastSeen: now}
 	}
