@@ -234,6 +234,11 @@ func (c *Controller) startRaft() error {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(strconv.Itoa(int(c.cfg.NodeID)))
 	rc.Logger = hl
+	if len(c.cfg.Voters) == 1 {
+		// Nobody to wait for: a lone voter elects itself at once instead
+		// of after raft's default 1-2 s, so a single broker starts fast.
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	}
 	if c.cfg.RaftHeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = c.cfg.RaftHeartbeatTimeout
 		rc.LeaderLeaseTimeout = c.cfg.RaftHeartbeatTimeout / 2

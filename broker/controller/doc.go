@@ -101,6 +101,22 @@
 // was formed with, more than one voter without a cluster.id. A node.id
 // clash is reported on Fatal once the quorum answers.
 //
+// # Using it from a broker
+//
+//	cfg := brokerConfig.ControllerConfig(registry, logger) // broker/config.go
+//	cfg.ClusterID = clusterIDFromMetaProperties            // when cluster.id is unset
+//	ctl, err := controller.New(cfg, publisher)             // refuses misconfiguration
+//	err = ctl.Start(metadata.Broker{ID: nodeID, Rack: rack, Endpoints: advertised})
+//	// serve; watch ctl.Fatal() (node.id clash: stop the broker) and
+//	// ctl.Ready() (registered and unfenced). After Ready, once:
+//	specs, err := controller.ReadLegacyTopics(firstLogDir, nodeID)
+//	err = ctl.Bootstrap(ctx, specs) // imports kobs-topics.json once per cluster
+//	// handlers: ctl.CreateTopics / ValidateCreateTopics / DeleteTopics /
+//	// CreatePartitions / AlterConfigs / ElectLeaders / AlterReassignments /
+//	// ListReassignments / Quorum; replicas: ctl.AlterPartition with
+//	// ctl.BrokerEpoch(); errors map with controller.KafkaError(err).Code.
+//	defer ctl.Close() // controlled shutdown, then leadership transfer
+//
 // # Telemetry
 //
 // Nodes with the controller role register kafka.controller

@@ -42,6 +42,9 @@ type command struct {
 	Election       ElectionType           `json:"election,omitempty"`
 	Partitions     []TopicPartition       `json:"partitions,omitempty"`
 	Reassignments  []Reassignment         `json:"reassignments,omitempty"`
+	// DryRun decides but writes nothing (CreateTopics and
+	// CreatePartitions with validateOnly).
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 type registration struct {
@@ -120,6 +123,9 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 	}
 	if p.err != nil {
 		return nil, errorf(ErrUnknownServer, "controller produced a record that does not apply: %v", p.err)
+	}
+	if cmd.DryRun {
+		return res, err
 	}
 	if cerr := c.commit(p); cerr != nil {
 		return nil, cerr
@@ -539,6 +545,17 @@ func (c *Controller) CreateTopics(ctx context.Context, specs []TopicSpec) []erro
 	return perItem(len(specs), res, err)
 }
 
+// ValidateCreateTopics is CreateTopics with validateOnly: the active
+// controller checks the specs against the live cluster (names, existing
+// topics, replication factor against unfenced brokers, assignments) and
+// creates nothing.
+func (c *Controller) ValidateCreateTopics(ctx context.Context, specs []TopicSpec) []error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	res, err := c.submit(ctx, &command{Op: opCreateTopics, Topics: specs, DryRun: true})
+	return perItem(len(specs), res, err)
+}
+
 // DeleteTopics deletes topics; one error per name.
 func (c *Controller) DeleteTopics(ctx context.Context, names []string) []error {
 	ctx, cancel := callCtx(ctx)
@@ -566,6 +583,14 @@ func (c *Controller) CreatePartitions(ctx context.Context, topic string, count i
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
 	_, err := c.submit(ctx, &command{Op: opCreatePartitions, Topic: topic, Count: count, Assignment: assignment})
+	return err
+}
+
+// ValidateCreatePartitions is CreatePartitions with validateOnly.
+func (c *Controller) ValidateCreatePartitions(ctx context.Context, topic string, count int32, assignment [][]int32) error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	_, err := c.submit(ctx, &command{Op: opCreatePartitions, Topic: topic, Count: count, Assignment: assignment, DryRun: true})
 	return err
 }
 
