@@ -82,6 +82,15 @@ type Config struct {
 	UncleanLeaderElection        bool          // unclean.leader.election.enable
 	AutoLeaderRebalance          bool          // auto.leader.rebalance.enable
 	LeaderImbalanceCheckInterval time.Duration // leader.imbalance.check.interval.seconds
+	// Connection limits (broker/wire): Kafka's keys, plus kobs's read and
+	// write timeouts that Kafka's selector does not need (it never blocks
+	// on one client) but a goroutine per connection does.
+	MaxConnections        int           // max.connections (0: none)
+	MaxConnectionsPerIP   int           // max.connections.per.ip (0: none)
+	ConnectionsMaxIdle    time.Duration // connections.max.idle.ms
+	QueuedMaxRequestBytes int64         // queued.max.request.bytes (-1: none)
+	RequestReadTimeout    time.Duration // kobs.request.read.timeout.ms
+	ResponseWriteTimeout  time.Duration // kobs.response.write.timeout.ms
 
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
@@ -144,6 +153,14 @@ var brokerKeys = map[string]string{
 	"unclean.leader.election.enable":          "false",
 	"auto.leader.rebalance.enable":            "true",
 	"leader.imbalance.check.interval.seconds": "300",
+
+	// Connection limits.
+	"max.connections":                "2147483647",
+	"max.connections.per.ip":         "2147483647",
+	"connections.max.idle.ms":        "600000",
+	"queued.max.request.bytes":       "-1",
+	"kobs.request.read.timeout.ms":   "30000",
+	"kobs.response.write.timeout.ms": "30000",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
@@ -285,6 +302,24 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMinSessionTimeout = time.Duration(parseInt("group.min.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMaxSessionTimeout = time.Duration(parseInt("group.max.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	// Connection limits. Kafka's "no limit" is Int.MaxValue for the counts
+	// and -1 for the pool and the idle time.
+	noLimit := func(v int64) int {
+		if v >= 1<<31-1 {
+			return 0
+		}
+		return int(v)
+	}
+	c.MaxConnections = noLimit(parseInt("max.connections", 1, 1<<31-1))
+	c.MaxConnectionsPerIP = noLimit(parseInt("max.connections.per.ip", 1, 1<<31-1))
+	c.ConnectionsMaxIdle = max(0, time.Duration(parseInt("connections.max.idle.ms", -1, maxLong/int64(time.Millisecond)))*time.Millisecond)
+	c.QueuedMaxRequestBytes = parseInt("queued.max.request.bytes", -1, maxLong)
+	if c.QueuedMaxRequestBytes == 0 {
+		fail("queued.max.request.bytes", errors.New("0 would block every request; use -1 for no limit"))
+	}
+	c.RequestReadTimeout = time.Duration(parseInt("kobs.request.read.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ResponseWriteTimeout = time.Duration(parseInt("kobs.response.write.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		fail("group.min.session.timeout.ms", fmt.Errorf("%v is above group.max.session.timeout.ms %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 )
 
 type cfg struct {
@@ -92,6 +93,7 @@ func Start(t testing.TB, opts ...Opt) *Broker {
 	if err != nil {
 		t.Fatalf("testcluster: new broker: %v", err)
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		t.Fatalf("testcluster: start broker: %v", err)
 	}
