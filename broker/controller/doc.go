@@ -124,6 +124,14 @@
 // the counts come from each node's own image, as KRaft standby
 // controllers report them) and ControllerStats LeaderElectionRateAndTimeMs
 // (a timer: one event per leader change, timed by its commit) and
-// UncleanLeaderElectionsPerSec. RaftMetrics returns the values of Kafka's
-// kafka.server:type=raft-metrics bean.
+// UncleanLeaderElectionsPerSec. Every node registers Kafka's
+// kafka.server:type=raft-metrics bean (current-state, current-leader,
+// current-vote, current-epoch, high-watermark, log-end-offset,
+// log-end-epoch, commit-latency-avg/-max, append-records-rate,
+// fetch-records-rate; rates and averages over Kafka's two 30 s samples;
+// broker-only nodes report as "observer" with their applied offset) and
+// kafka.server:type=MetadataLoader,name=CurrentControllerId; broker nodes
+// kafka.server:type=broker-metadata-metrics (last-applied-record-offset,
+// -timestamp from the entry's append time, -lag-ms, metadata load and apply
+// error counts).
 package controller

@@ -24,6 +24,10 @@ type fsm struct {
 	logger *slog.Logger
 	st     atomic.Pointer[state]
 	errors atomic.Int64 // records that did not apply (MetadataErrorCount)
+	// loadErrors counts snapshots that could not be loaded.
+	loadErrors atomic.Int64
+	// lastTime is the append time (Unix ms) of the last applied entry.
+	lastTime atomic.Int64
 	// onApply is told the record count of every applied entry.
 	onApply func(records int)
 
@@ -52,11 +56,14 @@ func (f *fsm) applyEntry(index uint64, data []byte) {
 	if index <= uint64(cur.img.Offset) {
 		return // already applied (a re-fetch after a reconnect)
 	}
-	recs, err := decodeEntry(data)
+	var recs []record
+	e, err := decodeEntry(data)
 	if err != nil {
 		f.errors.Add(1)
 		f.logger.Error("metadata log entry skipped", "index", index, "err", err)
-		recs = nil
+	} else {
+		recs = e.Records
+		f.lastTime.Store(e.Time)
 	}
 	next, errs := cur.applyRecords(index, recs)
 	for _, err := range errs {
@@ -128,6 +135,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := decodeState(rc)
 	if err != nil {
+		f.loadErrors.Add(1)
 		return err
 	}
 	f.install(st)

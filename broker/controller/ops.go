@@ -510,6 +510,7 @@ func (c *Controller) fetchLoop() {
 			if len(f.Snapshot) > 0 {
 				st, err := decodeState(bytes.NewReader(f.Snapshot))
 				if err != nil {
+					c.fsm.loadErrors.Add(1)
 					c.logger.Error("metadata snapshot from voter unreadable", "voter", id, "err", err)
 					c.sleep(time.Second)
 					continue

@@ -53,6 +53,46 @@ func TestControllerGaugesAndControllerOnlyVoter(t *testing.T) {
 		}
 		return nil
 	})
+	// raft-metrics (every node), broker-metadata-metrics (broker role),
+	// MetadataLoader CurrentControllerId.
+	act, err := cl.active()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		for id, reg := range regs {
+			a := beanAttrs(reg, telemetry.Name("kafka.server", "raft-metrics", ""))
+			state := "follower"
+			if id == act.cfg.NodeID {
+				state = "leader"
+			}
+			if a["current-state"] != state || a["current-leader"] != float64(act.cfg.NodeID) || num(a, "high-watermark") < 1 ||
+				num(a, "log-end-offset") < num(a, "high-watermark") || num(a, "current-epoch") < 1 {
+				return fmt.Errorf("node %d raft-metrics %v", id, a)
+			}
+			if id == act.cfg.NodeID && (num(a, "append-records-rate") <= 0 || num(a, "commit-latency-avg") <= 0) {
+				return fmt.Errorf("leader raft-metrics %v", a)
+			}
+			if id != act.cfg.NodeID && num(a, "fetch-records-rate") <= 0 {
+				return fmt.Errorf("follower %d raft-metrics %v", id, a)
+			}
+			b := beanAttrs(reg, telemetry.Name("kafka.server", "broker-metadata-metrics", ""))
+			if id == 3 {
+				if b != nil {
+					return fmt.Errorf("controller-only node has broker-metadata-metrics %v", b)
+				}
+			} else if num(b, "last-applied-record-offset") < 1 || num(b, "last-applied-record-timestamp") < 1 {
+				return fmt.Errorf("node %d broker-metadata-metrics %v", id, b)
+			}
+			if g, ok := reg.Get(telemetry.Name("kafka.server", "MetadataLoader", "CurrentControllerId")); !ok {
+				return fmt.Errorf("node %d: no CurrentControllerId", id)
+			} else if v, _ := g.Attr(telemetry.AttrValue); v.Int64() != int64(act.cfg.NodeID) {
+				return fmt.Errorf("node %d CurrentControllerId %d", id, v.Int64())
+			}
+		}
+		return nil
+	})
+
 	// Broker 1 goes away: g1-0 (only on 1) is offline, g-0 and g-2 have a
 	// non-preferred leader (and g1-0 none).
 	if err := cl.nodes[1].ctl.Close(); err != nil {
@@ -87,4 +127,28 @@ func TestControllerGaugesAndControllerOnlyVoter(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// beanAttrs reads a Kafka Metrics bean's attributes (nil if absent).
+func beanAttrs(reg *telemetry.Registry, name telemetry.ObjectName) map[string]any {
+	snap, ok := reg.Get(name)
+	if !ok {
+		return nil
+	}
+	out := map[string]any{}
+	for i := range snap.Len() {
+		a := snap.At(i)
+		if a.Value.Kind() == telemetry.ValueString {
+			out[a.Name] = a.Value.String()
+		} else {
+			f, _ := a.Value.Float64()
+			out[a.Name] = f
+		}
+	}
+	return out
+}
+
+func num(m map[string]any, k string) float64 {
+	f, _ := m[k].(float64)
+	return f
 }
