@@ -77,6 +77,11 @@ type result struct {
 // current state, append the records as one entry, wait until it is
 // committed and applied here.
 func (c *Controller) execute(cmd *command) (*result, error) {
+	if cmd.Op == opHeartbeat && cmd.Heartbeat != nil {
+		// Liveness is recorded before queueing behind other operations: a
+		// slow commit must not make a broker look silent and get it fenced.
+		c.touch(cmd.Heartbeat)
+	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	if !c.active.Load() {
@@ -196,16 +201,29 @@ func (c *Controller) register(p *planner, r *registration) error {
 	return nil
 }
 
+// touch renews the session of a heartbeat's broker if the heartbeat is of
+// its registered epoch.
+func (c *Controller) touch(hb *heartbeat) {
+	now := time.Now()
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	if hb.Voter >= 0 {
+		c.voterLEO[hb.Voter] = replicaProgress{LEO: uint64(hb.LastLog), Seen: now}
+	}
+	if b := c.fsm.state().img.Brokers[hb.ID]; hb.ID >= 0 && b != nil && b.Epoch == hb.Epoch {
+		s := c.sessions[hb.ID]
+		if s == nil {
+			s = &session{}
+			c.sessions[hb.ID] = s
+		}
+		s.lastSeen, s.offset = now, hb.Offset
+	}
+}
+
 // heartbeat renews a broker's session; a fenced broker that has applied
 // the log up to its own registration is unfenced (caught up, as Kafka's
 // BrokerHeartbeatManager decides). Shutdown fences it now.
 func (c *Controller) heartbeat(p *planner, hb *heartbeat) (fenced bool, err error) {
-	now := time.Now()
-	if hb.Voter >= 0 {
-		c.hbMu.Lock()
-		c.voterLEO[hb.Voter] = replicaProgress{LEO: uint64(hb.LastLog), Seen: now}
-		c.hbMu.Unlock()
-	}
 	if hb.ID < 0 {
 		return false, nil
 	}
@@ -216,14 +234,6 @@ func (c *Controller) heartbeat(p *planner, hb *heartbeat) (fenced bool, err erro
 	if b.Epoch != hb.Epoch {
 		return true, errorf(ErrStaleBrokerEpoch, "broker %d heartbeat with epoch %d, registered epoch is %d", hb.ID, hb.Epoch, b.Epoch)
 	}
-	c.hbMu.Lock()
-	s := c.sessions[hb.ID]
-	if s == nil {
-		s = &session{}
-		c.sessions[hb.ID] = s
-	}
-	s.lastSeen, s.offset = now, hb.Offset
-	c.hbMu.Unlock()
 	switch {
 	case hb.Shutdown:
 		p.fenceBroker(hb.ID)
