@@ -23,7 +23,7 @@ import (
 // log fetches of broker-only nodes.
 const (
 	rpcMagic    byte = 0xCB
-	maxFrame         = 256 << 20
+	maxFrame         = 64 << 20 // a whole metadata state for a broker-only node far behind fits
 	dialTimeout      = 2 * time.Second
 )
 
