@@ -211,6 +211,7 @@ func (m *mux) Close() error {
 		}
 		m.mu.Unlock()
 	})
+	m.wg.Wait()
 	return nil
 }
 
