@@ -379,6 +379,7 @@ func (c *Controller) stop() error {
 		c.mux.Close()
 	}
 	if c.transport != nil {
+		c.transport.CloseStreams() // outbound pooled connections
 		_ = c.transport.Close()
 	}
 	c.clientsMu.Lock()
