@@ -13,6 +13,7 @@ import (
 
 	"github.com/kobs-dev/kobs/broker"
 	"github.com/kobs-dev/kobs/broker/metadata"
+	"github.com/kobs-dev/kobs/exporters"
 )
 
 // Cluster is N kobs brokers, each a `kobs broker` process with both
@@ -196,6 +197,7 @@ func StartInProcess(t testing.TB, n int, opts ...Opt) *InProcessCluster {
 		if err != nil {
 			t.Fatalf("testcluster: node %d: %v", i+1, err)
 		}
+		b.MountHTTP(exporters.NewHandler(b.Registry()))
 		if err := b.Start(); err != nil {
 			t.Fatalf("testcluster: node %d start: %v", i+1, err)
 		}

@@ -180,3 +180,26 @@ func TestClusterControllerFailover(t *testing.T) {
 	})
 	Eventually(t, 30*time.Second, func() error { return create("after") })
 }
+
+// In-process cluster: each broker starts with its controller listener
+// already bound by the test and handed over, so the broker itself must not
+// bind that address (it would fail with "address already in use").
+func TestInProcessCluster(t *testing.T) {
+	c := StartInProcess(t, 3)
+	if len(c.Brokers) != 3 || strings.Count(c.Voters, "@") != 3 {
+		t.Fatalf("cluster %+v", c)
+	}
+	for i, b := range c.Brokers {
+		if b.NodeID() != int32(i+1) {
+			t.Fatalf("broker %d has node.id %d", i, b.NodeID())
+		}
+		for _, a := range b.Addrs() {
+			if strings.Contains(c.Voters, a) {
+				t.Fatalf("broker %d serves Kafka on its controller address %s", i+1, a)
+			}
+		}
+		if _, err := apiVersions(b.Addr(), 10*time.Second); err != nil {
+			t.Fatalf("broker %d: %v", i+1, err)
+		}
+	}
+}
