@@ -87,7 +87,8 @@
 //     answers with the entries after the requested offset (long-polling up
 //     to 500 ms) from the last 4096 it applied, or with its whole state
 //     when the requester is further behind; the broker-only node applies
-//     them with the same code as a voter.
+//     them with the same code as a voter. It keeps no copy on disk: after a
+//     restart it fetches the state again.
 //
 // A single node is a one-voter quorum on the same code path (it may use an
 // ephemeral loopback port: nobody else dials it).
@@ -98,7 +99,8 @@
 // missing from controller.quorum.voters, a voter without it, duplicate or
 // unparsable voters (ParseVoters), a data dir whose stored cluster id is
 // not cluster.id, a restart whose voter list differs from the one the log
-// was formed with, more than one voter without a cluster.id. A node.id
+// was formed with, more than one voter or a broker-only node without a
+// cluster.id. A node.id
 // clash is reported on Fatal once the quorum answers.
 //
 // # Using it from a broker
