@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -534,11 +535,7 @@ func (c *Controller) fetchLoop() {
 	}
 }
 
-func parseUint(s string) (uint64, error) {
-	var v uint64
-	_, err := fmt.Sscan(s, &v)
-	return v, err
-}
+func parseUint(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 // callCtx bounds a write with a default deadline when ctx has none.
 func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
