@@ -456,8 +456,8 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 	if c.ProcessRoles.Broker && len(c.Listeners) == 0 {
 		fail("listeners", errors.New("no listener left for clients besides the controller listener"))
 	}
-	if len(c.ControllerQuorumVoters) > 1 && c.ClusterID == "" {
-		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter: every node must name the same cluster"))
+	if (len(c.ControllerQuorumVoters) > 1 || !c.ProcessRoles.Controller) && c.ClusterID == "" {
+		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter or this node is broker-only: every node must name the same cluster"))
 	}
 }
 
