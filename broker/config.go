@@ -62,6 +62,15 @@ type Config struct {
 	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms
 	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms
 
+	// Replication (broker/replica).
+	ReplicaLagTimeMax    time.Duration // replica.lag.time.max.ms
+	ReplicaFetchMaxBytes int32         // replica.fetch.max.bytes
+	ReplicaFetchWaitMax  time.Duration // replica.fetch.wait.max.ms
+	ReplicaFetchMinBytes int32         // replica.fetch.min.bytes
+	ReplicaFetchBackoff  time.Duration // replica.fetch.backoff.ms
+	NumReplicaFetchers   int           // num.replica.fetchers
+	InterBrokerListener  string        // inter.broker.listener.name (default: the first listener)
+
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
 	TopicDefaults map[string]string
@@ -112,6 +121,14 @@ var brokerKeys = map[string]string{
 	"producer.id.expiration.ms":                "86400000",
 	"producer.id.expiration.check.interval.ms": "600000",
 	"num.network.threads":                      "3",
+	// Replication.
+	"replica.lag.time.max.ms":    "30000",
+	"replica.fetch.max.bytes":    "1048576",
+	"replica.fetch.wait.max.ms":  "500",
+	"replica.fetch.min.bytes":    "1",
+	"replica.fetch.backoff.ms":   "1000",
+	"num.replica.fetchers":       "1",
+	"inter.broker.listener.name": "",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
@@ -127,7 +144,6 @@ var acceptedKeys = map[string]bool{
 	"controller.quorum.voters":                 true,
 	"controller.quorum.bootstrap.servers":      true,
 	"controller.listener.names":                true,
-	"inter.broker.listener.name":               true,
 	"listener.security.protocol.map":           true,
 	"log.cleaner.threads":                      true,
 }
@@ -256,6 +272,20 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMinSessionTimeout = time.Duration(parseInt("group.min.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMaxSessionTimeout = time.Duration(parseInt("group.max.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ReplicaLagTimeMax = time.Duration(parseInt("replica.lag.time.max.ms", 1, 1<<31-1)) * time.Millisecond
+	c.ReplicaFetchMaxBytes = int32(parseInt("replica.fetch.max.bytes", 0, 1<<31-1))
+	c.ReplicaFetchWaitMax = time.Duration(parseInt("replica.fetch.wait.max.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ReplicaFetchMinBytes = int32(parseInt("replica.fetch.min.bytes", 0, 1<<31-1))
+	c.ReplicaFetchBackoff = time.Duration(parseInt("replica.fetch.backoff.ms", 0, 1<<31-1)) * time.Millisecond
+	c.NumReplicaFetchers = int(parseInt("num.replica.fetchers", 1, 1024))
+	if c.ReplicaFetchWaitMax >= c.ReplicaLagTimeMax {
+		// Kafka's rule: a follower waiting that long would fall out of the ISR.
+		fail("replica.fetch.wait.max.ms", fmt.Errorf("%v must be below replica.lag.time.max.ms %v", c.ReplicaFetchWaitMax, c.ReplicaLagTimeMax))
+	}
+	c.InterBrokerListener = get("inter.broker.listener.name")
+	if c.InterBrokerListener == "" && len(c.Listeners) > 0 {
+		c.InterBrokerListener = c.Listeners[0].Name
+	}
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		fail("group.min.session.timeout.ms", fmt.Errorf("%v is above group.max.session.timeout.ms %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
 	}

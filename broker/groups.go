@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/replica"
@@ -120,9 +123,21 @@ func (s offsetsStorage) Append(idx int32, batch []byte, done func(error)) error 
 	}
 	p.NotifyAppend()
 	if done != nil {
-		done(nil) // one replica: in the log is committed
+		// Committed once the high watermark passes it (Kafka's
+		// offsets.commit.timeout.ms, 5 s, bounds the wait).
+		p.WaitCommitted(res.LastOffset+1, 5*time.Second, func(code int16) {
+			switch code {
+			case 0:
+				done(nil)
+			case kerr.RequestTimedOut.Code:
+				done(fmt.Errorf("%w: %s-%d offset %d", group.ErrTimeout, offsetsTopic, idx, res.LastOffset))
+			case kerr.NotLeaderForPartition.Code:
+				done(fmt.Errorf("%w: %s-%d", group.ErrNotCoordinator, offsetsTopic, idx))
+			default:
+				done(fmt.Errorf("%s-%d: %w", offsetsTopic, idx, kerr.ErrorForCode(code)))
+			}
+		})
 	}
-	_ = res
 	return nil
 }
 
