@@ -13,6 +13,7 @@ import (
 	"github.com/kobs-dev/kobs/broker/replica"
 
 	"github.com/kobs-dev/kobs/broker/group"
+	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -38,6 +39,7 @@ func (b *Broker) startGroups() error {
 		MaxSessionTimeout:     b.cfg.GroupMaxSessionTimeout,
 		OffsetsRetention:      b.cfg.OffsetsRetention,
 		Storage:               offsetsStorage{b},
+		ManualLoad:            true,
 		PartitionExists: func(topicName string, idx int32) bool {
 			_, p := b.lookup(topicName, idx)
 			return p != nil
@@ -50,7 +52,26 @@ func (b *Broker) startGroups() error {
 	b.groups = c
 	b.metrics.registerGroupGauges(c)
 	c.Start()
+	b.pub.Subscribe(b.offsetsLeadership)
 	return nil
+}
+
+// offsetsLeadership loads the groups of the __consumer_offsets partitions
+// this broker leads and unloads those it stopped leading, so the
+// coordinator of a group is always its partition's leader.
+func (b *Broker) offsetsLeadership(_, next *metadata.Image) {
+	if next == nil || next.Offset == 0 {
+		return
+	}
+	t := next.Topic(offsetsTopic)
+	for i := int32(0); i < b.groups.Partitions(); i++ {
+		if t != nil && int(i) < len(t.Partitions) && t.Partitions[i].Leader == b.cfg.NodeID &&
+			b.replicas.Partition(offsetsTopic, i) != nil {
+			b.groups.Load(i)
+		} else {
+			b.groups.Unload(i)
+		}
+	}
 }
 
 // stopGroups answers parked group requests and stops the coordinator's
