@@ -43,7 +43,7 @@ func (b *Broker) handleCreateTopics(r *wire.Request) {
 		} else {
 			b.createOne(req, rt, &st)
 		}
-		if st.ErrorCode != 0 {
+		if st.ErrorCode != 0 && st.ErrorCode != kerr.TopicAlreadyExists.Code { // an existing topic is no news (Kafka logs it at debug)
 			b.log.Info("create topic refused", "topic", rt.Topic, "error", kerr.ErrorForCode(st.ErrorCode), "reason", derefOr(st.ErrorMessage, ""))
 		}
 		resp.Topics = append(resp.Topics, st)

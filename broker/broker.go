@@ -314,6 +314,13 @@ func (b *Broker) Start() error {
 		QueueSize:       b.cfg.QueuedMaxRequests,
 		NetworkThreads:  b.cfg.NumNetworkThreads,
 		Logger:          b.log,
+
+		MaxConnections:        b.cfg.MaxConnections,
+		MaxConnectionsPerIP:   b.cfg.MaxConnectionsPerIP,
+		IdleTimeout:           b.cfg.ConnectionsMaxIdle,
+		QueuedMaxRequestBytes: b.cfg.QueuedMaxRequestBytes,
+		ReadTimeout:           b.cfg.RequestReadTimeout,
+		WriteTimeout:          b.cfg.ResponseWriteTimeout,
 	}
 	if b.metrics != nil {
 		wcfg.Observe, wcfg.OnIdle = b.metrics.observe, b.metrics.idle
@@ -343,6 +350,8 @@ func (b *Broker) Start() error {
 	b.mu.Lock()
 	b.publishLocked()
 	b.mu.Unlock()
+	b.registerWireMetrics()
+	b.registerOSMetrics()
 	if err := b.startHTTP(); err != nil {
 		b.srv.Close()
 		for _, o := range b.lns {

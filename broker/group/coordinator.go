@@ -151,6 +151,15 @@ func New(cfg Config) (*Coordinator, error) {
 // still loading answer COORDINATOR_LOAD_IN_PROGRESS) and starts the offset
 // expiry task.
 func (c *Coordinator) Start() {
+	if !c.cfg.ManualLoad {
+		// Every partition is this broker's; each answers
+		// COORDINATOR_LOAD_IN_PROGRESS until its replay is done.
+		for _, s := range c.shards {
+			s.mu.Lock()
+			s.owned = true
+			s.mu.Unlock()
+		}
+	}
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
@@ -163,7 +172,6 @@ func (c *Coordinator) Start() {
 				return
 			}
 			s.mu.Lock()
-			s.owned = true
 			gen := s.gen
 			s.mu.Unlock()
 			if err := s.load(gen); err != nil {
