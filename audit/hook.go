@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kobs-dev/kobs/tracing"
 )
 
 // Hook is an audit interceptor: add it to a franz-go client with
@@ -126,20 +128,16 @@ func (h *Hook) Instance() string { return h.instance }
 // "direct:<client id>" without one) and, unless Brokers was given, starts
 // the flush producer on the audited client's seed brokers.
 func (h *Hook) OnNewClient(cl *kgo.Client) {
+	info := tracing.ClientOf(cl)
 	if h.client.Load() == nil {
-		id, _ := cl.OptValue(kgo.ClientID).(string)
-		name := id
+		name := info.ID
 		if h.tier == TierConsumer {
-			if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g != "" {
-				name = g
-			} else {
-				name = "direct:" + id
-			}
+			name = info.Group
 		}
 		h.client.Store(&name)
 	}
-	if seeds, ok := cl.OptValue(kgo.SeedBrokers).([]string); ok && len(seeds) > 0 {
-		if err := h.startFlusher(seeds); err != nil {
+	if len(info.Seeds) > 0 {
+		if err := h.startFlusher(info.Seeds); err != nil {
 			h.cfg.log.Error("audit flush producer not started; flushes wait and may be dropped", "err", err)
 		}
 	}
