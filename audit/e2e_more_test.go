@@ -401,3 +401,28 @@ func dump(m map[int64]BucketReport) string {
 	}
 	return sb.String()
 }
+
+// TestAuditHookNeverFailsTheClient: with the audit topic unreachable the
+// audited producer still produces; the flushes that could not be delivered
+// are counted when Close gives up.
+func TestAuditHookNeverFailsTheClient(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	addr := b.Addr()
+	createTopic(t, addr, "unaudited", 1, nil)
+	hook, err := NewProducerHook(Bucket(testBucket), Brokers("127.0.0.1:1"), CloseTimeout(time.Second))
+	require.NoError(t, err)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.WithHooks(hook))
+	require.NoError(t, err)
+	for i := range 100 {
+		require.NoError(t, cl.ProduceSync(context.Background(), &kgo.Record{Topic: "unaudited", Value: []byte(fmt.Sprint(i))}).FirstErr())
+	}
+	cl.Close()
+	start := time.Now()
+	hook.Close()
+	require.Less(t, time.Since(start), 5*time.Second)
+	st := hook.Stats()
+	require.EqualValues(t, 100, st.Counted)
+	require.Positive(t, st.Unflushed)
+	require.Zero(t, st.Acked)
+}
