@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kobs-dev/kobs/audit"
 	"github.com/kobs-dev/kobs/perf"
 	"github.com/kobs-dev/kobs/tracing"
 )
@@ -38,6 +40,7 @@ func newPerfProduceCmd() *cobra.Command {
 		trace          bool
 		traceTopic     string
 		traceSample    float64
+		auditBucket    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -70,7 +73,12 @@ func newPerfProduceCmd() *cobra.Command {
 				hook = h
 				cfg.ExtraOpts = append(cfg.ExtraOpts, kgo.WithHooks(hook))
 			}
-			_, err := perf.RunProduce(ctx, cfg, cmd.OutOrStdout())
+			closeAudit, err := perfAudit(&cfg.ExtraOpts, audit.NewProducerHook, auditBucket, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			_, err = perf.RunProduce(ctx, cfg, cmd.OutOrStdout())
+			closeAudit() // after RunProduce closed its client, so every ack is counted
 			if hook != nil {
 				hook.Close() // after RunProduce closed its client, so every ack is recorded
 				st := hook.Stats()
@@ -85,6 +93,7 @@ func newPerfProduceCmd() *cobra.Command {
 	f.BoolVar(&trace, "trace", false, "trace the records (message id + traceparent headers, produce events to the trace topic)")
 	f.StringVar(&traceTopic, "trace-topic", tracing.DefaultTopic, "trace topic for --trace")
 	f.Float64Var(&traceSample, "trace-sample-rate", 1, "fraction of records traced with --trace")
+	f.DurationVar(&auditBucket, "audit", 0, "count the records with an audit hook in buckets of this width (e.g. 1m), flushed to the audit topic")
 	f.StringVar(&cfg.Topic, "topic", "", "topic to produce to (required)")
 	f.Int64Var(&cfg.NumRecords, "num-records", 0, "number of records to produce (required)")
 	f.IntVar(&cfg.RecordSize, "record-size", 0, "record value size in bytes (required)")
@@ -108,6 +117,7 @@ func newPerfConsumeCmd() *cobra.Command {
 		bootstrap string
 		timeoutMs int
 		reportMs  int
+		auditBkt  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -119,7 +129,12 @@ func newPerfConsumeCmd() *cobra.Command {
 			cfg.ReportInterval = time.Duration(reportMs) * time.Millisecond
 			ctx, stop := perfSignalContext(cmd)
 			defer stop()
-			_, err := perf.RunConsume(ctx, cfg, cmd.OutOrStdout())
+			closeAudit, err := perfAudit(&cfg.ExtraOpts, audit.NewConsumerHook, auditBkt, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			_, err = perf.RunConsume(ctx, cfg, cmd.OutOrStdout())
+			closeAudit()
 			return err
 		},
 	}
@@ -128,6 +143,7 @@ func newPerfConsumeCmd() *cobra.Command {
 	f.StringVar(&cfg.Topic, "topic", "", "topic to consume (required)")
 	f.Int64Var(&cfg.NumRecords, "messages", 0, "stop after this many records; 0 reads until --timeout passes with none")
 	f.StringVar(&cfg.Group, "group", "", "consumer group to join; empty reads all partitions directly")
+	f.DurationVar(&auditBkt, "audit", 0, "count the polled records with an audit hook in buckets of this width (e.g. 1m)")
 	f.IntVar(&timeoutMs, "timeout", 10000, "max ms between records before giving up")
 	f.IntVar(&reportMs, "reporting-interval", 5000, "ms between rows with --show-detailed-stats")
 	f.BoolVar(&cfg.ShowDetailedStats, "show-detailed-stats", false, "print a row per reporting interval")
@@ -136,6 +152,25 @@ func newPerfConsumeCmd() *cobra.Command {
 	f.IntVar(&cfg.FetchMaxBytes, "fetch-max-bytes", 0, "max bytes per fetch; 0 for the client default (50MB)")
 	perfMarkRequired(cmd, "topic")
 	return cmd
+}
+
+// perfAudit adds an audit hook to opts when bucket > 0 and returns what
+// closes it (after the client) and prints its counters.
+func perfAudit(opts *[]kgo.Opt, newHook func(...audit.Opt) (*audit.Hook, error), bucket time.Duration, out io.Writer) (func(), error) {
+	if bucket <= 0 {
+		return func() {}, nil
+	}
+	h, err := newHook(audit.Bucket(bucket))
+	if err != nil {
+		return nil, err
+	}
+	*opts = append(*opts, kgo.WithHooks(h))
+	return func() {
+		h.Close()
+		st := h.Stats()
+		fmt.Fprintf(out, "audit: %d records counted, %d flushes acknowledged, %d unflushed, %d dropped\n",
+			st.Counted, st.Acked, st.Unflushed, st.Dropped)
+	}, nil
 }
 
 // perfSignalContext ends the run on SIGINT or SIGTERM through its context, so
