@@ -97,3 +97,28 @@ func TestCoreBadRecords(t *testing.T) {
 	require.EqualValues(t, 4, c.st.Skipped["corrupt"])
 	require.Empty(t, c.st.Instances)
 }
+
+func TestCoreGroupGone(t *testing.T) {
+	c := testCore()
+	now := int64(10 * W)
+	require.NoError(t, c.applyRecord(flushOf("p", TierProducer, "p", 1, now, Count{Topic: "t", Bucket: 0, Records: 100}), now))
+	c.observe(sampleOf(100, 60), now)
+	c.evaluate(now)
+	require.Len(t, c.reports("t", 0)[0].Groups, 1)
+
+	// A partial sample (ListGroups failed) keeps the group.
+	s := sampleOf(100, 60)
+	s.Committed = nil
+	c.observe(s, now+1)
+	c.evaluate(now + 1)
+	require.Len(t, c.reports("t", 0)[0].Groups, 1)
+
+	// A full sample without it: the group was deleted.
+	s.AllGroups = true
+	c.observe(s, now+2)
+	c.evaluate(now + 2)
+	r := c.reports("t", 0)[0]
+	require.Empty(t, r.Groups)
+	require.Equal(t, StatusComplete, r.Status)
+	require.Empty(t, c.agg["t"]["g"].Missing)
+}
