@@ -429,6 +429,7 @@ func (c *core) groupsOf(t string) []string {
 			gs = append(gs, g)
 		}
 	}
+	slices.Sort(gs)
 	return gs
 }
 
@@ -515,13 +516,15 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 		expected, known = *r.Producer, true
 	}
 
-	names := slices.Clone(offsetGroups)
+	names := slices.Clone(offsetGroups) // sorted
 	for g := range bs.Consumer {
-		if !slices.Contains(names, g) {
+		if _, found := slices.BinarySearch(offsetGroups, g); !found {
 			names = append(names, g)
 		}
 	}
-	slices.Sort(names)
+	if len(names) > len(offsetGroups) {
+		slices.Sort(names)
+	}
 	worst := StatusComplete
 	for _, g := range names {
 		gr := GroupReport{Group: g, Expected: expected}
