@@ -26,7 +26,9 @@ func BenchmarkAuditProduceCost(b *testing.B) {
 	br := testcluster.Start(b)
 	payload := make([]byte, 512)
 	_, _ = crand.Read(payload) // incompressible, or the baseline is unrealistically cheap
-	round := func(audited bool) float64 {
+	// round returns records/s and CPU time (this process: the client and
+	// the in-process broker) per record.
+	round := func(audited bool) (float64, float64) {
 		opts := []kgo.Opt{kgo.SeedBrokers(br.Addr()), kgo.DefaultProduceTopic("bench"), kgo.AllowAutoTopicCreation()}
 		var h *Hook
 		if audited {
@@ -40,7 +42,7 @@ func BenchmarkAuditProduceCost(b *testing.B) {
 		defer cl.Close()
 		ctx := context.Background()
 		require.NoError(b, cl.ProduceSync(ctx, &kgo.Record{Value: payload}).FirstErr()) // connect outside the clock
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		for range perRound {
 			cl.Produce(ctx, &kgo.Record{Value: payload}, func(_ *kgo.Record, err error) {
 				if err != nil {
@@ -49,30 +51,38 @@ func BenchmarkAuditProduceCost(b *testing.B) {
 			})
 		}
 		require.NoError(b, cl.Flush(ctx))
-		d := time.Since(start)
+		d, cpu := time.Since(start), cpuTime()-cpu0
 		if h != nil {
 			cl.Close()
 			h.Close()
 			require.EqualValues(b, perRound+1, h.Stats().Counted)
 		}
-		return perRound / d.Seconds()
+		return perRound / d.Seconds(), float64(cpu.Nanoseconds()) / perRound
 	}
-	var plain, audited []float64
+	var plain, audited, plainCPU, auditedCPU []float64
 	for b.Loop() {
 		if len(plain)%2 == 0 { // alternate which side goes first
-			plain = append(plain, round(false))
-			audited = append(audited, round(true))
+			r, c := round(false)
+			plain, plainCPU = append(plain, r), append(plainCPU, c)
+			r, c = round(true)
+			audited, auditedCPU = append(audited, r), append(auditedCPU, c)
 		} else {
-			audited = append(audited, round(true))
-			plain = append(plain, round(false))
+			r, c := round(true)
+			audited, auditedCPU = append(audited, r), append(auditedCPU, c)
+			r, c = round(false)
+			plain, plainCPU = append(plain, r), append(plainCPU, c)
 		}
 	}
 	// The cost is the median over adjacent pairs, which see about the same
 	// machine load; the load of a shared machine drifts between pairs.
-	costs := make([]float64, len(plain))
+	costs, cpuCosts := make([]float64, len(plain)), make([]float64, len(plain))
 	for i := range plain {
 		costs[i] = 100 * (plain[i] - audited[i]) / plain[i]
+		cpuCosts[i] = 100 * (auditedCPU[i] - plainCPU[i]) / plainCPU[i]
 	}
+	b.ReportMetric(median(plainCPU), "plain-cpu-ns/rec")
+	b.ReportMetric(median(auditedCPU), "audited-cpu-ns/rec")
+	b.ReportMetric(median(cpuCosts), "cpu-cost-%")
 	b.ReportMetric(median(plain), "plain-rec/s")
 	b.ReportMetric(median(audited), "audited-rec/s")
 	b.ReportMetric(median(costs), "cost-%")
