@@ -10,7 +10,7 @@ FUZZTIME  ?= 10s
 export KOBS_REQUIRE_INTEROP := 1
 export KOBS_REQUIRE_PROMETHEUS := 1
 
-.PHONY: all build run test deps vet unit race fuzz bench clean
+.PHONY: all build run test deps vet unit race fuzz bench clean dashboards alerts
 
 all: build
 
@@ -24,6 +24,7 @@ run: build
 	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics),"
 	@echo "      trace store on http://127.0.0.1:9200 (Elasticsearch API, journeys on /v1/trace/), data under ./data"
 	@echo "      audit reconciler on http://127.0.0.1:8780 (/metrics, /v1/audit/; kobs audit report --topic T)"
+	@alerts/run-monitoring.sh $$PPID &
 	$(BIN) run --config config/server.properties
 
 deps:
@@ -60,6 +61,15 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
 	scripts/bench-trace.sh
 	scripts/bench-audit.sh
+
+# Generated Grafana dashboards (dashboards/generated) and Prometheus rules,
+# their promtool tests and scrape config (alerts/generated); tests fail when
+# the committed files are stale.
+dashboards:
+	$(GO) run ./cmd/kobs dashboards generate
+
+alerts:
+	$(GO) run ./cmd/kobs alerts generate
 
 clean:
 	rm -rf bin

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 	"github.com/kobs-dev/kobs/tracing"
 	"github.com/kobs-dev/kobs/tracing/store"
 )
@@ -52,10 +53,20 @@ func newRunCmd() *cobra.Command {
 }
 
 func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *auditFlags, logger *slog.Logger) (err error) {
-	b, err := broker.New(cfg, logger.With("component", "broker"))
+	// Registered first so it runs last, after the broker has closed: the
+	// final line says everything stopped cleanly, as "kobs broker" does.
+	defer func() {
+		if err == nil {
+			logger.Info("kobs stopped")
+		}
+	}()
+	// The broker's lines carry no component key: its parts add their own
+	// (component=group-coordinator), and slog would print the key twice.
+	b, err := broker.New(cfg, logger)
 	if err != nil {
 		return err
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
@@ -109,7 +120,11 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *
 	case first = <-errs:
 		pending--
 	}
-	logger.Info("shutting down", "reason", context.Cause(ctx), "err", first)
+	if first != nil {
+		logger.Error("shutting down", "reason", "a component failed", "err", first)
+	} else {
+		logger.Info("shutting down", "reason", context.Cause(ctx))
+	}
 	cancel()
 	for ; pending > 0; pending-- {
 		if e := <-errs; e != nil && !errors.Is(e, context.Canceled) {
