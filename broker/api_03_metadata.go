@@ -88,7 +88,16 @@ func (b *Broker) topicMetadata(name string, create bool) kmsg.MetadataResponseTo
 			return st
 		}
 		var err error
-		t, err = b.createTopic(name, b.cfg.NumPartitions, nil)
+		if name == offsetsTopic {
+			// As Kafka's AutoTopicCreationManager: an internal topic gets
+			// its own layout (offsets.topic.num.partitions, compacted),
+			// never num.partitions. Burrow asks for it before any group.
+			if err = b.ensureOffsetsTopic(); err == nil {
+				err = errTopicExists
+			}
+		} else {
+			t, err = b.createTopic(name, b.cfg.NumPartitions, nil)
+		}
 		switch {
 		case errors.Is(err, errTopicExists): // created concurrently
 			b.mu.RLock()
