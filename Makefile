@@ -9,6 +9,7 @@ FUZZTIME  ?= 10s
 # missing: make test installs them, so a skip would hide a broken install.
 export KOBS_REQUIRE_INTEROP := 1
 export KOBS_REQUIRE_PROMETHEUS := 1
+export KOBS_REQUIRE_BURROW := 1
 
 .PHONY: all build run test deps vet unit race fuzz bench clean
 

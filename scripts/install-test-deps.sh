@@ -3,9 +3,9 @@
 # Idempotent: installs only what is missing, so a second run costs one dpkg query.
 set -euo pipefail
 
-# Debian packages: real clients written by others (interop tests) and
-# Prometheus (telemetry tests).
-pkgs=(kcat python3-kafka python3-confluent-kafka prometheus)
+# Debian packages: real clients written by others (interop tests),
+# Prometheus (telemetry tests), Burrow and the ZooKeeper it needs (agent).
+pkgs=(kcat python3-kafka python3-confluent-kafka prometheus burrow zookeeper)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
