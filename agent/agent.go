@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -151,7 +150,6 @@ type groupTP struct {
 type Agent struct {
 	cfg Config
 	cl  *kgo.Client
-	adm *kadm.Client
 
 	// Touched only by the cycle (cycles never overlap).
 	tables  map[TopicPartition]*offsetTable
@@ -178,7 +176,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: kafka client: %w", err)
 	}
 	a := &Agent{
-		cfg: cfg, cl: cl, adm: kadm.NewClient(cl),
+		cfg: cfg, cl: cl,
 		tables:  map[TopicPartition]*offsetTable{},
 		windows: map[groupTP]*window{},
 	}
@@ -215,7 +213,7 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
-	snap, err := Collect(ctx, a.adm, CollectOptions{ReadCommitted: a.cfg.ReadCommitted})
+	snap, err := Collect(ctx, a.cl, CollectOptions{ReadCommitted: a.cfg.ReadCommitted})
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("cycle timed out after %v", a.cfg.Timeout)
 	}
