@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -40,7 +41,7 @@ func BenchmarkCycle(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	a, err := New(Config{Brokers: c.ListenAddrs()})
+	a, err := New(Config{Brokers: c.ListenAddrs(), Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
