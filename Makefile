@@ -53,11 +53,13 @@ test: deps vet unit race fuzz
 # Benchmarks: produce throughput of kobs against franz-go's kfake in the same
 # script (ratio printed), the Go micro-benchmarks (telemetry on/off, metric
 # primitives, scrape cost, log append/read/clean), then the trace benchmarks
-# (interceptor on/off, shipper rate, journey query latency by store size).
+# (interceptor on/off, shipper rate, journey query latency by store size),
+# then one agent cycle over 100,000 partitions and 100 groups on kfake.
 bench: build
 	KOBS=$(BIN) scripts/bench-produce.sh
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
 	scripts/bench-trace.sh
+	KOBS=$(BIN) scripts/bench-agent.sh
 
 clean:
 	rm -rf bin
