@@ -16,7 +16,7 @@
 #
 # Goals (issue 10): a cycle <= 1 s, RSS <= 300 MB.
 #
-# Environment: KOBS (bin/kobs), TOPICS (1000), PARTITIONS (100), GROUPS
+# Environment: KOBS (bin/kobs), TOPICS (1000), PARTITIONS (100), AGENT_GROUPS
 # (100), CYCLES (5), INTERVAL (20s; the cycle timeout is 4/5 of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +26,4 @@ bench=$(mktemp -d "${TMPDIR:-/tmp}/bench-agent.XXXXXX")
 trap 'rm -rf "$bench"' EXIT
 go build -o "$bench/agentbench" ./internal/tools/agentbench
 "$bench/agentbench" --kobs "$KOBS" --topics "${TOPICS:-1000}" --partitions "${PARTITIONS:-100}" \
-	--groups "${GROUPS:-100}" --cycles "${CYCLES:-5}" --interval "${INTERVAL:-20s}" 2> >(grep -v 'level=INFO' >&2)
+	--groups "${AGENT_GROUPS:-100}" --cycles "${CYCLES:-5}" --interval "${INTERVAL:-20s}" 2> >(grep -v 'level=INFO' >&2)
