@@ -24,6 +24,7 @@ run: build
 	@mkdir -p data
 	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics),"
 	@echo "      trace store on http://127.0.0.1:9200 (Elasticsearch API, journeys on /v1/trace/), data under ./data"
+	@echo "      agent on http://127.0.0.1:9308 (lag and failing ISR: /metrics, /v1/groups, /v1/partitions/failing)"
 	$(BIN) run --config config/server.properties
 
 deps:

@@ -23,8 +23,9 @@ import (
 // events from the broker's trace topic into the store, in one process.
 func newRunCmd() *cobra.Command {
 	var (
-		bf       brokerFlags
-		storeCfg store.Config
+		bf          brokerFlags
+		storeCfg    store.Config
+		agentListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --config server.properties",
@@ -38,7 +39,7 @@ func newRunCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			storeCfg.Logger = logger.With("component", "tracestore")
-			return runAll(ctx, cfg, storeCfg, logger)
+			return runAll(ctx, cfg, storeCfg, agentListen, logger)
 		},
 	}
 	bf.register(cmd, "config/server.properties")
@@ -46,10 +47,11 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&storeCfg.Dir, "tracestore-dir", "./data/tracestore", "trace store directory")
 	f.StringVar(&storeCfg.Addr, "tracestore-listen", store.DefaultAddr, "trace store HTTP address (Elasticsearch API and /v1/trace/)")
 	f.IntVar(&storeCfg.RetentionDays, "tracestore-retention-days", 7, "delete trace indexes older than this many days")
+	f.StringVar(&agentListen, "agent-listen", "127.0.0.1:9308", "HTTP address of the lag and failing-ISR agent watching the broker (empty: no agent)")
 	return cmd
 }
 
-func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logger *slog.Logger) (err error) {
+func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, agentListen string, logger *slog.Logger) (err error) {
 	b, err := broker.New(cfg, logger.With("component", "broker"))
 	if err != nil {
 		return err
@@ -77,7 +79,21 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logg
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
+	pending := 2
+	agentURL := ""
+	if agentListen != "" {
+		// The agent watches the broker as any client would, over TCP.
+		a, agentLn, err := startAgent(agentListen, b.Addrs()[:1], logger.With("component", "agent"))
+		if err != nil {
+			_ = st.Close()
+			return err
+		}
+		defer a.Close()
+		agentURL = "http://" + agentLn.Addr().String()
+		pending++
+		go func() { errs <- serveAgent(ctx, a, agentLn) }()
+	}
 	go func() {
 		errs <- st.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": qr.Handler()})
 	}()
@@ -88,11 +104,10 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logg
 	}()
 
 	logger.Info("kobs ready", "kafka", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b),
-		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic,
+		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic, "agent", agentURL,
 		"log.dirs", strings.Join(cfg.LogDirs, ","), "tracestore.dir", storeCfg.Dir)
 
 	// The first component to stop (a signal, or a failure) stops the rest.
-	pending := 2
 	var first error
 	select {
 	case <-ctx.Done():
