@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 	"github.com/kobs-dev/kobs/tracing"
 	"github.com/kobs-dev/kobs/tracing/store"
 )
@@ -23,9 +24,10 @@ import (
 // events from the broker's trace topic into the store, in one process.
 func newRunCmd() *cobra.Command {
 	var (
-		bf          brokerFlags
-		storeCfg    store.Config
-		agentListen string
+		bf       brokerFlags
+		storeCfg store.Config
+		af       auditFlags
+		agentAt  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --config server.properties",
@@ -39,7 +41,7 @@ func newRunCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			storeCfg.Logger = logger.With("component", "tracestore")
-			return runAll(ctx, cfg, storeCfg, agentListen, logger)
+			return runAll(ctx, cfg, storeCfg, &af, agentAt, logger)
 		},
 	}
 	bf.register(cmd, "config/server.properties")
@@ -47,21 +49,36 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&storeCfg.Dir, "tracestore-dir", "./data/tracestore", "trace store directory")
 	f.StringVar(&storeCfg.Addr, "tracestore-listen", store.DefaultAddr, "trace store HTTP address (Elasticsearch API and /v1/trace/)")
 	f.IntVar(&storeCfg.RetentionDays, "tracestore-retention-days", 7, "delete trace indexes older than this many days")
-	f.StringVar(&agentListen, "agent-listen", "127.0.0.1:9308", "HTTP address of the lag and failing-ISR agent watching the broker (empty: no agent)")
+	af.register(cmd, "audit-", "./data/audit") // the audit reconciler: --audit-listen, --audit-bucket, ...
+	f.StringVar(&agentAt, "agent-listen", "127.0.0.1:9308", "HTTP address of the lag and failing-ISR agent watching the broker (empty: no agent)")
 	return cmd
 }
 
-func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, agentListen string, logger *slog.Logger) (err error) {
-	b, err := broker.New(cfg, logger.With("component", "broker"))
+func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *auditFlags, agentAt string, logger *slog.Logger) (err error) {
+	// Registered first so it runs last, after the broker has closed: the
+	// final line says everything stopped cleanly, as "kobs broker" does.
+	defer func() {
+		if err == nil {
+			logger.Info("kobs stopped")
+		}
+	}()
+	// The broker's lines carry no component key: its parts add their own
+	// (component=group-coordinator), and slog would print the key twice.
+	b, err := broker.New(cfg, logger)
 	if err != nil {
 		return err
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
 
+	auditCfg, err := af.config(b.Addrs()[:1], logger.With("component", "audit"))
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(storeCfg)
 	if err != nil {
 		return err
@@ -79,12 +96,12 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, agen
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 3)
-	pending := 2
+	errs := make(chan error, 4)
+	pending := 3
 	agentURL := ""
-	if agentListen != "" {
+	if agentAt != "" {
 		// The agent watches the broker as any client would, over TCP.
-		a, agentLn, err := startAgent(agentListen, b.Addrs()[:1], logger.With("component", "agent"))
+		a, agentLn, err := startAgent(agentAt, b.Addrs()[:1], logger.With("component", "agent"))
 		if err != nil {
 			_ = st.Close()
 			return err
@@ -103,6 +120,10 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, agen
 		})
 	}()
 
+	// The audit reconciler on the broker: completeness per topic, group and
+	// bucket on --audit-listen (it logs "kobs audit ready").
+	go func() { errs <- runAudit(ctx, auditCfg, af.listen, logger.With("component", "audit")) }()
+
 	logger.Info("kobs ready", "kafka", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b),
 		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic, "agent", agentURL,
 		"log.dirs", strings.Join(cfg.LogDirs, ","), "tracestore.dir", storeCfg.Dir)
@@ -114,7 +135,11 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, agen
 	case first = <-errs:
 		pending--
 	}
-	logger.Info("shutting down", "reason", context.Cause(ctx), "err", first)
+	if first != nil {
+		logger.Error("shutting down", "reason", "a component failed", "err", first)
+	} else {
+		logger.Info("shutting down", "reason", context.Cause(ctx))
+	}
 	cancel()
 	for ; pending > 0; pending-- {
 		if e := <-errs; e != nil && !errors.Is(e, context.Canceled) {
