@@ -347,7 +347,7 @@ func (b *Broker) startHTTP() error {
 		return fmt.Errorf("listen kobs.http.listener %s: %w", b.cfg.HTTPListener, err)
 	}
 	b.httpLn = ln
-	b.http = &http.Server{Handler: exporters.NewHandler(b.reg), ReadHeaderTimeout: 10 * time.Second}
+	b.http = &http.Server{Handler: exporters.NewHandler(b.reg, b.jolokiaOptions()...), ReadHeaderTimeout: 10 * time.Second}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
