@@ -3,9 +3,10 @@
 # Idempotent: installs only what is missing, so a second run costs one dpkg query.
 set -euo pipefail
 
-# Debian packages: real clients written by others (interop tests) and
-# Prometheus (telemetry tests).
-pkgs=(kcat python3-kafka python3-confluent-kafka prometheus)
+# Debian packages: real clients written by others (interop tests),
+# Prometheus (telemetry tests, promtool for the alert rules) and
+# Alertmanager (alert delivery test).
+pkgs=(kcat python3-kafka python3-confluent-kafka prometheus prometheus-alertmanager)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -56,6 +57,12 @@ func (f *brokerFlags) load() (*broker.Config, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if f.configPath == "" {
+		// As kafka-server-start.sh, a broker starts from a server.properties
+		// file; --override only replaces keys of it.
+		return nil, nil, errors.New("no config file: give --config server.properties " +
+			"(config/server.properties in the repository is a working single-broker example)")
+	}
 	cfg, err := broker.LoadConfig(f.configPath, f.overrides)
 	if err != nil {
 		return nil, nil, err
@@ -77,6 +84,7 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
+	b.MountHTTP(telemetryHandler(b, cfg))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
