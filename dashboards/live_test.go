@@ -155,6 +155,25 @@ func TestLive(t *testing.T) {
 	}
 	t.Logf("panel queries: %d return series live, %d PENDING", checked, pendingQueries)
 
+	// Variables: label_values(selector, label) has values, as Grafana asks.
+	for _, s := range dashboards.All() {
+		for _, v := range s.Vars {
+			sel, label, err := promqlcheck.LabelValues(v.Query)
+			require.NoError(t, err)
+			names, err := promqlcheck.MetricNames(sel)
+			require.NoError(t, err)
+			if waits := pendingOf(names); len(waits) > 0 {
+				t.Logf("  PENDING variable %s / %s: waits for %s", s.File, v.Name, strings.Join(waits, ", "))
+				continue
+			}
+			sel = r.Expr(sel) // a variable may refer to another one
+			waitFor(ctx, t, fmt.Sprintf("%s variable %s has values", s.File, v.Name), func() (bool, string) {
+				vals, err := pc.LabelValues(ctx, sel, label, time.Now().Add(-time.Minute), time.Now())
+				return err == nil && len(vals) > 0, fmt.Sprint(vals, err)
+			})
+		}
+	}
+
 	// 3. Elasticsearch panels, requested as Grafana's datasource builds them.
 	waitFor(ctx, t, "traced events in the trace store", func() (bool, string) {
 		resp, err := http.Get(run.tracestore + "/" + tracing.IndexPrefix + "*/_count")
