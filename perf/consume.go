@@ -8,12 +8,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // ErrIdleTimeout is returned (wrapped) by RunConsume when it stopped because
 // no record arrived for ConsumeConfig.Timeout before NumRecords were read.
 var ErrIdleTimeout = errors.New("no record within timeout")
+
+// ErrRebalanceRunning is returned (wrapped) by RunConsume when it stopped
+// because its group gave it no partitions within ConsumeConfig.JoinTimeout.
+var ErrRebalanceRunning = errors.New("rebalance still running")
 
 // ConsumeConfig configures RunConsume. The zero value of every optional field
 // means "the default named in its comment".
@@ -31,6 +37,11 @@ type ConsumeConfig struct {
 	// Timeout ends the run when no record arrived for this long (Kafka's
 	// --timeout), overriding the default of 10s.
 	Timeout time.Duration
+	// JoinTimeout bounds the wait for a group assignment, which does not
+	// count against Timeout (a new group's first rebalance waits
+	// group.initial.rebalance.delay.ms, 3 s by default); 0 means
+	// max(Timeout, 30s).
+	JoinTimeout time.Duration
 	// ReportInterval is how often a detailed stats row is printed when
 	// ShowDetailedStats is set, overriding the default of 5s.
 	ReportInterval time.Duration
@@ -75,6 +86,7 @@ type ConsumeResult struct {
 
 const (
 	defaultConsumeTimeout = 10 * time.Second
+	defaultJoinTimeout    = 30 * time.Second
 )
 
 // kafkaTime formats t as Kafka's default --date-format,
@@ -87,6 +99,9 @@ func kafkaTime(t time.Time) string {
 func (c *ConsumeConfig) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = defaultConsumeTimeout
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = max(c.Timeout, defaultJoinTimeout)
 	}
 	if c.ReportInterval <= 0 {
 		c.ReportInterval = defaultReportInterval
@@ -114,14 +129,16 @@ func (c *ConsumeConfig) validate() error {
 // last partition is revoked, and stops at the next assignment. kgo calls the
 // hooks from its group goroutine, so the state is atomic.
 type joinTimer struct {
-	joinStart atomic.Int64 // unix nanos; 0 while assigned
-	total     atomic.Int64 // nanos
+	joinStart  atomic.Int64 // unix nanos; 0 while assigned
+	total      atomic.Int64 // nanos
+	assignedAt atomic.Int64 // unix nanos of the last assignment
 }
 
 func (j *joinTimer) assigned(now time.Time) {
 	if s := j.joinStart.Swap(0); s != 0 {
 		j.total.Add(now.UnixNano() - s)
 	}
+	j.assignedAt.Store(now.UnixNano())
 }
 
 func (j *joinTimer) revoked(now time.Time) { j.joinStart.CompareAndSwap(0, now.UnixNano()) }
@@ -169,11 +186,19 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 	if cfg.Group != "" {
 		jt.joinStart.Store(start.UnixNano())
 	}
-	cl, err := kgo.NewClient(cfg.clientOpts(jt)...)
+	// A group join the broker holds (its initial rebalance delay) would
+	// hold Close too; abandoning the client's context lets a run that gave
+	// up on the rebalance end at once.
+	clientCtx, abandon := context.WithCancel(context.Background())
+	defer abandon()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.WithContext(clientCtx)}, cfg.clientOpts(jt)...)...)
 	if err != nil {
 		return ConsumeResult{}, fmt.Errorf("create consumer client: %w", err)
 	}
 	defer cl.Close()
+	if err := probe(ctx, cl, cfg.Brokers, cfg.Timeout); err != nil {
+		return ConsumeResult{}, fmt.Errorf("consume %s: %w", cfg.Topic, err)
+	}
 
 	if !cfg.HideHeader {
 		printConsumeHeader(out, cfg.ShowDetailedStats)
@@ -192,12 +217,20 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 		lastJoinTotal          time.Duration
 	)
 	for cfg.NumRecords == 0 || records < cfg.NumRecords {
-		deadline := lastConsumed.Add(cfg.Timeout)
+		deadline, joining := idleDeadline(cfg, jt, lastConsumed)
 		if !time.Now().Before(deadline) {
 			runErr = ErrIdleTimeout
+			if joining {
+				runErr = ErrRebalanceRunning
+			}
 			break
 		}
-		pollCtx, cancel := context.WithDeadline(ctx, deadline)
+		pollDeadline := deadline
+		if joining {
+			// Come back soon to restart the idle clock once assigned.
+			pollDeadline = minTime(deadline, time.Now().Add(250*time.Millisecond))
+		}
+		pollCtx, cancel := context.WithDeadline(ctx, pollDeadline)
 		var fetches kgo.Fetches
 		if cfg.NumRecords > 0 {
 			// Asking for no more than we still need makes the count exact;
@@ -240,11 +273,22 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 		}
 	}
 
+	// Commit what was consumed, so a group run leaves its position (and
+	// lag) behind as a real consumer would; kgo's periodic autocommit may
+	// not have run in a short run.
+	if cfg.Group != "" && records > 0 {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := cl.CommitUncommittedOffsets(cctx); err != nil && runErr == nil {
+			runErr = fmt.Errorf("commit offsets of group %s: %w", cfg.Group, err)
+		}
+		cancel()
+	}
+
 	// Kafka ends the clock when the loop exits, so a run that stops on the
 	// idle timeout counts the idle time as consuming time and understates the
 	// rate by up to --timeout. We end it at the last record instead.
 	end := time.Now()
-	if errors.Is(runErr, ErrIdleTimeout) {
+	if errors.Is(runErr, ErrIdleTimeout) || errors.Is(runErr, ErrRebalanceRunning) {
 		end = lastConsumed
 	}
 	res := ConsumeResult{
@@ -262,7 +306,7 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 	res.FetchRecordsPerSec = rate(float64(records), res.FetchTime)
 	res.FetchMBPerSec = rate(float64(bytes), res.FetchTime) / mib
 
-	if errors.Is(runErr, ErrIdleTimeout) && cfg.NumRecords > 0 {
+	if (errors.Is(runErr, ErrIdleTimeout) || errors.Is(runErr, ErrRebalanceRunning)) && cfg.NumRecords > 0 {
 		fmt.Fprintf(out, "WARNING: Exiting before consuming the expected number of messages: timeout (%d ms) exceeded. "+
 			"You can use the --timeout option to increase the timeout.\n", cfg.Timeout.Milliseconds())
 	}
@@ -278,6 +322,11 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 		wholeMs(res.P50), wholeMs(res.P95), wholeMs(res.P99), wholeMs(res.P999))
 
 	switch {
+	case errors.Is(runErr, ErrRebalanceRunning):
+		abandon() // nothing was assigned, so nothing is left to commit
+		return res, fmt.Errorf("consume %s: read %d records: %w: group %s got no partitions within %s "+
+			"(a new group's first rebalance waits group.initial.rebalance.delay.ms, and every rebalance waits for all members to rejoin)",
+			cfg.Topic, records, runErr, cfg.Group, cfg.JoinTimeout)
 	case errors.Is(runErr, ErrIdleTimeout):
 		if cfg.NumRecords == 0 && records > 0 {
 			// Reading until idle is how an unbounded run is meant to end.
@@ -286,6 +335,9 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 		err := fmt.Errorf("consume %s: read %d records, wanted %d: %w", cfg.Topic, records, cfg.NumRecords, runErr)
 		if cfg.NumRecords == 0 {
 			err = fmt.Errorf("consume %s: read no records: %w", cfg.Topic, runErr)
+		}
+		if cause := idleCause(ctx, cl, cfg); cause != nil {
+			err = fmt.Errorf("%w: %w", err, cause)
 		}
 		if lastErr != nil {
 			err = fmt.Errorf("%w (last fetch error: %w)", err, lastErr)
@@ -319,4 +371,55 @@ func printConsumeProgress(out io.Writer, from, to time.Time, records, lastRecord
 		float64(bytes)/mib, rate(intervalMB, elapsed), records, rate(intervalRecords, elapsed),
 		join.Milliseconds(), fetchTime.Milliseconds(),
 		rate(intervalMB, fetchTime), rate(intervalRecords, fetchTime))
+}
+
+// idleDeadline is when the run gives up waiting: Timeout after the last
+// record or the last assignment, whichever is later; while the group has not
+// assigned us partitions, JoinTimeout after the rebalance began, because a
+// rebalance is not the topic going quiet.
+func idleDeadline(cfg ConsumeConfig, jt *joinTimer, lastConsumed time.Time) (deadline time.Time, joining bool) {
+	deadline = lastConsumed.Add(cfg.Timeout)
+	if cfg.Group == "" {
+		return deadline, false
+	}
+	if js := jt.joinStart.Load(); js != 0 {
+		return maxTime(deadline, time.Unix(0, js).Add(cfg.JoinTimeout)), true
+	}
+	if a := time.Unix(0, jt.assignedAt.Load()); a.After(lastConsumed) {
+		deadline = a.Add(cfg.Timeout)
+	}
+	return deadline, false
+}
+
+// idleCause says why a run that read nothing for Timeout may have read
+// nothing: the cluster went away, or the topic does not exist. It returns
+// nil when it finds neither.
+func idleCause(ctx context.Context, cl *kgo.Client, cfg ConsumeConfig) error {
+	if err := probe(ctx, cl, cfg.Brokers, 5*time.Second); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	tds, err := kadm.NewClient(cl).ListTopics(cctx, cfg.Topic)
+	if err != nil {
+		return nil
+	}
+	if td, ok := tds[cfg.Topic]; !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("topic %s does not exist", cfg.Topic)
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/kobs-dev/kobs/internal/testcluster"
 )
 
 // Kafka's kafka-consumer-perf-test formats, plus our latency line.
@@ -142,13 +144,68 @@ func TestConsumeIdleTimeout(t *testing.T) {
 	})
 }
 
+// TestConsumeUnreachableBroker: a dead bootstrap server is named as such at
+// once, not after the idle timeout as "no record within timeout".
 func TestConsumeUnreachableBroker(t *testing.T) {
 	began := time.Now()
+	var out strings.Builder
 	_, err := RunConsume(context.Background(), ConsumeConfig{
-		Brokers: []string{deadAddr(t)}, Topic: "nowhere", NumRecords: 1, Timeout: 500 * time.Millisecond,
+		Brokers: []string{deadAddr(t)}, Topic: "nowhere", NumRecords: 1, Timeout: 30 * time.Second,
+	}, &out)
+	require.ErrorContains(t, err, "connection refused")
+	require.ErrorContains(t, err, "cannot reach bootstrap servers")
+	require.NotErrorIs(t, err, ErrIdleTimeout)
+	require.Less(t, time.Since(began), 5*time.Second)
+	require.Empty(t, out.String(), "no CSV header for a run that never started")
+}
+
+// TestConsumeMissingTopic: reading nothing from a topic that does not exist
+// says so.
+func TestConsumeMissingTopic(t *testing.T) {
+	brokers := newCluster(t, 1, "present")
+	_, err := RunConsume(context.Background(), ConsumeConfig{
+		Brokers: brokers, Topic: "absent", NumRecords: 1, Timeout: 300 * time.Millisecond,
 	}, &strings.Builder{})
 	require.ErrorIs(t, err, ErrIdleTimeout)
-	require.Less(t, time.Since(began), 5*time.Second)
+	require.ErrorContains(t, err, "topic absent does not exist")
+}
+
+// TestConsumeGroupWaitsOutInitialRebalanceDelay: a new group's first
+// rebalance waits group.initial.rebalance.delay.ms (3 s, Kafka's default) on
+// a real kobs broker; with --timeout 3000 the run must still read
+// everything, because waiting for an assignment is not the topic being idle.
+func TestConsumeGroupWaitsOutInitialRebalanceDelay(t *testing.T) {
+	b := testcluster.Start(t, testcluster.Prop("group.initial.rebalance.delay.ms", "3000"))
+	brokers := []string{b.Addr()}
+	const n = 2000
+	fill(t, brokers, "delayed", n, 50)
+	var out strings.Builder
+	res, err := RunConsume(context.Background(), ConsumeConfig{
+		Brokers: brokers, Topic: "delayed", NumRecords: n, Group: "g1", Timeout: 3 * time.Second,
+	}, &out)
+	require.NoError(t, err, out.String())
+	require.EqualValues(t, n, res.Records)
+	require.GreaterOrEqual(t, res.RebalanceTime, 2500*time.Millisecond, "the broker delayed the first rebalance")
+}
+
+// TestConsumeRebalanceStillRunning: when the group gives us no partitions
+// within JoinTimeout, the error says the rebalance is the cause.
+func TestConsumeRebalanceStillRunning(t *testing.T) {
+	b := testcluster.Start(t, testcluster.Prop("group.initial.rebalance.delay.ms", "30000"))
+	brokers := []string{b.Addr()}
+	fill(t, brokers, "slowjoin", 10, 10)
+	began := time.Now()
+	var out strings.Builder
+	res, err := RunConsume(context.Background(), ConsumeConfig{
+		Brokers: brokers, Topic: "slowjoin", NumRecords: 10, Group: "g1",
+		Timeout: 500 * time.Millisecond, JoinTimeout: 2 * time.Second,
+	}, &out)
+	require.ErrorIs(t, err, ErrRebalanceRunning)
+	require.ErrorContains(t, err, "rebalance still running")
+	require.ErrorContains(t, err, "group g1 got no partitions within 2s")
+	require.Zero(t, res.Records)
+	require.Less(t, time.Since(began), 15*time.Second)
+	require.GreaterOrEqual(t, time.Since(began), 2*time.Second, "the join is given JoinTimeout, not Timeout")
 }
 
 func TestConsumeCanceled(t *testing.T) {

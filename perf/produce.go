@@ -268,6 +268,9 @@ func RunProduce(ctx context.Context, cfg ProduceConfig, out io.Writer) (ProduceR
 		return ProduceResult{}, fmt.Errorf("create producer client: %w", err)
 	}
 	defer cl.Close()
+	if err := probe(ctx, cl, cfg.Brokers, cfg.DeliveryTimeout); err != nil {
+		return ProduceResult{}, fmt.Errorf("produce to %s: %w", cfg.Topic, err)
+	}
 
 	payload := newPayload(cfg.RecordSize)
 	start := time.Now()

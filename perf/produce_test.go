@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Kafka's kafka-producer-perf-test line formats.
@@ -157,25 +159,53 @@ func TestProduceAutoCreatesTopic(t *testing.T) {
 	require.EqualValues(t, 100, res.Records)
 }
 
-// TestProduceUnreachableBroker must fail, count every record as failed and
-// return within the delivery timeout plus slack rather than hang.
+// TestProduceUnreachableBroker: a dead bootstrap server fails the run at
+// once with the cause, instead of after the delivery timeout (2 minutes by
+// default) with nothing printed meanwhile.
 func TestProduceUnreachableBroker(t *testing.T) {
 	var out strings.Builder
 	began := time.Now()
+	_, err := RunProduce(context.Background(), ProduceConfig{
+		Brokers: []string{deadAddr(t)}, Topic: "nowhere", NumRecords: 10, RecordSize: 10, Throughput: -1, Acks: "1",
+	}, &out)
+	require.ErrorContains(t, err, "connection refused")
+	require.ErrorContains(t, err, "cannot reach bootstrap servers")
+	require.Less(t, time.Since(began), 5*time.Second)
+}
+
+// TestProduceRecordsFail: records the cluster refuses are counted, the first
+// few printed, and the run fails with the first error.
+func TestProduceRecordsFail(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "refused"))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.Produce), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.InvalidRecord.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	var out strings.Builder
 	res, err := RunProduce(context.Background(), ProduceConfig{
-		Brokers:         []string{deadAddr(t)},
-		Topic:           "nowhere",
-		NumRecords:      10,
-		RecordSize:      10,
-		Throughput:      -1,
-		Acks:            "1",
-		DeliveryTimeout: time.Second,
+		Brokers: c.ListenAddrs(), Topic: "refused", NumRecords: 10, RecordSize: 10, Throughput: -1, Acks: "1",
+		DeliveryTimeout: 5 * time.Second,
 	}, &out)
 	require.Error(t, err)
-	require.Less(t, time.Since(began), 10*time.Second)
 	require.Zero(t, res.Records)
 	require.EqualValues(t, 10, res.Errors)
 	require.Contains(t, err.Error(), "10 of 10 records failed")
+	require.ErrorIs(t, err, kerr.InvalidRecord)
 	s := out.String()
 	require.Equal(t, maxPrintedErrors, strings.Count(s, "produce error: "), s)
 	require.Contains(t, s, "10 records failed.")

@@ -22,5 +22,14 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# npm: the Jolokia 2 JavaScript client (jolokia.js, pinned by its lock file)
+# for exporters/jolokia's interop test. npm ships with node here; Debian's
+# separate npm package is only needed where it does not.
+jsdir=exporters/jolokia/testdata/jolokiajs
+if [[ ! -f $jsdir/node_modules/jolokia.js/package.json ]]; then
+	command -v node >/dev/null || { echo "install-test-deps: need nodejs (apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --prefix "$jsdir" --no-audit --no-fund >/dev/null
+fi
+
 # Go modules.
 go mod download

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -56,6 +58,12 @@ func (f *brokerFlags) load() (*broker.Config, *slog.Logger, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if f.configPath == "" {
+		// As kafka-server-start.sh, a broker starts from a server.properties
+		// file; --override only replaces keys of it.
+		return nil, nil, errors.New("no config file: give --config server.properties " +
+			"(config/server.properties in the repository is a working single-broker example)")
+	}
 	cfg, err := broker.LoadConfig(f.configPath, f.overrides)
 	if err != nil {
 		return nil, nil, err
@@ -77,6 +85,7 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err

@@ -27,7 +27,7 @@ func newMetricsCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "metrics",
-		Short: "Print broker metrics read over Jolokia as a table (like Kafka's JmxTool)",
+		Short: "Print broker metrics read over Jolokia as CSV rows (like Kafka's JmxTool)",
 		Example: `  kobs metrics --object-name 'kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,*' \
     --attributes Count,OneMinuteRate --interval 5s`,
 		Args: cobra.NoArgs,

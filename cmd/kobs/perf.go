@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,12 +40,26 @@ func newPerfProduceCmd() *cobra.Command {
 		trace          bool
 		traceTopic     string
 		traceSample    float64
+		producerProps  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
 		Short: "Produce records and report throughput and latency percentiles",
-		Args:  cobra.NoArgs,
+		// Kafka's --producer-props takes space-separated k=v pairs, which
+		// reach us as arguments after the first.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("producer-props") && !slices.ContainsFunc(args, func(a string) bool { return !strings.Contains(a, "=") }) {
+				producerProps = append(producerProps, args...)
+				return nil
+			}
+			return cobra.NoArgs(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			propOpts, perr := applyProducerProps(cmd, producerProps)
+			if perr != nil {
+				return perr
+			}
+			cfg.ExtraOpts = append(cfg.ExtraOpts, propOpts...)
 			cfg.Brokers = perfSplitBrokers(bootstrap)
 			// perf.ProduceConfig reads 0 as "kgo's default linger" and a
 			// negative value as "none"; on the command line 0 means none, as
@@ -82,6 +98,8 @@ func newPerfProduceCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&bootstrap, "bootstrap-server", "127.0.0.1:9092", "comma-separated host:port list to bootstrap from")
+	f.StringVar(&bootstrap, "broker-list", "127.0.0.1:9092", "Kafka's older name for --bootstrap-server")
+	f.StringArrayVar(&producerProps, "producer-props", nil, "Kafka producer properties k=v (bootstrap.servers, acks, batch.size, linger.ms, compression.type, enable.idempotence, delivery.timeout.ms, client.id); explicit flags win")
 	f.BoolVar(&trace, "trace", false, "trace the records (message id + traceparent headers, produce events to the trace topic)")
 	f.StringVar(&traceTopic, "trace-topic", tracing.DefaultTopic, "trace topic for --trace")
 	f.Float64Var(&traceSample, "trace-sample-rate", 1, "fraction of records traced with --trace")
@@ -104,10 +122,14 @@ func newPerfProduceCmd() *cobra.Command {
 
 func newPerfConsumeCmd() *cobra.Command {
 	var (
-		cfg       perf.ConsumeConfig
-		bootstrap string
-		timeoutMs int
-		reportMs  int
+		cfg         perf.ConsumeConfig
+		bootstrap   string
+		timeoutMs   int
+		reportMs    int
+		trace       bool
+		traceTopic  string
+		traceSample float64
+		fromLatest  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -116,18 +138,44 @@ func newPerfConsumeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Brokers = perfSplitBrokers(bootstrap)
 			cfg.Timeout = time.Duration(timeoutMs) * time.Millisecond
+			if fromLatest {
+				cfg.ExtraOpts = append(cfg.ExtraOpts, kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+			}
 			cfg.ReportInterval = time.Duration(reportMs) * time.Millisecond
 			ctx, stop := perfSignalContext(cmd)
 			defer stop()
+			var hook *tracing.ConsumerHook
+			if trace {
+				// Consume events (group, member, end-to-end latency) for
+				// every traced record polled, so "kobs trace get" shows
+				// this group in the journeys.
+				h, err := tracing.NewConsumerHook(tracing.Topic(traceTopic), tracing.SampleRate(traceSample))
+				if err != nil {
+					return err
+				}
+				hook = h
+				cfg.ExtraOpts = append(cfg.ExtraOpts, kgo.WithHooks(hook))
+			}
 			_, err := perf.RunConsume(ctx, cfg, cmd.OutOrStdout())
+			if hook != nil {
+				hook.Close() // after RunConsume closed its client
+				st := hook.Stats()
+				fmt.Fprintf(cmd.OutOrStdout(), "trace events: %d written to %s, %d dropped (buffer full), %d failed\n",
+					st.Written, traceTopic, st.Dropped, st.Failed)
+			}
 			return err
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&bootstrap, "bootstrap-server", "127.0.0.1:9092", "comma-separated host:port list to bootstrap from")
+	f.StringVar(&bootstrap, "broker-list", "127.0.0.1:9092", "Kafka's older name for --bootstrap-server")
+	f.BoolVar(&fromLatest, "from-latest", false, "without a committed offset, start at the end of the log instead of the start")
 	f.StringVar(&cfg.Topic, "topic", "", "topic to consume (required)")
 	f.Int64Var(&cfg.NumRecords, "messages", 0, "stop after this many records; 0 reads until --timeout passes with none")
-	f.StringVar(&cfg.Group, "group", "", "consumer group to join; empty reads all partitions directly")
+	f.StringVar(&cfg.Group, "group", "", "consumer group to join (offsets are committed); empty reads all partitions directly")
+	f.BoolVar(&trace, "trace", false, "trace the records read (consume events to the trace topic for records with a kobs-msg-id header)")
+	f.StringVar(&traceTopic, "trace-topic", tracing.DefaultTopic, "trace topic for --trace")
+	f.Float64Var(&traceSample, "trace-sample-rate", 1, "fraction of messages traced with --trace (must match the producer's)")
 	f.IntVar(&timeoutMs, "timeout", 10000, "max ms between records before giving up")
 	f.IntVar(&reportMs, "reporting-interval", 5000, "ms between rows with --show-detailed-stats")
 	f.BoolVar(&cfg.ShowDetailedStats, "show-detailed-stats", false, "print a row per reporting interval")
@@ -160,4 +208,45 @@ func perfMarkRequired(cmd *cobra.Command, name string) {
 		// Only a typo in a flag name gets here; fail loudly at startup.
 		panic(fmt.Sprintf("mark flag %q required: %v", name, err))
 	}
+}
+
+// producerPropFlags maps the Kafka producer properties --producer-props
+// understands to our flags.
+var producerPropFlags = map[string]string{
+	"bootstrap.servers":   "bootstrap-server",
+	"acks":                "acks",
+	"batch.size":          "batch-size",
+	"linger.ms":           "linger-ms",
+	"compression.type":    "compression-type",
+	"enable.idempotence":  "idempotent",
+	"delivery.timeout.ms": "delivery-timeout-ms",
+}
+
+// applyProducerProps sets the flags behind Kafka producer properties that no
+// explicit flag set; an unknown property is an error, not silently ignored.
+func applyProducerProps(cmd *cobra.Command, props []string) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	for _, kv := range props {
+		k, v, ok := strings.Cut(kv, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--producer-props %q: want key=value", kv)
+		}
+		if k == "client.id" {
+			opts = append(opts, kgo.ClientID(v))
+			continue
+		}
+		name, known := producerPropFlags[k]
+		if !known {
+			return nil, fmt.Errorf("--producer-props %s: not supported by kobs perf produce (supported: %s, client.id)",
+				k, strings.Join(slices.Sorted(maps.Keys(producerPropFlags)), ", "))
+		}
+		if cmd.Flags().Changed(name) || (name == "bootstrap-server" && cmd.Flags().Changed("broker-list")) {
+			continue
+		}
+		if err := cmd.Flags().Set(name, v); err != nil {
+			return nil, fmt.Errorf("--producer-props %s=%s: %w", k, v, err)
+		}
+	}
+	return opts, nil
 }
