@@ -183,13 +183,13 @@ func consumerRules() []Rule {
 			},
 		},
 		{
-			Alert: "KobsConsumerGroupStalled", Expr: `max by (consumergroup) ((kobs_consumergroup_status == 4) or (kobs_consumergroup_status == 5))`, For: "5m", Severity: warning,
+			Alert: "KobsConsumerGroupStalled", Expr: `max by (consumergroup) ((kobs_consumergroup_partition_status == 4) or (kobs_consumergroup_partition_status == 5))`, For: "5m", Severity: warning,
 			Summary:     `Group {{ $labels.consumergroup }} has stopped or stalled`,
 			Description: `Consumer group {{ $labels.consumergroup }} has a partition in Burrow status STOP (no commits while lag is left) or STALL (commits, but the offset does not move while lag is left) for 5 minutes.`,
 			Cases: []Case{
-				{Name: "stalled", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_status{consumergroup="g",topic="t",partition="0"}`, "5x10"}, {`kobs_consumergroup_status{consumergroup="g",topic="t",partition="1"}`, "1x10"}},
+				{Name: "stalled", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_partition_status{consumergroup="g",topic="t",partition="0"}`, "5x10"}, {`kobs_consumergroup_partition_status{consumergroup="g",topic="t",partition="1"}`, "1x10"}},
 					Fire: []map[string]string{{"consumergroup": "g"}}},
-				{Name: "warn only", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_status{consumergroup="g",topic="t",partition="0"}`, "2x10"}}},
+				{Name: "warn only", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_partition_status{consumergroup="g",topic="t",partition="0"}`, "2x10"}}},
 			},
 		},
 		{

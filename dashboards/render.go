@@ -552,6 +552,8 @@ func FormatValue(v float64, unit string) string {
 		return si(v, 1000, []string{" ops/s", "k ops/s", "M ops/s"})
 	case "none":
 		return trimFloat(v)
+	case "dateTimeAsIso": // Unix milliseconds
+		return time.UnixMilli(int64(v)).UTC().Format("2006-01-02 15:04:05")
 	default:
 		return si(v, 1000, []string{"", "K", "M", "B", "T"})
 	}
