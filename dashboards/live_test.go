@@ -45,9 +45,9 @@ import (
 //  2. every Prometheus panel query whose metrics exist returns a series;
 //  3. every Elasticsearch panel's request, built as Grafana builds it,
 //     returns data from the trace store, or is listed as pending;
-//  4. `kobs dashboards render` draws every dashboard into a non-empty PNG;
-//  5. the consumer stops: the agent reports its partitions STOP and
+//  4. the consumer stops: the agent reports its partitions STOP and
 //     KobsConsumerGroupStalled reaches Alertmanager's warning receiver;
+//  5. `kobs dashboards render` draws every dashboard into a non-empty PNG;
 //  6. the broker is killed: KobsBrokerDown fires in Prometheus and reaches
 //     Alertmanager (its API and the critical webhook receiver).
 //
@@ -233,7 +233,24 @@ func TestLive(t *testing.T) {
 		}
 	}
 
-	// 4. Render every dashboard.
+	// 4. Stop the consumer while the producer goes on: the agent sees the
+	// group's partitions STOP, KobsConsumerGroupStalled fires and reaches
+	// the warning receiver.
+	stopConsumer()
+	waitFor(ctx, t, "KobsConsumerGroupStalled firing in Prometheus", func() (bool, string) {
+		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsConsumerGroupStalled",alertstate="firing",consumergroup="billing"}`, time.Now())
+		if err == nil && len(ss) == 1 {
+			return true, ""
+		}
+		st, _ := pc.Query(ctx, `kobs_consumergroup_partition_status{consumergroup="billing"}`, time.Now())
+		return false, fmt.Sprint(ss, err, " statuses: ", st)
+	})
+	waitFor(ctx, t, "KobsConsumerGroupStalled delivered to the warning receiver", func() (bool, string) {
+		return hook.got("/kobs/warning", "KobsConsumerGroupStalled"), hook.String()
+	})
+	t.Logf("KobsConsumerGroupStalled fired in Prometheus and was delivered to the warning webhook")
+
+	// 5. Render every dashboard (the stopped consumer's lag grows on them).
 	outDir := os.Getenv("KOBS_RENDER_DIR") // keep the images to look at them
 	if outDir == "" {
 		outDir = t.TempDir()
@@ -254,23 +271,6 @@ func TestLive(t *testing.T) {
 		}
 	}
 	t.Logf("rendered %d dashboards into %s", len(dashboards.All()), outDir)
-
-	// 5. Stop the consumer while the producer goes on: the agent sees the
-	// group's partitions STOP, KobsConsumerGroupStalled fires and reaches
-	// the warning receiver.
-	stopConsumer()
-	waitFor(ctx, t, "KobsConsumerGroupStalled firing in Prometheus", func() (bool, string) {
-		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsConsumerGroupStalled",alertstate="firing",consumergroup="billing"}`, time.Now())
-		if err == nil && len(ss) == 1 {
-			return true, ""
-		}
-		st, _ := pc.Query(ctx, `kobs_consumergroup_partition_status{consumergroup="billing"}`, time.Now())
-		return false, fmt.Sprint(ss, err, " statuses: ", st)
-	})
-	waitFor(ctx, t, "KobsConsumerGroupStalled delivered to the warning receiver", func() (bool, string) {
-		return hook.got("/kobs/warning", "KobsConsumerGroupStalled"), hook.String()
-	})
-	t.Logf("KobsConsumerGroupStalled fired in Prometheus and was delivered to the warning webhook")
 
 	// 6. Kill the broker: KobsBrokerDown fires and reaches Alertmanager.
 	run.kill(t)

@@ -447,7 +447,11 @@ func drawTimeSeries(c draw.Canvas, p Panel, data []namedSeries, from, to time.Ti
 	pl := plot.New()
 	pl.BackgroundColor = color.Transparent
 	pl.X.Min, pl.X.Max = float64(from.Unix()), float64(to.Unix())
-	pl.X.Tick.Marker = plot.TimeTicks{Format: "15:04"}
+	format := "15:04"
+	if to.Sub(from) < 10*time.Minute {
+		format = "15:04:05"
+	}
+	pl.X.Tick.Marker = plot.TimeTicks{Format: format}
 	pl.Y.Tick.Marker = unitTicks{unit: p.Unit}
 	small := font.From(font.Font{Typeface: "Liberation", Variant: "Sans"}, 8)
 	pl.X.Tick.Label.Font, pl.Y.Tick.Label.Font = small, small
