@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -45,8 +46,9 @@ import (
 //  2. every Prometheus panel query whose metrics exist returns a series;
 //  3. every Elasticsearch panel's request, built as Grafana builds it,
 //     returns data from the trace store, or is listed as pending;
-//  4. the consumer stops: the agent reports its partitions STOP and
-//     KobsConsumerGroupStalled reaches Alertmanager's warning receiver;
+//  4. the consumer stops: the agent reports its partitions STOP and its lag
+//     grows; KobsConsumerGroupStalled and KobsConsumerLagHigh (threshold
+//     lowered for the test) reach Alertmanager's warning receiver;
 //  5. `kobs dashboards render` draws every dashboard into a non-empty PNG;
 //  6. the broker is killed: KobsBrokerDown fires in Prometheus and reaches
 //     Alertmanager (its API and the critical webhook receiver).
@@ -73,6 +75,11 @@ func TestLive(t *testing.T) {
 	// so an alert fires in seconds (promtool tests check the real ones).
 	rules, err := alerts.RulesWithTiming("3s", "1s")
 	require.NoError(t, err)
+	// And the lag threshold lowered, so a stopped consumer crosses it in
+	// seconds rather than the real five minutes.
+	lagRule := fmt.Sprintf("max by (consumergroup, topic) (kobs_consumergroup_lag_seconds) > %d", alerts.LagSecondsThreshold)
+	require.Contains(t, string(rules), lagRule)
+	rules = []byte(strings.Replace(string(rules), lagRule, "max by (consumergroup, topic) (kobs_consumergroup_lag_seconds) > 5", 1))
 	agentAddr := startAgent(t, run.kafka)
 	promCfg := alerts.PrometheusConfig(alerts.PromConfig{
 		Brokers: []string{run.telemetry}, Agents: []string{agentAddr}, Audits: []string{run.audit},
@@ -246,9 +253,17 @@ func TestLive(t *testing.T) {
 		return false, fmt.Sprint(ss, err, " statuses: ", st)
 	})
 	waitFor(ctx, t, "KobsConsumerGroupStalled delivered to the warning receiver", func() (bool, string) {
-		return hook.got("/kobs/warning", "KobsConsumerGroupStalled"), hook.String()
+		return hook.got("/kobs/warning", "KobsConsumerGroupStalled", "consumergroup=billing"), hook.String()
 	})
 	t.Logf("KobsConsumerGroupStalled fired in Prometheus and was delivered to the warning webhook")
+	waitFor(ctx, t, "KobsConsumerLagHigh for billing/orders firing in Prometheus", func() (bool, string) {
+		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsConsumerLagHigh",alertstate="firing",consumergroup="billing",topic="orders"}`, time.Now())
+		return err == nil && len(ss) == 1, fmt.Sprint(ss, err)
+	})
+	waitFor(ctx, t, "KobsConsumerLagHigh for billing delivered to the warning receiver", func() (bool, string) {
+		return hook.got("/kobs/warning", "KobsConsumerLagHigh", "consumergroup=billing"), hook.String()
+	})
+	t.Logf("KobsConsumerLagHigh (threshold lowered to 5 s) fired and was delivered to the warning webhook")
 
 	// 5. Render every dashboard (the stopped consumer's lag grows on them).
 	outDir := os.Getenv("KOBS_RENDER_DIR") // keep the images to look at them
@@ -302,7 +317,7 @@ func TestLive(t *testing.T) {
 		return false, string(body)
 	})
 	waitFor(ctx, t, "KobsBrokerDown delivered to the critical receiver", func() (bool, string) {
-		return hook.got("/kobs/critical", "KobsBrokerDown"), hook.String()
+		return hook.got("/kobs/critical", "KobsBrokerDown", "instance="+run.telemetry), hook.String()
 	})
 	t.Logf("KobsBrokerDown fired in Prometheus, is active in Alertmanager and was delivered to the critical webhook")
 }
@@ -647,7 +662,7 @@ func workload(ctx context.Context, t *testing.T, kafka string) (stopConsumer fun
 type webhook struct {
 	*httptest.Server
 	mu   sync.Mutex
-	msgs []string // "path alertname"
+	msgs []string // "path alertname consumergroup=G instance=I"
 }
 
 func newWebhook(t *testing.T) *webhook {
@@ -661,7 +676,7 @@ func newWebhook(t *testing.T) *webhook {
 		_ = json.NewDecoder(r.Body).Decode(&msg)
 		w.mu.Lock()
 		for _, a := range msg.Alerts {
-			w.msgs = append(w.msgs, r.URL.Path+" "+a.Labels["alertname"])
+			w.msgs = append(w.msgs, r.URL.Path+" "+a.Labels["alertname"]+" consumergroup="+a.Labels["consumergroup"]+" instance="+a.Labels["instance"])
 		}
 		w.mu.Unlock()
 	}))
@@ -669,11 +684,21 @@ func newWebhook(t *testing.T) *webhook {
 	return w
 }
 
-func (w *webhook) got(path, alert string) bool {
+// got reports whether an alert was delivered to path, with the given
+// label=value fields (consumergroup, instance) if any.
+func (w *webhook) got(path, alert string, fields ...string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, m := range w.msgs {
-		if m == path+" "+alert {
+		f := strings.Fields(m)
+		if f[0] != path || f[1] != alert {
+			continue
+		}
+		ok := true
+		for _, want := range fields {
+			ok = ok && slices.Contains(f[2:], want)
+		}
+		if ok {
 			return true
 		}
 	}
