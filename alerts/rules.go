@@ -132,6 +132,15 @@ func brokerRules() []Rule {
 			},
 		},
 		{
+			Alert: "KobsOfflineLogDirectory", Expr: `kafka_log_logmanager_offlinelogdirectorycount > 0`, Severity: critical,
+			Summary:     `{{ $value }} log directories offline on {{ $labels.instance }}`,
+			Description: `Broker {{ $labels.instance }} took {{ $value }} of its log.dirs offline after an I/O error: the replicas on them are offline, and partitions led there moved or went offline.`,
+			Cases: []Case{
+				{Name: "disk failed", EvalTime: "2m", Series: []Series{{`kafka_log_logmanager_offlinelogdirectorycount{instance="b1:8778"}`, "0 1x3"}}, Value: 1, Fire: []map[string]string{{"instance": "b1:8778"}}},
+				{Name: "all online", EvalTime: "2m", Series: []Series{{`kafka_log_logmanager_offlinelogdirectorycount{instance="b1:8778"}`, "0x3"}}},
+			},
+		},
+		{
 			Alert: "KobsFrequentIsrShrinks", Expr: `sum by (instance) (increase(kafka_server_replicamanager_isrshrinks_total[15m])) > 5`, Severity: warning,
 			Summary:     `ISR of partitions led by {{ $labels.instance }} shrank {{ printf "%.0f" $value }} times in 15 minutes`,
 			Description: `Followers keep dropping out of the ISR of partitions led by {{ $labels.instance }} (and usually rejoin): a slow or flapping follower, network trouble, or replica.lag.time.max.ms too low for the load.`,
