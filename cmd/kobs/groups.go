@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -37,9 +38,12 @@ type groupsOpts struct {
 	shiftBy    int64
 	toDatetime string
 	byDuration string
+	fromFile   string
 	dryRun     bool
 	execute    bool
 	export     bool
+
+	filePlan map[string]map[topicPartition]int64 // --from-file, by group
 }
 
 // stateAll is --state given without a value: show every state.
@@ -47,7 +51,7 @@ const stateAll = "*"
 
 var (
 	groupsActions        = []string{"list", "describe", "delete", "reset-offsets", "delete-offsets"}
-	groupsResetScenarios = []string{"to-offset", "shift-by", "to-datetime", "by-duration", "to-earliest", "to-latest", "to-current"}
+	groupsResetScenarios = []string{"to-offset", "shift-by", "to-datetime", "by-duration", "to-earliest", "to-latest", "to-current", "from-file"}
 )
 
 func newGroupsCmd() *cobra.Command {
@@ -133,6 +137,7 @@ some of its "Error:" lines; kobs does not).`,
 	f.Int64Var(&o.shiftBy, "shift-by", 0, "Reset offsets shifting current offset by 'n', where 'n' can be positive or negative.")
 	f.StringVar(&o.toDatetime, "to-datetime", "", "Reset offsets to offset from datetime. Format: 'YYYY-MM-DDTHH:mm:SS.sss' (UTC unless a zone is given, e.g. +01:00 or Z).")
 	f.StringVar(&o.byDuration, "by-duration", "", "Reset offsets to offset by duration from current timestamp. Format: 'PnDTnHnMnS'.")
+	f.StringVar(&o.fromFile, "from-file", "", "Reset offsets to values defined in CSV file (topic,partition,offset; group,topic,partition,offset with several groups, as --export writes).")
 	f.BoolVar(&o.dryRun, "dry-run", false, "Only show results without executing changes on consumer groups (the default).")
 	f.BoolVar(&o.execute, "execute", false, "Execute operation. Supported operations: reset-offsets.")
 	f.BoolVar(&o.export, "export", false, "Print the reset plan as CSV (topic,partition,offset; group first with several groups).")
@@ -191,7 +196,7 @@ func (o *groupsOpts) check(cmd *cobra.Command) error {
 		if n == 0 {
 			return usageError(cmd, "Option '[reset-offsets]' requires one of the following scenarios: [%s]", strings.Join(groupsResetScenarios, "], ["))
 		}
-		if !o.allTopics && len(o.topics) == 0 {
+		if !o.allTopics && len(o.topics) == 0 && o.fromFile == "" {
 			return usageError(cmd, "One of the reset scopes should be defined: --all-topics, --topic.")
 		}
 		if o.allTopics && len(o.topics) > 0 {
@@ -855,6 +860,11 @@ func (o *groupsOpts) resetOffsets(ctx context.Context, cmd *cobra.Command, adm *
 		}
 		at = time.Now().Add(-d)
 	}
+	if o.fromFile != "" {
+		if o.filePlan, err = parseResetFile(o.fromFile, o.groups); err != nil {
+			return usageError(cmd, "%s", err)
+		}
+	}
 	groups, err := describeGroups(ctx, adm, ids)
 	if err != nil {
 		return err
@@ -911,13 +921,18 @@ func (tp topicPartition) String() string { return fmt.Sprintf("%s-%d", tp.topic,
 // group has committed) or --topic t / t:p,p.
 func (o *groupsOpts) partitionsToReset(ctx context.Context, adm *kadm.Client, g describedGroup) ([]topicPartition, error) {
 	var out []topicPartition
-	if o.allTopics {
+	switch {
+	case o.fromFile != "":
+		for tp := range o.filePlan[g.Group] {
+			out = append(out, tp)
+		}
+	case o.allTopics:
 		for t, ps := range g.committed {
 			for p := range ps {
 				out = append(out, topicPartition{t, p})
 			}
 		}
-	} else {
+	default:
 		var whole []string
 		for _, arg := range o.topics {
 			if !strings.Contains(arg, ":") {
@@ -1060,6 +1075,13 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 			set(tp, off)
 		}
 		return plan, nil
+	case f.Changed("from-file"):
+		want, ok := o.filePlan[g.Group]
+		if !ok {
+			printGroupError(cmd.OutOrStdout(), fmt.Sprintf("No reset plan for group %s found", g.Group))
+			return plan, nil
+		}
+		return plan, clamped(want)
 	case f.Changed("to-current"):
 		ends, err := listOffsets(ctx, adm, topics, adm.ListEndOffsets)
 		if err != nil {
@@ -1111,4 +1133,40 @@ func (o *groupsOpts) printPlans(out io.Writer, plans map[string]resetPlan) {
 		fmt.Fprintf(out, format, r[0], r[1], r[2], r[3])
 	}
 	fmt.Fprintln(out)
+}
+
+// parseResetFile reads --from-file: the CSV --export writes, topic,partition,offset
+// when one group is named, group,topic,partition,offset otherwise.
+func parseResetFile(path string, groups []string) (map[string]map[topicPartition]int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[topicPartition]int64{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, ",")
+		group := ""
+		switch {
+		case len(f) == 3 && len(groups) == 1:
+			group = groups[0]
+		case len(f) == 4:
+			group, f = f[0], f[1:]
+		default:
+			return nil, fmt.Errorf("%s line %d: %q: want topic,partition,offset (one --group) or group,topic,partition,offset", path, i+1, line)
+		}
+		p, perr := strconv.ParseInt(strings.TrimSpace(f[1]), 10, 32)
+		off, oerr := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
+		if perr != nil || oerr != nil || p < 0 {
+			return nil, fmt.Errorf("%s line %d: %q: partition and offset must be numbers", path, i+1, line)
+		}
+		if out[group] == nil {
+			out[group] = map[topicPartition]int64{}
+		}
+		out[group][topicPartition{strings.TrimSpace(f[0]), int32(p)}] = off
+	}
+	return out, nil
 }
