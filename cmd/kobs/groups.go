@@ -203,8 +203,8 @@ func (o *groupsOpts) check(cmd *cobra.Command) error {
 			return usageError(cmd, `Option "[all-topics]" can't be used with option "[topic]"`)
 		}
 	}
-	for _, o := range []string{"members", "verbose", "offsets"} {
-		if err := checkInvalid(cmd, o, "list", "delete", "reset-offsets", "delete-offsets"); err != nil {
+	for _, sub := range []string{"members", "verbose", "offsets"} {
+		if err := checkInvalid(cmd, sub, "list", "delete", "reset-offsets", "delete-offsets"); err != nil {
 			return err
 		}
 	}
@@ -379,19 +379,16 @@ func describeGroups(ctx context.Context, adm *kadm.Client, ids []string) ([]desc
 	return out, nil
 }
 
-// listOffsets returns start, end or by-time offsets of the given partitions,
-// failing on any partition the cluster could not answer for.
-func listOffsets(ctx context.Context, adm *kadm.Client, topics []string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
+// listOffsets calls one of kadm's List*Offsets for topics; kadm reads no
+// topics as "all topics", which is never what we mean.
+func listOffsets(ctx context.Context, topics []string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
 	if len(topics) == 0 {
 		return kadm.ListedOffsets{}, nil
 	}
-	lo, err := list(ctx, topics...)
-	if err != nil {
-		return nil, err
-	}
-	return lo, nil
+	return list(ctx, topics...)
 }
 
+// offsetAt is the listed offset of t-p, or why there is none.
 func offsetAt(lo kadm.ListedOffsets, t string, p int32) (int64, error) {
 	o, ok := lo.Lookup(t, p)
 	switch {
@@ -513,7 +510,7 @@ func offsetRows(ctx context.Context, adm *kadm.Client, g describedGroup) ([]*off
 	for _, r := range rows {
 		topics[r.Topic] = true
 	}
-	ends, err := listOffsets(ctx, adm, slices.Sorted(maps.Keys(topics)), adm.ListEndOffsets)
+	ends, err := listOffsets(ctx, slices.Sorted(maps.Keys(topics)), adm.ListEndOffsets)
 	if err != nil {
 		return nil, fmt.Errorf("log end offsets: %w", err)
 	}
@@ -987,7 +984,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		plan[tp.topic][tp.partition] = off
 	}
 	fromList := func(list func(context.Context, ...string) (kadm.ListedOffsets, error), what string) error {
-		lo, err := listOffsets(ctx, adm, topics, list)
+		lo, err := listOffsets(ctx, topics, list)
 		if err != nil {
 			return err
 		}
@@ -1003,11 +1000,11 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 	// clamped is Kafka's checkOffsetsRange: a requested offset outside the
 	// log moves to its nearest end, with a warning.
 	clamped := func(want map[topicPartition]int64) error {
-		starts, err := listOffsets(ctx, adm, topics, adm.ListStartOffsets)
+		starts, err := listOffsets(ctx, topics, adm.ListStartOffsets)
 		if err != nil {
 			return err
 		}
-		ends, err := listOffsets(ctx, adm, topics, adm.ListEndOffsets)
+		ends, err := listOffsets(ctx, topics, adm.ListEndOffsets)
 		if err != nil {
 			return err
 		}
@@ -1056,7 +1053,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		}
 		return plan, clamped(want)
 	case f.Changed("to-datetime"), f.Changed("by-duration"):
-		lo, err := listOffsets(ctx, adm, topics, func(ctx context.Context, ts ...string) (kadm.ListedOffsets, error) {
+		lo, err := listOffsets(ctx, topics, func(ctx context.Context, ts ...string) (kadm.ListedOffsets, error) {
 			return adm.ListOffsetsAfterMilli(ctx, at.UnixMilli(), ts...)
 		})
 		if err != nil {
@@ -1083,7 +1080,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		}
 		return plan, clamped(want)
 	case f.Changed("to-current"):
-		ends, err := listOffsets(ctx, adm, topics, adm.ListEndOffsets)
+		ends, err := listOffsets(ctx, topics, adm.ListEndOffsets)
 		if err != nil {
 			return nil, err
 		}
