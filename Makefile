@@ -10,7 +10,7 @@ FUZZTIME  ?= 10s
 export KOBS_REQUIRE_INTEROP := 1
 export KOBS_REQUIRE_PROMETHEUS := 1
 
-.PHONY: all build run test deps vet unit race fuzz bench clean
+.PHONY: all build run test deps vet unit race fuzz bench clean dashboards alerts
 
 all: build
 
@@ -23,6 +23,8 @@ run: build
 	@mkdir -p data
 	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics),"
 	@echo "      trace store on http://127.0.0.1:9200 (Elasticsearch API, journeys on /v1/trace/), data under ./data"
+	@echo "      audit reconciler on http://127.0.0.1:8780 (/metrics, /v1/audit/; kobs audit report --topic T)"
+	@alerts/run-monitoring.sh $$PPID &
 	$(BIN) run --config config/server.properties
 
 deps:
@@ -52,11 +54,22 @@ test: deps vet unit race fuzz
 # Benchmarks: produce throughput of kobs against franz-go's kfake in the same
 # script (ratio printed), the Go micro-benchmarks (telemetry on/off, metric
 # primitives, scrape cost, log append/read/clean), then the trace benchmarks
-# (interceptor on/off, shipper rate, journey query latency by store size).
+# (interceptor on/off, shipper rate, journey query latency by store size),
+# then the audit benchmarks (hook on/off, reconciler at 1,000 x 100).
 bench: build
 	KOBS=$(BIN) scripts/bench-produce.sh
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
 	scripts/bench-trace.sh
+	scripts/bench-audit.sh
+
+# Generated Grafana dashboards (dashboards/generated) and Prometheus rules,
+# their promtool tests and scrape config (alerts/generated); tests fail when
+# the committed files are stale.
+dashboards:
+	$(GO) run ./cmd/kobs dashboards generate
+
+alerts:
+	$(GO) run ./cmd/kobs alerts generate
 
 clean:
 	rm -rf bin

@@ -9,6 +9,7 @@ import (
 
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/producerstate"
+	"github.com/kobs-dev/kobs/broker/replica"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -74,26 +75,30 @@ func (b *Broker) handleProduce(r *wire.Request) {
 
 func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
 	t, p := b.lookup(topicName, rp.Partition)
-	if t == nil || p == nil {
+	tm := b.metrics.topic(topicName)
+	if t == nil || int(rp.Partition) >= len(t.Partitions) || rp.Partition < 0 {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		var tm *topicMetrics
-		if t != nil {
-			tm = t.metrics
-		}
 		b.metrics.produceFailed(tm, int64(len(rp.Records)))
 		return
 	}
-	lcfg := p.log.Config()
+	if p == nil || !p.State().IsLeader() {
+		// The partition exists but another broker leads it: the client
+		// refreshes its metadata.
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		b.metrics.produceFailed(tm, int64(len(rp.Records)))
+		return
+	}
+	lcfg := p.Log().Config()
 	batches, err := klog.ValidateBatches(rp.Records, lcfg.MaxMessageBytes)
-	if err == nil && t.internal {
+	if err == nil && t.Internal {
 		// Only the broker writes its internal topics.
 		err = fmt.Errorf("%w: cannot append to internal topic %s", errInternalTopic, topicName)
 	}
 	if err == nil && acks == -1 {
 		// acks=all promises min.insync.replicas copies; Kafka refuses
 		// before appending when the ISR is already smaller.
-		if rs := b.replicaState(p); rs.underMinIsr() {
-			err = fmt.Errorf("%w: in-sync replicas %d < min.insync.replicas %d", errNotEnoughReplicas, rs.isr, rs.minIsr)
+		if st := p.State(); len(st.ISR) < st.MinISR {
+			err = fmt.Errorf("%w: in-sync replicas %d < min.insync.replicas %d", errNotEnoughReplicas, len(st.ISR), st.MinISR)
 		}
 	}
 	if err == nil {
@@ -110,25 +115,25 @@ func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestT
 			}
 		}
 	}
-	var res appendResult
+	var res replica.AppendResult
 	if err == nil {
-		res, err = p.appendBatches(batches)
+		res, err = p.Append(batches)
 	}
 	if err != nil {
 		sp.ErrorCode = produceErrorCode(err)
 		sp.ErrorMessage = strp(err.Error())
 		b.log.Warn("produce refused", "topic", topicName, "partition", rp.Partition,
 			"error", kerr.ErrorForCode(sp.ErrorCode), "err", err)
-		b.metrics.produceFailed(t.metrics, int64(len(rp.Records)))
+		b.metrics.produceFailed(tm, int64(len(rp.Records)))
 		return
 	}
-	if !res.duplicate {
-		p.notifyAppend()
+	if !res.Duplicate {
+		p.NotifyAppend()
 		var records int64
 		for _, bt := range batches {
 			records += int64(bt.NumRecords)
 		}
-		b.metrics.produced(t.metrics, records, int64(len(rp.Records)))
+		b.metrics.produced(tm, records, int64(len(rp.Records)))
 	}
 	sp.BaseOffset = res.FirstOffset
 	sp.LogAppendTime = res.LogAppendTime
@@ -137,7 +142,7 @@ func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestT
 
 var (
 	errTransactional     = errors.New("transactional produce")
-	errInvalidRecord     = errors.New("invalid record")
+	errInvalidRecord     = replica.ErrInvalidRecord
 	errInternalTopic     = errors.New("internal topic")
 	errNotEnoughReplicas = errors.New("not enough replicas")
 )

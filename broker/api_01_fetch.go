@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/replica"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -56,18 +57,18 @@ func (b *Broker) handleFetch(r *wire.Request) {
 // each, until MinBytes are available or MaxWaitMillis passes.
 func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
 	wake := make(chan struct{}, 1)
-	var watched []*partition
+	var watched []*replica.Partition
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			if _, p := b.lookup(rt.Topic, rp.Partition); p != nil {
-				p.watch(wake)
+				p.Watch(wake)
 				watched = append(watched, p)
 			}
 		}
 	}
 	defer func() {
 		for _, p := range watched {
-			p.unwatch(wake)
+			p.Unwatch(wake)
 		}
 	}()
 	deadline := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
@@ -99,11 +100,7 @@ func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
 func (b *Broker) respondFetch(r *wire.Request, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
 	if b.metrics != nil && req.ReplicaID < 0 {
 		for _, st := range resp.Topics {
-			t, _ := b.lookup(st.Topic, 0)
-			var tm *topicMetrics
-			if t != nil {
-				tm = t.metrics
-			}
+			tm := b.metrics.topic(st.Topic)
 			for _, sp := range st.Partitions {
 				b.metrics.fetched(tm, int64(len(sp.RecordBatches)), sp.ErrorCode != 0)
 			}
@@ -143,18 +140,24 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 			// librdkafka rejects a null one ("invalid MessageSetSize -1").
 			sp.RecordBatches = []byte{}
 			t, p := b.lookup(rt.Topic, rp.Partition)
+			var ps *replica.State
+			if p != nil {
+				ps = p.State()
+			}
 			switch {
-			case t == nil || p == nil:
+			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case rp.CurrentLeaderEpoch > 0:
-				// Our only leader epoch is 0; a newer one means the
-				// client knows of a leader we do not.
-				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			case p == nil:
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case leaderEpochError(rp.CurrentLeaderEpoch, ps.LeaderEpoch) != 0:
+				sp.ErrorCode = leaderEpochError(rp.CurrentLeaderEpoch, ps.LeaderEpoch)
+			case !ps.IsLeader():
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			default:
-				hw := p.highWatermark()
-				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.log.LogStartOffset()
+				hw := p.HighWatermark()
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.Log().LogStartOffset()
 				limit := min(rp.PartitionMaxBytes, remaining)
-				data, err := p.log.Read(rp.FetchOffset, limit, hw, total == 0)
+				data, err := p.Log().Read(rp.FetchOffset, limit, hw, total == 0)
 				switch {
 				case errors.Is(err, klog.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -173,4 +176,19 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, total
+}
+
+// leaderEpochError is Kafka's check of a request's current leader epoch
+// against the partition's: -1 (unknown to the client) passes, an older one
+// is FENCED_LEADER_EPOCH (the client or follower lags behind a leader
+// change), a newer one UNKNOWN_LEADER_EPOCH (this broker lags).
+func leaderEpochError(requested, current int32) int16 {
+	switch {
+	case requested == -1 || requested == current:
+		return 0
+	case requested < current:
+		return kerr.FencedLeaderEpoch.Code
+	default:
+		return kerr.UnknownLeaderEpoch.Code
+	}
 }

@@ -23,7 +23,9 @@ const (
 //     and any other timestamp the first record whose timestamp is at least
 //     it (offset -1 when there is none), found through the time index.
 //   - v0 answers in OldStyleOffsets, a list of at most MaxNumOffsets.
-//   - A current leader epoch newer than ours is UNKNOWN_LEADER_EPOCH.
+//   - A current leader epoch newer than ours is UNKNOWN_LEADER_EPOCH, an
+//     older one FENCED_LEADER_EPOCH; a broker that does not lead the
+//     partition answers NOT_LEADER_OR_FOLLOWER.
 //
 // Version notes: v1 single offset + timestamp, v2 isolation level, v4
 // leader epochs, v6 flexible, v7 max timestamp.
@@ -45,27 +47,36 @@ func (b *Broker) handleListOffsets(r *wire.Request) {
 }
 
 func (b *Broker) listOffset(version int16, topicName string, rp kmsg.ListOffsetsRequestTopicPartition, sp *kmsg.ListOffsetsResponseTopicPartition) {
-	_, p := b.lookup(topicName, rp.Partition)
-	if p == nil {
+	t, p := b.lookup(topicName, rp.Partition)
+	switch {
+	case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions):
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		return
+	case p == nil:
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
+		return
 	}
-	if rp.CurrentLeaderEpoch > 0 {
-		sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+	st := p.State()
+	if code := leaderEpochError(rp.CurrentLeaderEpoch, st.LeaderEpoch); code != 0 {
+		sp.ErrorCode = code
+		return
+	}
+	if !st.IsLeader() {
+		sp.ErrorCode = kerr.NotLeaderForPartition.Code
 		return
 	}
 	offset, ts := int64(-1), int64(-1)
 	switch rp.Timestamp {
 	case listLatest:
-		offset = p.highWatermark()
+		offset = p.HighWatermark()
 	case listEarliest:
-		offset = p.log.LogStartOffset()
+		offset = p.Log().LogStartOffset()
 	case listMaxTimestamp:
 		if version < 7 {
 			sp.ErrorCode = kerr.UnsupportedVersion.Code
 			return
 		}
-		o, t, found, err := p.log.MaxTimestamp()
+		o, t, found, err := p.Log().MaxTimestamp()
 		if err != nil {
 			sp.ErrorCode = kerr.KafkaStorageError.Code
 			return
@@ -78,7 +89,7 @@ func (b *Broker) listOffset(version int16, topicName string, rp kmsg.ListOffsets
 			sp.ErrorCode = kerr.InvalidRequest.Code // -4/-5 are tiered-storage specials we do not serve
 			return
 		}
-		o, t, found, err := p.log.OffsetForTimestamp(rp.Timestamp)
+		o, t, found, err := p.Log().OffsetForTimestamp(rp.Timestamp)
 		if err != nil {
 			sp.ErrorCode = kerr.KafkaStorageError.Code
 			return
@@ -95,6 +106,6 @@ func (b *Broker) listOffset(version int16, topicName string, rp kmsg.ListOffsets
 	}
 	sp.Offset, sp.Timestamp = offset, ts
 	if offset >= 0 {
-		sp.LeaderEpoch = 0
+		sp.LeaderEpoch = st.LeaderEpoch
 	}
 }

@@ -2,11 +2,12 @@ package broker
 
 import (
 	"errors"
-	"sort"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -19,8 +20,9 @@ import (
 //   - An unknown topic is created when auto.create.topics.enable is true and
 //     the request allows it (always for v0-v3) with num.partitions; a name
 //     that is not a valid topic name gets INVALID_TOPIC_EXCEPTION.
-//   - This broker leads every partition with leader epoch 0 and is the
-//     controller.
+//   - Brokers, leaders, leader epochs, replicas, ISR and the controller come
+//     from the current metadata image; replicas on brokers that are not
+//     live (fenced or unregistered) are listed as offline (v5+).
 //
 // Version notes: v1 controller id, internal flag, null = all topics; v2
 // cluster id; v4 AllowAutoTopicCreation; v5 offline replicas; v7 leader
@@ -28,24 +30,32 @@ import (
 func (b *Broker) handleMetadata(r *wire.Request) {
 	req := r.Msg.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	img := b.pub.Load()
 
-	host, port := b.endpointFor(r.Listener)
-	br := kmsg.NewMetadataResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, host, port
-	resp.Brokers = append(resp.Brokers, br)
+	for _, id := range img.BrokerIDs() {
+		mb := img.Brokers[id]
+		if mb.Fenced {
+			continue // Kafka lists only unfenced brokers
+		}
+		host, port, ok := b.brokerEndpoint(mb, r.Listener)
+		if !ok {
+			continue
+		}
+		br := kmsg.NewMetadataResponseBroker()
+		br.NodeID, br.Host, br.Port = id, host, port
+		if mb.Rack != "" {
+			br.Rack = strp(mb.Rack)
+		}
+		resp.Brokers = append(resp.Brokers, br)
+	}
 	resp.ClusterID = strp(b.clusterID)
-	resp.ControllerID = b.cfg.NodeID
+	resp.ControllerID = img.ControllerID
 
 	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
 	var names []string
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
-		b.mu.RLock()
-		for name := range b.topics {
-			names = append(names, name)
-		}
-		b.mu.RUnlock()
-		sort.Strings(names)
+		names = img.TopicNames()
 	} else {
 		for _, rt := range req.Topics {
 			if rt.Topic != nil {
@@ -53,9 +63,7 @@ func (b *Broker) handleMetadata(r *wire.Request) {
 				continue
 			}
 			// v10+ may name a topic by id only.
-			b.mu.RLock()
-			t := b.byID[TopicID(rt.TopicID)]
-			b.mu.RUnlock()
+			t := img.TopicByID(TopicID(rt.TopicID))
 			if t == nil {
 				st := kmsg.NewMetadataResponseTopic()
 				st.TopicID = rt.TopicID
@@ -63,21 +71,19 @@ func (b *Broker) handleMetadata(r *wire.Request) {
 				resp.Topics = append(resp.Topics, st)
 				continue
 			}
-			names = append(names, t.name)
+			names = append(names, t.Name)
 		}
 	}
 	for _, name := range names {
-		resp.Topics = append(resp.Topics, b.topicMetadata(name, allowCreate && !all))
+		resp.Topics = append(resp.Topics, b.topicMetadata(img, name, allowCreate && !all))
 	}
 	r.Respond(resp)
 }
 
-func (b *Broker) topicMetadata(name string, create bool) kmsg.MetadataResponseTopic {
+func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = strp(name)
-	b.mu.RLock()
-	t := b.topics[name]
-	b.mu.RUnlock()
+	t := img.Topic(name)
 	if t == nil {
 		if err := validateTopicName(name); err != nil {
 			st.ErrorCode = kerr.InvalidTopicException.Code
@@ -91,9 +97,8 @@ func (b *Broker) topicMetadata(name string, create bool) kmsg.MetadataResponseTo
 		t, err = b.createTopic(name, b.cfg.NumPartitions, nil)
 		switch {
 		case errors.Is(err, errTopicExists): // created concurrently
-			b.mu.RLock()
-			t = b.topics[name]
-			b.mu.RUnlock()
+			img = b.pub.Load()
+			t = img.Topic(name)
 		case errors.Is(err, errInvalidTopic):
 			st.ErrorCode = kerr.InvalidTopicException.Code
 			return st
@@ -106,26 +111,34 @@ func (b *Broker) topicMetadata(name string, create bool) kmsg.MetadataResponseTo
 			st.ErrorCode = kerr.LeaderNotAvailable.Code
 			return st
 		}
+		img = b.pub.Load()
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	st.TopicID = t.id
-	st.IsInternal = t.internal
-	for i := range t.partitions {
+	st.TopicID = t.ID
+	st.IsInternal = t.Internal
+	for i := range t.Partitions {
+		mp := &t.Partitions[i]
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = int32(i)
-		sp.Leader = b.cfg.NodeID
-		sp.LeaderEpoch = 0
-		sp.Replicas = []int32{b.cfg.NodeID}
-		sp.ISR = []int32{b.cfg.NodeID}
+		sp.Leader = mp.Leader
+		sp.LeaderEpoch = mp.LeaderEpoch
+		sp.Replicas = slices.Clone(mp.Replicas)
+		sp.ISR = slices.Clone(mp.ISR)
 		sp.OfflineReplicas = []int32{}
+		for _, id := range mp.Replicas {
+			if !img.Live(id) {
+				sp.OfflineReplicas = append(sp.OfflineReplicas, id)
+			}
+		}
+		if mp.Offline() {
+			sp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		st.Partitions = append(st.Partitions, sp)
 	}
 	return st
 }
 
-// endpointFor returns the advertised host and port of the named listener,
-// falling back to the first advertised listener.
+// endpointFor returns this broker's advertised host and port of the named
+// listener, falling back to the first advertised listener.
 func (b *Broker) endpointFor(listener string) (string, int32) {
 	for _, l := range b.advertised {
 		if l.Name == listener {
@@ -133,4 +146,18 @@ func (b *Broker) endpointFor(listener string) (string, int32) {
 		}
 	}
 	return b.advertised[0].Host, b.advertised[0].Port
+}
+
+// brokerEndpoint is a broker's endpoint on the listener a request came in
+// on (Kafka answers with the same listener), this broker's own from its
+// bound listeners.
+func (b *Broker) brokerEndpoint(mb *metadata.Broker, listener string) (string, int32, bool) {
+	if mb.ID == b.cfg.NodeID {
+		h, p := b.endpointFor(listener)
+		return h, p, true
+	}
+	if e, ok := mb.Endpoint(listener); ok {
+		return e.Host, e.Port, true
+	}
+	return "", 0, false
 }

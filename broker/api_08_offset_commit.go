@@ -11,7 +11,8 @@ import (
 // Behavior:
 //   - Offsets are appended to the group's __consumer_offsets partition as
 //     one batch (OffsetCommitKey v1, OffsetCommitValue v3) and acknowledged
-//     only once the append succeeded.
+//     by callback once the batch is committed (below the partition's high
+//     watermark); no handler waits for it.
 //   - Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION, metadata
 //     longer than offset.metadata.max.bytes (4096) OFFSET_METADATA_TOO_LARGE;
 //     the rest of the request is still committed.
@@ -27,5 +28,5 @@ import (
 // drops it; v6 leader epoch; v7 group.instance.id; v8 flexible. v9+ belong
 // to the KIP-848 consumer protocol and are not advertised.
 func (b *Broker) handleOffsetCommit(r *wire.Request) {
-	respond(r, b.groups.OffsetCommit(r.Msg.(*kmsg.OffsetCommitRequest)))
+	b.groups.OffsetCommit(r.Msg.(*kmsg.OffsetCommitRequest), func(resp *kmsg.OffsetCommitResponse) { respond(r, resp) })
 }

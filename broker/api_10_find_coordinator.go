@@ -4,15 +4,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/group"
+	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
 // FindCoordinator: v0-4
 //
 // Behavior:
-//   - Group keys (type 0): this broker coordinates every group (it leads
-//     every __consumer_offsets partition), and answers with its endpoint
-//     for the listener the request came on. The first lookup creates
+//   - Group keys (type 0): the coordinator is the leader of the group's
+//     __consumer_offsets partition in the current image, answered with its
+//     endpoint for the listener the request came on; a partition without
+//     a leader is COORDINATOR_NOT_AVAILABLE. The first lookup creates
 //     __consumer_offsets (Kafka answers COORDINATOR_NOT_AVAILABLE while it
 //     creates the topic; kobs creates it synchronously and answers at once).
 //   - Transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE until kobs has
@@ -29,16 +32,33 @@ func (b *Broker) handleFindCoordinator(r *wire.Request) {
 	if req.Version < 4 {
 		keys = []string{req.CoordinatorKey}
 	}
-	host, port := b.endpointFor(r.Listener)
 	for _, key := range keys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
-		c.Key, c.NodeID, c.Host, c.Port = key, b.cfg.NodeID, host, port
+		c.Key = key
 		switch req.CoordinatorType {
 		case 0:
 			if err := b.ensureOffsetsTopic(); err != nil {
 				b.log.Error("cannot create the offsets topic", "err", err)
 				c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp(err.Error())
+				break
 			}
+			img := b.pub.Load()
+			t := img.Topic(offsetsTopic)
+			var mb *metadata.Broker
+			if t != nil && len(t.Partitions) > 0 {
+				mp := t.Partitions[group.PartitionFor(key, int32(len(t.Partitions)))]
+				mb = img.Brokers[mp.Leader]
+			}
+			if mb == nil {
+				c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp("the group's offsets partition has no leader")
+				break
+			}
+			host, port, ok := b.brokerEndpoint(mb, r.Listener)
+			if !ok {
+				c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp("the coordinator has no endpoint on listener "+r.Listener)
+				break
+			}
+			c.NodeID, c.Host, c.Port = mb.ID, host, port
 		case 1:
 			c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp("kobs has no transaction coordinator yet")
 		default:

@@ -109,10 +109,10 @@ func (b *Broker) createOne(req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRe
 		fail(kerr.InvalidConfig.Code, err.Error())
 		return
 	}
-	b.mu.RLock()
+	b.mu.Lock()
 	_, exists := b.topics[rt.Topic]
 	collision := b.checkCollision(rt.Topic)
-	b.mu.RUnlock()
+	b.mu.Unlock()
 	if exists {
 		fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
 		return
@@ -135,7 +135,7 @@ func (b *Broker) createOne(req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRe
 			fail(kerr.KafkaStorageError.Code, err.Error())
 			return
 		}
-		id = t.id
+		id = t.ID
 	}
 	st.TopicID = id
 	st.NumPartitions, st.ReplicationFactor = n, rf

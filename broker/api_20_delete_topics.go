@@ -4,6 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -30,14 +31,13 @@ func (b *Broker) handleDeleteTopics(r *wire.Request) {
 	for _, rt := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		b.mu.RLock()
-		var t *topic
+		img := b.pub.Load()
+		var t *metadata.Topic
 		if rt.Topic != nil {
-			t = b.topics[*rt.Topic]
+			t = img.Topic(*rt.Topic)
 		} else {
-			t = b.byID[TopicID(rt.TopicID)]
+			t = img.TopicByID(TopicID(rt.TopicID))
 		}
-		b.mu.RUnlock()
 		switch {
 		case !b.cfg.DeleteTopicEnable:
 			st.ErrorCode = kerr.TopicDeletionDisabled.Code
@@ -45,13 +45,13 @@ func (b *Broker) handleDeleteTopics(r *wire.Request) {
 			st.ErrorCode = kerr.UnknownTopicID.Code
 		case t == nil:
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		case t.internal:
+		case t.Internal:
 			st.ErrorCode = kerr.InvalidRequest.Code
 			st.ErrorMessage = strp("internal topics cannot be deleted")
 		default:
-			st.Topic, st.TopicID = strp(t.name), t.id
-			if err := b.deleteTopic(t); err != nil {
-				b.log.Error("delete topic left files behind", "topic", t.name, "err", err)
+			st.Topic, st.TopicID = strp(t.Name), t.ID
+			if err := b.deleteTopic(t.Name); err != nil {
+				b.log.Error("delete topic left files behind", "topic", t.Name, "err", err)
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

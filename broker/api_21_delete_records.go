@@ -36,7 +36,7 @@ func (b *Broker) handleDeleteRecords(r *wire.Request) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				off := rp.Offset
-				hw := p.highWatermark()
+				hw := p.HighWatermark()
 				if off == -1 {
 					off = hw
 				}
@@ -44,7 +44,7 @@ func (b *Broker) handleDeleteRecords(r *wire.Request) {
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code
 					break
 				}
-				low, err := p.log.DeleteRecordsBefore(off)
+				low, err := p.Log().DeleteRecordsBefore(off)
 				switch {
 				case errors.Is(err, klog.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code

@@ -45,13 +45,11 @@ func (b *Broker) handleDescribeConfigs(r *wire.Request) {
 		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			b.mu.RLock()
-			t := b.topics[rr.ResourceName]
+			t := b.pub.Load().Topic(rr.ResourceName)
 			var overrides map[string]string
 			if t != nil {
-				overrides = cloneMap(t.configs)
+				overrides = t.Configs
 			}
-			b.mu.RUnlock()
 			if t == nil {
 				sr.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				sr.ErrorMessage = strp("topic " + rr.ResourceName + " does not exist")

@@ -171,13 +171,12 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 		return 0, ""
 	}
 	t.configs = cfgs
-	lc := b.cfg.logConfig(cfgs)
-	for _, p := range t.partitions {
-		p.log.SetConfig(lc)
-	}
 	if err := b.persistTopics(); err != nil {
 		return kerr.KafkaStorageError.Code, err.Error()
 	}
+	// The replica manager applies the new settings to the logs and
+	// min.insync.replicas to the partitions when it sees the image.
+	b.publishLocked()
 	b.log.Info("altered topic configs", "topic", name, "overrides", cfgs)
 	return 0, ""
 }

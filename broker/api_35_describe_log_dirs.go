@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/replica"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -38,16 +39,16 @@ func (b *Broker) handleDescribeLogDirs(r *wire.Request) {
 		return false
 	}
 	byDir := map[string]map[string][]kmsg.DescribeLogDirsResponseDirTopicPartition{}
-	b.eachPartition(func(p *partition) {
-		if !wanted(p.topic, p.index) {
+	b.eachPartition(func(p *replica.Partition) {
+		if !wanted(p.Topic, p.Index) {
 			return
 		}
 		sp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()
-		sp.Partition, sp.Size = p.index, p.log.Size()
-		if byDir[p.logDir] == nil {
-			byDir[p.logDir] = map[string][]kmsg.DescribeLogDirsResponseDirTopicPartition{}
+		sp.Partition, sp.Size = p.Index, p.Log().Size()
+		if byDir[p.LogDir] == nil {
+			byDir[p.LogDir] = map[string][]kmsg.DescribeLogDirsResponseDirTopicPartition{}
 		}
-		byDir[p.logDir][p.topic] = append(byDir[p.logDir][p.topic], sp)
+		byDir[p.LogDir][p.Topic] = append(byDir[p.LogDir][p.Topic], sp)
 	})
 	for _, dir := range b.cfg.LogDirs {
 		sd := kmsg.NewDescribeLogDirsResponseDir()

@@ -51,7 +51,7 @@ func (b *Broker) addPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnl
 		// more partitions would orphan committed offsets.
 		return kerr.InvalidRequest.Code, "cannot add partitions to internal topic " + t.name
 	}
-	cur := int32(len(t.partitions))
+	cur := t.partitions
 	if rt.Count <= cur {
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("topic currently has %d partitions, which is higher than the requested %d", cur, rt.Count)
 	}
@@ -68,22 +68,21 @@ func (b *Broker) addPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnl
 	if validateOnly {
 		return 0, ""
 	}
-	parts := append([]*partition(nil), t.partitions...)
+	// The new partitions' directories are created before they are
+	// published; produce and fetch never wait for it.
 	for i := cur; i < rt.Count; i++ {
-		p, err := b.openPartition(t, i)
-		if err != nil {
-			for _, np := range parts[cur:] {
-				_ = np.log.Delete()
+		if _, err := b.replicas.Create(t.name, t.id, i, t.configs); err != nil {
+			for j := cur; j < i; j++ {
+				_ = b.replicas.Delete(t.name, j)
 			}
 			return kerr.KafkaStorageError.Code, err.Error()
 		}
-		parts = append(parts, p)
 	}
-	t.partitions = parts
-	b.registerTopicMetrics(t, int(cur))
+	t.partitions = rt.Count
 	if err := b.persistTopics(); err != nil {
 		return kerr.KafkaStorageError.Code, err.Error()
 	}
+	b.publishLocked()
 	b.log.Info("added partitions", "topic", t.name, "from", cur, "to", rt.Count)
 	return 0, ""
 }

@@ -10,8 +10,8 @@ import (
 // DescribeCluster: v0-1
 //
 // Behavior:
-//   - This broker, with the endpoint of the listener asked on, is the whole
-//     cluster and its controller. EndpointType 2 (controllers, KIP-919) is
+//   - The unfenced brokers and the controller of the current metadata
+//     image, each with its endpoint on the listener asked on. EndpointType 2 (controllers, KIP-919) is
 //     refused with UNSUPPORTED_ENDPOINT_TYPE: kobs has no separate
 //     controller listener yet.
 //
@@ -26,10 +26,20 @@ func (b *Broker) handleDescribeCluster(r *wire.Request) {
 		return
 	}
 	resp.ClusterID = b.clusterID
-	resp.ControllerID = b.cfg.NodeID
-	host, port := b.endpointFor(r.Listener)
-	br := kmsg.NewDescribeClusterResponseBroker()
-	br.NodeID, br.Host, br.Port = b.cfg.NodeID, host, port
-	resp.Brokers = append(resp.Brokers, br)
+	img := b.pub.Load()
+	resp.ControllerID = img.ControllerID
+	for _, id := range img.BrokerIDs() {
+		mb := img.Brokers[id]
+		host, port, ok := b.brokerEndpoint(mb, r.Listener)
+		if mb.Fenced || !ok {
+			continue
+		}
+		br := kmsg.NewDescribeClusterResponseBroker()
+		br.NodeID, br.Host, br.Port = id, host, port
+		if mb.Rack != "" {
+			br.Rack = strp(mb.Rack)
+		}
+		resp.Brokers = append(resp.Brokers, br)
+	}
 	r.Respond(resp)
 }

@@ -32,9 +32,7 @@ func (b *Broker) handleDescribeProducers(r *wire.Request) {
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			p.appendMu.Lock()
-			producers := p.producers.Producers()
-			p.appendMu.Unlock()
+			producers := p.Producers()
 			sort.Slice(producers, func(i, j int) bool { return producers[i].ID < producers[j].ID })
 			for _, pr := range producers {
 				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()

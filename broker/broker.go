@@ -17,14 +17,22 @@ import (
 
 	"github.com/kobs-dev/kobs/broker/group"
 	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/producerstate"
+	"github.com/kobs-dev/kobs/broker/replica"
 	"github.com/kobs-dev/kobs/broker/telemetry"
 	"github.com/kobs-dev/kobs/broker/wire"
-	"github.com/kobs-dev/kobs/exporters"
 )
 
 // Broker is one kobs broker: partition logs under log.dirs served over the
 // Kafka protocol.
+//
+// State lives in three places, none of them a lock the produce or fetch
+// path takes: the current metadata image (pub: topics, partitions, leaders,
+// ISR, configs; one atomic load), the replica manager (replicas: the
+// partitions this broker holds, each with its own append lock), and, until
+// the controller quorum owns it, the local topic store below, from which
+// the broker publishes its images.
 type Broker struct {
 	cfg       *Config
 	log       *slog.Logger
@@ -33,12 +41,17 @@ type Broker struct {
 
 	lns        []net.Listener
 	httpLn     net.Listener
+	httpH      http.Handler
 	advertised []Listener // with real ports once bound
 
-	mu       sync.RWMutex // guards topics, byID, and each topic's partitions/configs
-	topics   map[string]*topic
-	byID     map[TopicID]*topic
-	metaLock sync.Mutex // serialises writes of the topics file
+	pub      *metadata.Publisher
+	replicas *replica.Manager
+
+	// mu serialises changes to the local topic store (create, delete,
+	// alter configs, add partitions) and the images published from it.
+	// Only admin paths take it; it may be held across disk work.
+	mu     sync.Mutex
+	topics map[string]*topic
 
 	producerIDs *producerstate.IDs
 
@@ -67,7 +80,6 @@ func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
 		cfg:    cfg,
 		log:    logger,
 		topics: map[string]*topic{},
-		byID:   map[TopicID]*topic{},
 		closed: make(chan struct{}),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -95,176 +107,135 @@ func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
 	if cfg.TelemetryEnable {
 		b.metrics = newMetrics(b.reg, cfg.NumIOThreads)
 	}
+	b.advertised = slices.Clone(cfg.AdvertisedListeners)
+	b.pub = metadata.NewPublisher(metadata.Empty(clusterID))
+	b.replicas = replica.NewManager(replica.ManagerConfig{
+		NodeID:    cfg.NodeID,
+		LogDirs:   cfg.LogDirs,
+		LogConfig: cfg.logConfig,
+		MinISR:    cfg.minISR,
+		OnFlush:   b.metrics.flushed,
+		OnAdd:     b.metrics.addPartition,
+		OnRemove:  b.metrics.removePartition,
+		Logger:    logger,
+	})
+	b.pub.Subscribe(b.replicas.OnImage)
 	if err := b.loadTopics(); err != nil {
 		b.closeLogs()
 		return nil, err
 	}
-	for _, t := range b.topics {
-		b.registerTopicMetrics(t, 0)
-	}
 	return b, nil
 }
 
-// loadTopics restores topics from the metadata file and opens every
-// partition directory found in the log dirs.
+// loadTopics restores topics from the metadata file, opens every
+// partition directory found in the log dirs and publishes the first image.
 func (b *Broker) loadTopics() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	recs, err := readTopicsFile(b.cfg.LogDirs[0])
 	if err != nil {
 		return err
 	}
 	for _, r := range recs {
-		id, err := parseTopicID(r.ID)
+		id, err := metadata.ParseTopicID(r.ID)
 		if err != nil {
 			return fmt.Errorf("topic %s: %w", r.Name, err)
 		}
-		t := &topic{name: r.Name, id: id, configs: r.Configs, internal: isInternalTopic(r.Name),
-			partitions: make([]*partition, r.Partitions)}
+		t := &topic{name: r.Name, id: id, configs: r.Configs, internal: isInternalTopic(r.Name), partitions: r.Partitions}
 		if t.configs == nil {
 			t.configs = map[string]string{}
 		}
 		b.topics[t.name] = t
-		b.byID[id] = t
 	}
-	recovery, logStart := map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}
-	for _, dir := range b.cfg.LogDirs {
-		for _, f := range []struct {
-			name string
-			into map[klog.TopicPartition]int64
-		}{{"recovery-point-offset-checkpoint", recovery}, {"log-start-offset-checkpoint", logStart}} {
-			m, err := klog.ReadCheckpoint(filepath.Join(dir, f.name))
-			if err != nil {
-				return err
+	found, err := b.replicas.Load(func(name string) bool { return validateTopicName(name) == nil },
+		func(name string) map[string]string {
+			if t := b.topics[name]; t != nil {
+				return t.configs
 			}
-			maps.Copy(f.into, m)
-		}
+			return nil
+		})
+	if err != nil {
+		return err
 	}
-	for _, dir := range b.cfg.LogDirs {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("read log dir: %w", err)
+	for _, f := range found {
+		t := b.topics[f.Topic]
+		if t == nil {
+			// A partition directory without a topic record: keep the
+			// data and rebuild the topic from partition.metadata.
+			id := f.TopicID
+			if id == (TopicID{}) {
+				id = metadata.NewTopicID()
+			}
+			b.log.Warn("partition directory has no topic metadata; restoring topic", "topic", f.Topic, "partition", f.Index)
+			t = &topic{name: f.Topic, id: id, configs: map[string]string{}, internal: isInternalTopic(f.Topic)}
+			b.topics[f.Topic] = t
 		}
-		for _, e := range ents {
-			name, idx, ok := parsePartitionDir(e.Name())
-			if !e.IsDir() || !ok || validateTopicName(name) != nil {
-				continue
-			}
-			pdir := filepath.Join(dir, e.Name())
-			t := b.topics[name]
-			if t == nil {
-				// A partition directory without a topic record: keep the
-				// data and rebuild the topic from partition.metadata.
-				id, err := readPartitionMetadata(pdir)
-				if err != nil {
-					id = newTopicID()
-				}
-				b.log.Warn("partition directory has no topic metadata; restoring topic", "dir", pdir, "topic", name)
-				t = &topic{name: name, id: id, configs: map[string]string{}, internal: isInternalTopic(name)}
-				b.topics[name] = t
-				b.byID[id] = t
-			}
-			for int32(len(t.partitions)) <= idx {
-				t.partitions = append(t.partitions, nil)
-			}
-			if t.partitions[idx] != nil {
-				return fmt.Errorf("partition %s-%d found in two log dirs", name, idx)
-			}
-			tp := klog.TopicPartition{Topic: name, Partition: idx}
-			l, err := klog.Open(pdir, b.cfg.logConfig(t.configs), klog.OpenOptions{
-				LogStartOffset: logStart[tp],
-				RecoveryPoint:  recovery[tp],
-				Logger:         b.log.With("topic", name, "partition", idx),
-				OnFlush:        b.metrics.flushed,
-			})
-			if err != nil {
-				return fmt.Errorf("open partition %s-%d: %w", name, idx, err)
-			}
-			if t.partitions[idx], err = newPartition(name, idx, dir, l); err != nil {
-				l.Close()
-				return err
-			}
-		}
+		t.partitions = max(t.partitions, f.Index+1)
 	}
 	// Partitions recorded but missing on disk (a wiped directory) start
 	// empty, as a new replica would.
 	for _, t := range b.topics {
-		for i, p := range t.partitions {
-			if p != nil {
-				continue
-			}
-			np, err := b.openPartition(t, int32(i))
-			if err != nil {
+		b.metrics.addTopic(t.name)
+		for i := range t.partitions {
+			if _, err := b.replicas.Create(t.name, t.id, i, t.configs); err != nil {
 				return err
 			}
-			t.partitions[i] = np
 		}
 	}
-	return b.persistTopics()
+	if err := b.persistTopics(); err != nil {
+		return err
+	}
+	b.publishLocked()
+	return nil
 }
 
 func isInternalTopic(name string) bool {
 	return name == "__consumer_offsets" || name == "__transaction_state"
 }
 
-// openPartition creates the directory of a new partition in the log dir
-// holding the fewest partitions, as Kafka places new replicas.
-func (b *Broker) openPartition(t *topic, idx int32) (*partition, error) {
-	counts := map[string]int{}
-	for _, ot := range b.topics {
-		for _, p := range ot.partitions {
-			if p != nil {
-				counts[p.logDir]++
-			}
+// publishLocked publishes an image of the local topic store: this broker
+// is the only one, leads every partition at leader epoch 0 and is the
+// controller. Callers hold b.mu, which keeps images in store order.
+func (b *Broker) publishLocked() {
+	self := b.cfg.NodeID
+	img := metadata.Empty(b.clusterID)
+	prev := b.pub.Load()
+	img.Offset = prev.Offset + 1
+	img.ControllerID = self
+	me := &metadata.Broker{ID: self}
+	for _, l := range b.advertised {
+		me.Endpoints = append(me.Endpoints, metadata.Endpoint{Listener: l.Name, Host: l.Host, Port: l.Port})
+	}
+	img.Brokers[self] = me
+	for _, t := range b.topics {
+		mt := &metadata.Topic{Name: t.name, ID: t.id, Internal: t.internal, Configs: maps.Clone(t.configs)}
+		for range t.partitions {
+			mt.Partitions = append(mt.Partitions, metadata.Partition{
+				Leader: self, Replicas: []int32{self}, ISR: []int32{self},
+			})
 		}
+		img.Topics[t.name] = mt
+		img.ByID[t.id] = mt
 	}
-	dir := b.cfg.LogDirs[0]
-	for _, d := range b.cfg.LogDirs[1:] {
-		if counts[d] < counts[dir] {
-			dir = d
-		}
-	}
-	pdir := filepath.Join(dir, fmt.Sprintf("%s-%d", t.name, idx))
-	l, err := klog.Open(pdir, b.cfg.logConfig(t.configs), klog.OpenOptions{
-		Logger:  b.log.With("topic", t.name, "partition", idx),
-		OnFlush: b.metrics.flushed,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create partition %s-%d: %w", t.name, idx, err)
-	}
-	if err := writePartitionMetadata(pdir, t.id); err != nil {
-		l.Close()
-		return nil, err
-	}
-	p, err := newPartition(t.name, idx, dir, l)
-	if err != nil {
-		l.Close()
-		return nil, err
-	}
-	return p, nil
+	b.pub.Publish(img)
 }
 
-// persistTopics writes the topics file; callers hold b.mu (read or write).
+// persistTopics writes the topics file; callers hold b.mu.
 func (b *Broker) persistTopics() error {
-	b.metaLock.Lock()
-	defer b.metaLock.Unlock()
 	recs := make([]topicRecord, 0, len(b.topics))
 	for _, t := range b.topics {
-		recs = append(recs, topicRecord{Name: t.name, ID: t.id.String(), Partitions: int32(len(t.partitions)), Configs: t.configs})
+		recs = append(recs, topicRecord{Name: t.name, ID: t.id.String(), Partitions: t.partitions, Configs: t.configs})
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
 	return writeTopicsFile(b.cfg.LogDirs[0], recs)
 }
 
-// registerTopicMetrics registers a topic's BrokerTopicMetrics (once) and
-// the Log/Partition gauges of its partitions from index from on. Callers
-// hold b.mu or run before serving.
-func (b *Broker) registerTopicMetrics(t *topic, from int) {
-	if t.metrics == nil {
-		t.metrics = b.metrics.addTopic(t.name)
-	}
-	for _, p := range t.partitions[from:] {
-		b.metrics.addPartition(b, p)
-	}
-}
+// Metadata is the broker's metadata publisher: the current image and its
+// listeners.
+func (b *Broker) Metadata() *metadata.Publisher { return b.pub }
+
+// Replicas is the broker's replica manager.
+func (b *Broker) Replicas() *replica.Manager { return b.replicas }
 
 // Registry is the broker's telemetry registry (Kafka's MBeans).
 func (b *Broker) Registry() *telemetry.Registry { return b.reg }
@@ -290,13 +261,19 @@ func (b *Broker) Start() error {
 		QueueSize:       b.cfg.QueuedMaxRequests,
 		NetworkThreads:  b.cfg.NumNetworkThreads,
 		Logger:          b.log,
+
+		MaxConnections:        b.cfg.MaxConnections,
+		MaxConnectionsPerIP:   b.cfg.MaxConnectionsPerIP,
+		IdleTimeout:           b.cfg.ConnectionsMaxIdle,
+		QueuedMaxRequestBytes: b.cfg.QueuedMaxRequestBytes,
+		ReadTimeout:           b.cfg.RequestReadTimeout,
+		WriteTimeout:          b.cfg.ResponseWriteTimeout,
 	}
 	if b.metrics != nil {
 		wcfg.Observe, wcfg.OnIdle = b.metrics.observe, b.metrics.idle
 	}
 	b.srv = wire.NewServer(wcfg, b)
 	b.metrics.registerBrokerGauges(b)
-	b.advertised = slices.Clone(b.cfg.AdvertisedListeners)
 	for _, l := range b.cfg.Listeners {
 		ln, err := net.Listen("tcp", l.Addr())
 		if err != nil {
@@ -316,6 +293,12 @@ func (b *Broker) Start() error {
 		}
 		b.srv.Serve(l.Name, ln)
 	}
+	// The image carries this broker's endpoints with the bound ports.
+	b.mu.Lock()
+	b.publishLocked()
+	b.mu.Unlock()
+	b.registerWireMetrics()
+	b.registerOSMetrics()
 	if err := b.startHTTP(); err != nil {
 		b.srv.Close()
 		for _, o := range b.lns {
@@ -328,17 +311,25 @@ func (b *Broker) Start() error {
 	return nil
 }
 
-// startHTTP serves /jolokia and /metrics on kobs.http.listener ("" = off).
+// MountHTTP sets the handler served on kobs.http.listener; call it before
+// Start. The broker does not know what it serves: cmd/kobs mounts the
+// exporters (Jolokia, Prometheus) over Registry().
+func (b *Broker) MountHTTP(h http.Handler) { b.httpH = h }
+
+// startHTTP serves the mounted handler on kobs.http.listener ("" = off).
 func (b *Broker) startHTTP() error {
 	if b.cfg.HTTPListener == "" {
 		return nil
+	}
+	if b.httpH == nil {
+		return fmt.Errorf("kobs.http.listener %s is set but no telemetry handler was mounted (Broker.MountHTTP)", b.cfg.HTTPListener)
 	}
 	ln, err := net.Listen("tcp", b.cfg.HTTPListener)
 	if err != nil {
 		return fmt.Errorf("listen kobs.http.listener %s: %w", b.cfg.HTTPListener, err)
 	}
 	b.httpLn = ln
-	b.http = &http.Server{Handler: exporters.NewHandler(b.reg), ReadHeaderTimeout: 10 * time.Second}
+	b.http = &http.Server{Handler: b.httpH, ReadHeaderTimeout: 10 * time.Second}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -396,30 +387,23 @@ func (b *Broker) startBackground() {
 	})
 }
 
-// eachPartition calls fn for every partition, outside b.mu so slow disk
-// work never blocks metadata requests.
-func (b *Broker) eachPartition(fn func(*partition)) {
-	b.mu.RLock()
-	var ps []*partition
-	for _, t := range b.topics {
-		ps = append(ps, t.partitions...)
-	}
-	b.mu.RUnlock()
-	for _, p := range ps {
+// eachPartition calls fn for every partition this broker holds.
+func (b *Broker) eachPartition(fn func(*replica.Partition)) {
+	for _, p := range b.replicas.All() {
 		fn(p)
 	}
 }
 
 func (b *Broker) enforceRetention() {
-	b.eachPartition(func(p *partition) {
-		n, err := p.log.EnforceRetention()
+	b.eachPartition(func(p *replica.Partition) {
+		n, err := p.Log().EnforceRetention()
 		switch {
 		case errors.Is(err, klog.ErrClosed):
 		case err != nil:
-			b.log.Error("retention failed", "topic", p.topic, "partition", p.index, "err", err)
+			b.log.Error("retention failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		case n > 0:
-			b.log.Info("deleted segments past retention", "topic", p.topic, "partition", p.index,
-				"segments", n, "log_start_offset", p.log.LogStartOffset())
+			b.log.Info("deleted segments past retention", "topic", p.Topic, "partition", p.Index,
+				"segments", n, "log_start_offset", p.Log().LogStartOffset())
 		}
 	})
 }
@@ -430,20 +414,17 @@ func (b *Broker) enforceRetention() {
 // is accepted at any sequence (see broker/producerstate).
 func (b *Broker) expireProducers() {
 	before := time.Now().Add(-b.cfg.ProducerIDExpiration).UnixMilli()
-	b.eachPartition(func(p *partition) {
-		p.appendMu.Lock()
-		n := p.producers.ExpireBefore(before)
-		p.appendMu.Unlock()
-		if n > 0 {
-			b.log.Info("expired idle producer ids", "topic", p.topic, "partition", p.index, "producers", n)
+	b.eachPartition(func(p *replica.Partition) {
+		if n := p.ExpireProducers(before); n > 0 {
+			b.log.Info("expired idle producer ids", "topic", p.Topic, "partition", p.Index, "producers", n)
 		}
 	})
 }
 
 func (b *Broker) flushDue() {
-	b.eachPartition(func(p *partition) {
-		if err := p.log.MaybeFlush(); err != nil && !errors.Is(err, klog.ErrClosed) {
-			b.log.Error("flush failed", "topic", p.topic, "partition", p.index, "err", err)
+	b.eachPartition(func(p *replica.Partition) {
+		if err := p.Log().MaybeFlush(); err != nil && !errors.Is(err, klog.ErrClosed) {
+			b.log.Error("flush failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		}
 	})
 }
@@ -457,11 +438,11 @@ func (b *Broker) writeCheckpoints() error {
 		recovery[d], logStart[d] = map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}
 	}
 	var errs []error
-	b.eachPartition(func(p *partition) {
-		errs = append(errs, p.writeProducerSnapshot())
-		tp := klog.TopicPartition{Topic: p.topic, Partition: p.index}
-		recovery[p.logDir][tp] = p.log.RecoveryPoint()
-		logStart[p.logDir][tp] = p.log.LogStartOffset()
+	b.eachPartition(func(p *replica.Partition) {
+		errs = append(errs, p.WriteProducerSnapshot())
+		tp := klog.TopicPartition{Topic: p.Topic, Partition: p.Index}
+		recovery[p.LogDir][tp] = p.Log().RecoveryPoint()
+		logStart[p.LogDir][tp] = p.Log().LogStartOffset()
 	})
 	for _, d := range b.cfg.LogDirs {
 		errs = append(errs,
@@ -492,33 +473,28 @@ func (b *Broker) Close() error {
 	return err
 }
 
-func (b *Broker) closeLogs() error {
-	var errs []error
-	b.eachPartition(func(p *partition) {
-		if p != nil {
-			errs = append(errs, p.log.Close())
-		}
-	})
-	return errors.Join(errs...)
-}
+func (b *Broker) closeLogs() error { return b.replicas.Close() }
 
-// lookup returns the partition or nil; the topic and whether it exists.
-func (b *Broker) lookup(topicName string, idx int32) (*topic, *partition) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	t := b.topics[topicName]
+// lookup returns the topic from the current image (nil if unknown) and
+// this broker's replica of the partition (nil if the index is out of range
+// or this broker holds no replica of it).
+func (b *Broker) lookup(topicName string, idx int32) (*metadata.Topic, *replica.Partition) {
+	t := b.pub.Load().Topic(topicName)
 	if t == nil {
 		return nil, nil
 	}
-	if idx < 0 || int(idx) >= len(t.partitions) {
+	if idx < 0 || int(idx) >= len(t.Partitions) {
 		return t, nil
 	}
-	return t, t.partitions[idx]
+	return t, b.replicas.Partition(topicName, idx)
 }
 
 // createTopic creates a topic with n partitions and config overrides,
-// already validated by the caller.
-func (b *Broker) createTopic(name string, n int32, configs map[string]string) (*topic, error) {
+// already validated by the caller: the partitions' directories are created
+// and opened first, then the topic is recorded and published, so produce
+// and fetch (which read only the image and the replica manager) never wait
+// for the disk work.
+func (b *Broker) createTopic(name string, n int32, configs map[string]string) (*metadata.Topic, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.topics[name]; ok {
@@ -530,27 +506,30 @@ func (b *Broker) createTopic(name string, n int32, configs map[string]string) (*
 	if configs == nil {
 		configs = map[string]string{}
 	}
-	t := &topic{name: name, id: newTopicID(), configs: configs, internal: isInternalTopic(name)}
+	t := &topic{name: name, id: metadata.NewTopicID(), configs: configs, internal: isInternalTopic(name), partitions: n}
 	for i := int32(0); i < n; i++ {
-		p, err := b.openPartition(t, i)
-		if err != nil {
-			for _, op := range t.partitions {
-				_ = op.log.Delete()
+		if _, err := b.replicas.Create(name, t.id, i, configs); err != nil {
+			for j := int32(0); j < i; j++ {
+				_ = b.replicas.Delete(name, j)
 			}
 			return nil, err
 		}
-		t.partitions = append(t.partitions, p)
 	}
 	b.topics[name] = t
-	b.byID[t.id] = t
-	b.registerTopicMetrics(t, 0)
+	b.metrics.addTopic(name)
 	if err := b.persistTopics(); err != nil {
+		delete(b.topics, name)
+		for j := int32(0); j < n; j++ {
+			_ = b.replicas.Delete(name, j)
+		}
 		return nil, err
 	}
+	b.publishLocked()
 	b.log.Info("created topic", "topic", name, "partitions", n, "topic_id", t.id.String())
-	return t, nil
+	return b.pub.Load().Topic(name), nil
 }
 
+// checkCollision is Kafka's '.'/'_' collision rule; callers hold b.mu.
 func (b *Broker) checkCollision(name string) error {
 	c := collisionName(name)
 	for other := range b.topics {
@@ -561,22 +540,25 @@ func (b *Broker) checkCollision(name string) error {
 	return nil
 }
 
-func (b *Broker) deleteTopic(t *topic) error {
+// deleteTopic removes a topic from the store and publishes the image
+// without it; the replica manager then deletes its partitions' files and
+// wakes fetches parked on them.
+func (b *Broker) deleteTopic(name string) error {
 	b.mu.Lock()
-	delete(b.topics, t.name)
-	delete(b.byID, t.id)
-	b.metrics.removeTopic(t.name)
-	parts := t.partitions
+	t := b.topics[name]
+	if t == nil {
+		b.mu.Unlock()
+		return nil
+	}
+	delete(b.topics, name)
+	b.metrics.removeTopic(name)
 	err := b.persistTopics()
+	b.publishLocked()
 	b.mu.Unlock()
-	for _, p := range parts {
-		p.notifyAppend() // parked fetches re-read and see the topic gone
-		err = errors.Join(err, p.log.Delete())
-	}
 	if b.groups != nil {
-		b.groups.TopicDeleted(t.name)
+		b.groups.TopicDeleted(name)
 	}
-	b.log.Info("deleted topic", "topic", t.name, "topic_id", t.id.String())
+	b.log.Info("deleted topic", "topic", name, "topic_id", t.id.String())
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/replica"
 )
 
 // This file runs log compaction (cleanup.policy=compact) in the background,
@@ -31,9 +32,9 @@ func (b *Broker) startCleaner() {
 			b.log.Warn("ignoring unreadable cleaner checkpoint", "dir", d, "err", err)
 			continue
 		}
-		b.eachPartition(func(p *partition) {
-			if off, ok := cp[klog.TopicPartition{Topic: p.topic, Partition: p.index}]; ok && p.logDir == d {
-				p.log.SetCleanerCheckpoint(off)
+		b.eachPartition(func(p *replica.Partition) {
+			if off, ok := cp[klog.TopicPartition{Topic: p.Topic, Partition: p.Index}]; ok && p.LogDir == d {
+				p.Log().SetCleanerCheckpoint(off)
 			}
 		})
 	}
@@ -58,22 +59,22 @@ func (b *Broker) startCleaner() {
 // reports whether any was cleaned.
 func (b *Broker) cleanDirtyLogs() bool {
 	cleaned := false
-	b.eachPartition(func(p *partition) {
-		if b.ctx.Err() != nil || !p.log.Config().Compact {
+	b.eachPartition(func(p *replica.Partition) {
+		if b.ctx.Err() != nil || !p.Log().Config().Compact {
 			return
 		}
-		before := p.log.Size()
-		st, err := p.log.Clean(klog.CleanOptions{})
+		before := p.Log().Size()
+		st, err := p.Log().Clean(klog.CleanOptions{})
 		switch {
 		case errors.Is(err, klog.ErrClosed):
 		case err != nil:
-			b.log.Error("log cleaning failed", "topic", p.topic, "partition", p.index, "err", err)
+			b.log.Error("log cleaning failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		case st.Cleaned:
 			cleaned = true
-			b.log.Info("cleaned log", "topic", p.topic, "partition", p.index,
+			b.log.Info("cleaned log", "topic", p.Topic, "partition", p.Index,
 				"dirty_start", st.FirstDirtyOffset, "dirty_end", st.EndOffset,
 				"dirty_ratio", st.DirtyRatio, "forced_by_max_lag", st.ForcedByMaxLag,
-				"bytes_before", before, "bytes_after", p.log.Size(),
+				"bytes_before", before, "bytes_after", p.Log().Size(),
 				"segments_cleaned", st.SegmentsBefore, "segments_written", st.SegmentsAfter,
 				"records_read", st.RecordsRead, "records_kept", st.RecordsKept,
 				"tombstones_removed", st.TombstonesRemoved, "elapsed", st.Elapsed)
@@ -94,9 +95,9 @@ func (b *Broker) writeCleanerCheckpoints() error {
 	for _, d := range b.cfg.LogDirs {
 		m[d] = map[klog.TopicPartition]int64{}
 	}
-	b.eachPartition(func(p *partition) {
-		if off := p.log.CleanerCheckpoint(); off > 0 && m[p.logDir] != nil {
-			m[p.logDir][klog.TopicPartition{Topic: p.topic, Partition: p.index}] = off
+	b.eachPartition(func(p *replica.Partition) {
+		if off := p.Log().CleanerCheckpoint(); off > 0 && m[p.LogDir] != nil {
+			m[p.LogDir][klog.TopicPartition{Topic: p.Topic, Partition: p.Index}] = off
 		}
 	})
 	var errs []error

@@ -3,11 +3,17 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kobs-dev/kobs/broker/controller"
+	"github.com/kobs-dev/kobs/broker/telemetry"
 )
 
 // Listener is one entry of listeners / advertised.listeners:
@@ -62,6 +68,30 @@ type Config struct {
 	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms
 	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms
 
+	// Metadata quorum (broker/controller). ControllerListeners are the
+	// entries of listeners named by controller.listener.names: the
+	// controller binds them (raft and the controller RPC), so they are not
+	// in Listeners.
+	ProcessRoles                 controller.Roles
+	ControllerQuorumVoters       map[int32]string // controller.quorum.voters
+	ControllerListenerNames      []string         // controller.listener.names
+	ControllerListeners          []Listener
+	ControllerNetListener        net.Listener  // optional, pre-bound (embedders, tests; never from properties)
+	BrokerSessionTimeout         time.Duration // broker.session.timeout.ms
+	BrokerHeartbeatInterval      time.Duration // broker.heartbeat.interval.ms
+	UncleanLeaderElection        bool          // unclean.leader.election.enable
+	AutoLeaderRebalance          bool          // auto.leader.rebalance.enable
+	LeaderImbalanceCheckInterval time.Duration // leader.imbalance.check.interval.seconds
+	// Connection limits (broker/wire): Kafka's keys, plus kobs's read and
+	// write timeouts that Kafka's selector does not need (it never blocks
+	// on one client) but a goroutine per connection does.
+	MaxConnections        int           // max.connections (0: none)
+	MaxConnectionsPerIP   int           // max.connections.per.ip (0: none)
+	ConnectionsMaxIdle    time.Duration // connections.max.idle.ms
+	QueuedMaxRequestBytes int64         // queued.max.request.bytes (-1: none)
+	RequestReadTimeout    time.Duration // kobs.request.read.timeout.ms
+	ResponseWriteTimeout  time.Duration // kobs.response.write.timeout.ms
+
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
 	TopicDefaults map[string]string
@@ -112,6 +142,25 @@ var brokerKeys = map[string]string{
 	"producer.id.expiration.ms":                "86400000",
 	"producer.id.expiration.check.interval.ms": "600000",
 	"num.network.threads":                      "3",
+	// Metadata quorum (broker/controller). Empty process.roles and
+	// controller.quorum.voters mean a single node: both roles, one voter on
+	// an ephemeral loopback port.
+	"process.roles":                           "",
+	"controller.quorum.voters":                "",
+	"controller.listener.names":               "CONTROLLER",
+	"broker.session.timeout.ms":               "9000",
+	"broker.heartbeat.interval.ms":            "2000",
+	"unclean.leader.election.enable":          "false",
+	"auto.leader.rebalance.enable":            "true",
+	"leader.imbalance.check.interval.seconds": "300",
+
+	// Connection limits.
+	"max.connections":                "2147483647",
+	"max.connections.per.ip":         "2147483647",
+	"connections.max.idle.ms":        "600000",
+	"queued.max.request.bytes":       "-1",
+	"kobs.request.read.timeout.ms":   "30000",
+	"kobs.response.write.timeout.ms": "30000",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
@@ -123,10 +172,7 @@ var acceptedKeys = map[string]bool{
 	"offsets.topic.replication.factor":         true,
 	"transaction.state.log.replication.factor": true,
 	"transaction.state.log.min.isr":            true,
-	"process.roles":                            true,
-	"controller.quorum.voters":                 true,
 	"controller.quorum.bootstrap.servers":      true,
-	"controller.listener.names":                true,
 	"inter.broker.listener.name":               true,
 	"listener.security.protocol.map":           true,
 	"log.cleaner.threads":                      true,
@@ -256,9 +302,29 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMinSessionTimeout = time.Duration(parseInt("group.min.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMaxSessionTimeout = time.Duration(parseInt("group.max.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	// Connection limits. Kafka's "no limit" is Int.MaxValue for the counts
+	// and -1 for the pool and the idle time.
+	noLimit := func(v int64) int {
+		if v >= 1<<31-1 {
+			return 0
+		}
+		return int(v)
+	}
+	c.MaxConnections = noLimit(parseInt("max.connections", 1, 1<<31-1))
+	c.MaxConnectionsPerIP = noLimit(parseInt("max.connections.per.ip", 1, 1<<31-1))
+	c.ConnectionsMaxIdle = max(0, time.Duration(parseInt("connections.max.idle.ms", -1, maxLong/int64(time.Millisecond)))*time.Millisecond)
+	c.QueuedMaxRequestBytes = parseInt("queued.max.request.bytes", -1, maxLong)
+	if c.QueuedMaxRequestBytes == 0 {
+		fail("queued.max.request.bytes", errors.New("0 would block every request; use -1 for no limit"))
+	}
+	c.RequestReadTimeout = time.Duration(parseInt("kobs.request.read.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ResponseWriteTimeout = time.Duration(parseInt("kobs.response.write.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		fail("group.min.session.timeout.ms", fmt.Errorf("%v is above group.max.session.timeout.ms %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
 	}
+
+	c.parseQuorumConfig(get, has, parseInt, parseBool, fail)
 
 	// Topic-config synonyms. Kafka gives the finest unit precedence:
 	// log.retention.ms over .minutes over .hours, log.roll.ms over .hours.
@@ -317,6 +383,103 @@ func NewConfig(props *Properties) (*Config, error) {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return c, nil
+}
+
+// parseQuorumConfig reads the metadata quorum keys (broker/controller)
+// and takes the controller listeners out of Listeners. Misconfigurations
+// are refused naming the key, as Kafka's KafkaConfig validation does.
+func (c *Config) parseQuorumConfig(get func(string) string, has func(string) bool, parseInt func(string, int64, int64) int64,
+	parseBool func(string) bool, fail func(string, error)) {
+	ms := func(key string) time.Duration {
+		return time.Duration(parseInt(key, 1, 1<<31-1)) * time.Millisecond
+	}
+	c.BrokerSessionTimeout = ms("broker.session.timeout.ms")
+	c.BrokerHeartbeatInterval = ms("broker.heartbeat.interval.ms")
+	if c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {
+		fail("broker.heartbeat.interval.ms", fmt.Errorf("%v must be below broker.session.timeout.ms %v", c.BrokerHeartbeatInterval, c.BrokerSessionTimeout))
+	}
+	c.UncleanLeaderElection = parseBool("unclean.leader.election.enable")
+	c.AutoLeaderRebalance = parseBool("auto.leader.rebalance.enable")
+	c.LeaderImbalanceCheckInterval = time.Duration(parseInt("leader.imbalance.check.interval.seconds", 1, 1<<31-1)) * time.Second
+	for _, n := range strings.Split(get("controller.listener.names"), ",") {
+		if n = strings.ToUpper(strings.TrimSpace(n)); n != "" {
+			c.ControllerListenerNames = append(c.ControllerListenerNames, n)
+		}
+	}
+	if !has("process.roles") && !has("controller.quorum.voters") {
+		// One node: a one-voter quorum on an ephemeral loopback port
+		// (the controller accepts port 0 for a single voter only).
+		c.ProcessRoles = controller.Roles{Broker: true, Controller: true}
+		c.ControllerQuorumVoters = map[int32]string{c.NodeID: "127.0.0.1:0"}
+	} else {
+		var err error
+		if c.ProcessRoles, err = controller.ParseRoles(get("process.roles")); err != nil {
+			fail("process.roles", err)
+		}
+		if c.ControllerQuorumVoters, err = controller.ParseVoters(get("controller.quorum.voters")); err != nil {
+			fail("controller.quorum.voters", err)
+		}
+	}
+	// The controller listeners leave Listeners: the controller binds them.
+	var kept []Listener
+	for _, l := range c.Listeners {
+		if slices.Contains(c.ControllerListenerNames, l.Name) {
+			c.ControllerListeners = append(c.ControllerListeners, l)
+		} else {
+			kept = append(kept, l)
+		}
+	}
+	if len(c.ControllerListeners) > 0 {
+		c.Listeners = kept
+		var adv []Listener
+		for _, l := range c.AdvertisedListeners {
+			if !slices.Contains(c.ControllerListenerNames, l.Name) {
+				adv = append(adv, l)
+			}
+		}
+		c.AdvertisedListeners = adv
+	}
+	addr, voter := c.ControllerQuorumVoters[c.NodeID]
+	switch {
+	case c.ProcessRoles.Controller && c.ControllerQuorumVoters != nil && !voter:
+		fail("controller.quorum.voters", fmt.Errorf("node.id %d has process.roles=%s but is not one of the voters", c.NodeID, c.ProcessRoles))
+	case !c.ProcessRoles.Controller && voter:
+		fail("controller.quorum.voters", fmt.Errorf("node.id %d is a voter but process.roles=%s lacks controller", c.NodeID, c.ProcessRoles))
+	case c.ProcessRoles.Controller && voter && len(c.ControllerListeners) > 0:
+		_, port, _ := net.SplitHostPort(addr)
+		if strconv.Itoa(int(c.ControllerListeners[0].Port)) != port && port != "0" {
+			fail("controller.quorum.voters", fmt.Errorf("node.id %d's voter address %s and listener %s differ in port", c.NodeID, addr, c.ControllerListeners[0]))
+		}
+	case !c.ProcessRoles.Controller && len(c.ControllerListeners) > 0:
+		fail("controller.listener.names", fmt.Errorf("listener %s is for controllers, but process.roles=%s", c.ControllerListeners[0].Name, c.ProcessRoles))
+	}
+	if c.ProcessRoles.Broker && len(c.Listeners) == 0 {
+		fail("listeners", errors.New("no listener left for clients besides the controller listener"))
+	}
+	if len(c.ControllerQuorumVoters) > 1 && c.ClusterID == "" {
+		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter: every node must name the same cluster"))
+	}
+}
+
+// ControllerConfig is the broker/controller configuration this broker
+// config describes. The metadata log lives in <first log dir>/kobs-metadata.
+func (c *Config) ControllerConfig(reg *telemetry.Registry, logger *slog.Logger) controller.Config {
+	return controller.Config{
+		NodeID: c.NodeID, Roles: c.ProcessRoles, Voters: c.ControllerQuorumVoters,
+		DataDir: filepath.Join(c.LogDirs[0], "kobs-metadata"), ClusterID: c.ClusterID, ListenerName: firstOr(c.ControllerListenerNames, "CONTROLLER"),
+		SessionTimeout: c.BrokerSessionTimeout, HeartbeatInterval: c.BrokerHeartbeatInterval,
+		UncleanLeaderElection: c.UncleanLeaderElection, AutoLeaderRebalance: c.AutoLeaderRebalance,
+		LeaderImbalanceCheckInterval: c.LeaderImbalanceCheckInterval,
+		DefaultReplicationFactor:     c.DefaultReplicationFactor, DefaultPartitions: c.NumPartitions,
+		Listener: c.ControllerNetListener, Logger: logger, Registry: reg,
+	}
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
 }
 
 // parseListeners parses "PLAINTEXT://host:port,NAME2://host:port".

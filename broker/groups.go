@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/replica"
 
 	"github.com/kobs-dev/kobs/broker/group"
 	"github.com/kobs-dev/kobs/broker/wire"
@@ -24,11 +25,9 @@ const offsetsTopic = "__consumer_offsets"
 // offsets.topic.num.partitions decides when the topic is first needed.
 func (b *Broker) startGroups() error {
 	n := b.cfg.OffsetsTopicNumPartitions
-	b.mu.RLock()
-	if t := b.topics[offsetsTopic]; t != nil {
-		n = int32(len(t.partitions))
+	if t := b.pub.Load().Topic(offsetsTopic); t != nil {
+		n = int32(len(t.Partitions))
 	}
-	b.mu.RUnlock()
 	c, err := group.New(group.Config{
 		Partitions:            n,
 		InitialRebalanceDelay: b.cfg.GroupInitialRebalanceDelay,
@@ -84,7 +83,7 @@ func (b *Broker) ensureOffsetsTopic() error {
 // offsetsStorage is group.Storage over the __consumer_offsets partitions.
 type offsetsStorage struct{ b *Broker }
 
-func (s offsetsStorage) partition(idx int32, create bool) (*partition, error) {
+func (s offsetsStorage) partition(idx int32, create bool) (*replica.Partition, error) {
 	if _, p := s.b.lookup(offsetsTopic, idx); p != nil || !create {
 		return p, nil
 	}
@@ -98,26 +97,32 @@ func (s offsetsStorage) partition(idx int32, create bool) (*partition, error) {
 }
 
 // Append validates the coordinator's batch as a produced one would be and
-// appends it under the partition's append lock.
-func (s offsetsStorage) Append(idx int32, batch []byte) error {
+// appends it to the local log; done is told when the batch is below the
+// high watermark.
+func (s offsetsStorage) Append(idx int32, batch []byte, done func(error)) error {
 	p, err := s.partition(idx, true)
 	if err != nil {
 		return err
 	}
-	batches, err := klog.ValidateBatches(batch, p.log.Config().MaxMessageBytes)
+	if !p.State().IsLeader() {
+		return fmt.Errorf("%w: %s-%d", group.ErrNotCoordinator, offsetsTopic, idx)
+	}
+	batches, err := klog.ValidateBatches(batch, p.Log().Config().MaxMessageBytes)
 	if errors.Is(err, klog.ErrRecordTooLarge) {
 		return fmt.Errorf("%w: %w", group.ErrRecordTooLarge, err)
 	}
 	if err != nil {
 		return fmt.Errorf("coordinator batch: %w", err)
 	}
-	p.appendMu.Lock()
-	_, err = p.log.Append(batches)
-	p.appendMu.Unlock()
+	res, err := p.Append(batches)
 	if err != nil {
 		return err
 	}
-	p.notifyAppend()
+	p.NotifyAppend()
+	if done != nil {
+		done(nil) // one replica: in the log is committed
+	}
+	_ = res
 	return nil
 }
 
@@ -126,7 +131,7 @@ func (s offsetsStorage) Bounds(idx int32) (start, end int64, ok bool) {
 	if p == nil {
 		return 0, 0, false
 	}
-	return p.log.LogStartOffset(), p.log.LogEndOffset(), true
+	return p.Log().LogStartOffset(), p.Log().LogEndOffset(), true
 }
 
 func (s offsetsStorage) Read(idx int32, offset int64, maxBytes int32) ([]byte, error) {
@@ -134,7 +139,7 @@ func (s offsetsStorage) Read(idx int32, offset int64, maxBytes int32) ([]byte, e
 	if p == nil {
 		return nil, fmt.Errorf("%s-%d does not exist", offsetsTopic, idx)
 	}
-	return p.log.Read(offset, maxBytes, p.log.LogEndOffset(), true)
+	return p.Log().Read(offset, maxBytes, p.Log().LogEndOffset(), true)
 }
 
 // clientOf describes a request's client as Kafka shows group members:

@@ -1,8 +1,6 @@
 package broker
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/internal/fsutil"
 )
 
@@ -24,32 +23,7 @@ import (
 const (
 	metaPropertiesFile = "meta.properties"
 	topicsFile         = "kobs-topics.json"
-	partitionMetaFile  = "partition.metadata"
 )
-
-// TopicID is a Kafka topic UUID.
-type TopicID [16]byte
-
-func newTopicID() TopicID {
-	var id TopicID
-	for id == (TopicID{}) {
-		_, _ = rand.Read(id[:])
-	}
-	return id
-}
-
-// String is Kafka's textual form: URL-safe base64 without padding.
-func (id TopicID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-func parseTopicID(s string) (TopicID, error) {
-	var id TopicID
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return id, fmt.Errorf("bad topic id %q", s)
-	}
-	copy(id[:], b)
-	return id, nil
-}
 
 type topicRecord struct {
 	Name       string            `json:"name"`
@@ -95,7 +69,7 @@ func ensureMetaProperties(dir string, nodeID int32, clusterID string) (string, e
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if clusterID == "" {
-			id := newTopicID() // same 16-byte random base64 form Kafka uses for cluster ids
+			id := metadata.NewTopicID() // same 16-byte random base64 form Kafka uses for cluster ids
 			clusterID = id.String()
 		}
 		content := "#\n#kobs\nversion=1\nnode.id=" + strconv.Itoa(int(nodeID)) + "\ncluster.id=" + clusterID + "\n"
@@ -111,38 +85,6 @@ func ensureMetaProperties(dir string, nodeID int32, clusterID string) (string, e
 		return "", fmt.Errorf("%s: cluster.id %s does not match configured cluster.id %s", path, existing, clusterID)
 	}
 	return existing, nil
-}
-
-// writePartitionMetadata writes Kafka's partition.metadata file, which
-// ties a partition directory to its topic id.
-func writePartitionMetadata(dir string, id TopicID) error {
-	return fsutil.WriteFileAtomic(filepath.Join(dir, partitionMetaFile), []byte("version: 0\ntopic_id: "+id.String()+"\n"))
-}
-
-func readPartitionMetadata(dir string) (TopicID, error) {
-	b, err := os.ReadFile(filepath.Join(dir, partitionMetaFile))
-	if err != nil {
-		return TopicID{}, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "topic_id: "); ok {
-			return parseTopicID(strings.TrimSpace(v))
-		}
-	}
-	return TopicID{}, fmt.Errorf("%s: no topic_id", filepath.Join(dir, partitionMetaFile))
-}
-
-// parsePartitionDir splits "<topic>-<partition>" at the last dash.
-func parsePartitionDir(name string) (string, int32, bool) {
-	i := strings.LastIndexByte(name, '-')
-	if i <= 0 {
-		return "", 0, false
-	}
-	p, err := strconv.ParseInt(name[i+1:], 10, 32)
-	if err != nil || p < 0 {
-		return "", 0, false
-	}
-	return name[:i], int32(p), true
 }
 
 // validateTopicName applies Kafka's Topic.validate rules.

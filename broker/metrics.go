@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/broker/group"
+	"github.com/kobs-dev/kobs/broker/metadata"
+	"github.com/kobs-dev/kobs/broker/replica"
 	"github.com/kobs-dev/kobs/broker/telemetry"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
@@ -60,6 +62,8 @@ type metrics struct {
 	flush       *telemetry.Timer
 
 	isrShrinks, isrExpands *telemetry.Meter
+
+	topics sync.Map // topic name -> *topicMetrics
 }
 
 func newMetrics(reg *telemetry.Registry, handlers int) *metrics {
@@ -311,13 +315,25 @@ func (m *metrics) flushed(d time.Duration) {
 	m.flush.Update(d)
 }
 
-// addTopic registers a topic's BrokerTopicMetrics; the returned value is
-// kept on the topic for the hot path.
-func (m *metrics) addTopic(name string) *topicMetrics {
+// addTopic registers a topic's BrokerTopicMetrics (once).
+func (m *metrics) addTopic(name string) {
+	if m == nil {
+		return
+	}
+	if _, ok := m.topics.Load(name); !ok {
+		m.topics.LoadOrStore(name, newTopicMetrics(m.reg, name))
+	}
+}
+
+// topic returns a topic's BrokerTopicMetrics, nil if it has none (unknown
+// topic, or telemetry off).
+func (m *metrics) topic(name string) *topicMetrics {
 	if m == nil {
 		return nil
 	}
-	return newTopicMetrics(m.reg, name)
+	tm, _ := m.topics.Load(name)
+	t, _ := tm.(*topicMetrics)
+	return t
 }
 
 // removeTopic drops every bean tagged with the topic, as Kafka does when a
@@ -326,6 +342,7 @@ func (m *metrics) removeTopic(name string) {
 	if m == nil {
 		return
 	}
+	m.topics.Delete(name)
 	for _, typ := range []string{"BrokerTopicMetrics"} {
 		m.reg.UnregisterMatching(telemetry.MustParseObjectName("kafka.server:type=" + typ + ",topic=" + telemetry.Quote(name) + ",*"))
 	}
@@ -333,28 +350,51 @@ func (m *metrics) removeTopic(name string) {
 	m.reg.UnregisterMatching(telemetry.MustParseObjectName("kafka.cluster:type=Partition,topic=" + telemetry.Quote(name) + ",*"))
 }
 
-// addPartition registers the Log and Partition gauges of one partition.
-// They read the partition's state when scraped, so they cost nothing on
-// the write path.
-func (m *metrics) addPartition(b *Broker, p *partition) {
+// addPartition registers the Log and Partition gauges of one partition
+// (replica.ManagerConfig.OnAdd). They read the partition's log and its
+// assignment snapshot when scraped: no lock, nothing on the write path.
+func (m *metrics) addPartition(p *replica.Partition) {
 	if m == nil {
 		return
 	}
-	tags := []string{"topic", p.topic, "partition", strconv.Itoa(int(p.index))}
+	tags := []string{"topic", p.Topic, "partition", strconv.Itoa(int(p.Index))}
 	g := func(domain, typ, name string, fn func() int64) {
 		m.reg.Gauge(telemetry.Name(domain, typ, name, tags...), fn)
 	}
-	g("kafka.log", "Log", "LogEndOffset", p.log.LogEndOffset)
-	g("kafka.log", "Log", "LogStartOffset", p.log.LogStartOffset)
-	g("kafka.log", "Log", "Size", p.log.Size)
-	g("kafka.log", "Log", "NumLogSegments", func() int64 { return int64(p.log.NumSegments()) })
-	rs := func() replicaState { return b.replicaState(p) }
-	g("kafka.cluster", "Partition", "UnderReplicated", func() int64 { return boolInt(rs().underReplicated()) })
-	g("kafka.cluster", "Partition", "UnderMinIsr", func() int64 { return boolInt(rs().underMinIsr()) })
-	g("kafka.cluster", "Partition", "AtMinIsr", func() int64 { return boolInt(rs().atMinIsr()) })
-	g("kafka.cluster", "Partition", "InSyncReplicasCount", func() int64 { return int64(rs().isr) })
-	g("kafka.cluster", "Partition", "ReplicasCount", func() int64 { return int64(rs().replicas) })
+	l := p.Log()
+	g("kafka.log", "Log", "LogEndOffset", l.LogEndOffset)
+	g("kafka.log", "Log", "LogStartOffset", l.LogStartOffset)
+	g("kafka.log", "Log", "Size", l.Size)
+	g("kafka.log", "Log", "NumLogSegments", func() int64 { return int64(l.NumSegments()) })
+	g("kafka.cluster", "Partition", "UnderReplicated", func() int64 { return boolInt(p.State().UnderReplicated()) })
+	g("kafka.cluster", "Partition", "UnderMinIsr", func() int64 { return boolInt(p.State().UnderMinISR()) })
+	g("kafka.cluster", "Partition", "AtMinIsr", func() int64 { return boolInt(p.State().AtMinISR()) })
+	// Kafka reports the ISR and replica counts on the leader only.
+	g("kafka.cluster", "Partition", "InSyncReplicasCount", func() int64 {
+		if s := p.State(); s.IsLeader() {
+			return int64(len(s.ISR))
+		}
+		return 0
+	})
+	g("kafka.cluster", "Partition", "ReplicasCount", func() int64 {
+		if s := p.State(); s.IsLeader() {
+			return int64(len(s.Replicas))
+		}
+		return 0
+	})
 	g("kafka.cluster", "Partition", "LastStableOffsetLag", func() int64 { return 0 }) // no open transactions
+}
+
+// removePartition drops one partition's Log and Partition gauges
+// (replica.ManagerConfig.OnRemove), as when a replica moves away.
+func (m *metrics) removePartition(p *replica.Partition) {
+	if m == nil {
+		return
+	}
+	for _, pat := range []string{"kafka.log:type=Log", "kafka.cluster:type=Partition"} {
+		m.reg.UnregisterMatching(telemetry.MustParseObjectName(pat + ",topic=" + telemetry.Quote(p.Topic) +
+			",partition=" + strconv.Itoa(int(p.Index)) + ",*"))
+	}
 }
 
 func boolInt(b bool) int64 {
@@ -362,39 +402,6 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-// replicaState is a partition's replication facts as the metrics see them.
-type replicaState struct {
-	replicas, isr, minIsr int
-	hasLeader             bool
-}
-
-func (s replicaState) underReplicated() bool { return s.isr < s.replicas }
-func (s replicaState) underMinIsr() bool     { return s.isr < s.minIsr }
-func (s replicaState) atMinIsr() bool        { return s.isr == s.minIsr }
-
-// replicaState reads a partition's replica set. With one replica per
-// partition the leader is this broker and the ISR is itself; min.insync.replicas
-// comes from the topic config, so AtMinIsr is true exactly when Kafka would
-// say so (min.insync.replicas=1).
-func (b *Broker) replicaState(p *partition) replicaState {
-	b.mu.RLock()
-	t := b.topics[p.topic]
-	var overrides map[string]string
-	if t != nil {
-		overrides = t.configs
-	}
-	v, ok := overrides["min.insync.replicas"]
-	b.mu.RUnlock()
-	if !ok {
-		v, ok = b.cfg.TopicDefaults["min.insync.replicas"]
-	}
-	if !ok {
-		v = topicConfigByName["min.insync.replicas"].defaultVal
-	}
-	minIsr, _ := strconv.Atoi(v) // validated when set
-	return replicaState{replicas: 1, isr: 1, minIsr: minIsr, hasLeader: true}
 }
 
 // registerGroupGauges registers the group coordinator's cache sizes.
@@ -418,36 +425,85 @@ func (m *metrics) registerBrokerGauges(b *Broker) {
 	if m == nil {
 		return
 	}
-	count := func(pred func(replicaState) bool) func() int64 {
+	count := func(pred func(*replica.State) bool) func() int64 {
 		return func() int64 {
 			var n int64
-			b.eachPartition(func(p *partition) {
-				if pred(b.replicaState(p)) {
+			for _, p := range b.replicas.All() {
+				if pred(p.State()) {
 					n++
 				}
-			})
+			}
 			return n
 		}
 	}
 	g := func(domain, typ, name string, fn func() int64) { m.reg.Gauge(telemetry.Name(domain, typ, name), fn) }
-	g("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", count(replicaState.underReplicated))
-	g("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", count(replicaState.underMinIsr))
-	g("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", count(replicaState.atMinIsr))
-	g("kafka.server", "ReplicaManager", "PartitionCount", count(func(replicaState) bool { return true }))
-	g("kafka.server", "ReplicaManager", "LeaderCount", count(func(s replicaState) bool { return s.hasLeader }))
-	g("kafka.server", "ReplicaManager", "OfflineReplicaCount", count(func(s replicaState) bool { return !s.hasLeader }))
-
-	g("kafka.controller", "KafkaController", "ActiveControllerCount", func() int64 { return 1 }) // this broker is its own controller
-	g("kafka.controller", "KafkaController", "OfflinePartitionsCount", count(func(s replicaState) bool { return !s.hasLeader }))
-	g("kafka.controller", "KafkaController", "PreferredReplicaImbalanceCount", func() int64 { return 0 })
-	g("kafka.controller", "KafkaController", "GlobalTopicCount", func() int64 {
-		b.mu.RLock()
-		defer b.mu.RUnlock()
-		return int64(len(b.topics))
+	g("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", count((*replica.State).UnderReplicated))
+	g("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", count((*replica.State).UnderMinISR))
+	g("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", count((*replica.State).AtMinISR))
+	g("kafka.server", "ReplicaManager", "PartitionCount", func() int64 { return int64(b.replicas.Len()) })
+	g("kafka.server", "ReplicaManager", "LeaderCount", count((*replica.State).IsLeader))
+	// Replicas the image assigns to this broker that it could not open
+	// (Kafka: replicas in an offline log dir).
+	g("kafka.server", "ReplicaManager", "OfflineReplicaCount", func() int64 {
+		var n int64
+		img := b.pub.Load()
+		for _, t := range img.Topics {
+			for i := range t.Partitions {
+				if t.Partitions[i].HasReplica(b.cfg.NodeID) && b.replicas.Partition(t.Name, int32(i)) == nil {
+					n++
+				}
+			}
+		}
+		return n
 	})
-	g("kafka.controller", "KafkaController", "GlobalPartitionCount", count(func(replicaState) bool { return true }))
-	g("kafka.controller", "KafkaController", "ActiveBrokerCount", func() int64 { return 1 })
-	g("kafka.controller", "KafkaController", "FencedBrokerCount", func() int64 { return 0 })
+
+	// The controller's view, from the image this broker serves.
+	isController := func() bool { return b.pub.Load().ControllerID == b.cfg.NodeID }
+	g("kafka.controller", "KafkaController", "ActiveControllerCount", func() int64 { return boolInt(isController()) })
+	imageCount := func(fn func(*metadata.Image) int64) func() int64 {
+		return func() int64 {
+			if !isController() {
+				return 0 // Kafka reports the controller gauges on the active controller only
+			}
+			return fn(b.pub.Load())
+		}
+	}
+	eachPartition := func(img *metadata.Image, pred func(*metadata.Partition) bool) (n int64) {
+		for _, t := range img.Topics {
+			for i := range t.Partitions {
+				if pred(&t.Partitions[i]) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	g("kafka.controller", "KafkaController", "OfflinePartitionsCount", imageCount(func(img *metadata.Image) int64 {
+		return eachPartition(img, (*metadata.Partition).Offline)
+	}))
+	g("kafka.controller", "KafkaController", "PreferredReplicaImbalanceCount", imageCount(func(img *metadata.Image) int64 {
+		return eachPartition(img, func(p *metadata.Partition) bool { return len(p.Replicas) > 0 && p.Leader != p.Replicas[0] })
+	}))
+	g("kafka.controller", "KafkaController", "GlobalTopicCount", imageCount(func(img *metadata.Image) int64 { return int64(len(img.Topics)) }))
+	g("kafka.controller", "KafkaController", "GlobalPartitionCount", imageCount(func(img *metadata.Image) int64 {
+		return eachPartition(img, func(*metadata.Partition) bool { return true })
+	}))
+	g("kafka.controller", "KafkaController", "ActiveBrokerCount", imageCount(func(img *metadata.Image) (n int64) {
+		for _, br := range img.Brokers {
+			if !br.Fenced {
+				n++
+			}
+		}
+		return n
+	}))
+	g("kafka.controller", "KafkaController", "FencedBrokerCount", imageCount(func(img *metadata.Image) (n int64) {
+		for _, br := range img.Brokers {
+			if br.Fenced {
+				n++
+			}
+		}
+		return n
+	}))
 
 	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "RequestQueueSize"), func() int64 { return int64(b.srv.QueueLen()) })
 	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "ResponseQueueSize"), func() int64 { return b.srv.ResponsesWaiting() })

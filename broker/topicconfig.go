@@ -230,3 +230,9 @@ func (c *Config) logConfig(overrides map[string]string) klog.Config {
 	}
 	return lc
 }
+
+// minISR resolves a topic's min.insync.replicas (validated when set).
+func (c *Config) minISR(overrides map[string]string) int {
+	n, _ := strconv.Atoi(c.resolved(overrides, "min.insync.replicas"))
+	return max(n, 1)
+}

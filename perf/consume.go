@@ -273,6 +273,17 @@ func RunConsume(ctx context.Context, cfg ConsumeConfig, out io.Writer) (ConsumeR
 		}
 	}
 
+	// Commit what was consumed, so a group run leaves its position (and
+	// lag) behind as a real consumer would; kgo's periodic autocommit may
+	// not have run in a short run.
+	if cfg.Group != "" && records > 0 {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := cl.CommitUncommittedOffsets(cctx); err != nil && runErr == nil {
+			runErr = fmt.Errorf("commit offsets of group %s: %w", cfg.Group, err)
+		}
+		cancel()
+	}
+
 	// Kafka ends the clock when the loop exits, so a run that stops on the
 	// idle timeout counts the idle time as consuming time and understates the
 	// rate by up to --timeout. We end it at the last record instead.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rcrowley/go-metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -15,13 +16,20 @@ import (
 type Stats struct {
 	Emitted int64 // handed to the trace producer
 	Written int64 // acknowledged by the trace topic
-	Dropped int64 // discarded because the buffer was full
+	Dropped int64 // discarded because the buffer was full (after waiting, with BlockWhenFull)
 	Failed  int64 // the trace producer gave up on them (broker down longer than the delivery timeout)
+	// Blocked counts events that waited for room (BlockWhenFull) and got it.
+	Blocked int64
+	// DropEvents counts drop events written to the trace topic: each
+	// records the dropped and failed events of one window.
+	DropEvents int64
 }
 
-// Emitter is the asynchronous, bounded producer of trace events. Emit never
-// blocks: when MaxBufferedEvents events are buffered or in flight, the new
-// one is dropped and counted. It is safe for concurrent use.
+// Emitter is the asynchronous, bounded producer of trace events. When
+// MaxBufferedEvents events are buffered or in flight, a new one is dropped
+// at once (DropWhenFull, the default) or after waiting for room
+// (BlockWhenFull). Every drop is counted and recorded in a drop event on the
+// trace topic. It is safe for concurrent use.
 //
 // Events are packed into trace-topic records as newline-delimited JSON, up
 // to batchEvents events or batchBytes per record, or whatever arrived within
@@ -44,6 +52,16 @@ type Emitter struct {
 	// buffered counts events pending or in flight, for the bound.
 	buffered                          atomic.Int64
 	emitted, written, dropped, failed atomic.Int64
+	blocked, dropEvents               atomic.Int64
+
+	// Waiters for room (BlockWhenFull): a release closes room and replaces
+	// it when someone waits.
+	waiters      atomic.Int64
+	roomMu       sync.Mutex
+	room         chan struct{}
+	stalledUntil atomic.Int64 // unix nanos: a wait timed out, drop without waiting until then
+
+	drops dropLog
 }
 
 // Packing limits of one trace-topic record.
@@ -60,7 +78,19 @@ func NewEmitter(opts ...Opt) (*Emitter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Emitter{cfg: c}
+	e := &Emitter{cfg: c, room: make(chan struct{})}
+	e.drops.m = map[dropKey]*dropEntry{}
+	if c.registry != nil {
+		for name, v := range map[string]*atomic.Int64{
+			"kobs-trace-events-emitted": &e.emitted, "kobs-trace-events-written": &e.written,
+			"kobs-trace-events-dropped": &e.dropped, "kobs-trace-events-failed": &e.failed,
+			"kobs-trace-events-blocked": &e.blocked, "kobs-trace-events-buffered": &e.buffered,
+			"kobs-trace-drop-events": &e.dropEvents,
+		} {
+			c.registry.Unregister(name) // a new emitter replaces an old one's gauges
+			_ = c.registry.Register(name, metrics.NewFunctionalGauge(v.Load))
+		}
+	}
 	if len(c.brokers) > 0 {
 		if err := e.start(c.brokers); err != nil {
 			return nil, err
@@ -102,22 +132,23 @@ func (e *Emitter) start(seeds []string) error {
 func (e *Emitter) client() *kgo.Client { return e.cl.Load() }
 
 // Emit queues one event, encoding it straight into the pending record. It
-// never blocks and never fails the caller.
+// never fails the caller; with BlockWhenFull it may wait for room.
 func (e *Emitter) Emit(ev *Event) {
 	cl := e.client()
-	if cl == nil || e.buffered.Add(1) > int64(e.cfg.maxBuffered) {
-		if cl != nil {
-			e.buffered.Add(-1)
-		}
-		e.dropped.Add(1)
+	if cl == nil {
+		e.drop(ev, reasonNotStarted)
+		return
+	}
+	if !e.reserve() {
+		e.drop(ev, reasonBufferFull)
 		return
 	}
 	e.emitted.Add(1)
 	e.bmu.Lock()
 	if e.closed {
 		e.bmu.Unlock()
-		e.buffered.Add(-1)
-		e.dropped.Add(1)
+		e.release(1)
+		e.drop(ev, reasonClosed)
 		return
 	}
 	e.pending = append(ev.appendJSON(e.pending), '\n')
@@ -133,6 +164,51 @@ func (e *Emitter) Emit(ev *Event) {
 		time.AfterFunc(batchLinger, e.flushPending)
 	}
 	e.bmu.Unlock()
+}
+
+// reserve takes room for one event, waiting up to the BlockWhenFull time.
+func (e *Emitter) reserve() bool {
+	limit := int64(e.cfg.maxBuffered)
+	if e.buffered.Add(1) <= limit {
+		return true
+	}
+	e.buffered.Add(-1)
+	if e.cfg.blockFor <= 0 || time.Now().UnixNano() < e.stalledUntil.Load() {
+		return false
+	}
+	e.waiters.Add(1)
+	defer e.waiters.Add(-1)
+	timer := time.NewTimer(e.cfg.blockFor)
+	defer timer.Stop()
+	for {
+		e.roomMu.Lock()
+		room := e.room
+		e.roomMu.Unlock()
+		if e.buffered.Add(1) <= limit {
+			e.blocked.Add(1)
+			return true
+		}
+		e.buffered.Add(-1)
+		select {
+		case <-room:
+		case <-timer.C:
+			// The trace topic is not keeping up (or gone): stop making
+			// the traced client wait for a while.
+			e.stalledUntil.Store(time.Now().Add(time.Second).UnixNano())
+			return false
+		}
+	}
+}
+
+// release frees room for n events and wakes waiters.
+func (e *Emitter) release(n int64) {
+	e.buffered.Add(-n)
+	if e.waiters.Load() > 0 {
+		e.roomMu.Lock()
+		close(e.room)
+		e.room = make(chan struct{})
+		e.roomMu.Unlock()
+	}
 }
 
 // takeLocked detaches the pending record; bmu is held.
@@ -168,22 +244,25 @@ func putBuf(b []byte) {
 
 func (e *Emitter) send(cl *kgo.Client, value []byte, n int64) {
 	cl.TryProduce(context.Background(), &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
-		putBuf(r.Value)
-		e.buffered.Add(-n)
 		switch {
 		case err == nil:
 			e.written.Add(n)
 		case errors.Is(err, kgo.ErrMaxBuffered):
 			e.dropped.Add(n)
+			e.dropPacked(r.Value, reasonBufferFull)
 		default:
 			e.failed.Add(n)
+			e.dropPacked(r.Value, "trace topic write failed: "+err.Error())
 		}
+		putBuf(r.Value)
+		e.release(n)
 	})
 }
 
 // Stats returns the counters so far.
 func (e *Emitter) Stats() Stats {
-	return Stats{Emitted: e.emitted.Load(), Written: e.written.Load(), Dropped: e.dropped.Load(), Failed: e.failed.Load()}
+	return Stats{Emitted: e.emitted.Load(), Written: e.written.Load(), Dropped: e.dropped.Load(), Failed: e.failed.Load(),
+		Blocked: e.blocked.Load(), DropEvents: e.dropEvents.Load()}
 }
 
 // Flush waits until every emitted event is acknowledged or failed, or ctx
@@ -191,6 +270,11 @@ func (e *Emitter) Stats() Stats {
 func (e *Emitter) Flush(ctx context.Context) error {
 	if cl := e.client(); cl != nil {
 		e.flushPending()
+		if err := cl.Flush(ctx); err != nil {
+			return err
+		}
+		// Drops recorded by the flush's failures go out now too.
+		e.shipDrops()
 		return cl.Flush(ctx)
 	}
 	return nil
@@ -211,6 +295,24 @@ func (e *Emitter) Close() {
 		defer cancel()
 		if err := cl.Flush(ctx); err != nil {
 			e.cfg.log.Warn("trace events not flushed before close", "err", err)
+		}
+		// Events that failed during the flush are recorded as drops; the
+		// drop events are the last thing written.
+		e.shipDrops()
+		if err := cl.Flush(ctx); err != nil {
+			e.cfg.log.Warn("trace events not flushed before close", "err", err)
+		}
+		e.drops.mu.Lock()
+		e.drops.closed = true
+		lost := e.drops.m
+		e.drops.m = map[dropKey]*dropEntry{}
+		e.drops.mu.Unlock()
+		for k, d := range lost {
+			// The trace topic is unreachable even for the drop records:
+			// the log is the last place the loss can be seen.
+			e.cfg.log.Error("trace events lost and their drop record not written", "client", k.client, "group", k.group,
+				"topic", k.topic, "reason", k.reason, "events", d.count,
+				"from", time.UnixMilli(d.first).UTC(), "to", time.UnixMilli(d.last).UTC())
 		}
 		cl.Close()
 	})

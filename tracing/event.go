@@ -16,6 +16,11 @@ const (
 	TypeProduce = "produce"
 	// TypeConsume is one record returned to a consumer by a poll.
 	TypeConsume = "consume"
+	// TypeDrop records trace events a client could not write (buffer full
+	// or trace topic unreachable): how many, of which topic, in which time
+	// window, and the message ids concerned (up to maxDropIDs per window).
+	// Journeys whose events are missing say so instead of "not found".
+	TypeDrop = "drop"
 )
 
 // Header names the producer hook stamps on every record.
@@ -65,6 +70,13 @@ type Event struct {
 	Member string `json:"member,omitempty"`
 	// E2EUS is poll time minus the record timestamp (consume events).
 	E2EUS int64 `json:"e2e_us,omitempty"`
+
+	// Drop events: FirstTS..TS is the window, Dropped the number of events
+	// lost in it, DroppedIDs the message ids of the first maxDropIDs of
+	// them, and Error the reason.
+	FirstTS    int64    `json:"first_ts,omitempty"`
+	Dropped    int64    `json:"dropped,omitempty"`
+	DroppedIDs []string `json:"dropped_ids,omitempty"`
 }
 
 // appendJSON encodes e without reflection: the hooks run on the user's
@@ -97,6 +109,18 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = appendStr(b, "group", e.Group)
 	b = appendStr(b, "member", e.Member)
 	b = appendInt(b, "e2e_us", e.E2EUS)
+	b = appendInt(b, "first_ts", e.FirstTS)
+	b = appendInt(b, "dropped", e.Dropped)
+	if len(e.DroppedIDs) > 0 {
+		b = append(b, `,"dropped_ids":[`...)
+		for i, id := range e.DroppedIDs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, id)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }
 
@@ -150,7 +174,7 @@ func ParseEvent(b []byte) (Event, error) {
 		return e, fmt.Errorf("%w: %v", ErrCorruptEvent, err)
 	}
 	switch {
-	case e.Type != TypeProduce && e.Type != TypeConsume:
+	case e.Type != TypeProduce && e.Type != TypeConsume && e.Type != TypeDrop:
 		return e, fmt.Errorf("%w: unknown type %q", ErrCorruptEvent, e.Type)
 	case e.MsgID == "":
 		return e, fmt.Errorf("%w: no msg_id", ErrCorruptEvent)
@@ -160,6 +184,8 @@ func ParseEvent(b []byte) (Event, error) {
 		return e, fmt.Errorf("%w: no ts", ErrCorruptEvent)
 	case e.Type == TypeConsume && e.Group == "":
 		return e, fmt.Errorf("%w: consume event without group", ErrCorruptEvent)
+	case e.Type == TypeDrop && e.Dropped <= 0:
+		return e, fmt.Errorf("%w: drop event without a count", ErrCorruptEvent)
 	}
 	return e, nil
 }
@@ -205,9 +231,9 @@ func IndexName(prefix string, ts int64) string {
 func GroupsIndex(prefix string) string { return prefix + "groups" }
 
 // Mapping is the Elasticsearch mapping of the daily indexes: identifiers are
-// keywords (exact terms, cheap to index), times are dates for range queries
-// and sorting, and measurements are kept in _source only (index: false),
-// because journeys read them but never search by them.
+// keywords (exact terms), positions and measurements are longs (so offset
+// ranges, latency percentiles and histograms work as in Elasticsearch),
+// and times are dates for range queries, sorting and date histograms.
 const Mapping = `{
   "settings": {"number_of_shards": 1, "number_of_replicas": 0},
   "mappings": {
@@ -218,20 +244,23 @@ const Mapping = `{
       "trace_id": {"type": "keyword"},
       "span_id": {"type": "keyword", "index": false, "doc_values": false},
       "topic": {"type": "keyword"},
-      "partition": {"type": "keyword"},
-      "offset": {"type": "keyword"},
+      "partition": {"type": "long"},
+      "offset": {"type": "long"},
       "key": {"type": "keyword", "ignore_above": 256},
-      "size": {"type": "long", "index": false, "doc_values": false},
-      "client_id": {"type": "keyword", "index": false, "doc_values": false},
-      "host": {"type": "keyword", "index": false, "doc_values": false},
+      "size": {"type": "long"},
+      "client_id": {"type": "keyword"},
+      "host": {"type": "keyword"},
       "ts": {"type": "date", "format": "epoch_millis"},
-      "send_ts": {"type": "date", "format": "epoch_millis", "index": false, "doc_values": false},
-      "record_ts": {"type": "date", "format": "epoch_millis", "index": false, "doc_values": false},
-      "latency_us": {"type": "long", "index": false, "doc_values": false},
-      "error": {"type": "keyword", "index": false, "doc_values": false},
+      "send_ts": {"type": "date", "format": "epoch_millis"},
+      "record_ts": {"type": "date", "format": "epoch_millis"},
+      "latency_us": {"type": "long"},
+      "error": {"type": "keyword", "ignore_above": 1024},
       "group": {"type": "keyword"},
-      "member": {"type": "keyword", "index": false, "doc_values": false},
-      "e2e_us": {"type": "long", "index": false, "doc_values": false}
+      "member": {"type": "keyword"},
+      "e2e_us": {"type": "long"},
+      "first_ts": {"type": "date", "format": "epoch_millis"},
+      "dropped": {"type": "long"},
+      "dropped_ids": {"type": "keyword"}
     }
   }
 }`

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,14 +74,29 @@ func TestJourneys(t *testing.T) {
 	ctx := context.Background()
 	// One record arrives with an upstream traceparent, which must be kept.
 	const upstream = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	var (
+		produceErrs atomic.Int64
+		firstErr    atomic.Pointer[error]
+	)
 	for i := range n {
 		r := &kgo.Record{Key: fmt.Appendf(nil, "k-%d", i), Value: bytes.Repeat([]byte{'x'}, 100)}
 		if i == 0 {
 			r.Headers = []kgo.RecordHeader{{Key: HeaderTraceparent, Value: []byte(upstream)}}
 		}
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) { require.NoError(t, err) })
+		// The promise runs on a kgo goroutine: record the failure there and
+		// assert on the test goroutine (a require here would not stop the test).
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				produceErrs.Add(1)
+				firstErr.CompareAndSwap(nil, &err)
+			}
+		})
 	}
 	require.NoError(t, cl.Flush(ctx))
+	if e := firstErr.Load(); e != nil {
+		require.NoError(t, *e, "%d records failed", produceErrs.Load())
+	}
+	require.Zero(t, produceErrs.Load())
 	cl.Close()
 	ph.Close()
 	require.Equal(t, Stats{Emitted: n, Written: n}, ph.Stats())

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
+	"github.com/rcrowley/go-metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -26,6 +28,9 @@ type cfg struct {
 	topic        string
 	sampleRate   float64
 	maxBuffered  int
+	blockFor     time.Duration // 0: drop when full
+	registry     metrics.Registry
+	dropWindow   time.Duration
 	emitterOpts  []kgo.Opt
 	emitter      *Emitter
 	clientID     string
@@ -41,7 +46,8 @@ func defaultCfg() cfg {
 	return cfg{
 		topic:       DefaultTopic,
 		sampleRate:  1,
-		maxBuffered: 10000,
+		maxBuffered: DefaultMaxBufferedEvents,
+		dropWindow:  time.Second,
 		host:        host,
 		log:         slog.New(slog.DiscardHandler),
 	}
@@ -55,6 +61,8 @@ func (c *cfg) validate() error {
 		return fmt.Errorf("tracing: sample rate %v outside [0, 1]", c.sampleRate)
 	case c.maxBuffered < 1:
 		return fmt.Errorf("tracing: max buffered events %d < 1", c.maxBuffered)
+	case c.blockFor < 0:
+		return fmt.Errorf("tracing: block time %s < 0", c.blockFor)
 	case c.tp != nil && c.otlpEndpoint != "":
 		return errors.New("tracing: TracerProvider and OTLPEndpoint are mutually exclusive")
 	}
@@ -85,10 +93,46 @@ func Topic(t string) Opt { return opt(func(c *cfg) { c.topic = t }) }
 // producer and every consumer trace the same messages without coordination.
 func SampleRate(r float64) Opt { return opt(func(c *cfg) { c.sampleRate = r }) }
 
-// MaxBufferedEvents bounds the trace producer's buffer, overriding the
-// default 10000. When it is full, new trace events are dropped and counted
-// (Stats.Dropped); the traced client is never blocked or failed.
+// DefaultMaxBufferedEvents is MaxBufferedEvents' default: about 30 MB of
+// events, 200 ms of a 500k records/s producer, so a traced client at full
+// speed over TCP drops nothing while the trace topic keeps up.
+const DefaultMaxBufferedEvents = 100000
+
+// MaxBufferedEvents bounds the events buffered or in flight to the trace
+// topic, overriding DefaultMaxBufferedEvents. What happens when it is full
+// is the Backpressure choice; either way the traced client is never failed.
 func MaxBufferedEvents(n int) Opt { return opt(func(c *cfg) { c.maxBuffered = n }) }
+
+// DropWhenFull is the default backpressure: an event that finds the buffer
+// full is dropped at once, so the traced client never waits for the trace
+// topic. Every drop is counted (Stats.Dropped) and recorded in a drop event
+// (message ids, client, time window) shipped to the trace topic, so the
+// journeys concerned say "trace incomplete" instead of "not found".
+func DropWhenFull() Opt { return opt(func(c *cfg) { c.blockFor = 0 }) }
+
+// BlockWhenFull makes an event that finds the buffer full wait up to d for
+// room before it is dropped (and recorded as with DropWhenFull): the traced
+// client slows down to the trace topic's pace instead of losing events.
+// After a wait that timed out, events drop without waiting for a second, so
+// a dead trace cluster costs the traced client at most d per second.
+func BlockWhenFull(d time.Duration) Opt { return opt(func(c *cfg) { c.blockFor = d }) }
+
+// Metrics registers the emitter's counters in reg (the traced
+// application's go-metrics registry, e.g. the one it hands sarama or
+// exports over Jolokia/Prometheus), as gauges named
+// kobs-trace-events-{emitted,written,dropped,failed,blocked,buffered} and
+// kobs-trace-drop-events, so trace loss shows on the client's own metrics.
+func Metrics(reg metrics.Registry) Opt { return opt(func(c *cfg) { c.registry = reg }) }
+
+// DropWindow sets how often drop events are written (one per client,
+// group, topic and reason per window), overriding the default of 1s.
+func DropWindow(d time.Duration) Opt {
+	return opt(func(c *cfg) {
+		if d > 0 {
+			c.dropWindow = d
+		}
+	})
+}
 
 // EmitterOpts adds kgo options to the trace producer's client (SASL, TLS,
 // linger, ...). They are applied after kobs's own.

@@ -94,6 +94,34 @@ type Journey struct {
 	// NotConsumedBy lists the groups known to consume the topic (seen in
 	// any consume event of it) that have not consumed this message yet.
 	NotConsumedBy []string `json:"not_consumed_by"`
+	// Incomplete is set when a client recorded dropping some of this
+	// message's trace events (Gaps says who and when): hops missing from
+	// the journey may still have happened.
+	Incomplete bool  `json:"incomplete"`
+	Gaps       []Gap `json:"gaps,omitempty"`
+}
+
+// Gap is a drop event: trace events a client could not write to the trace
+// topic in a time window.
+type Gap struct {
+	ClientID string    `json:"client_id,omitempty"`
+	Host     string    `json:"host,omitempty"`
+	Group    string    `json:"group,omitempty"`
+	Topic    string    `json:"topic"`
+	Reason   string    `json:"reason"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	// Dropped counts the events lost in the window (of any message);
+	// IDsRecorded is false when the window lost more events than a drop
+	// event lists ids for, so the gap may concern messages it does not name.
+	Dropped     int64 `json:"dropped"`
+	IDsRecorded bool  `json:"ids_recorded"`
+}
+
+func gapOf(e *Event) Gap {
+	return Gap{ClientID: e.ClientID, Host: e.Host, Group: e.Group, Topic: e.Topic, Reason: e.Error,
+		From: time.UnixMilli(e.FirstTS).UTC(), To: time.UnixMilli(e.TS).UTC(), Dropped: e.Dropped,
+		IDsRecorded: int64(len(e.DroppedIDs)) >= e.Dropped}
 }
 
 // Querier answers journey queries from any Elasticsearch-7-compatible store.
@@ -140,6 +168,10 @@ func (qr *Querier) Journeys(ctx context.Context, q Query) ([]Journey, error) {
 	if err != nil {
 		return nil, err
 	}
+	gaps, err := qr.gapsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	known := map[string][]string{}
 	byMsg := map[string][]Event{}
 	for _, e := range events {
@@ -148,10 +180,16 @@ func (qr *Querier) Journeys(ctx context.Context, q Query) ([]Journey, error) {
 	out := make([]Journey, 0, len(byMsg))
 	for _, id := range ids {
 		evs, ok := byMsg[id]
-		if !ok {
+		if !ok && len(gaps[id]) == 0 {
 			continue
 		}
 		j := assemble(id, evs)
+		if g := gaps[id]; len(g) > 0 {
+			j.Incomplete, j.Gaps = true, g
+			if j.Topic == "" {
+				j.Topic = g[0].Topic
+			}
+		}
 		groups, ok := known[j.Topic]
 		if !ok {
 			if groups, err = qr.knownGroups(ctx, j.Topic); err != nil {
@@ -249,6 +287,8 @@ func (qr *Querier) selectMsgIDs(ctx context.Context, q Query) ([]string, error) 
 		}
 		b.Filter(r)
 	}
+	// Drop events name no partition, offset, key or trace; keep them out.
+	b.MustNot(elastic.NewTermQuery("type", TypeDrop))
 	seen := map[string]bool{}
 	var ids []string
 	// Each message has 1 + (groups) events; page until Limit distinct ids.
@@ -291,7 +331,8 @@ func (qr *Querier) eventsOf(ctx context.Context, ids []string) ([]Event, error) 
 		}
 		for from := 0; ; {
 			const size = 10000
-			res, err := qr.es.Search(qr.dailyPattern()).Query(elastic.NewTermsQuery("msg_id", vals...)).
+			q := elastic.NewBoolQuery().Filter(elastic.NewTermsQuery("msg_id", vals...)).MustNot(elastic.NewTermQuery("type", TypeDrop))
+			res, err := qr.es.Search(qr.dailyPattern()).Query(q).
 				Sort("ts", true).From(from).Size(size).IgnoreUnavailable(true).AllowNoIndices(true).Do(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("trace query: events: %w", err)
@@ -306,6 +347,68 @@ func (qr *Querier) eventsOf(ctx context.Context, ids []string) ([]Event, error) 
 				break
 			}
 			from += size
+		}
+	}
+	return out, nil
+}
+
+// gapsOf returns the drop events naming the given messages, by message id.
+func (qr *Querier) gapsOf(ctx context.Context, ids []string) (map[string][]Gap, error) {
+	out := map[string][]Gap{}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	for chunk := range slices.Chunk(ids, 1000) {
+		vals := make([]any, len(chunk))
+		for i, id := range chunk {
+			vals[i] = id
+		}
+		q := elastic.NewBoolQuery().Filter(elastic.NewTermQuery("type", TypeDrop), elastic.NewTermsQuery("dropped_ids", vals...))
+		evs, err := qr.drops(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for i := range evs {
+			g := gapOf(&evs[i])
+			for _, id := range evs[i].DroppedIDs {
+				if want[id] {
+					out[id] = append(out[id], g)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// GapsNear returns the drop events of topic whose window lies within margin
+// of t: what to suspect when a record exists but has no trace events.
+func (qr *Querier) GapsNear(ctx context.Context, topic string, t time.Time, margin time.Duration) ([]Gap, error) {
+	q := elastic.NewBoolQuery().Filter(elastic.NewTermQuery("type", TypeDrop), elastic.NewTermQuery("topic", topic),
+		elastic.NewRangeQuery("ts").Gte(t.Add(-margin).UnixMilli()),
+		elastic.NewRangeQuery("first_ts").Lte(t.Add(margin).UnixMilli()))
+	evs, err := qr.drops(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Gap, 0, len(evs))
+	for i := range evs {
+		out = append(out, gapOf(&evs[i]))
+	}
+	return out, nil
+}
+
+func (qr *Querier) drops(ctx context.Context, q elastic.Query) ([]Event, error) {
+	res, err := qr.es.Search(qr.dailyPattern()).Query(q).Sort("ts", true).Size(1000).
+		IgnoreUnavailable(true).AllowNoIndices(true).Do(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("trace query: drop events: %w", err)
+	}
+	var out []Event
+	for _, h := range res.Hits.Hits {
+		var e Event
+		if json.Unmarshal(h.Source, &e) == nil && e.Type == TypeDrop {
+			out = append(out, e)
 		}
 	}
 	return out, nil

@@ -59,6 +59,9 @@ func WriteText(w io.Writer, journeys []Journey) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		for _, g := range j.Gaps {
+			fmt.Fprintln(w, GapText(g))
+		}
 	}
 	return nil
 }
@@ -70,6 +73,24 @@ func WriteJSON(w io.Writer, journeys []Journey) error {
 	return enc.Encode(struct {
 		Journeys []Journey `json:"journeys"`
 	}{journeys})
+}
+
+// GapText is the line that marks a journey (or a record) as incomplete.
+func GapText(g Gap) string {
+	by := who(g.ClientID, g.Host)
+	if g.Group != "" {
+		by += " (group " + g.Group + ")"
+	}
+	around := g.From
+	if !g.To.IsZero() {
+		around = g.From.Add(g.To.Sub(g.From) / 2)
+	}
+	s := fmt.Sprintf("trace incomplete: events dropped by %s around %s (%s; %d events dropped between %s and %s",
+		by, stamp(around), g.Reason, g.Dropped, stamp(g.From), stamp(g.To))
+	if !g.IDsRecorded {
+		s += "; not every message id was recorded"
+	}
+	return s + ")"
 }
 
 func orDash(s string) string {
@@ -100,17 +121,31 @@ func us(v int64) string { return (time.Duration(v) * time.Microsecond).String() 
 
 // Handler serves journey queries under /v1/trace/ (mount it at that prefix):
 //
-//	GET /v1/trace/msg/{msg_id}
+//	GET /v1/trace/                      an index of these endpoints
+//	GET /v1/trace/msg/{msg_id}          one journey; 404 when nothing is known of the id
 //	GET /v1/trace/journeys?msg_id=|trace_id=|key=[&topic=]|topic=&partition=&offset=|topic=[&from=&to=]&limit=
 //
 // Answers are JSON ({"journeys": [...]}) unless format=text. Times (from,
 // to) are RFC 3339 or Unix milliseconds.
 func (qr *Querier) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/trace/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"endpoints": []map[string]string{
+			{"path": "/v1/trace/msg/{msg_id}", "description": "the journey of one message (produced, stored, consumed by each group); 404 if the id is unknown"},
+			{"path": "/v1/trace/journeys?msg_id=", "description": "journeys by message id"},
+			{"path": "/v1/trace/journeys?trace_id=", "description": "journeys by W3C trace id"},
+			{"path": "/v1/trace/journeys?key=&topic=", "description": "journeys by record key (topic optional)"},
+			{"path": "/v1/trace/journeys?topic=&partition=&offset=", "description": "the journey of the record at a position"},
+			{"path": "/v1/trace/journeys?topic=&from=&to=&limit=", "description": "the newest journeys of a topic in a time range (RFC 3339, Unix ms or -15m)"},
+		}, "formats": []string{"json (default)", "text (format=text)"}})
+	})
 	mux.HandleFunc("GET /v1/trace/msg/{id}", func(w http.ResponseWriter, r *http.Request) {
 		q := NewQuery()
 		q.MsgID = r.PathValue("id")
-		qr.serve(w, r, q)
+		qr.serve(w, r, q, true)
 	})
 	mux.HandleFunc("GET /v1/trace/journeys", func(w http.ResponseWriter, r *http.Request) {
 		q, err := ParseQuery(r.URL.Query().Get)
@@ -118,12 +153,15 @@ func (qr *Querier) Handler() http.Handler {
 			httpError(w, http.StatusBadRequest, err)
 			return
 		}
-		qr.serve(w, r, q)
+		qr.serve(w, r, q, false)
+	})
+	mux.HandleFunc("/v1/trace/", func(w http.ResponseWriter, r *http.Request) {
+		httpError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s; GET /v1/trace/ lists them", r.Method, r.URL.Path))
 	})
 	return mux
 }
 
-func (qr *Querier) serve(w http.ResponseWriter, r *http.Request, q Query) {
+func (qr *Querier) serve(w http.ResponseWriter, r *http.Request, q Query, one bool) {
 	js, err := qr.Journeys(r.Context(), q)
 	if err != nil {
 		status := http.StatusBadGateway
@@ -131,6 +169,10 @@ func (qr *Querier) serve(w http.ResponseWriter, r *http.Request, q Query) {
 			status = http.StatusBadRequest
 		}
 		httpError(w, status, err)
+		return
+	}
+	if one && len(js) == 0 {
+		httpError(w, http.StatusNotFound, fmt.Errorf("no trace events and no drop record for message id %s (no such message, or its events are not shipped yet)", q.MsgID))
 		return
 	}
 	if r.URL.Query().Get("format") == "text" {

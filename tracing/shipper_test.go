@@ -3,7 +3,10 @@ package tracing
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -97,35 +100,143 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// TestShipperKill9 kills the shipper process mid-stream and restarts it:
-// the events it shipped but did not commit are shipped again onto the same
-// document ids, so the store ends with exactly one document per event.
+// killingProxy forwards to the store; the killAt-th _bulk is stored, and
+// then, before its answer reaches the shipper, the shipper process is
+// killed. The events of that bulk are in the store but were never
+// acknowledged to the shipper, so their offsets cannot have been committed:
+// a correct shipper must ship them again.
+type killingProxy struct {
+	store   string
+	killAt  int64
+	bulks   atomic.Int64
+	victim  atomic.Pointer[exec.Cmd]
+	mu      sync.Mutex
+	killed  []byte // the bulk body stored just before the kill
+	killedC chan struct{}
+}
+
+func (p *killingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target, _ := url.Parse(p.store)
+	if !strings.HasSuffix(r.URL.Path, "/_bulk") {
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.store+r.URL.RequestURI(), bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if p.bulks.Add(1) == p.killAt {
+		if cmd := p.victim.Load(); cmd != nil {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		}
+		p.mu.Lock()
+		p.killed = body
+		p.mu.Unlock()
+		close(p.killedC)
+		panic(http.ErrAbortHandler) // the answer never leaves
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(answer)
+}
+
+// TestShipperKill9 kills the shipper process between a bulk being stored
+// and its acknowledgement, and restarts it: the restarted shipper ships
+// that bulk again onto the same document ids (their _version becomes 2),
+// and once it has committed everything the store holds exactly one
+// document per event.
 func TestShipperKill9(t *testing.T) {
 	const n = 30000
 	b := newBroker(t)
 	ts := startTraceStore(t)
 	es := ts.es(t)
+	proxy := &killingProxy{store: ts.URL, killAt: 4, killedC: make(chan struct{})}
+	pln := listen(t)
+	psrv := &http.Server{Handler: proxy, ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = psrv.Serve(pln) }()
+	t.Cleanup(func() { _ = psrv.Close() })
 	wait := tracedLoad(t, b.Addr(), "kill9", n, 10000)
 
-	first := startShipperProcess(t, b.Addr(), ts.URL)
-	testcluster.Eventually(t, 30*time.Second, func() error {
-		if c := countEvents(t, es); c < 3000 {
-			return fmt.Errorf("%d events shipped so far", c)
-		}
-		return nil
-	})
-	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
+	first := startShipperProcess(t, b.Addr(), "http://"+pln.Addr().String())
+	proxy.victim.Store(first.cmd)
+	select {
+	case <-proxy.killedC:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the shipper never sent %d bulks; logs:\n%s", proxy.killAt, first.logs)
+	}
 	require.Error(t, first.wait(), "killed")
-	atKill := countEvents(t, es)
-	t.Logf("killed the shipper with %d events in the store", atKill)
-	require.Less(t, atKill, int64(n), "the kill must happen mid-stream")
+
+	// The ids of the bulk that was stored but never acknowledged.
+	type docRef struct{ index, id string }
+	var unacked []docRef
+	proxy.mu.Lock()
+	for line := range bytes.SplitSeq(proxy.killed, []byte{'\n'}) {
+		var action map[string]struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+		}
+		if json.Unmarshal(line, &action) == nil {
+			if a, ok := action["index"]; ok && a.ID != "" {
+				unacked = append(unacked, docRef{a.Index, a.ID})
+			}
+		}
+	}
+	proxy.mu.Unlock()
+	require.NotEmpty(t, unacked)
+	ctx := context.Background()
+	version := func(d docRef) int64 {
+		res, err := es.Get().Index(d.index).Id(d.id).Do(ctx)
+		require.NoError(t, err)
+		require.True(t, res.Found)
+		return *res.Version
+	}
+	for _, d := range unacked {
+		require.Equal(t, int64(1), version(d), "stored once before the kill")
+	}
 
 	second := startShipperProcess(t, b.Addr(), ts.URL)
 	written := wait()
-	waitCount(t, es, written, 60*time.Second)
-	// Nothing more arrives later (no duplicate stragglers).
-	time.Sleep(time.Second)
-	require.Equal(t, written, countEvents(t, es))
+	// Done means: the group committed up to the end of the trace topic.
+	// After that nothing is left to ship, so the count below is final.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	testcluster.Eventually(t, 60*time.Second, func() error {
+		ends, err := adm.ListEndOffsets(ctx, DefaultTopic)
+		if err != nil {
+			return err
+		}
+		offs, err := adm.FetchOffsets(ctx, "kobs-trace-shipper")
+		if err != nil {
+			return err
+		}
+		var lag int64
+		ends.Each(func(e kadm.ListedOffset) {
+			o, _ := offs.Lookup(e.Topic, e.Partition)
+			lag += e.Offset - max(o.At, 0)
+		})
+		if lag != 0 {
+			return fmt.Errorf("shipper group lags %d records", lag)
+		}
+		return nil
+	})
+	require.Equal(t, written, countEvents(t, es), "one document per event: re-shipping added no duplicates")
+	for _, d := range unacked {
+		require.Equal(t, int64(2), version(d), "re-shipped onto the same id after the kill")
+	}
 	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, second.wait(), "%s", second.logs)
 	require.Contains(t, second.logs.String(), "trace shipper stopped")

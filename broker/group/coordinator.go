@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -13,9 +14,16 @@ import (
 
 // Storage is the coordinator's view of the __consumer_offsets partitions.
 type Storage interface {
-	// Append appends one v2 record batch to the partition and returns once
-	// it is in the log (creating the topic first if it does not exist).
-	Append(partition int32, batch []byte) error
+	// Append appends one v2 record batch to the partition's local log
+	// (creating the topic first if it does not exist) and returns once it
+	// is there, or the error that kept it out. Batches of one partition
+	// land in the order of the calls, which the shard lock fixes.
+	//
+	// done (may be nil) is told once the batch is committed: replicated
+	// to the partition's ISR, or failed to be (leadership lost, a
+	// timeout). It runs on any goroutine, possibly before Append returns;
+	// the coordinator never waits for it under a lock.
+	Append(partition int32, batch []byte, done func(error)) error
 	// Bounds returns the partition's log start and end offsets; ok is false
 	// when the topic does not exist yet (nothing to load).
 	Bounds(partition int32) (start, end int64, ok bool)
@@ -28,6 +36,15 @@ type Storage interface {
 // partition's max.message.bytes; commits then get INVALID_COMMIT_OFFSET_SIZE
 // as in Kafka.
 var ErrRecordTooLarge = errors.New("coordinator record batch too large")
+
+// ErrNotCoordinator is what Storage wraps when this broker no longer leads
+// the partition (the append cannot commit); clients get NOT_COORDINATOR
+// and look the coordinator up again.
+var ErrNotCoordinator = errors.New("not the coordinator: partition leadership lost")
+
+// ErrTimeout is what Storage wraps when the ISR did not acknowledge an
+// append in time; commits get REQUEST_TIMED_OUT.
+var ErrTimeout = errors.New("append not committed in time")
 
 // Config configures a Coordinator; zero values take Kafka's defaults where
 // noted.
@@ -239,13 +256,43 @@ func (s *shard) unlock() {
 
 func (s *shard) nowMs() int64 { return s.c.clock.Now().UnixMilli() }
 
-// append writes records to this shard's partition as one batch.
-func (s *shard) append(recs []KV) error {
+// append writes records to this shard's partition as one batch; callers
+// hold the shard lock, which orders the batches in the log as the cache
+// changed.
+func (s *shard) append(recs []KV) error { return s.appendAck(recs, nil) }
+
+// appendAck is append with an acknowledgement: ack (if not nil) runs once
+// the batch is committed or failed to be, never under the shard lock: if
+// the storage reports completion before Append returns, ack is deferred
+// to the callbacks run after the lock is released. If the local append
+// itself fails, the error is returned and ack is not called.
+func (s *shard) appendAck(recs []KV, ack func(error)) error {
 	if len(recs) == 0 {
+		if ack != nil {
+			s.out = append(s.out, func() { ack(nil) })
+		}
 		return nil
 	}
-	if err := s.c.cfg.Storage.Append(s.id, EncodeBatch(recs, s.nowMs())); err != nil {
+	var done func(error)
+	// state: 0 while Append runs, 1 if done came first (err holds its
+	// result), 2 once Append returned (done then calls ack itself).
+	var state atomic.Int32
+	var early error
+	if ack != nil {
+		done = func(err error) {
+			if state.CompareAndSwap(0, 1) {
+				early = err
+				return
+			}
+			ack(err)
+		}
+	}
+	if err := s.c.cfg.Storage.Append(s.id, EncodeBatch(recs, s.nowMs()), done); err != nil {
 		return fmt.Errorf("append to __consumer_offsets-%d: %w", s.id, err)
+	}
+	if ack != nil && !state.CompareAndSwap(0, 2) {
+		err := early
+		s.out = append(s.out, func() { ack(err) })
 	}
 	return nil
 }

@@ -27,11 +27,16 @@ func newMemStorage() *memStorage {
 	return &memStorage{parts: map[int32][][]byte{}, next: map[int32]int64{}}
 }
 
-func (m *memStorage) Append(p int32, batch []byte) error {
+func (m *memStorage) Append(p int32, batch []byte, done func(error)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
+	}
+	if done != nil {
+		// Committed at once, and reported from inside Append: the
+		// coordinator must not run the acknowledgement under its lock.
+		defer done(nil)
 	}
 	b := append([]byte(nil), batch...)
 	binary.BigEndian.PutUint64(b, uint64(m.next[p]))
@@ -232,7 +237,7 @@ func (h *harness) commit(memberID string, gen int32, offsets map[int32]int64, md
 	}
 	req.Topics = append(req.Topics, rt)
 	out := map[int32]int16{}
-	for _, p := range h.c.OffsetCommit(req).Topics[0].Partitions {
+	for _, p := range h.offsetCommit(req).Topics[0].Partitions {
 		out[p.Partition] = p.ErrorCode
 	}
 	return out
@@ -525,7 +530,7 @@ func TestOffsetCommitValidation(t *testing.T) {
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Version, req.Group, req.Generation, req.MemberID = 8, "other", 3, "m"
 	req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}}}
-	require.Equal(t, kerr.IllegalGeneration.Code, h.c.OffsetCommit(req).Topics[0].Partitions[0].ErrorCode)
+	require.Equal(t, kerr.IllegalGeneration.Code, h.offsetCommit(req).Topics[0].Partitions[0].ErrorCode)
 
 	h.st.mu.Lock()
 	h.st.parts = map[int32][][]byte{}
@@ -620,7 +625,7 @@ func TestDeleteGroupsAndExpiry(t *testing.T) {
 	other := kmsg.NewPtrOffsetCommitRequest()
 	other.Version, other.Group = 8, "side"
 	other.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 2, Offset: 9}}}}
-	require.Zero(t, h.c.OffsetCommit(other).Topics[0].Partitions[0].ErrorCode)
+	require.Zero(t, h.offsetCommit(other).Topics[0].Partitions[0].ErrorCode)
 
 	del := kmsg.NewPtrDeleteGroupsRequest()
 	del.Groups = []string{testGroup, "missing"}
@@ -660,4 +665,17 @@ func TestDeleteGroupsAndExpiry(t *testing.T) {
 	require.Empty(t, h.c.ListGroups(kmsg.NewPtrListGroupsRequest()).Groups)
 	h.start()
 	require.Empty(t, h.c.ListGroups(kmsg.NewPtrListGroupsRequest()).Groups)
+}
+
+// offsetCommit commits and waits for the acknowledgement.
+func (h *harness) offsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
+	ch := make(chan *kmsg.OffsetCommitResponse, 1)
+	h.c.OffsetCommit(req, func(r *kmsg.OffsetCommitResponse) { ch <- r })
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("offset commit not acknowledged")
+		return nil
+	}
 }

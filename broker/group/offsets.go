@@ -37,9 +37,20 @@ func (g *group) validateOffsetCommit(memberID string, instanceID *string, gen in
 	return 0
 }
 
-// OffsetCommit handles an OffsetCommit request; it returns once the
-// accepted offsets are in the log.
-func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommitResponse {
+// OffsetCommit handles an OffsetCommit request. The accepted offsets are
+// appended to the local log and cached under the shard lock; respond is
+// called (never under the lock) once the batch is committed to the
+// partition's ISR, or with Kafka's error codes if that failed.
+func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest, respond func(*kmsg.OffsetCommitResponse)) {
+	resp := c.offsetCommit(req, respond)
+	if resp != nil {
+		respond(resp)
+	}
+}
+
+// offsetCommit answers at once (a non-nil response) or arranges for
+// respond to be called after the append commits.
+func (c *Coordinator) offsetCommit(req *kmsg.OffsetCommitRequest, respond func(*kmsg.OffsetCommitResponse)) *kmsg.OffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 	type ref struct{ t, p int }
 	var valid []ref
@@ -131,24 +142,43 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCo
 	if len(recs) == 0 {
 		return resp
 	}
-	if err := s.append(recs); err != nil {
+	fail := func(err error) {
+		// Kafka's appendForGroup error mapping for offset commits.
 		code := kerr.CoordinatorNotAvailable.Code
-		if errors.Is(err, ErrRecordTooLarge) {
+		switch {
+		case errors.Is(err, ErrRecordTooLarge):
 			code = kerr.InvalidCommitOffsetSize.Code
+		case errors.Is(err, ErrNotCoordinator):
+			code = kerr.NotCoordinator.Code
+		case errors.Is(err, ErrTimeout):
+			code = kerr.RequestTimedOut.Code
 		}
 		c.log.Warn("offset commit failed", "group", req.Group, "partitions", len(recs), "err", err)
 		for _, v := range committed {
 			resp.Topics[v.t].Partitions[v.p].ErrorCode = code
 		}
+	}
+	err := s.appendAck(recs, func(err error) {
+		if err != nil {
+			fail(err)
+		}
+		respond(resp)
+	})
+	if err != nil {
+		fail(err)
 		return resp
 	}
+	// Cached now, in log order: a later commit of the same partition
+	// overwrites this one in both. If the batch does not commit, this
+	// broker is losing the partition's leadership and unloads the
+	// shard, cache included.
 	if created {
 		s.groups[g.id] = g
 	}
 	for _, p := range commits {
 		g.setOffset(p.topic, p.part, p.val)
 	}
-	return resp
+	return nil
 }
 
 // fetchOffsets returns a group's committed offsets: all of them when

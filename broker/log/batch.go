@@ -172,8 +172,8 @@ func validateOne(rest []byte, maxBatchBytes int32) (Batch, error) {
 	}
 	if b.Compression() == 0 {
 		var want int32
-		err := walkRecords(raw[batchHeaderSize:], b.NumRecords, func(tsDelta int64, offDelta int32) bool {
-			if offDelta != want {
+		err := eachRecord(raw[batchHeaderSize:], b.NumRecords, func(r record) bool {
+			if r.offDelta != want {
 				return false
 			}
 			want++
@@ -204,24 +204,43 @@ func checkCounts(b Batch) error {
 	return nil
 }
 
-// walkRecords parses n v2 records from data, calling fn with each record's
-// timestampDelta and offsetDelta until fn returns false. Unless stopped early,
-// the records must fill data exactly. It is the allocation-free record decoder
-// used by validation and timestamp lookups; kmsg.Record.ReadFrom would
-// allocate headers and needs the record pre-sliced.
-func walkRecords(data []byte, n int32, fn func(tsDelta int64, offDelta int32) bool) error {
+// record is one parsed v2 record. Slices alias the records section.
+type record struct {
+	raw        []byte // length varint and body
+	attr       byte
+	tsDelta    int64
+	offDelta   int32
+	key, value []byte // nil when null
+	rest       []byte // key, value and headers: everything after offsetDelta
+}
+
+// eachRecord is the one record walker of the package (produce validation,
+// timestamp lookups, compaction, key checks): it parses n v2 records from
+// an uncompressed records section, checking every field's layout, and calls
+// fn with each until fn returns false. Bytes after the n-th record are
+// corruption.
+func eachRecord(data []byte, n int32, fn func(record) bool) error {
 	for i := range n {
 		l, k := binary.Varint(data)
 		if k <= 0 || l < 0 || l > int64(len(data)-k) {
 			return fmt.Errorf("record %d: bad length: %w", i, ErrCorruptMessage)
 		}
-		rec := data[k : k+int(l)]
+		r := record{raw: data[:k+int(l)]}
+		body := data[k : k+int(l)]
 		data = data[k+int(l):]
-		tsDelta, offDelta, err := parseRecord(rec)
-		if err != nil {
+		if _, _, err := parseRecord(body); err != nil {
 			return fmt.Errorf("record %d: %w", i, err)
 		}
-		if !fn(tsDelta, offDelta) {
+		// parseRecord checked the layout; decode the fields it skipped.
+		r.attr = body[0]
+		body = body[1:]
+		ts, k1 := binary.Varint(body)
+		od, k2 := binary.Varint(body[k1:])
+		r.tsDelta, r.offDelta = ts, int32(od)
+		r.rest = body[k1+k2:]
+		r.key, body = varBytes(r.rest)
+		r.value, _ = varBytes(body)
+		if !fn(r) {
 			return nil
 		}
 	}
@@ -229,6 +248,17 @@ func walkRecords(data []byte, n int32, fn func(tsDelta int64, offDelta int32) bo
 		return fmt.Errorf("%d bytes after the last record: %w", len(data), ErrCorruptMessage)
 	}
 	return nil
+}
+
+// varBytes reads a nullable varint-prefixed field already checked by
+// parseRecord; null comes back as nil, empty as a non-nil empty slice.
+func varBytes(b []byte) ([]byte, []byte) {
+	l, k := binary.Varint(b)
+	b = b[k:]
+	if l < 0 {
+		return nil, b
+	}
+	return b[:l:l], b[l:]
 }
 
 // parseRecord checks one record body (after its length varint) and returns its

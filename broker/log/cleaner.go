@@ -848,56 +848,6 @@ func compressorFor(codec int8) (kgo.Compressor, error) {
 	return c, nil
 }
 
-// record is one parsed v2 record. Slices alias the records section.
-type record struct {
-	raw        []byte // length varint and body
-	attr       byte
-	tsDelta    int64
-	offDelta   int32
-	key, value []byte // nil when null
-	rest       []byte // key, value and headers: everything after offsetDelta
-}
-
-// eachRecord parses n records and calls fn for each until it returns false.
-func eachRecord(data []byte, n int32, fn func(record) bool) error {
-	for i := range n {
-		l, k := binary.Varint(data)
-		if k <= 0 || l < 0 || l > int64(len(data)-k) {
-			return fmt.Errorf("record %d: bad length: %w", i, ErrCorruptMessage)
-		}
-		r := record{raw: data[:k+int(l)]}
-		body := data[k : k+int(l)]
-		data = data[k+int(l):]
-		if _, _, err := parseRecord(body); err != nil {
-			return fmt.Errorf("record %d: %w", i, err)
-		}
-		// parseRecord checked the layout; decode the fields it skipped.
-		r.attr = body[0]
-		body = body[1:]
-		ts, k1 := binary.Varint(body)
-		od, k2 := binary.Varint(body[k1:])
-		r.tsDelta, r.offDelta = ts, int32(od)
-		r.rest = body[k1+k2:]
-		r.key, body = varBytes(r.rest)
-		r.value, _ = varBytes(body)
-		if !fn(r) {
-			return nil
-		}
-	}
-	return nil
-}
-
-// varBytes reads a nullable varint-prefixed field already checked by
-// parseRecord; null comes back as nil, empty as a non-nil empty slice.
-func varBytes(b []byte) ([]byte, []byte) {
-	l, k := binary.Varint(b)
-	b = b[k:]
-	if l < 0 {
-		return nil, b
-	}
-	return b[:l:l], b[l:]
-}
-
 // ErrMissingKey: a record without a key was produced to a compacted topic
 // (Kafka answers INVALID_RECORD).
 var ErrMissingKey = errors.New("record without key in a compacted topic")

@@ -180,12 +180,12 @@ func firstRecordAtOrAfter(raw []byte, b Batch, ts, minOffset int64) (offset, tim
 	if err != nil {
 		return 0, 0, false, err
 	}
-	err = walkRecords(recs, b.NumRecords, func(tsDelta int64, offDelta int32) bool {
-		rts := b.FirstTimestamp + tsDelta
+	err = eachRecord(recs, b.NumRecords, func(r record) bool {
+		rts := b.FirstTimestamp + r.tsDelta
 		if b.IsLogAppendTime() {
 			rts = b.MaxTimestamp
 		}
-		off := b.BaseOffset + int64(offDelta)
+		off := b.BaseOffset + int64(r.offDelta)
 		if rts >= ts && off >= minOffset {
 			offset, timestamp, found = off, rts, true
 			return false

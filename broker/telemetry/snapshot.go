@@ -15,6 +15,10 @@ const (
 	KindMeter
 	KindHistogram
 	KindTimer
+	// KindKafkaMetrics is a bean of Kafka's own metrics library
+	// (org.apache.kafka.common.metrics, e.g. socket-server-metrics): one
+	// bean per group and tags, one attribute per metric.
+	KindKafkaMetrics
 )
 
 // String returns "Gauge", "Meter", "Histogram" or "Timer".
@@ -28,6 +32,8 @@ func (k Kind) String() string {
 		return "Histogram"
 	case KindTimer:
 		return "Timer"
+	case KindKafkaMetrics:
+		return "KafkaMetrics"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -35,6 +41,9 @@ func (k Kind) String() string {
 // ClassName is the Java class of the MBean Kafka registers for this kind
 // (Jolokia list shows it under "class").
 func (k Kind) ClassName() string {
+	if k == KindKafkaMetrics {
+		return "org.apache.kafka.common.metrics.JmxReporter$KafkaMbean"
+	}
 	return "com.yammer.metrics.reporting.JmxReporter$" + k.String()
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -16,17 +17,30 @@ import (
 // handler pool, wait for its outcome, write the response, repeat. Reading
 // stops while a request is in flight, as Kafka mutes a channel, so pipelined
 // requests are answered strictly in order.
-func (s *Server) serveConn(listener string, c net.Conn) {
-	defer c.Close()
-	log := s.log.With("remote", c.RemoteAddr().String(), "listener", listener)
-	br := bufio.NewReaderSize(c, 64<<10)
+//
+// Memory per connection is bounded by what the client actually sends and
+// reads: the body buffer grows as bytes arrive (readFrame), a frame must
+// arrive within ReadTimeout, a response write must progress within
+// WriteTimeout, and a connection idle for IdleTimeout is closed.
+func (s *Server) serveConn(l *listener, c net.Conn) {
+	log := s.log.With("remote", c.RemoteAddr().String(), "listener", l.name)
+	// Small: idle connections are the many, and bodies bigger than the
+	// buffer are read straight into the frame.
+	br := bufio.NewReaderSize(c, 4<<10)
 	var (
 		sizeBuf [4]byte
 		wbuf    []byte
 	)
 	for {
+		if s.cfg.IdleTimeout > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
+			switch {
+			case isTimeout(err):
+				l.idleClosed.Add(1)
+				log.Debug("closing idle connection (connections.max.idle.ms)", "idle", s.cfg.IdleTimeout)
+			case !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil:
 				log.Debug("connection read failed", "err", err)
 			}
 			return
@@ -39,31 +53,30 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 				"size", uint32(size), "max", s.cfg.MaxRequestBytes)
 			return
 		}
+		if !s.pool.acquire(int64(size)) {
+			return
+		}
 		readStart := time.Now()
-		frame := make([]byte, size)
-		if _, err := io.ReadFull(br, frame); err != nil {
-			log.Debug("connection closed mid-request", "err", err)
+		frame, err := s.readBody(l, c, br, int(size), log)
+		if err != nil {
+			s.pool.release(int64(size))
 			return
 		}
 		r, err := s.decode(frame)
 		if err != nil {
+			s.pool.release(int64(size))
 			log.Warn("closing connection on bad request", "err", err)
 			return
 		}
-		r.Listener, r.Remote, r.Size, r.Received = listener, c.RemoteAddr(), int(size)+4, time.Now()
+		l.requests.Add(1)
+		l.bytesIn.Add(int64(size) + 4)
+		r.Listener, r.Remote, r.Size, r.Received = l.name, c.RemoteAddr(), int(size)+4, time.Now()
 		r.waiting = &s.responsesWaiting
 		s.netBusy.Add(int64(r.Received.Sub(readStart)))
 
-		select {
-		case s.queue <- r:
-		case <-s.ctx.Done():
-			return
-		}
-		var o outcome
-		select {
-		case o = <-r.done:
-			s.responsesWaiting.Add(-1)
-		case <-s.ctx.Done():
+		o, ok := s.dispatch(r)
+		s.pool.release(int64(size))
+		if !ok {
 			return
 		}
 		if o.closeConn != nil {
@@ -73,10 +86,20 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 		pickup := time.Now()
 		if o.resp != nil {
 			wbuf = appendResponse(wbuf[:0], r.Header.CorrelationID, o.resp)
-			if _, err := c.Write(wbuf); err != nil {
-				log.Debug("response write failed", "err", err)
+			n, err := writeAll(c, wbuf, s.cfg.WriteTimeout)
+			l.bytesOut.Add(int64(n))
+			if err != nil {
+				if isTimeout(err) {
+					l.writeTimeouts.Add(1)
+					l.timeoutLog.log(s.log, slog.LevelWarn, "closing connection: client does not read its responses",
+						"listener", l.name, "remote", c.RemoteAddr().String(), "client", r.Header.ClientID,
+						"unsent_bytes", len(wbuf)-n, "write_timeout", s.cfg.WriteTimeout, "write_timeouts_total", l.writeTimeouts.Load())
+				} else {
+					log.Debug("response write failed", "err", err)
+				}
 				return
 			}
+			l.responses.Add(1)
 			if cap(wbuf) > 1<<20 {
 				wbuf = nil // do not pin one big fetch response per idle connection
 			}
@@ -86,6 +109,46 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 		if s.cfg.Observe != nil {
 			s.cfg.Observe(r, r.timings(o.at, pickup, sent), o.resp)
 		}
+	}
+}
+
+// readBody reads one request body under the read deadline.
+func (s *Server) readBody(l *listener, c net.Conn, br io.Reader, size int, log *slog.Logger) ([]byte, error) {
+	if s.cfg.ReadTimeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+	} else {
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	frame, err := readFrame(br, size)
+	if err != nil {
+		if isTimeout(err) {
+			l.readTimeouts.Add(1)
+			l.timeoutLog.log(s.log, slog.LevelWarn, "closing connection: request body did not arrive in time",
+				"listener", l.name, "remote", c.RemoteAddr().String(), "announced_bytes", size,
+				"read_timeout", s.cfg.ReadTimeout, "read_timeouts_total", l.readTimeouts.Load())
+		} else {
+			log.Debug("connection closed mid-request", "err", err)
+		}
+		return nil, err
+	}
+	_ = c.SetReadDeadline(time.Time{}) // a parked request must not time the connection out
+	return frame, nil
+}
+
+// dispatch queues r for a handler and waits for its outcome; false if the
+// server is closing.
+func (s *Server) dispatch(r *Request) (outcome, bool) {
+	select {
+	case s.queue <- r:
+	case <-s.ctx.Done():
+		return outcome{}, false
+	}
+	select {
+	case o := <-r.done:
+		s.responsesWaiting.Add(-1)
+		return o, true
+	case <-s.ctx.Done():
+		return outcome{}, false
 	}
 }
 

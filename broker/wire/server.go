@@ -47,6 +47,27 @@ type Config struct {
 	// busy time is measured against for NetworkIdle. Go multiplexes
 	// connections itself, so this is a yardstick, not a thread count.
 	NetworkThreads int
+
+	// Connection limits, Kafka's keys. MaxConnections (max.connections)
+	// bounds open connections over all listeners: at the limit the
+	// acceptor stops accepting until one closes, as Kafka's does.
+	// MaxConnectionsPerIP (max.connections.per.ip) closes a new connection
+	// at once when its address already has that many. Zero means no limit.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// IdleTimeout is connections.max.idle.ms: a connection with no request
+	// for that long is closed. Zero disables it.
+	IdleTimeout time.Duration
+	// QueuedMaxRequestBytes is queued.max.request.bytes: the bytes of
+	// requests read and not yet answered, over all connections; at the
+	// limit connections stop reading until memory is freed. <= 0: no limit.
+	QueuedMaxRequestBytes int64
+	// ReadTimeout bounds how long a request frame may take to arrive once
+	// its size prefix is read (a client trickling a body is disconnected);
+	// WriteTimeout how long a response write may make no progress (a client
+	// that never reads its responses is disconnected). Zero disables them.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
 }
 
 // Server accepts Kafka-protocol connections on any number of listeners and
@@ -65,8 +86,14 @@ type Server struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	listeners []net.Listener
+	listeners []*listener
 	conns     map[net.Conn]struct{}
+	perIP     map[string]int // open connections by remote IP (max.connections.per.ip)
+
+	// slots holds one token per open connection when MaxConnections is
+	// set; the accept loops block on it at the limit.
+	slots chan struct{}
+	pool  *memoryPool
 
 	// responsesWaiting counts answered requests whose connection has not
 	// picked the response up yet (RequestChannel ResponseQueueSize).
@@ -102,6 +129,11 @@ func NewServer(cfg Config, h Handler) *Server {
 		versions: map[int16]kmsg.ApiVersionsResponseApiKey{},
 		queue:    make(chan *Request, cfg.QueueSize),
 		conns:    map[net.Conn]struct{}{},
+		perIP:    map[string]int{},
+		pool:     newMemoryPool(cfg.QueuedMaxRequestBytes),
+	}
+	if cfg.MaxConnections > 0 {
+		s.slots = make(chan struct{}, cfg.MaxConnections)
 	}
 	for _, v := range cfg.Versions {
 		s.versions[v.ApiKey] = v
@@ -150,51 +182,189 @@ func (s *Server) QueueLen() int { return len(s.queue) }
 
 // Serve accepts connections on ln until Close. name is the listener name
 // (PLAINTEXT) that handlers can see on each request.
+//
+// Accept errors that can pass (out of file descriptors, a connection reset
+// in the backlog) are retried with a backoff of 5 ms doubling to 1 s, as
+// net/http does, and logged; the listener reports Serving=false until an
+// accept succeeds again. Any other error stops the listener for good, which
+// ListenerStats shows (Serving=false) and the log says at ERROR level.
 func (s *Server) Serve(name string, ln net.Listener) {
+	l := &listener{name: name, ln: ln}
+	l.serving.Store(true)
 	s.mu.Lock()
-	s.listeners = append(s.listeners, ln)
+	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-					s.log.Error("accept failed", "listener", name, "err", err)
-				}
-				return
-			}
-			if tc, ok := c.(*net.TCPConn); ok {
-				_ = tc.SetNoDelay(true)
-			}
-			s.mu.Lock()
-			if s.ctx.Err() != nil {
-				s.mu.Unlock()
-				c.Close()
-				return
-			}
-			s.conns[c] = struct{}{}
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serveConn(name, c)
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-			}()
-		}
+		s.acceptLoop(l)
 	}()
 }
+
+func (s *Server) acceptLoop(l *listener) {
+	var backoff time.Duration
+	for {
+		if !s.takeSlot(l) {
+			return
+		}
+		c, err := l.ln.Accept()
+		if err != nil {
+			s.releaseSlot()
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.acceptErrors.Add(1)
+			msg := err.Error()
+			l.lastErr.Store(&msg)
+			l.serving.Store(false)
+			if !temporaryAccept(err) {
+				s.log.Error("listener stopped: accept failed permanently; Kafka clients cannot connect to it",
+					"listener", l.name, "err", err)
+				return
+			}
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			l.acceptLog.log(s.log, slog.LevelError, "accept failed; retrying", "listener", l.name, "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		if backoff > 0 {
+			s.log.Info("listener accepting again", "listener", l.name, "accept_errors_total", l.acceptErrors.Load())
+			backoff = 0
+		}
+		l.serving.Store(true)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		ip := remoteIP(c)
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			c.Close()
+			s.releaseSlot()
+			return
+		}
+		if s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP {
+			s.mu.Unlock()
+			c.Close()
+			s.releaseSlot()
+			l.rejectedPerIP.Add(1)
+			l.rejectLog.log(s.log, slog.LevelWarn, "connection rejected: max.connections.per.ip reached",
+				"listener", l.name, "remote", ip, "max", s.cfg.MaxConnectionsPerIP, "rejected_total", l.rejectedPerIP.Load())
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.perIP[ip]++
+		s.mu.Unlock()
+		l.conns.Add(1)
+		l.created.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(l, c)
+			c.Close()
+			s.mu.Lock()
+			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
+			s.mu.Unlock()
+			l.conns.Add(-1)
+			l.closed.Add(1)
+			s.releaseSlot()
+		}()
+	}
+}
+
+// takeSlot waits for room under max.connections; false if the server closed.
+func (s *Server) takeSlot(l *listener) bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	default:
+	}
+	l.acceptLog.log(s.log, slog.LevelWarn, "max.connections reached; not accepting until a connection closes",
+		"listener", l.name, "max", s.cfg.MaxConnections)
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+func (s *Server) releaseSlot() {
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+// Listeners returns the names of the listeners served, in Serve order.
+func (s *Server) Listeners() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = l.name
+	}
+	return out
+}
+
+// ListenerStats returns the state and counters of the named listener.
+func (s *Server) ListenerStats(name string) (ListenerStats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if l.name == name {
+			return l.stats(), true
+		}
+	}
+	return ListenerStats{}, false
+}
+
+// Serving reports whether every listener is accepting connections: the
+// broker's health as a Kafka client sees it.
+func (s *Server) Serving() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if !l.serving.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// MemoryPool returns Kafka's MemoryPoolAvailable and MemoryPoolUsed: the
+// queued.max.request.bytes budget left and the bytes of requests read and
+// not yet answered (available is 0 when the pool is unbounded).
+func (s *Server) MemoryPool() (available, used int64) { return s.pool.usage() }
 
 // Close stops accepting, closes every connection and waits for the
 // connection and handler goroutines to end.
 func (s *Server) Close() {
 	s.cancel()
+	s.pool.close()
 	s.mu.Lock()
-	for _, ln := range s.listeners {
-		ln.Close()
+	for _, l := range s.listeners {
+		l.ln.Close()
 	}
 	for c := range s.conns {
 		c.Close()

@@ -122,11 +122,14 @@ func newPerfProduceCmd() *cobra.Command {
 
 func newPerfConsumeCmd() *cobra.Command {
 	var (
-		cfg        perf.ConsumeConfig
-		bootstrap  string
-		timeoutMs  int
-		reportMs   int
-		fromLatest bool
+		cfg         perf.ConsumeConfig
+		bootstrap   string
+		timeoutMs   int
+		reportMs    int
+		trace       bool
+		traceTopic  string
+		traceSample float64
+		fromLatest  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -141,7 +144,25 @@ func newPerfConsumeCmd() *cobra.Command {
 			cfg.ReportInterval = time.Duration(reportMs) * time.Millisecond
 			ctx, stop := perfSignalContext(cmd)
 			defer stop()
+			var hook *tracing.ConsumerHook
+			if trace {
+				// Consume events (group, member, end-to-end latency) for
+				// every traced record polled, so "kobs trace get" shows
+				// this group in the journeys.
+				h, err := tracing.NewConsumerHook(tracing.Topic(traceTopic), tracing.SampleRate(traceSample))
+				if err != nil {
+					return err
+				}
+				hook = h
+				cfg.ExtraOpts = append(cfg.ExtraOpts, kgo.WithHooks(hook))
+			}
 			_, err := perf.RunConsume(ctx, cfg, cmd.OutOrStdout())
+			if hook != nil {
+				hook.Close() // after RunConsume closed its client
+				st := hook.Stats()
+				fmt.Fprintf(cmd.OutOrStdout(), "trace events: %d written to %s, %d dropped (buffer full), %d failed\n",
+					st.Written, traceTopic, st.Dropped, st.Failed)
+			}
 			return err
 		},
 	}
@@ -151,7 +172,10 @@ func newPerfConsumeCmd() *cobra.Command {
 	f.BoolVar(&fromLatest, "from-latest", false, "without a committed offset, start at the end of the log instead of the start")
 	f.StringVar(&cfg.Topic, "topic", "", "topic to consume (required)")
 	f.Int64Var(&cfg.NumRecords, "messages", 0, "stop after this many records; 0 reads until --timeout passes with none")
-	f.StringVar(&cfg.Group, "group", "", "consumer group to join; empty reads all partitions directly")
+	f.StringVar(&cfg.Group, "group", "", "consumer group to join (offsets are committed); empty reads all partitions directly")
+	f.BoolVar(&trace, "trace", false, "trace the records read (consume events to the trace topic for records with a kobs-msg-id header)")
+	f.StringVar(&traceTopic, "trace-topic", tracing.DefaultTopic, "trace topic for --trace")
+	f.Float64Var(&traceSample, "trace-sample-rate", 1, "fraction of messages traced with --trace (must match the producer's)")
 	f.IntVar(&timeoutMs, "timeout", 10000, "max ms between records before giving up")
 	f.IntVar(&reportMs, "reporting-interval", 5000, "ms between rows with --show-detailed-stats")
 	f.BoolVar(&cfg.ShowDetailedStats, "show-detailed-stats", false, "print a row per reporting interval")

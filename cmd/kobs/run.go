@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 	"github.com/kobs-dev/kobs/tracing"
 	"github.com/kobs-dev/kobs/tracing/store"
 )
@@ -25,6 +26,7 @@ func newRunCmd() *cobra.Command {
 	var (
 		bf       brokerFlags
 		storeCfg store.Config
+		af       auditFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run --config server.properties",
@@ -38,7 +40,7 @@ func newRunCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			storeCfg.Logger = logger.With("component", "tracestore")
-			return runAll(ctx, cfg, storeCfg, logger)
+			return runAll(ctx, cfg, storeCfg, &af, logger)
 		},
 	}
 	bf.register(cmd, "config/server.properties")
@@ -46,10 +48,11 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&storeCfg.Dir, "tracestore-dir", "./data/tracestore", "trace store directory")
 	f.StringVar(&storeCfg.Addr, "tracestore-listen", store.DefaultAddr, "trace store HTTP address (Elasticsearch API and /v1/trace/)")
 	f.IntVar(&storeCfg.RetentionDays, "tracestore-retention-days", 7, "delete trace indexes older than this many days")
+	af.register(cmd, "audit-", "./data/audit") // the audit reconciler: --audit-listen, --audit-bucket, ...
 	return cmd
 }
 
-func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logger *slog.Logger) (err error) {
+func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *auditFlags, logger *slog.Logger) (err error) {
 	// Registered first so it runs last, after the broker has closed: the
 	// final line says everything stopped cleanly, as "kobs broker" does.
 	defer func() {
@@ -63,12 +66,17 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logg
 	if err != nil {
 		return err
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
 	}
 	defer func() { err = errors.Join(err, b.Close()) }()
 
+	auditCfg, err := af.config(b.Addrs()[:1], logger.With("component", "audit"))
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(storeCfg)
 	if err != nil {
 		return err
@@ -86,7 +94,7 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logg
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	go func() {
 		errs <- st.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": qr.Handler()})
 	}()
@@ -96,12 +104,16 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, logg
 		})
 	}()
 
+	// The audit reconciler on the broker: completeness per topic, group and
+	// bucket on --audit-listen (it logs "kobs audit ready").
+	go func() { errs <- runAudit(ctx, auditCfg, af.listen, logger.With("component", "audit")) }()
+
 	logger.Info("kobs ready", "kafka", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b),
 		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic,
 		"log.dirs", strings.Join(cfg.LogDirs, ","), "tracestore.dir", storeCfg.Dir)
 
 	// The first component to stop (a signal, or a failure) stops the rest.
-	pending := 2
+	pending := 3
 	var first error
 	select {
 	case <-ctx.Done():

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -66,9 +70,25 @@ func newTraceShipCmd() *cobra.Command {
 	return cmd
 }
 
+// Exit codes of "kobs trace get", for scripts.
+const (
+	traceExitIncomplete = 2 // a journey, or a record, whose trace events are (partly) missing
+	traceExitNotFound   = 3 // no such message id, or no record at the position
+)
+
+// exitError ends the command with a specific exit code after printing err.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) ExitCode() int { return e.code }
+
 func newTraceGetCmd() *cobra.Command {
 	var (
 		url, prefix       string
+		bootstrap         string
 		partition, offset int64
 		from, to          string
 		asJSON            bool
@@ -79,6 +99,13 @@ func newTraceGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get",
 		Short: "Show message journeys: produced -> stored -> consumed by each group",
+		Long: "Shows the journeys of the selected messages. It tells apart three answers:\n" +
+			"  a full journey (exit 0);\n" +
+			"  a journey or record whose trace events are missing, e.g. because a client dropped\n" +
+			"  them (\"trace incomplete: events dropped by <client> around <time>\", exit 2);\n" +
+			"  no such message id, or no record at topic/partition/offset (exit 3).\n" +
+			"With --topic/--partition/--offset and no trace events, the record is looked up in\n" +
+			"Kafka (--bootstrap-server) and shown with its headers.",
 		Example: "  kobs trace get --msg-id 3f2a...\n" +
 			"  kobs trace get --topic orders --partition 0 --offset 41\n" +
 			"  kobs trace get --topic orders --key customer-7\n" +
@@ -101,19 +128,44 @@ func newTraceGetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			js, err := qr.Journeys(cmd.Context(), q)
+			ctx := cmd.Context()
+			js, err := qr.Journeys(ctx, q)
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return tracing.WriteJSON(cmd.OutOrStdout(), js)
+			out := cmd.OutOrStdout()
+			if len(js) > 0 {
+				if asJSON {
+					err = tracing.WriteJSON(out, js)
+				} else {
+					err = tracing.WriteText(out, js)
+				}
+				if err != nil {
+					return err
+				}
+				for _, j := range js {
+					if j.Incomplete {
+						return &exitError{traceExitIncomplete, fmt.Errorf("trace incomplete for %d of %d message(s)", countIncomplete(js), len(js))}
+					}
+				}
+				return nil
 			}
-			return tracing.WriteText(cmd.OutOrStdout(), js)
+			switch {
+			case q.MsgID != "":
+				return &exitError{traceExitNotFound, fmt.Errorf("no such message id %s: no trace events and no drop record name it (or its events are not shipped yet)", q.MsgID)}
+			case q.Topic != "" && q.Partition >= 0:
+				return lookupRecord(ctx, out, qr, perfSplitBrokers(bootstrap), q.Topic, q.Partition, q.Offset, asJSON)
+			}
+			if asJSON {
+				return tracing.WriteJSON(out, js)
+			}
+			return tracing.WriteText(out, js)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&url, "url", "http://127.0.0.1:9200", "Elasticsearch-7-compatible URL holding the trace indexes")
 	f.StringVar(&prefix, "index-prefix", tracing.IndexPrefix, "prefix of the daily indexes")
+	f.StringVar(&bootstrap, "bootstrap-server", "127.0.0.1:9092", "Kafka cluster to look records up in (with --topic/--partition/--offset)")
 	f.StringVar(&msgID, "msg-id", "", "message id (the kobs-msg-id header)")
 	f.StringVar(&traceID, "trace-id", "", "W3C trace id (from the traceparent header)")
 	f.StringVar(&key, "key", "", "record key (with --topic to narrow)")
@@ -125,4 +177,84 @@ func newTraceGetCmd() *cobra.Command {
 	f.IntVar(&limit, "limit", 100, "max messages")
 	f.BoolVar(&asJSON, "json", false, "print JSON instead of tables")
 	return cmd
+}
+
+func countIncomplete(js []tracing.Journey) int {
+	n := 0
+	for _, j := range js {
+		if j.Incomplete {
+			n++
+		}
+	}
+	return n
+}
+
+// lookupRecord is "trace get" by position when the store knows nothing of
+// it: is there a record at all, and what do its headers say?
+func lookupRecord(ctx context.Context, out io.Writer, qr *tracing.Querier, brokers []string, topic string, partition int32, offset int64, asJSON bool) error {
+	rec, err := tracing.FetchRecord(ctx, brokers, topic, partition, offset)
+	if err != nil {
+		var nf *tracing.NoRecordError
+		if errors.As(err, &nf) {
+			return &exitError{traceExitNotFound, err}
+		}
+		return err
+	}
+	msgID := ""
+	for _, h := range rec.Headers {
+		if h.Key == tracing.HeaderMsgID {
+			msgID = string(h.Value)
+		}
+	}
+	var gaps []tracing.Gap
+	if msgID != "" {
+		// Consume events of an untraced position may still exist under
+		// the message id (e.g. written before a re-produce), and drop
+		// events name dropped ids.
+		q := tracing.NewQuery()
+		q.MsgID = msgID
+		js, err := qr.Journeys(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, j := range js {
+			gaps = append(gaps, j.Gaps...)
+		}
+	}
+	if len(gaps) == 0 {
+		if gaps, err = qr.GapsNear(ctx, topic, rec.Timestamp, time.Minute); err != nil {
+			return err
+		}
+	}
+	if asJSON {
+		hs := map[string]string{}
+		for _, h := range rec.Headers {
+			hs[h.Key] = string(h.Value)
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"journeys": []any{}, "record": map[string]any{
+			"topic": topic, "partition": partition, "offset": offset, "timestamp": rec.Timestamp.UTC(),
+			"key": string(rec.Key), "size": len(rec.Value), "headers": hs, "msg_id": msgID}, "gaps": gaps}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "record %s[%d]@%d exists in Kafka (timestamp %s, key %q, %d bytes) but has no trace events\n",
+			topic, partition, offset, rec.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z"), rec.Key, len(rec.Value))
+		if len(rec.Headers) == 0 {
+			fmt.Fprintln(out, "headers: none (the producer was not traced)")
+		}
+		for _, h := range rec.Headers {
+			fmt.Fprintf(out, "header %s: %s\n", h.Key, h.Value)
+		}
+		for _, g := range gaps {
+			fmt.Fprintln(out, tracing.GapText(g))
+		}
+		switch {
+		case msgID == "":
+		case len(gaps) == 0:
+			fmt.Fprintln(out, "no drop was recorded for it: its events may not be shipped yet")
+		}
+	}
+	return &exitError{traceExitIncomplete, fmt.Errorf("no trace events for %s[%d]@%d", topic, partition, offset)}
 }

@@ -12,12 +12,66 @@ import (
 	"github.com/kobs-dev/kobs/broker/telemetry"
 )
 
-// Jolokia 1.x versions kobs speaks: Telegraf's jolokia2 and hawtio-era
-// clients expect these shapes (timestamp in seconds, "<class> : <msg>" errors).
+// The Jolokia agent versions kobs answers as. Protocol2 (the default) is
+// the agent 2.6.0 line (protocol 8.2): application/json, errors as
+// {".error":true,"error_type","error":<message>,"error_type_jmx"}, no stack
+// traces and canonicalNaming=false unless asked. Protocol1 is the 1.7.2
+// agent (protocol 7.2): text/plain, "<class> : <message>" errors with a
+// stack trace, canonical names. Both share the request forms, the
+// "request"/"value"/"status"/"timestamp" success shape and HTTP 200 for
+// every JSON answer, which is all Telegraf's jolokia2 input relies on.
 const (
 	AgentVersion    = "1.7.2"
 	ProtocolVersion = "7.2"
+
+	Agent2Version    = "2.6.0"
+	Protocol2Version = "8.2"
 )
+
+// Protocol selects the Jolokia agent line kobs emulates.
+type Protocol int
+
+// Protocol1 answers as Jolokia agent 1.7.2, Protocol2 as 2.6.0.
+const (
+	Protocol2 Protocol = iota
+	Protocol1
+)
+
+// WithProtocol selects the agent line (default Protocol2).
+func WithProtocol(p Protocol) Option { return func(a *Agent) { a.proto = p } }
+
+// Limits are the agent-wide serialization limits. MaxDepth,
+// MaxCollectionSize and MaxObjects are Jolokia's own (ConfigKey MAX_DEPTH,
+// MAX_COLLECTION_SIZE, MAX_OBJECTS; 0 = none), with its semantics: a
+// request may ask for lower values as processing parameters, never higher;
+// a value nested deeper than MaxDepth is replaced by its string form,
+// collections are cut to MaxCollectionSize entries, and once MaxObjects maps
+// have been written every further value reads "[Object limit exceeded]".
+// MaxResponseBytes is kobs's: the size of one HTTP answer, bulk included.
+// A request whose answer would pass it gets an error in its place, and the
+// requests after it in a bulk are not executed.
+type Limits struct {
+	MaxDepth          int
+	MaxCollectionSize int
+	MaxObjects        int
+	MaxResponseBytes  int
+}
+
+// DefaultLimits are the JVM agent's defaults (maxDepth 15, the others
+// unlimited) plus a 16 MiB answer: a broker with 10,000 partitions answers a
+// "*:*" read in a few MiB, while 1,000 of them in one bulk would need
+// gigabytes.
+var DefaultLimits = Limits{MaxDepth: 15, MaxResponseBytes: 16 << 20}
+
+// WithLimits replaces DefaultLimits; a zero MaxResponseBytes keeps the default.
+func WithLimits(l Limits) Option {
+	return func(a *Agent) {
+		if l.MaxResponseBytes <= 0 {
+			l.MaxResponseBytes = DefaultLimits.MaxResponseBytes
+		}
+		a.limits = l
+	}
+}
 
 // Error is a Java exception as Jolokia reports it.
 type Error struct {
@@ -27,6 +81,15 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Type + " : " + e.Message }
+
+// jmxType is ErrorUtil's error_type_jmx: the exception's class when it is a
+// JMException (Jolokia 2.5+).
+func (e *Error) jmxType() string {
+	if strings.HasPrefix(e.Type, "javax.management.") {
+		return e.Type
+	}
+	return ""
+}
 
 func illegalArgument(format string, args ...any) error {
 	return &Error{Status: 400, Type: "java.lang.IllegalArgumentException", Message: fmt.Sprintf(format, args...)}
@@ -49,9 +112,13 @@ type Response struct {
 	Status     int
 	Timestamp  int64 // epoch seconds (success only)
 	ErrorType  string
-	Error      string // "<class> : <message>"
+	Error      string // 1.x "<class> : <message>"; 2.x the message
 	Stacktrace string // present when includeStackTrace is true
 	HasStack   bool
+
+	// Jolokia 2 error fields: the ".error" marker and error_type_jmx.
+	Marker       bool
+	ErrorTypeJMX string
 }
 
 // Option configures an Agent.
@@ -73,19 +140,48 @@ type Agent struct {
 	now     func() time.Time
 	version string
 	agentID string
+	proto   Protocol
+	limits  Limits
 }
 
 // NewAgent returns an agent over r.
 func NewAgent(r telemetry.Reader, opts ...Option) *Agent {
-	a := &Agent{r: r, now: time.Now, version: "dev", agentID: "kobs"}
+	a := &Agent{r: r, now: time.Now, version: "dev", agentID: "kobs", limits: DefaultLimits}
 	for _, o := range opts {
 		o(a)
 	}
 	return a
 }
 
-// Handle dispatches on req.Type.
+// Handle dispatches on req.Type, after filling in the processing
+// parameters' defaults of the agent line.
 func (a *Agent) Handle(req Request) Response {
+	req = a.withDefaults(req)
+	resp := a.dispatch(req)
+	if resp.Request != nil && a.proto == Protocol2 && req.param("includeRequest") == "false" {
+		resp.Request = nil // includeRequest (2.1+)
+	}
+	return resp
+}
+
+// withDefaults sets the parameters whose default differs between the agent
+// lines (Request.param otherwise answers with 1.x's).
+func (a *Agent) withDefaults(req Request) Request {
+	if a.proto != Protocol2 {
+		return req
+	}
+	params := make(map[string]string, len(req.Params)+2)
+	maps.Copy(params, req.Params)
+	for k, v := range map[string]string{"canonicalNaming": "false", "includeStackTrace": "false"} {
+		if _, ok := params[k]; !ok {
+			params[k] = v
+		}
+	}
+	req.Params = params
+	return req
+}
+
+func (a *Agent) dispatch(req Request) Response {
 	switch req.Type {
 	case TypeRead:
 		return a.Read(req)
@@ -103,11 +199,25 @@ func (a *Agent) ok(echo map[string]any, v any) Response {
 	return Response{Request: echo, Value: v, Status: 200, Timestamp: a.now().Unix()}
 }
 
-// errorResponse renders err the way Jolokia 1.x's getErrorJSON does.
+// errorResponse renders err the way the agent's getErrorJSON does.
 func (a *Agent) errorResponse(req Request, echo map[string]any, err error) Response {
 	var je *Error
 	if !errors.As(err, &je) {
 		je = &Error{Status: 500, Type: "java.lang.IllegalStateException", Message: err.Error()}
+	}
+	if a.proto == Protocol2 {
+		// BaseRequestHandler (2.5+): 404 for the not-found exceptions,
+		// 403 security, 500 for everything else; the message alone.
+		status := je.Status
+		if status != 404 && status != 403 {
+			status = 500
+		}
+		resp := Response{Request: echo, Status: status, ErrorType: je.Type, Error: je.Message,
+			Marker: true, ErrorTypeJMX: je.jmxType()}
+		if req.boolParam("includeStackTrace") {
+			resp.Stacktrace, resp.HasStack = je.Type+": "+je.Message+"\n", true
+		}
+		return resp
 	}
 	resp := Response{Request: echo, Status: je.Status, ErrorType: je.Type, Error: je.Error()}
 	if req.Params == nil || req.boolParam("includeStackTrace") {
@@ -180,6 +290,9 @@ func (a *Agent) Read(req Request) Response {
 	if err == nil && req.Path != nil {
 		v, err = navigate(v, req.Path)
 	}
+	if err == nil {
+		v, err = a.limit(req, v)
+	}
 	if err != nil {
 		return a.errorResponse(req, echo, err)
 	}
@@ -198,13 +311,13 @@ func (a *Agent) readOne(req Request, n telemetry.ObjectName) (any, error) {
 		}
 		return jsonValue(v), nil
 	}
-	return attrMap(req, s, req.Attributes)
+	return a.attrMap(req, s, req.Attributes)
 }
 
 // attrMap renders the requested attributes (all when names is nil). An
 // unknown attribute fails the request unless ignoreErrors is set, in which
 // case its value is Jolokia's "ERROR: ..." string.
-func attrMap(req Request, s telemetry.Snapshot, names []string) (map[string]any, error) {
+func (a *Agent) attrMap(req Request, s telemetry.Snapshot, names []string) (map[string]any, error) {
 	out := make(map[string]any, s.Len())
 	if names == nil {
 		for i := range s.Len() {
@@ -220,7 +333,12 @@ func attrMap(req Request, s telemetry.Snapshot, names []string) (map[string]any,
 			if !req.boolParam("ignoreErrors") {
 				return nil, err
 			}
-			out[name] = "ERROR: No such attribute: " + name + " (class javax.management.AttributeNotFoundException)"
+			if a.proto == Protocol2 {
+				out[name] = map[string]any{".error": true, "error_type": "javax.management.AttributeNotFoundException",
+					"error": "No such attribute: " + name}
+			} else {
+				out[name] = "ERROR: No such attribute: " + name + " (class javax.management.AttributeNotFoundException)"
+			}
 			continue
 		}
 		out[name] = jsonValue(v)
@@ -268,7 +386,7 @@ func (a *Agent) readPattern(req Request, pattern telemetry.ObjectName) (any, err
 				continue
 			}
 		}
-		m, err := attrMap(req, s, want)
+		m, err := a.attrMap(req, s, want)
 		if err != nil {
 			return nil, err
 		}
@@ -327,12 +445,47 @@ func (a *Agent) Search(req Request) Response {
 	for _, m := range a.matching(n) {
 		out = append(out, orderedName(req, m))
 	}
-	return a.ok(echo, out)
+	v, err := a.limit(req, out)
+	if err != nil {
+		return a.errorResponse(req, echo, err)
+	}
+	return a.ok(echo, v)
 }
 
-// Version answers a version request.
+// Version answers a version request: VersionRequestHandler's payload of the
+// agent line.
 func (a *Agent) Version(req Request) Response {
-	return a.ok(map[string]any{"type": TypeVersion}, map[string]any{
+	echo := map[string]any{"type": TypeVersion}
+	if a.proto == Protocol2 {
+		return a.ok(echo, map[string]any{
+			"agent":    Agent2Version,
+			"protocol": Protocol2Version,
+			"id":       a.agentID,
+			"details": map[string]any{
+				"agent_version":     Agent2Version,
+				"agent_id":          a.agentID,
+				"agent_description": "kobs broker telemetry (Jolokia protocol, read-only)",
+				"server_product":    "kobs",
+				"server_vendor":     "kobs",
+				"server_version":    a.version,
+			},
+			"info": map[string]any{"jmx": map[string]any{}},
+			"config": map[string]any{
+				"agentId":           a.agentID,
+				"agentType":         "kobs",
+				"agentContext":      "/jolokia",
+				"canonicalNaming":   "false",
+				"includeStackTrace": "false",
+				"mimeType":          "application/json",
+				"maxDepth":          strconv.Itoa(a.limits.MaxDepth),
+				"maxCollectionSize": strconv.Itoa(a.limits.MaxCollectionSize),
+				"maxObjects":        strconv.Itoa(a.limits.MaxObjects),
+				"dateFormat":        "yyyy-MM-dd'T'HH:mm:ssXXX",
+			},
+			"decorators": map[string]any{},
+		})
+	}
+	return a.ok(echo, map[string]any{
 		"agent":    AgentVersion,
 		"protocol": ProtocolVersion,
 		"config": map[string]any{
@@ -341,9 +494,9 @@ func (a *Agent) Version(req Request) Response {
 			"agentContext":      "/jolokia",
 			"canonicalNaming":   "true",
 			"includeStackTrace": "true",
-			"maxDepth":          "15",
-			"maxCollectionSize": "0",
-			"maxObjects":        "0",
+			"maxDepth":          strconv.Itoa(a.limits.MaxDepth),
+			"maxCollectionSize": strconv.Itoa(a.limits.MaxCollectionSize),
+			"maxObjects":        strconv.Itoa(a.limits.MaxObjects),
 		},
 		"info": map[string]any{"product": "kobs", "vendor": "kobs", "version": a.version},
 	})

@@ -10,7 +10,7 @@ import (
 )
 
 func newTestAgent() *Agent {
-	return NewAgent(testRegistry(), WithClock(func() time.Time { return t0 }))
+	return NewAgent(testRegistry(), WithClock(func() time.Time { return t0 }), WithProtocol(Protocol1))
 }
 
 // The direct path: the same answers as over HTTP, as Go values.
@@ -104,7 +104,7 @@ func (p plainReader) Each(fn func(telemetry.ObjectName, telemetry.Snapshot)) { p
 func (p plainReader) Get(n telemetry.ObjectName) (telemetry.Snapshot, bool)  { return p.r.Get(n) }
 
 func TestAgentOverPlainReader(t *testing.T) {
-	a := NewAgent(plainReader{testRegistry()})
+	a := NewAgent(plainReader{testRegistry()}, WithProtocol(Protocol1))
 	r := a.Search(Request{Type: TypeSearch, MBean: "kafka.server:type=BrokerTopicMetrics,*"})
 	require.Len(t, r.Value, 3)
 	r = a.List(Request{Type: TypeList, Params: map[string]string{"maxDepth": "1"}})

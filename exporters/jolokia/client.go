@@ -72,7 +72,9 @@ func (c *Client) Read(ctx context.Context, reqs ...ReadRequest) ([]ReadResult, e
 	}
 	body := make([]map[string]any, len(reqs))
 	for i, r := range reqs {
-		m := map[string]any{"type": TypeRead, "mbean": r.MBean}
+		// Canonical names whatever the agent's default (Jolokia 2.5+
+		// defaults to the registration order).
+		m := map[string]any{"type": TypeRead, "mbean": r.MBean, "config": map[string]any{"canonicalNaming": "true"}}
 		if len(r.Attributes) > 0 {
 			// Always a list, so a plain MBean answers with an attribute map
 			// and the shapes stay predictable.
@@ -125,6 +127,10 @@ func (c *Client) Read(ctx context.Context, reqs ...ReadRequest) ([]ReadResult, e
 
 func normalise(req ReadRequest, w wireResponse) ReadResult {
 	res := ReadResult{Request: req, Status: w.Status, Timestamp: w.Timestamp, ErrorType: w.ErrorType, Error: w.Error}
+	if w.ErrorType != "" && !strings.HasPrefix(w.Error, w.ErrorType) {
+		// Jolokia 2 sends the message alone; print it as 1.x did.
+		res.Error = w.ErrorType + " : " + w.Error
+	}
 	if w.Status != http.StatusOK {
 		return res
 	}

@@ -14,7 +14,13 @@ import (
 )
 
 func TestClientReadNormalisesShapes(t *testing.T) {
-	base := servers(t)["listener"]
+	for name, p := range map[string]Protocol{"jolokia1": Protocol1, "jolokia2": Protocol2} {
+		t.Run(name, func(t *testing.T) { testClientReadNormalisesShapes(t, p) })
+	}
+}
+
+func testClientReadNormalisesShapes(t *testing.T, p Protocol) {
+	base := servers(t, WithProtocol(p))["listener"]
 	c := NewClient(base+"/jolokia/", nil)
 	res, err := c.Read(context.Background(),
 		ReadRequest{MBean: "kafka.server:type=BrokerTopicMetrics,name=MessagesInPerSec,*", Attributes: []string{"Count"}},
@@ -53,7 +59,13 @@ func TestClientTransportErrors(t *testing.T) {
 }
 
 func TestWatchPrintsJmxToolTable(t *testing.T) {
-	base := servers(t)["httptest"]
+	for name, p := range map[string]Protocol{"jolokia1": Protocol1, "jolokia2": Protocol2} {
+		t.Run(name, func(t *testing.T) { testWatchPrintsJmxToolTable(t, p) })
+	}
+}
+
+func testWatchPrintsJmxToolTable(t *testing.T, p Protocol) {
+	base := servers(t, WithProtocol(p))["httptest"]
 	c := NewClient(base+"/jolokia", nil)
 	ticks := []time.Time{time.UnixMilli(1_700_000_000_000), time.UnixMilli(1_700_000_000_500)}
 	i := 0

@@ -38,9 +38,10 @@ func testRegistry() *telemetry.Registry {
 
 // servers returns the base URLs of the same handler behind httptest and behind
 // a plain http.Server on a real 127.0.0.1:0 listener.
-func servers(t *testing.T) map[string]string {
+func servers(t *testing.T, opts ...Option) map[string]string {
 	t.Helper()
-	h := NewHandler(testRegistry(), WithClock(func() time.Time { return t0 }), WithVersion("test"))
+	opts = append([]Option{WithClock(func() time.Time { return t0 }), WithVersion("test"), WithProtocol(Protocol1)}, opts...)
+	h := NewHandler(testRegistry(), opts...)
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
 

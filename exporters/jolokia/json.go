@@ -59,9 +59,10 @@ func jsonValue(v telemetry.Value) any {
 	return v.Str()
 }
 
-// MarshalJSON writes the response with Jolokia 1.x's keys: request, value,
+// MarshalJSON writes the response with Jolokia's keys: request, value,
 // status, timestamp on success; request, status, error_type, error,
-// stacktrace on failure (no timestamp).
+// stacktrace on failure (no timestamp), plus ".error" and error_type_jmx for
+// Jolokia 2.
 func (r Response) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -91,9 +92,15 @@ func (r Response) MarshalJSON() ([]byte, error) {
 		_ = field("status", r.Status)
 		_ = field("timestamp", r.Timestamp)
 	} else {
+		if r.Marker {
+			_ = field(".error", true)
+		}
 		_ = field("status", r.Status)
 		_ = field("error_type", r.ErrorType)
 		_ = field("error", r.Error)
+		if r.ErrorTypeJMX != "" {
+			_ = field("error_type_jmx", r.ErrorTypeJMX)
+		}
 		if r.HasStack {
 			_ = field("stacktrace", r.Stacktrace)
 		}

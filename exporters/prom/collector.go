@@ -53,9 +53,14 @@ type family struct {
 // only on the name and attribute, never the value, so it is computed once per
 // bean and reused until the bean disappears.
 type beanMapping struct {
-	kind telemetry.Kind
-	outs []output
-	gen  uint64
+	kind   telemetry.Kind
+	nattrs int
+	outs   []output
+	gen    uint64
+	// dynamic are string attributes of Kafka Metrics beans: only a rule
+	// with a fixed value exports them, and its labels may use the value
+	// (raft-metrics current-state), so they are matched on every scrape.
+	dynamic []string
 }
 
 type output struct {
@@ -107,11 +112,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	seen := make(map[uint64]struct{}, len(c.cache)*2)
 	c.reader.Each(func(n telemetry.ObjectName, s telemetry.Snapshot) {
 		bm := c.cache[n.Canonical()]
-		if bm == nil || bm.kind != s.Kind() {
-			bm = c.mapBean(n, s.Kind())
+		if bm == nil || bm.kind != s.Kind() || bm.nattrs != s.Len() {
+			bm = c.mapBean(n, s)
 			c.cache[n.Canonical()] = bm
 		}
 		bm.gen = c.gen
+		for _, attr := range bm.dynamic {
+			v, _ := s.Attr(attr)
+			m, ok := apply(c.rules, matchString(n, attr, v.Str()))
+			if !ok || m.value == nil {
+				continue // jmx_exporter drops strings unless the rule gives a value
+			}
+			o, ok := c.newOutput(attr, m, fmt.Sprintf("Attribute exposed for management (%s)", beanAttr(typeAndName(n), attr)))
+			if !ok {
+				continue
+			}
+			if _, dup := seen[o.sig]; dup {
+				continue
+			}
+			seen[o.sig] = struct{}{}
+			if cm, err := prometheus.NewConstMetric(o.desc, o.vt, *m.value, o.labels...); err == nil {
+				ch <- cm
+			}
+		}
 		for _, o := range bm.outs {
 			v, ok := s.Attr(o.attr)
 			if !ok {
@@ -155,8 +178,17 @@ var rateAttrs = []struct{ attr, suffix string }{
 	{telemetry.AttrMeanRate, "_meanrate"},
 }
 
-// matchString is jmx_exporter's input for one simple attribute.
-func matchString(n telemetry.ObjectName, attr string) string {
+// matchString is jmx_exporter's input for one simple attribute:
+// "<domain><props><>Attr: value". The rules only look at a numeric value
+// through patterns that end before it (Strimzi's "(.+):" rules), so numeric
+// attributes are matched once per bean with a placeholder value and cached.
+func matchString(n telemetry.ObjectName, attr, value string) string {
+	return beanAttr(n, attr) + ": " + value
+}
+
+// beanAttr is "<domain><props><>Attr", the part of the match string that
+// names the attribute.
+func beanAttr(n telemetry.ObjectName, attr string) string {
 	var b strings.Builder
 	b.WriteString(n.Domain())
 	b.WriteByte('<')
@@ -174,17 +206,22 @@ func matchString(n telemetry.ObjectName, attr string) string {
 	return b.String()
 }
 
-// mapBean applies the rules to every numeric attribute of a bean of kind k.
-func (c *Collector) mapBean(n telemetry.ObjectName, k telemetry.Kind) *beanMapping {
-	bm := &beanMapping{kind: k}
+// mapBean applies the rules to every numeric attribute of bean n.
+func (c *Collector) mapBean(n telemetry.ObjectName, s telemetry.Snapshot) *beanMapping {
+	k := s.Kind()
+	bm := &beanMapping{kind: k, nattrs: s.Len()}
 	var countMatch *match
-	for _, ai := range telemetry.Describe(k) {
+	for _, ai := range telemetry.DescribeSnapshot(s) {
 		switch ai.Type {
 		case "java.lang.String", "java.util.concurrent.TimeUnit":
-			// jmx_exporter only exports numbers and booleans.
+			// jmx_exporter only exports numbers and booleans, and strings
+			// whose rule sets a value.
+			if k == telemetry.KindKafkaMetrics {
+				bm.dynamic = append(bm.dynamic, ai.Name)
+			}
 			continue
 		}
-		ms := matchString(n, ai.Name)
+		ms := matchString(n, ai.Name, "0")
 		m, ok := apply(c.rules, ms)
 		if !ok {
 			continue
@@ -193,7 +230,7 @@ func (c *Collector) mapBean(n telemetry.ObjectName, k telemetry.Kind) *beanMappi
 			mc := m
 			countMatch = &mc
 		}
-		help := fmt.Sprintf("Attribute exposed for management (%s)", matchString(typeAndName(n), ai.Name))
+		help := fmt.Sprintf("Attribute exposed for management (%s)", beanAttr(typeAndName(n), ai.Name))
 		if o, ok := c.newOutput(ai.Name, m, help); ok {
 			bm.outs = append(bm.outs, o)
 		}
@@ -255,8 +292,11 @@ func (c *Collector) newOutput(attr string, m match, help string) (output, bool) 
 		values = append(values, m.labels[i+1])
 	}
 	vt := prometheus.GaugeValue
-	if m.typ == counter {
+	switch m.typ {
+	case counter:
 		vt = prometheus.CounterValue
+	case untyped:
+		vt = prometheus.UntypedValue
 	}
 	var sig strings.Builder
 	sig.WriteString(m.name)

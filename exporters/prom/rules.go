@@ -5,13 +5,15 @@ import (
 	"strings"
 )
 
-// The rules of jmx_exporter's examples/kafka-2_0_0.yml, in file order, with
-// lowercaseOutputName: true. Community dashboards and alerts are written
-// against the names these rules produce, so kobs applies the very same regular
-// expressions to the very same input string jmx_exporter builds for each
-// attribute:
+// The rules of Strimzi's kafka-metrics.yaml (strimzi/strimzi-kafka-operator
+// 1.2.0, packaging/examples/metrics/kafka-metrics.yaml, the jmx_exporter
+// configuration behind Strimzi's Grafana dashboards and Prometheus alerts,
+// run by jmx_exporter 1.6.0), in file order, with lowercaseOutputName: true.
+// Community dashboards and alerts are written against the names these rules
+// produce, so kobs applies the very same regular expressions to the very
+// same input string jmx_exporter builds for each attribute:
 //
-//	<domain><k1=v1, k2=v2, ...><>Attribute
+//	<domain><k1=v1, k2=v2, ...><>Attribute: value
 //
 // with properties in registration order (type, name, then tags) — which is why
 // telemetry.ObjectName keeps Kafka's insertion order. A rule's pattern is
@@ -19,14 +21,16 @@ import (
 // wins and attributes no rule matches are not exported.
 //
 // Templates use Go's ${n} syntax where the YAML file has $n (Go would read
-// "$1_" as a group named "1_"). The rule list stops before the java.lang
-// catch-alls: kobs has no JVM; Go runtime and process metrics come from the
-// standard client_golang collectors instead.
+// "$1_" as a group named "1_"). After Strimzi's rules come kobs's own
+// (kobsRules), in the same convention, for beans Strimzi's file leaves out;
+// they never change a name Strimzi's rules produce.
 //
 // Percentile rules are type GAUGE and there is no _sum: jmx_exporter's
 // "Summary emulation" is a gauge family with a quantile label plus a separate
 // <name>_count counter, and kobs reproduces exactly that, lint warnings
-// included (see TestLintOnlyInheritedProblems).
+// included (see TestLintOnlyInheritedProblems). Names are emitted as the
+// rules write them: jmx_exporter 1.x's client library would serve the
+// _count counters as _count_total, which no Strimzi dashboard or alert queries.
 type rule struct {
 	re     *regexp.Regexp
 	attrRe *regexp.Regexp // what the pattern requires right after "><>"; a cheap pre-filter
@@ -34,6 +38,9 @@ type rule struct {
 	name   string
 	typ    metricType
 	labels [][2]string // label name template, value template; in YAML order
+	// value, when set, is the rule's fixed sample value (jmx_exporter's
+	// "value:"); only such rules export string attributes.
+	value *float64
 }
 
 type metricType uint8
@@ -41,6 +48,7 @@ type metricType uint8
 const (
 	gauge metricType = iota
 	counter
+	untyped
 )
 
 func mustRule(pattern, name string, typ metricType, labels ...string) rule {
@@ -55,16 +63,39 @@ func mustRule(pattern, name string, typ metricType, labels ...string) rule {
 	return r
 }
 
-// kafkaRules is kafka-2_0_0.yml.
-var kafkaRules = []rule{
+func withValue(r rule, v float64) rule {
+	r.value = &v
+	return r
+}
+
+// strimziRules is Strimzi's kafka-metrics.yaml.
+var strimziRules = []rule{
 	// Special cases and very specific rules
 	mustRule(`kafka.server<type=(.+), name=(.+), clientId=(.+), topic=(.+), partition=(.*)><>Value`,
 		`kafka_server_${1}_${2}`, gauge, "clientId", "${3}", "topic", "${4}", "partition", "${5}"),
 	mustRule(`kafka.server<type=(.+), name=(.+), clientId=(.+), brokerHost=(.+), brokerPort=(.+)><>Value`,
 		`kafka_server_${1}_${2}`, gauge, "clientId", "${3}", "broker", "${4}:${5}"),
-	mustRule(`kafka.coordinator.(\w+)<type=(.+), name=(.+)><>Value`,
-		`kafka_coordinator_${1}_${2}_${3}`, gauge),
-
+	mustRule(`kafka.server<type=(.+), cipher=(.+), protocol=(.+), listener=(.+), networkProcessor=(.+)><>connections`,
+		`kafka_server_${1}_connections_tls_info`, gauge, "cipher", "${2}", "protocol", "${3}", "listener", "${4}", "networkProcessor", "${5}"),
+	mustRule(`kafka.server<type=(.+), clientSoftwareName=(.+), clientSoftwareVersion=(.+), listener=(.+), networkProcessor=(.+)><>connections`,
+		`kafka_server_${1}_connections_software`, gauge, "clientSoftwareName", "${2}", "clientSoftwareVersion", "${3}", "listener", "${4}", "networkProcessor", "${5}"),
+	mustRule(`kafka.server<type=(.+), listener=(.+), networkProcessor=(.+)><>(.+-total):`,
+		`kafka_server_${1}_${4}`, counter, "listener", "${2}", "networkProcessor", "${3}"),
+	mustRule(`kafka.server<type=(.+), listener=(.+), networkProcessor=(.+)><>(.+):`,
+		`kafka_server_${1}_${4}`, gauge, "listener", "${2}", "networkProcessor", "${3}"),
+	mustRule(`kafka.server<type=(.+), listener=(.+), networkProcessor=(.+)><>(.+-total)`,
+		`kafka_server_${1}_${4}`, counter, "listener", "${2}", "networkProcessor", "${3}"),
+	mustRule(`kafka.server<type=(.+), listener=(.+), networkProcessor=(.+)><>(.+)`,
+		`kafka_server_${1}_${4}`, gauge, "listener", "${2}", "networkProcessor", "${3}"),
+	// Some percent metrics use MeanRate attribute
+	// Ex) kafka.server<type=(KafkaRequestHandlerPool), name=(RequestHandlerAvgIdlePercent)><>MeanRate
+	mustRule(`kafka.(\w+)<type=(.+), name=(.+)Percent\w*><>MeanRate`,
+		`kafka_${1}_${2}_${3}_percent`, gauge),
+	// Generic gauges for percents
+	mustRule(`kafka.(\w+)<type=(.+), name=(.+)Percent\w*><>Value`,
+		`kafka_${1}_${2}_${3}_percent`, gauge),
+	mustRule(`kafka.(\w+)<type=(.+), name=(.+)Percent\w*, (.+)=(.+)><>Value`,
+		`kafka_${1}_${2}_${3}_percent`, gauge, "${4}", "${5}"),
 	// Generic per-second counters with 0-2 key/value pairs
 	mustRule(`kafka.(\w+)<type=(.+), name=(.+)PerSec\w*, (.+)=(.+), (.+)=(.+)><>Count`,
 		`kafka_${1}_${2}_${3}_total`, counter, "${4}", "${5}", "${6}", "${7}"),
@@ -72,15 +103,6 @@ var kafkaRules = []rule{
 		`kafka_${1}_${2}_${3}_total`, counter, "${4}", "${5}"),
 	mustRule(`kafka.(\w+)<type=(.+), name=(.+)PerSec\w*><>Count`,
 		`kafka_${1}_${2}_${3}_total`, counter),
-
-	// Quota specific rules
-	mustRule(`kafka.server<type=(.+), user=(.+), client-id=(.+)><>([a-z-]+)`,
-		`kafka_server_quota_${4}`, gauge, "resource", "${1}", "user", "${2}", "clientId", "${3}"),
-	mustRule(`kafka.server<type=(.+), client-id=(.+)><>([a-z-]+)`,
-		`kafka_server_quota_${3}`, gauge, "resource", "${1}", "clientId", "${2}"),
-	mustRule(`kafka.server<type=(.+), user=(.+)><>([a-z-]+)`,
-		`kafka_server_quota_${3}`, gauge, "resource", "${1}", "user", "${2}"),
-
 	// Generic gauges with 0-2 key/value pairs
 	mustRule(`kafka.(\w+)<type=(.+), name=(.+), (.+)=(.+), (.+)=(.+)><>Value`,
 		`kafka_${1}_${2}_${3}`, gauge, "${4}", "${5}", "${6}", "${7}"),
@@ -88,7 +110,6 @@ var kafkaRules = []rule{
 		`kafka_${1}_${2}_${3}`, gauge, "${4}", "${5}"),
 	mustRule(`kafka.(\w+)<type=(.+), name=(.+)><>Value`,
 		`kafka_${1}_${2}_${3}`, gauge),
-
 	// Emulate Prometheus 'Summary' metrics for the exported 'Histogram's.
 	// Note that these are missing the '_sum' metric!
 	mustRule(`kafka.(\w+)<type=(.+), name=(.+), (.+)=(.+), (.+)=(.+)><>Count`,
@@ -103,23 +124,43 @@ var kafkaRules = []rule{
 		`kafka_${1}_${2}_${3}_count`, counter),
 	mustRule(`kafka.(\w+)<type=(.+), name=(.+)><>(\d+)thPercentile`,
 		`kafka_${1}_${2}_${3}`, gauge, "quantile", "0.${4}"),
-
-	// Some percent metrics use MeanRate attribute
-	// Ex) kafka.server<type=(KafkaRequestHandlerPool), name=(RequestHandlerAvgIdlePercent)><>MeanRate
-	mustRule(`kafka.(\w+)<type=(.+), name=(.+)Percent\w*><>MeanRate`,
-		`kafka_${1}_${2}_${3}_percent`, gauge),
-	// Generic gauges for percents
-	mustRule(`kafka.(\w+)<type=(.+), name=(.+)Percent\w*><>Value`,
-		`kafka_${1}_${2}_${3}_percent`, gauge),
-	mustRule(`kafka.(\w+)<type=(.+), name=(.+)Percent\w*, (.+)=(.+)><>Value`,
-		`kafka_${1}_${2}_${3}_percent`, gauge, "${4}", "${5}"),
+	// KRaft overall related metrics
+	// distinguish between always increasing COUNTER (total and max) and variable GAUGE (all others) metrics
+	mustRule(`kafka.server<type=raft-metrics><>(.+-total|.+-max):`,
+		`kafka_server_raftmetrics_${1}`, counter),
+	withValue(mustRule(`kafka.server<type=raft-metrics><>(current-state): (.+)`,
+		`kafka_server_raftmetrics_${1}`, untyped, "${1}", "${2}"), 1),
+	mustRule(`kafka.server<type=raft-metrics><>(.+):`,
+		`kafka_server_raftmetrics_${1}`, gauge),
+	// KRaft "low level" channels related metrics
+	// distinguish between always increasing COUNTER (total and max) and variable GAUGE (all others) metrics
+	mustRule(`kafka.server<type=raft-channel-metrics><>(.+-total|.+-max):`,
+		`kafka_server_raftchannelmetrics_${1}`, counter),
+	mustRule(`kafka.server<type=raft-channel-metrics><>(.+):`,
+		`kafka_server_raftchannelmetrics_${1}`, gauge),
+	// Broker metrics related to fetching metadata topic records in KRaft mode
+	mustRule(`kafka.server<type=broker-metadata-metrics><>(.+):`,
+		`kafka_server_brokermetadatametrics_${1}`, gauge),
 }
+
+// kobsRules follow Strimzi's for beans its file drops. Strimzi's generic
+// rules need a one-word domain (kafka.(\w+)), so the group coordinator's
+// kafka.coordinator.group beans fall through; this is jmx_exporter
+// kafka-2_0_0.yml's rule for them.
+var kobsRules = []rule{
+	mustRule(`kafka.coordinator.(\w+)<type=(.+), name=(.+)><>Value`,
+		`kafka_coordinator_${1}_${2}_${3}`, gauge),
+}
+
+// kafkaRules is what the collector applies: Strimzi's rules, then kobs's.
+var kafkaRules = append(append([]rule(nil), strimziRules...), kobsRules...)
 
 // match is the outcome of applying the rules to one attribute.
 type match struct {
 	name   string
 	typ    metricType
 	labels []string // alternating name, value
+	value  *float64 // the rule's fixed value, if any
 }
 
 // apply runs the rules in order on jmx_exporter's match string and returns the
@@ -147,7 +188,7 @@ func apply(rules []rule, s string) (match, bool) {
 			continue
 		}
 		name := strings.ToLower(safeName(string(r.re.ExpandString(nil, r.name, s, m))))
-		out := match{name: name, typ: r.typ}
+		out := match{name: name, typ: r.typ, value: r.value}
 		for _, l := range r.labels {
 			ln := safeName(string(r.re.ExpandString(nil, l[0], s, m)))
 			lv := string(r.re.ExpandString(nil, l[1], s, m))

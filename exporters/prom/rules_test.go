@@ -8,8 +8,9 @@ import (
 	"github.com/kobs-dev/kobs/broker/telemetry"
 )
 
-// TestRulesProduceJmxExporterNames checks the names of CONVENTIONS.md §3
-// (jmx_exporter kafka-2_0_0.yml, lowercaseOutputName) attribute by attribute.
+// TestRulesProduceJmxExporterNames checks, attribute by attribute, the names
+// Strimzi's kafka-metrics.yaml (jmx_exporter rules, lowercaseOutputName)
+// gives Kafka's beans.
 func TestRulesProduceJmxExporterNames(t *testing.T) {
 	for _, tc := range []struct {
 		bean, attr string
@@ -47,9 +48,23 @@ func TestRulesProduceJmxExporterNames(t *testing.T) {
 			"kafka_cluster_partition_underminisr", gauge, []string{"topic", "t", "partition", "3"}},
 		{"kafka.server:type=KafkaRequestHandlerPool,name=RequestHandlerAvgIdlePercent", "MeanRate",
 			"kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent", gauge, nil},
-		// Generic Value rule comes first in the file: no _percent here.
+		// Strimzi's Percent rules come before the generic Value rule
+		// (jmx_exporter's kafka-2_0_0.yml has them after: ..avgidlepercent).
 		{"kafka.network:type=SocketServer,name=NetworkProcessorAvgIdlePercent", "Value",
-			"kafka_network_socketserver_networkprocessoravgidlepercent", gauge, nil},
+			"kafka_network_socketserver_networkprocessoravgidle_percent", gauge, nil},
+		// Kafka Metrics beans (socket-server-metrics): the attribute is the name.
+		{"kafka.server:type=socket-server-metrics,listener=PLAINTEXT,networkProcessor=0", "connection-count",
+			"kafka_server_socket_server_metrics_connection_count", gauge, []string{"listener", "PLAINTEXT", "networkProcessor", "0"}},
+		{"kafka.server:type=socket-server-metrics,listener=PLAINTEXT,networkProcessor=0", "connection-creation-total",
+			"kafka_server_socket_server_metrics_connection_creation_total", counter, []string{"listener", "PLAINTEXT", "networkProcessor", "0"}},
+		{"kafka.server:type=KafkaServer,name=linux-disk-read-bytes", "Value",
+			"kafka_server_kafkaserver_linux_disk_read_bytes", gauge, nil},
+		{"kafka.log:type=LogManager,name=OfflineLogDirectoryCount", "Value",
+			"kafka_log_logmanager_offlinelogdirectorycount", gauge, nil},
+		{"kafka.server:type=raft-metrics", "commit-latency-avg",
+			"kafka_server_raftmetrics_commit_latency_avg", gauge, nil},
+		{"kafka.server:type=raft-channel-metrics", "incoming-byte-total",
+			"kafka_server_raftchannelmetrics_incoming_byte_total", counter, nil},
 		{"kafka.coordinator.group:type=GroupMetadataManager,name=NumGroups", "Value",
 			"kafka_coordinator_group_groupmetadatamanager_numgroups", gauge, nil},
 		{"kafka.server:type=ReplicaFetcherManager,name=MaxLag,clientId=Replica", "Value",
@@ -60,7 +75,7 @@ func TestRulesProduceJmxExporterNames(t *testing.T) {
 			"kafka_log_logflushstats_logflushrateandtimems_count", counter, nil},
 	} {
 		t.Run(tc.bean+"/"+tc.attr, func(t *testing.T) {
-			m, ok := apply(kafkaRules, matchString(telemetry.MustParseObjectName(tc.bean), tc.attr))
+			m, ok := apply(kafkaRules, matchString(telemetry.MustParseObjectName(tc.bean), tc.attr, "0"))
 			require.True(t, ok)
 			require.Equal(t, tc.name, m.name)
 			require.Equal(t, tc.typ, m.typ)
@@ -74,9 +89,18 @@ func TestRulesProduceJmxExporterNames(t *testing.T) {
 		{"kafka.network:type=RequestMetrics,name=TotalTimeMs,request=Fetch", "Max"},
 		{"kobs.internal:type=Foo,name=Bar", "Value"},
 	} {
-		_, ok := apply(kafkaRules, matchString(telemetry.MustParseObjectName(tc[0]), tc[1]))
+		_, ok := apply(kafkaRules, matchString(telemetry.MustParseObjectName(tc[0]), tc[1], "0"))
 		require.False(t, ok, "%s %s", tc[0], tc[1])
 	}
+	// raft-metrics current-state is a string: exported as 1 with the state
+	// as a label, the only string an attribute rule turns into a sample.
+	m, ok := apply(kafkaRules, matchString(telemetry.MustParseObjectName("kafka.server:type=raft-metrics"), "current-state", "leader"))
+	require.True(t, ok)
+	require.Equal(t, "kafka_server_raftmetrics_current_state", m.name)
+	require.Equal(t, untyped, m.typ)
+	require.Equal(t, []string{"current_state", "leader"}, m.labels)
+	require.NotNil(t, m.value)
+	require.Equal(t, 1.0, *m.value)
 }
 
 func TestSafeName(t *testing.T) {

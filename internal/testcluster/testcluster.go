@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/exporters"
 )
 
 type cfg struct {
@@ -89,6 +90,7 @@ func Start(t testing.TB, opts ...Opt) *Broker {
 	if err != nil {
 		t.Fatalf("testcluster: new broker: %v", err)
 	}
+	b.MountHTTP(exporters.NewHandler(b.Registry()))
 	if err := b.Start(); err != nil {
 		t.Fatalf("testcluster: start broker: %v", err)
 	}

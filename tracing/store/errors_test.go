@@ -92,7 +92,7 @@ func TestErrorShapes(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, status)
 		require.Equal(t, "parsing_exception", body["error"].(map[string]any)["type"])
 
-		status, body = ts.do(t, "POST", "/errs/_search", `{"aggs": {"x": {"terms": {"field": "n"}}}}`)
+		status, body = ts.do(t, "POST", "/errs/_search", `{"suggest": {"x": {"text": "n", "term": {"field": "n"}}}}`)
 		require.Equal(t, http.StatusBadRequest, status, "unsupported features must fail, not be ignored")
 		require.Equal(t, "illegal_argument_exception", body["error"].(map[string]any)["type"])
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,6 +145,9 @@ func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.handleBulk(rq, "")
 		return
+	case parts[0] == "_msearch" && len(parts) == 1:
+		s.handleMsearch(rq, "")
+		return
 	case parts[0] == "_search" && len(parts) == 1:
 		s.handleSearch(rq, "_all", false)
 		return
@@ -197,6 +201,11 @@ func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "_count":
 		if len(parts) == 2 {
 			s.handleSearch(rq, idx, true)
+			return
+		}
+	case "_msearch":
+		if len(parts) == 2 {
+			s.handleMsearch(rq, idx)
 			return
 		}
 	case "_refresh", "_flush":
@@ -299,39 +308,151 @@ func (s *Store) handleSearch(rq *request, expr string, countOnly bool) {
 		rq.methodNotAllowed("GET", "POST")
 		return
 	}
+	body, err := rq.body()
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	resp, err := s.runSearch(rq.r.Context(), expr, rq.params, body, countOnly)
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	rq.json(http.StatusOK, resp)
+}
+
+// runSearch is one _search or _count over an index expression.
+func (s *Store) runSearch(ctx context.Context, expr string, params url.Values, body []byte, countOnly bool) (any, *esError) {
+	start := time.Now()
+	req, err := parseSearchRequest(body, params, countOnly)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.pin(expr, resolveParams(params, true))
+	if err != nil {
+		return nil, err
+	}
+	defer t.release()
+	if countOnly {
+		return t.count(ctx, req, s.now())
+	}
+	resp, err := t.search(ctx, req, s.now())
+	if err != nil {
+		return nil, err
+	}
+	resp.Took = time.Since(start).Milliseconds()
+	return resp, nil
+}
+
+// maxMsearchItems bounds the searches of one _msearch (Elasticsearch bounds
+// them by max_concurrent_searches and the body size).
+const maxMsearchItems = 1000
+
+// handleMsearch answers _msearch: newline-delimited header and body pairs,
+// answered in order; a failing search fails only its own item.
+func (s *Store) handleMsearch(rq *request, defaultIndex string) {
+	m := rq.r.Method
+	if m != http.MethodGet && m != http.MethodPost {
+		rq.methodNotAllowed("GET", "POST")
+		return
+	}
 	start := time.Now()
 	body, err := rq.body()
 	if err != nil {
 		rq.fail(err)
 		return
 	}
-	req, err := parseSearchRequest(body, rq.params, countOnly)
-	if err != nil {
-		rq.fail(err)
+	lines := bytes.Split(body, []byte{'\n'})
+	for len(lines) > 0 && len(bytes.TrimSpace(lines[len(lines)-1])) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) == 0 {
+		rq.fail(&esError{Type: "action_request_validation_exception", Reason: "Validation Failed: 1: no requests added;", status: http.StatusBadRequest})
 		return
 	}
-	t, err := s.pin(expr, resolveParams(rq.params, true))
-	if err != nil {
-		rq.fail(err)
+	if len(lines)%2 != 0 {
+		rq.fail(errIllegalArgument("The msearch request must be terminated by a newline [\\n]"))
 		return
 	}
-	defer t.release()
-	if countOnly {
-		resp, err := t.count(rq.r.Context(), req, s.now())
-		if err != nil {
-			rq.fail(err)
-			return
+	if len(lines)/2 > maxMsearchItems {
+		rq.fail(errIllegalArgument("_msearch holds %d searches; kobs tracestore answers at most %d per request", len(lines)/2, maxMsearchItems))
+		return
+	}
+	responses := make([]any, 0, len(lines)/2)
+	for i := 0; i < len(lines); i += 2 {
+		if err := rq.r.Context().Err(); err != nil {
+			return // the client left; nobody reads the rest
 		}
-		rq.json(http.StatusOK, resp)
-		return
+		expr, params, herr := msearchHeader(lines[i], defaultIndex, rq.params)
+		var resp any
+		if herr == nil {
+			resp, herr = s.runSearch(rq.r.Context(), expr, params, lines[i+1], false)
+		}
+		if herr != nil {
+			if herr.status == 0 {
+				herr.status = http.StatusInternalServerError
+			}
+			env := envelope(herr)
+			responses = append(responses, map[string]any{"error": env.Error, "status": env.Status})
+			continue
+		}
+		b, merr := json.Marshal(resp)
+		if merr != nil {
+			responses = append(responses, map[string]any{"error": envelope(writeFailure("", merr)).Error, "status": 500})
+			continue
+		}
+		var item map[string]any
+		_ = json.Unmarshal(b, &item)
+		item["status"] = http.StatusOK
+		responses = append(responses, item)
 	}
-	resp, err := t.search(rq.r.Context(), req, s.now())
-	if err != nil {
-		rq.fail(err)
-		return
+	rq.json(http.StatusOK, map[string]any{"took": time.Since(start).Milliseconds(), "responses": responses})
+}
+
+// msearchHeader reads one _msearch header line: its index (a string, a
+// comma-separated string or an array) and its index options.
+func msearchHeader(line []byte, defaultIndex string, base url.Values) (string, url.Values, *esError) {
+	params := url.Values{}
+	for k, v := range base {
+		params[k] = v
 	}
-	resp.Took = time.Since(start).Milliseconds()
-	rq.json(http.StatusOK, resp)
+	expr := defaultIndex
+	if len(bytes.TrimSpace(line)) == 0 {
+		return cmpOr(expr, "_all"), params, nil
+	}
+	var h map[string]any
+	if err := json.Unmarshal(line, &h); err != nil {
+		return "", nil, errParsing("failed to parse msearch header: %v", err)
+	}
+	for k, v := range h {
+		switch k {
+		case "index", "indices":
+			switch x := v.(type) {
+			case string:
+				expr = x
+			case []any:
+				var names []string
+				for _, n := range x {
+					names = append(names, scalarString(n))
+				}
+				expr = strings.Join(names, ",")
+			}
+		case "ignore_unavailable", "allow_no_indices":
+			params.Set(k, scalarString(v))
+		case "search_type", "preference", "routing", "request_cache", "expand_wildcards", "ccs_minimize_roundtrips",
+			"max_concurrent_shard_requests", "ignore_throttled", "allow_partial_search_results":
+		default:
+			return "", nil, errIllegalArgument("key [%s] is not supported in the metadata section", k)
+		}
+	}
+	return cmpOr(expr, "_all"), params, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func (s *Store) handleRefresh(rq *request, expr string) {

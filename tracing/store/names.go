@@ -47,28 +47,30 @@ func validateIndexName(name string) *esError {
 
 // simpleMatch is Elasticsearch's Regex.simpleMatch: '*' matches any run of
 // characters (including none); there are no other metacharacters.
+//
+// It runs in linear time: with '*' as the only metacharacter, matching each
+// literal segment at its leftmost possible position is never wrong (a later
+// position leaves less room for the rest), so there is nothing to backtrack.
+// Trying every split recursively, as a direct translation does, takes
+// exponential time on patterns like *a*a*a*a*a*b.
 func simpleMatch(pattern, s string) bool {
-	for {
-		i := strings.IndexByte(pattern, '*')
-		if i < 0 {
-			return pattern == s
-		}
-		if !strings.HasPrefix(s, pattern[:i]) {
-			return false
-		}
-		s = s[i:]
-		pattern = pattern[i+1:]
-		if pattern == "" {
-			return true
-		}
-		// Try every position for the rest of the pattern; patterns are short.
-		for j := 0; j <= len(s); j++ {
-			if simpleMatch(pattern, s[j:]) {
-				return true
-			}
-		}
+	segs := strings.Split(pattern, "*")
+	if len(segs) == 1 {
+		return pattern == s
+	}
+	first, last := segs[0], segs[len(segs)-1]
+	if len(s) < len(first)+len(last) || !strings.HasPrefix(s, first) || !strings.HasSuffix(s, last) {
 		return false
 	}
+	rest := s[len(first) : len(s)-len(last)]
+	for _, seg := range segs[1 : len(segs)-1] {
+		i := strings.Index(rest, seg)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(seg):]
+	}
+	return true
 }
 
 // resolveOpts are the index-expression options of Elasticsearch's

@@ -20,18 +20,25 @@ import (
 type queryCompiler struct {
 	leaf func(path string) *leaf // nil when unmapped in every target index
 	now  time.Time
+	// fields lists the searchable mapped fields, for query_string terms
+	// without a field.
+	fields func() []string
 }
 
 // unsupportedQueries are Elasticsearch query types we know but do not
 // implement; they fail loudly instead of matching wrongly.
 var unsupportedQueries = map[string]bool{
-	"query_string": true, "simple_query_string": true, "nested": true, "has_child": true, "has_parent": true,
+	"simple_query_string": true, "nested": true, "has_child": true, "has_parent": true,
 	"function_score": true, "script": true, "script_score": true, "fuzzy": true, "regexp": true,
 	"geo_distance": true, "geo_bounding_box": true, "geo_shape": true, "more_like_this": true,
 	"multi_match": true, "dis_max": true, "boosting": true, "match_bool_prefix": true,
 	"match_phrase_prefix": true, "combined_fields": true, "intervals": true, "span_term": true,
 	"terms_set": true, "distance_feature": true, "pinned": true, "percolate": true, "wrapper": true, "rank_feature": true,
 }
+
+// maxTermsCount is Elasticsearch's index.max_terms_count default: a terms
+// query with more values is refused before any work is done for it.
+const maxTermsCount = 65536
 
 func errQueryShard(cause *esError, format string, args ...any) *esError {
 	return &esError{Type: "query_shard_exception", Reason: fmt.Sprintf(format, args...), CausedBy: cause, status: http.StatusBadRequest}
@@ -100,6 +107,14 @@ func (c *queryCompiler) compile(raw json.RawMessage) (query.Query, *esError) {
 		return b, nil
 	case "term", "terms", "range", "match", "match_phrase", "prefix", "wildcard":
 		return c.fieldQuery(typ, body)
+	case "query_string":
+		dsl, err := parseQueryString(body)
+		if err != nil {
+			return nil, err
+		}
+		return c.compile(dsl)
+	case "kobs_any_field":
+		return c.anyField(body)
 	case "ids":
 		var ids struct {
 			Values []string `json:"values"`
@@ -146,6 +161,36 @@ func clauses(raw json.RawMessage) ([]json.RawMessage, error) {
 		return list, err
 	}
 	return []json.RawMessage{raw}, nil
+}
+
+// anyField is a query_string term without a field: it matches the value in
+// any of the given fields, or in every mapped field, skipping fields whose
+// type cannot hold the value (lenient, as Elasticsearch is for "*").
+func (c *queryCompiler) anyField(body json.RawMessage) (query.Query, *esError) {
+	var af struct {
+		Type   string          `json:"type"`
+		Value  json.RawMessage `json:"value"`
+		Fields []string        `json:"fields"`
+	}
+	if err := decodeJSON(body, &af); err != nil {
+		return nil, errParsing("[query_string] internal: %v", err)
+	}
+	fields := af.Fields
+	if len(fields) == 0 && c.fields != nil {
+		fields = c.fields()
+	}
+	var qs []query.Query
+	for _, f := range fields {
+		q, err := c.fieldClause(af.Type, f, af.Value)
+		if err != nil || q == nil || isNone(q) {
+			continue
+		}
+		qs = append(qs, q)
+	}
+	if len(qs) == 0 {
+		return query.NewMatchNoneQuery(), nil
+	}
+	return query.NewDisjunctionQuery(qs), nil
 }
 
 func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) {
@@ -391,6 +436,10 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 		var vals []any
 		if err := decodeJSON(params, &vals); err != nil {
 			return nil, errParsing("[terms] query does not support [%s]", field)
+		}
+		if len(vals) > maxTermsCount {
+			return nil, errIllegalArgument("The number of terms [%d] used in the Terms Query request has exceeded the allowed maximum of [%d]. "+
+				"This maximum can be set by changing the [index.max_terms_count] index level setting.", len(vals), maxTermsCount)
 		}
 		if field == "_id" {
 			ids := make([]string, 0, len(vals))

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
-	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,34 @@ type searchRequest struct {
 	seqNoPrimTerm bool
 	version       bool
 	searchAfter   []any
+	aggs          json.RawMessage
+	// docvalueFields and fields fill each hit's "fields" (Grafana reads
+	// the time field there).
+	docvalueFields []fieldReq
+	fields         []fieldReq
+}
+
+type fieldReq struct {
+	Field  string `json:"field"`
+	Format string `json:"format"`
+}
+
+func parseFieldReqs(raw json.RawMessage) ([]fieldReq, *esError) {
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, errParsing("[fields] must be an array")
+	}
+	out := make([]fieldReq, 0, len(list))
+	for _, item := range list {
+		var fr fieldReq
+		if json.Unmarshal(item, &fr.Field) != nil {
+			if err := json.Unmarshal(item, &fr); err != nil || fr.Field == "" {
+				return nil, errParsing("[fields] entries are field names or {\"field\": ..., \"format\": ...}")
+			}
+		}
+		out = append(out, fr)
+	}
+	return out, nil
 }
 
 type sortSpec struct {
@@ -47,16 +76,45 @@ type sourceFilter struct {
 	includes, excludes []string
 }
 
+// orderedObject decodes a JSON object keeping its keys' order.
+func orderedObject(raw json.RawMessage) ([]string, map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, nil, fmt.Errorf("not an object")
+	}
+	var keys []string
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		k, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, err
+		}
+		if _, dup := m[k]; !dup {
+			keys = append(keys, k)
+		}
+		m[k] = v
+	}
+	return keys, m, nil
+}
+
 // searchBodyKeys are accepted top-level keys of a search body; keys that
 // would change results but are not implemented fail with a clear error.
 var ignoredSearchKeys = map[string]bool{
 	"timeout": true, "terminate_after": true, "explain": true, "profile": true, "stats": true,
 	"indices_boost": true, "min_score": true, "stored_fields": true, "_name": true, "allow_partial_search_results": true,
+	// Highlighting only decorates hits (Grafana's logs panel works without
+	// it); the hits themselves are the same.
+	"highlight": true,
 }
 
 var unsupportedSearchKeys = map[string]bool{
-	"aggs": true, "aggregations": true, "highlight": true, "suggest": true, "collapse": true, "rescore": true,
-	"script_fields": true, "docvalue_fields": true, "fields": true, "pit": true, "knn": true, "runtime_mappings": true,
+	"suggest": true, "collapse": true, "rescore": true,
+	"pit": true, "knn": true, "runtime_mappings": true,
 	"slice": true,
 }
 
@@ -111,6 +169,23 @@ func parseSearchRequest(body []byte, params url.Values, countOnly bool) (*search
 				r.seqNoPrimTerm = string(v) == "true"
 			case k == "version":
 				r.version = string(v) == "true"
+			case k == "aggs" || k == "aggregations":
+				r.aggs = v
+			case k == "docvalue_fields" || k == "fields":
+				frs, err := parseFieldReqs(v)
+				if err != nil {
+					return nil, err
+				}
+				if k == "fields" {
+					r.fields = frs
+				} else {
+					r.docvalueFields = frs
+				}
+			case k == "script_fields":
+				var m map[string]json.RawMessage
+				if err := json.Unmarshal(v, &m); err != nil || len(m) > 0 {
+					return nil, errIllegalArgument("[script_fields] is not supported by kobs tracestore (scripts)")
+				}
 			case k == "search_after":
 				if err := decodeJSON(v, &r.searchAfter); err != nil {
 					return nil, errParsing("[search_after] must be an array")
@@ -191,7 +266,12 @@ func parseSearchRequest(body []byte, params url.Values, countOnly bool) (*search
 		b, _ := json.Marshal(map[string]any{"match": map[string]any{field: strings.Trim(value, `"`)}})
 		r.query = b
 	}
-	if !countOnly && r.from+r.size > maxResultWindow && len(r.searchAfter) == 0 {
+	if len(r.searchAfter) > 0 && r.from > 0 {
+		return nil, errIllegalArgument("`from` parameter must be set to 0 when `search_after` is used.")
+	}
+	// search_after pages through any number of hits, but each page is
+	// bounded by the result window like any search.
+	if !countOnly && r.from+r.size > maxResultWindow {
 		return nil, errIllegalArgument("Result window is too large, from + size must be less than or equal to: [%d] but was [%d]. "+
 			"See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.",
 			maxResultWindow, r.from+r.size)
@@ -233,11 +313,14 @@ func parseSortBody(raw json.RawMessage) ([]sortSpec, *esError) {
 			}
 			continue
 		}
-		var m map[string]json.RawMessage
-		if err := json.Unmarshal(item, &m); err != nil || len(m) != 1 {
-			return nil, errParsing("[sort] malformed, expected a field name or an object with one field")
+		// Grafana sends {"ts": {...}, "_doc": {...}} as one object; the
+		// keys' order is the sort order, so read them in order.
+		keys, m, err := orderedObject(item)
+		if err != nil || len(keys) == 0 {
+			return nil, errParsing("[sort] malformed, expected a field name or an object")
 		}
-		for f, v := range m {
+		for _, f := range keys {
+			v := m[f]
 			spec := sortSpec{field: f, desc: f == "_score"}
 			var order string
 			if json.Unmarshal(v, &order) == nil {
@@ -350,6 +433,8 @@ type searchResponse struct {
 	TimedOut bool       `json:"timed_out"`
 	Shards   shardsInfo `json:"_shards"`
 	Hits     searchHits `json:"hits"`
+	// Aggregations is present when the request asked for some.
+	Aggregations map[string]any `json:"aggregations,omitempty"`
 }
 
 type totalHits struct {
@@ -372,6 +457,7 @@ type searchHit struct {
 	PrimaryTerm *int64          `json:"_primary_term,omitempty"`
 	Score       *float64        `json:"_score"`
 	Source      json.RawMessage `json:"_source,omitempty"`
+	Fields      map[string]any  `json:"fields,omitempty"`
 	Sort        []any           `json:"sort,omitempty"`
 }
 
@@ -402,6 +488,23 @@ func (t *target) leaf(path string) *leaf {
 	return nil
 }
 
+func (t *target) compiler(now time.Time) *queryCompiler {
+	return &queryCompiler{leaf: t.leaf, now: now, fields: func() []string {
+		seen := map[string]bool{}
+		var out []string
+		for _, i := range t.indexes {
+			for path, l := range i.mapping.Load().leaves {
+				if l.indexed && l.kind != kindObject && !seen[path] {
+					seen[path] = true
+					out = append(out, path)
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}}
+}
+
 func (t *target) searcher() bleve.Index {
 	if len(t.indexes) == 1 {
 		return t.indexes[0].bi
@@ -420,7 +523,7 @@ func (t *target) shards() shardsInfo {
 
 // compileQuery builds the bleve query for a request (query plus post_filter).
 func (t *target) compileQuery(r *searchRequest, now time.Time) (query.Query, *esError) {
-	c := &queryCompiler{leaf: t.leaf, now: now}
+	c := t.compiler(now)
 	q, err := c.compile(r.query)
 	if err != nil {
 		return nil, err
@@ -456,7 +559,7 @@ func (t *target) count(ctx context.Context, r *searchRequest, now time.Time) (*c
 	req.Score = "none"
 	res, serr := t.searcher().SearchInContext(ctx, req)
 	if serr != nil {
-		return nil, &esError{Type: "search_phase_execution_exception", Reason: serr.Error(), status: http.StatusInternalServerError}
+		return nil, searchErr(serr)
 	}
 	resp.Count = res.Total
 	return resp, nil
@@ -567,6 +670,77 @@ func (p *sortPlan) value(k int, hit *search.DocumentMatch) any {
 	return nil
 }
 
+// hitFields renders the requested fields of one hit from its source, typed
+// and formatted by the mapping (dates as ISO strings unless a format says
+// otherwise), each as an array as Elasticsearch does.
+func (t *target) hitFields(src []byte, r *searchRequest) map[string]any {
+	obj, err := decodeSource(src)
+	if err != nil {
+		return nil
+	}
+	out := map[string]any{}
+	for _, fr := range append(append([]fieldReq(nil), r.docvalueFields...), r.fields...) {
+		l := t.leaf(fr.Field)
+		if l == nil || l.kind == kindObject {
+			continue
+		}
+		v := lookupPath(obj, fr.Field)
+		if v == nil {
+			continue
+		}
+		vals, ok := v.([]any)
+		if !ok {
+			vals = []any{v}
+		}
+		var rendered []any
+		for _, x := range vals {
+			switch l.kind {
+			case kindDate:
+				ms, err := dateValue(x, l.format)
+				if err != nil {
+					continue
+				}
+				format := fr.Format
+				if format == "" {
+					format = l.format
+				}
+				if strings.Contains(format, "epoch_millis") && !strings.Contains(format, "strict_date") {
+					rendered = append(rendered, strconv.FormatInt(ms, 10))
+				} else {
+					rendered = append(rendered, time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z"))
+				}
+			case kindLong, kindDouble:
+				f, err := strconv.ParseFloat(scalarString(x), 64)
+				if err != nil {
+					continue
+				}
+				rendered = append(rendered, numberValue(f, l.kind))
+			default:
+				rendered = append(rendered, x)
+			}
+		}
+		if len(rendered) > 0 {
+			out[fr.Field] = rendered
+		}
+	}
+	return out
+}
+
+func lookupPath(obj map[string]any, path string) any {
+	if v, ok := obj[path]; ok {
+		return v
+	}
+	head, rest, ok := strings.Cut(path, ".")
+	if !ok {
+		return nil
+	}
+	sub, _ := obj[head].(map[string]any)
+	if sub == nil {
+		return nil
+	}
+	return lookupPath(sub, rest)
+}
+
 // afterValues converts Elasticsearch search_after values into the strings
 // bleve expects (it prefix-codes numeric ones itself).
 func (p *sortPlan) afterValues(vals []any) ([]string, *esError) {
@@ -601,6 +775,25 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 			resp.Hits.Total = &totalHits{Value: r.trackTotal, Relation: "gte"}
 		default:
 			resp.Hits.Total = &totalHits{Value: int64(n), Relation: "eq"}
+		}
+	}
+	var (
+		aggSpecs []*aggSpec
+		aggP     *aggParser
+	)
+	if len(r.aggs) > 0 {
+		aggP = &aggParser{t: t, c: t.compiler(now)}
+		var err *esError
+		if aggSpecs, err = aggP.parse(r.aggs); err != nil {
+			return nil, err
+		}
+		// Aggregations see the query's matches, not post_filter's.
+		aq, err := aggP.c.compile(r.query)
+		if err != nil {
+			return nil, err
+		}
+		if resp.Aggregations, err = t.runAggs(ctx, aq, aggSpecs, aggP); err != nil {
+			return nil, err
 		}
 	}
 	if len(t.indexes) == 0 {
@@ -643,7 +836,7 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 	}
 	res, serr := t.searcher().SearchInContext(ctx, req)
 	if serr != nil {
-		return nil, &esError{Type: "search_phase_execution_exception", Reason: serr.Error(), status: http.StatusInternalServerError}
+		return nil, searchErr(serr)
 	}
 	setTotal(res.Total)
 	if scored && len(res.Hits) > 0 {
@@ -661,8 +854,13 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 		if scored {
 			hit.Score = ptr(h.Score)
 		}
-		if s, ok := h.Fields[fieldSource].(string); ok && !r.source.disabled {
-			hit.Source = r.source.apply([]byte(s))
+		if s, ok := h.Fields[fieldSource].(string); ok {
+			if !r.source.disabled {
+				hit.Source = r.source.apply([]byte(s))
+			}
+			if len(r.fields)+len(r.docvalueFields) > 0 {
+				hit.Fields = t.hitFields([]byte(s), r)
+			}
 		}
 		if v, ok := h.Fields[fieldVersion].(float64); ok {
 			hit.Version = ptr(int64(v))

@@ -27,9 +27,16 @@ type Config struct {
 	// RetentionDays deletes indexes whose name ends in a YYYY.MM.DD date
 	// more than this many days before today (UTC). 0 keeps everything.
 	RetentionDays int
+	// MaxIndexes caps the number of indexes (each one holds open files),
+	// overriding DefaultMaxIndexes, Elasticsearch's cluster.max_shards_per_node
+	// for a one-shard-per-index node.
+	MaxIndexes int
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultMaxIndexes is Config.MaxIndexes' default.
+const DefaultMaxIndexes = 1000
 
 // DefaultAddr is Config.Addr's default.
 const DefaultAddr = "127.0.0.1:9200"
@@ -41,6 +48,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.MaxIndexes <= 0 {
+		c.MaxIndexes = DefaultMaxIndexes
 	}
 }
 
@@ -266,6 +276,14 @@ func (s *Store) createIndex(name string, root rootMapping, settings indexSetting
 	}
 	if existing != nil {
 		return nil, errIndexExists(name, existing.meta.UUID)
+	}
+	s.mu.RLock()
+	n := len(s.indexes)
+	s.mu.RUnlock()
+	if n >= s.cfg.MaxIndexes {
+		return nil, &esError{Type: "validation_exception",
+			Reason: fmt.Sprintf("Validation Failed: 1: this action would add [1] total shards, but this cluster currently has [%d]/[%d] maximum shards open;", n, s.cfg.MaxIndexes),
+			status: http.StatusBadRequest}
 	}
 	path := filepath.Join(s.cfg.Dir, "indices", name)
 	// A leftover directory (e.g. a delete interrupted by a crash) must not

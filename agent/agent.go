@@ -1,0 +1,398 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Lag-seconds modes.
+const (
+	ModeInterpolated = "interpolated"
+	ModeExact        = "exact"
+)
+
+// Config configures an Agent.
+type Config struct {
+	// Brokers are the bootstrap servers (host:port).
+	Brokers []string
+	// ClientID is the Kafka client id the agent's requests carry.
+	ClientID string
+	// Interval between collection cycles (default 10s).
+	Interval time.Duration
+	// Timeout bounds one cycle (default 4/5 of Interval, so a cycle
+	// against a dead cluster fails before the next one is due).
+	Timeout time.Duration
+	// ReadCommitted measures lag against last stable offsets.
+	ReadCommitted bool
+	// LagSeconds is ModeInterpolated (default) or ModeExact.
+	LagSeconds string
+	// ExactMaxReads bounds the partitions whose record is read per cycle
+	// in exact mode (default 1000).
+	ExactMaxReads int
+	// StatusWindow is the number of cycles the status rules look at
+	// (default 10, Burrow's default intervals).
+	StatusWindow int
+	// HistoryPoints is the size of each partition's (end offset, time)
+	// table (default 60, kafka-lag-exporter's default).
+	HistoryPoints int
+	// Opts are extra kgo options: TLS (kgo.DialTLSConfig), SASL
+	// (kgo.SASL) and the like.
+	Opts []kgo.Opt
+	// Logger receives one line per failed cycle (default: discard).
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("agent: no bootstrap servers")
+	}
+	if c.Interval <= 0 {
+		c.Interval = 10 * time.Second
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = c.Interval * 4 / 5
+	}
+	if c.ClientID == "" {
+		c.ClientID = "kobs-agent"
+	}
+	switch c.LagSeconds {
+	case "":
+		c.LagSeconds = ModeInterpolated
+	case ModeInterpolated, ModeExact:
+	default:
+		return fmt.Errorf("agent: lag seconds mode %q: want %s or %s", c.LagSeconds, ModeInterpolated, ModeExact)
+	}
+	if c.ExactMaxReads <= 0 {
+		c.ExactMaxReads = 1000
+	}
+	if c.StatusWindow <= 0 {
+		c.StatusWindow = 10
+	}
+	if c.StatusWindow < 2 {
+		return errors.New("agent: status window must be at least 2 cycles")
+	}
+	if c.HistoryPoints <= 0 {
+		c.HistoryPoints = 60
+	}
+	if c.HistoryPoints < 2 {
+		return errors.New("agent: history needs at least 2 points")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// ClientOpts are the kgo options that connect to the configured cluster.
+func (c *Config) ClientOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
+	return append(opts, c.Opts...)
+}
+
+// View is what the last successful cycle found. It is immutable.
+type View struct {
+	Snapshot   *Snapshot
+	Groups     map[string]*GroupLag
+	GroupNames []string
+	Failing    []FailingPartition
+	ByBroker   map[int32][]TopicPartition
+}
+
+// Health is the state of the collection itself.
+type Health struct {
+	// Up: the last cycle read the cluster's metadata and the data is no
+	// older than two intervals.
+	Up bool `json:"up"`
+	// Stale: the data served is not from a recent successful cycle.
+	Stale       bool      `json:"stale"`
+	AgeSeconds  float64   `json:"age_seconds"` // since the served data was collected; -1 if none
+	LastAttempt time.Time `json:"last_attempt"`
+	LastSuccess time.Time `json:"last_success"`
+	LastError   string    `json:"last_error,omitempty"`
+	// CycleSeconds is the duration of the last cycle.
+	CycleSeconds float64 `json:"cycle_seconds"`
+	Interval     string  `json:"interval"`
+	Cycles       uint64  `json:"cycles"`
+	FailedCycles uint64  `json:"failed_cycles"`
+	// Partial: the last successful cycle missed parts, listed in Errors.
+	Partial     bool           `json:"partial"`
+	Errors      []CollectError `json:"errors,omitempty"`
+	Unreachable []int32        `json:"unreachable_brokers,omitempty"`
+	// ExactSkipped counts lag-seconds lookups over the per-cycle bound
+	// (exact mode) in the last cycle.
+	ExactSkipped int `json:"exact_lag_skipped,omitempty"`
+}
+
+type health struct {
+	lastAttempt, lastSuccess time.Time
+	lastErr                  string
+	cycleSeconds             float64
+	cycles, failed           uint64
+	up                       bool
+	exactSkipped             int
+}
+
+type groupTP struct {
+	group string
+	tp    TopicPartition
+}
+
+// Agent collects every Interval and serves the result.
+type Agent struct {
+	cfg Config
+	cl  *kgo.Client
+	adm *kadm.Client
+
+	// Touched only by the cycle (cycles never overlap).
+	tables  map[TopicPartition]*offsetTable
+	windows map[groupTP]*window
+	since   sinceTracker
+	exact   *exactReader
+
+	view atomic.Pointer[View]
+	mu   sync.Mutex // guards h
+	h    health
+
+	reg          *prometheus.Registry
+	errorsTotal  *prometheus.CounterVec
+	exactSkipped prometheus.Counter
+}
+
+// New creates an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(cfg.ClientOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("agent: kafka client: %w", err)
+	}
+	a := &Agent{
+		cfg: cfg, cl: cl, adm: kadm.NewClient(cl),
+		tables:  map[TopicPartition]*offsetTable{},
+		windows: map[groupTP]*window{},
+	}
+	if cfg.LagSeconds == ModeExact {
+		a.exact = &exactReader{opts: cfg.ClientOpts(), readCommitted: cfg.ReadCommitted, maxReads: cfg.ExactMaxReads}
+	}
+	a.registerMetrics()
+	return a, nil
+}
+
+// Config returns the agent's configuration with defaults applied.
+func (a *Agent) Config() Config { return a.cfg }
+
+// Close releases the Kafka client.
+func (a *Agent) Close() { a.cl.Close() }
+
+// Run collects now and then every Interval until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	t := time.NewTicker(a.cfg.Interval)
+	defer t.Stop()
+	for {
+		_ = a.Cycle(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Cycle runs one collection cycle, bounded by Timeout, and publishes its
+// result. On failure the previous view is kept but reported stale.
+func (a *Agent) Cycle(ctx context.Context) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	snap, err := Collect(ctx, a.adm, CollectOptions{ReadCommitted: a.cfg.ReadCommitted})
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("cycle timed out after %v", a.cfg.Timeout)
+	}
+	if err != nil {
+		a.errorsTotal.WithLabelValues("cycle").Inc()
+		a.cfg.Logger.Warn("agent cycle failed", "err", err)
+		a.mu.Lock()
+		a.h.lastAttempt, a.h.lastErr, a.h.up = start, err.Error(), false
+		a.h.cycleSeconds = time.Since(start).Seconds()
+		a.h.cycles++
+		a.h.failed++
+		a.mu.Unlock()
+		return err
+	}
+	for _, e := range snap.Errors {
+		a.errorsTotal.WithLabelValues(e.Stage).Inc()
+	}
+	v := a.evaluate(ctx, snap)
+	a.view.Store(v)
+	a.mu.Lock()
+	a.h.lastAttempt, a.h.lastSuccess, a.h.lastErr, a.h.up = start, snap.Time, "", true
+	a.h.cycleSeconds = time.Since(start).Seconds()
+	a.h.cycles++
+	a.mu.Unlock()
+	return nil
+}
+
+// evaluate turns a snapshot into a view: it feeds the offset tables and
+// status windows, estimates lag seconds and classifies failing ISRs.
+func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
+	now := s.Time
+	seenTP := make(map[TopicPartition]bool, len(a.tables))
+	for _, t := range s.Topics {
+		for _, p := range t.Partitions {
+			if p.End < 0 {
+				continue
+			}
+			tp := TopicPartition{p.Topic, p.Partition}
+			seenTP[tp] = true
+			tab := a.tables[tp]
+			if tab == nil {
+				tab = &offsetTable{limit: a.cfg.HistoryPoints}
+				a.tables[tp] = tab
+			}
+			tab.add(p.End, now)
+		}
+	}
+	for tp := range a.tables {
+		if !seenTP[tp] && s.Partition(tp.Topic, tp.Partition) == nil {
+			delete(a.tables, tp)
+		}
+	}
+
+	lags := Lags(s)
+	seenW := map[groupTP]bool{}
+	var want map[exactKey]bool
+	for name, gl := range lags {
+		owned := ownedSet(s.Groups[name])
+		for i := range gl.Partitions {
+			pl := &gl.Partitions[i]
+			tp := TopicPartition{pl.Topic, pl.Partition}
+			if pl.NoCommit() {
+				pl.Status = StatusNoOffset
+				continue
+			}
+			key := groupTP{name, tp}
+			seenW[key] = true
+			w := a.windows[key]
+			if w == nil {
+				w = &window{size: a.cfg.StatusWindow}
+				a.windows[key] = w
+			}
+			if pl.End >= 0 {
+				w.add(observation{at: now, committed: pl.Committed, lag: pl.Lag})
+			}
+			pl.Status = w.evaluate(owned[tp], pl.End >= 0)
+			pl.Complete = w.complete()
+			if pl.End >= 0 {
+				if tab := a.tables[tp]; tab != nil {
+					pl.LagSeconds, pl.LagSecondsSource = tab.lagSeconds(pl.Committed, now)
+				}
+				if pl.Lag == 0 {
+					pl.LagSeconds, pl.LagSecondsSource = 0, SecondsZero
+				} else if a.exact != nil {
+					if want == nil {
+						want = map[exactKey]bool{}
+					}
+					want[exactKey{tp, pl.Committed}] = true
+				}
+			}
+		}
+	}
+	for k := range a.windows {
+		if !seenW[k] {
+			delete(a.windows, k)
+		}
+	}
+	if a.exact != nil {
+		res := a.exact.lookup(ctx, want)
+		if res.err != nil {
+			a.errorsTotal.WithLabelValues("exact_lag").Inc()
+			s.Errors = append(s.Errors, CollectError{Stage: "exact_lag", Broker: -1, Err: res.err.Error()})
+		}
+		a.exactSkipped.Add(float64(res.skipped))
+		a.mu.Lock()
+		a.h.exactSkipped = res.skipped
+		a.mu.Unlock()
+		for _, gl := range lags {
+			for i := range gl.Partitions {
+				pl := &gl.Partitions[i]
+				if pl.Lag <= 0 {
+					continue
+				}
+				if t, ok := res.times[exactKey{TopicPartition{pl.Topic, pl.Partition}, pl.Committed}]; ok {
+					pl.LagSeconds, pl.LagSecondsSource = clampSeconds(now.Sub(t)), SecondsExact
+				}
+			}
+		}
+	}
+	for _, gl := range lags {
+		gl.Status = StatusOK
+		if gl.Err != "" {
+			gl.Status = StatusErr
+		}
+		for i := range gl.Partitions {
+			pl := &gl.Partitions[i]
+			gl.Status = Worse(gl.Status, pl.Status)
+			if !math.IsNaN(pl.LagSeconds) && (math.IsNaN(gl.MaxLagSeconds) || pl.LagSeconds > gl.MaxLagSeconds) {
+				gl.MaxLagSeconds = pl.LagSeconds
+			}
+		}
+	}
+	failing := Classify(s)
+	a.since.stamp(failing, now)
+	return &View{
+		Snapshot: s, Groups: lags, GroupNames: s.GroupNames(),
+		Failing: failing, ByBroker: ByBroker(failing),
+	}
+}
+
+func ownedSet(g *Group) map[TopicPartition]bool {
+	out := map[TopicPartition]bool{}
+	if g == nil {
+		return out
+	}
+	for _, m := range g.Members {
+		for _, tp := range m.Assigned {
+			out[tp] = true
+		}
+	}
+	return out
+}
+
+// View returns the last successful cycle's view, or nil before one.
+func (a *Agent) View() *View { return a.view.Load() }
+
+// Health reports the collection's state at now. Data is stale when the
+// last cycle failed or the last success is older than two intervals (a
+// cycle that hangs cannot keep old data looking fresh).
+func (a *Agent) Health(now time.Time) Health {
+	a.mu.Lock()
+	h := a.h
+	a.mu.Unlock()
+	out := Health{
+		LastAttempt: h.lastAttempt, LastSuccess: h.lastSuccess, LastError: h.lastErr,
+		CycleSeconds: h.cycleSeconds, Interval: a.cfg.Interval.String(),
+		Cycles: h.cycles, FailedCycles: h.failed, AgeSeconds: -1, ExactSkipped: h.exactSkipped,
+	}
+	if !h.lastSuccess.IsZero() {
+		out.AgeSeconds = now.Sub(h.lastSuccess).Seconds()
+	}
+	out.Up = h.up && !h.lastSuccess.IsZero() && now.Sub(h.lastSuccess) <= 2*a.cfg.Interval
+	out.Stale = !out.Up
+	if v := a.View(); v != nil {
+		out.Partial = len(v.Snapshot.Errors) > 0
+		out.Errors = v.Snapshot.Errors
+		out.Unreachable = v.Snapshot.Unreachable
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"math"
+	"time"
+)
+
+// point is one sample of a partition's end offset.
+type point struct {
+	offset int64
+	at     time.Time
+}
+
+// offsetTable is a partition's recent (end offset, time) samples, the
+// lookup table kafka-lag-exporter keeps (LookupTable.scala): a sliding
+// window of at most limit points, offsets never decreasing, and a flat run
+// kept as one segment by moving its right end.
+type offsetTable struct {
+	points []point
+	limit  int
+}
+
+// add records a sample. An out-of-order sample is ignored; an offset below
+// the newest one means the partition was truncated or recreated, so the
+// table restarts from it (kafka-lag-exporter ignores such a point and keeps
+// interpolating over offsets that no longer exist).
+func (t *offsetTable) add(offset int64, at time.Time) {
+	n := len(t.points)
+	if n > 0 {
+		last := t.points[n-1]
+		if !at.After(last.at) {
+			return
+		}
+		if offset < last.offset {
+			t.points = t.points[:0]
+			n = 0
+		} else if offset == last.offset && n > 1 && t.points[n-2].offset == offset {
+			t.points[n-1].at = at
+			return
+		}
+	}
+	if n == t.limit {
+		copy(t.points, t.points[1:])
+		t.points = t.points[:n-1]
+	}
+	t.points = append(t.points, point{offset, at})
+}
+
+// Lag-seconds sources, reported with each estimate.
+const (
+	SecondsNone         = ""             // no estimate: no commit, or too few samples
+	SecondsZero         = "caught_up"    // committed offset is at the end
+	SecondsInterpolated = "interpolated" // between two samples
+	SecondsExtrapolated = "extrapolated" // before the oldest sample, along the table's trend
+	SecondsLowerBound   = "lower_bound"  // before the oldest sample of a flat table: at least this old
+	SecondsExact        = "exact"        // from the timestamp of the record at the committed offset
+)
+
+// lagSeconds estimates how long ago the record at offset committed was
+// written, seen at time now: the moment the end offset passed committed
+// (reached committed+1) is interpolated between the two samples around it,
+// or extrapolated along the table's whole trend when it is older than the
+// table. It returns NaN and SecondsNone with fewer than two samples.
+func (t *offsetTable) lagSeconds(committed int64, now time.Time) (float64, string) {
+	n := len(t.points)
+	if n > 0 && committed >= t.points[n-1].offset {
+		return 0, SecondsZero
+	}
+	if n < 2 {
+		return math.NaN(), SecondsNone
+	}
+	target := committed + 1
+	i := 0
+	for i < n && t.points[i].offset < target {
+		i++
+	}
+	var at time.Time
+	source := SecondsInterpolated
+	switch {
+	case i == 0:
+		first, last := t.points[0], t.points[n-1]
+		if last.offset == first.offset {
+			return clampSeconds(now.Sub(first.at)), SecondsLowerBound
+		}
+		at = interpolate(first, last, target)
+		source = SecondsExtrapolated
+	default:
+		// points[i-1].offset < target <= points[i].offset (i < n because
+		// committed < the newest offset).
+		at = interpolate(t.points[i-1], t.points[i], target)
+	}
+	return clampSeconds(now.Sub(at)), source
+}
+
+// interpolate solves for the time at which the line through l and r
+// reaches offset (l.offset != r.offset).
+func interpolate(l, r point, offset int64) time.Time {
+	dt := float64(r.at.Sub(l.at))
+	do := float64(r.offset - l.offset)
+	return r.at.Add(-time.Duration(float64(r.offset-offset) * dt / do))
+}
+
+func clampSeconds(d time.Duration) float64 {
+	if d < 0 {
+		return 0
+	}
+	return d.Seconds()
+}

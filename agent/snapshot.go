@@ -1,0 +1,454 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+func (tp TopicPartition) String() string {
+	return tp.Topic + "-" + strconv.Itoa(int(tp.Partition))
+}
+
+// Broker is one broker the cluster's metadata lists (a live broker, in
+// Kafka's terms: a broker that is down is missing from this list).
+type Broker struct {
+	ID   int32  `json:"id"`
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+	Rack string `json:"rack,omitempty"`
+}
+
+// Addr is host:port.
+func (b Broker) Addr() string { return b.Host + ":" + strconv.Itoa(int(b.Port)) }
+
+// Partition is one partition's replica layout and offsets. Offsets that
+// could not be listed are -1 and OffsetsErr says why.
+type Partition struct {
+	Topic       string  `json:"topic"`
+	Partition   int32   `json:"partition"`
+	Leader      int32   `json:"leader"` // -1: no leader (offline)
+	LeaderEpoch int32   `json:"leader_epoch"`
+	Replicas    []int32 `json:"replicas"`
+	ISR         []int32 `json:"isr"`
+	Offline     []int32 `json:"offline_replicas,omitempty"`
+	Start       int64   `json:"start_offset"`       // log start offset, -1 if unknown
+	End         int64   `json:"end_offset"`         // high watermark, -1 if unknown
+	LSO         int64   `json:"last_stable_offset"` // -1 unless collected for read_committed
+	MetaErr     string  `json:"metadata_error,omitempty"`
+	OffsetsErr  string  `json:"offsets_error,omitempty"`
+}
+
+// Topic is one topic with its partitions, indexed by partition number when
+// the cluster reports them densely (it always does for a healthy topic).
+type Topic struct {
+	Name       string       `json:"name"`
+	Internal   bool         `json:"internal"`
+	MinISR     int          `json:"min_insync_replicas"` // 0 if the config could not be read
+	Partitions []*Partition `json:"partitions"`
+	Err        string       `json:"error,omitempty"`
+}
+
+// Member is one member of a group and what it was assigned.
+type Member struct {
+	ID         string           `json:"member_id"`
+	InstanceID string           `json:"instance_id,omitempty"`
+	ClientID   string           `json:"client_id"`
+	Host       string           `json:"host"`
+	Assigned   []TopicPartition `json:"assigned,omitempty"`
+}
+
+// Group is one group: its description and committed offsets.
+type Group struct {
+	Name         string   `json:"group"`
+	State        string   `json:"state"`
+	ProtocolType string   `json:"protocol_type"`
+	Protocol     string   `json:"protocol"`
+	Coordinator  int32    `json:"coordinator"`
+	Members      []Member `json:"members"`
+	// Committed holds the committed offset of each partition the group
+	// has one for (topic -> partition -> offset); a partition the broker
+	// answered -1 for is absent.
+	Committed map[string]map[int32]int64 `json:"-"`
+	Err       string                     `json:"error,omitempty"`
+}
+
+// CollectError is one part of a cycle that failed: which request, which
+// broker (-1 if none could be chosen) and why.
+type CollectError struct {
+	Stage  string `json:"stage"`
+	Broker int32  `json:"broker"`
+	Err    string `json:"error"`
+}
+
+func (e CollectError) Error() string {
+	if e.Broker >= 0 {
+		return fmt.Sprintf("%s (broker %d): %s", e.Stage, e.Broker, e.Err)
+	}
+	return e.Stage + ": " + e.Err
+}
+
+// Snapshot is everything one collection cycle learned about the cluster.
+// It is immutable once Collect returns.
+type Snapshot struct {
+	Time          time.Time         `json:"time"`
+	Duration      time.Duration     `json:"-"`
+	Cluster       string            `json:"cluster_id"`
+	Controller    int32             `json:"controller"`
+	Brokers       []Broker          `json:"brokers"`
+	Topics        map[string]*Topic `json:"-"`
+	Groups        map[string]*Group `json:"-"`
+	ReadCommitted bool              `json:"read_committed"`
+	// Errors lists the parts of the cycle that failed; a snapshot with
+	// errors is partial: what failed is marked on the partitions and
+	// groups it concerns.
+	Errors []CollectError `json:"errors,omitempty"`
+	// Unreachable lists broker ids that replicas name but the metadata
+	// does not list (down), or that failed a request this cycle.
+	Unreachable []int32 `json:"unreachable_brokers,omitempty"`
+}
+
+// Partition returns a partition, or nil.
+func (s *Snapshot) Partition(topic string, p int32) *Partition {
+	t := s.Topics[topic]
+	if t == nil {
+		return nil
+	}
+	if int(p) < len(t.Partitions) && p >= 0 && t.Partitions[p].Partition == p {
+		return t.Partitions[p]
+	}
+	for _, pp := range t.Partitions {
+		if pp.Partition == p {
+			return pp
+		}
+	}
+	return nil
+}
+
+// PartitionCount is the number of partitions of all topics.
+func (s *Snapshot) PartitionCount() int {
+	n := 0
+	for _, t := range s.Topics {
+		n += len(t.Partitions)
+	}
+	return n
+}
+
+// TopicNames returns the topic names, sorted.
+func (s *Snapshot) TopicNames() []string {
+	names := make([]string, 0, len(s.Topics))
+	for n := range s.Topics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// GroupNames returns the group names, sorted.
+func (s *Snapshot) GroupNames() []string {
+	names := make([]string, 0, len(s.Groups))
+	for n := range s.Groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// CollectOptions tune one collection.
+type CollectOptions struct {
+	// ReadCommitted also lists last stable offsets (ListOffsets with
+	// isolation read_committed), against which lag is then measured.
+	ReadCommitted bool
+	// Groups restricts the groups collected; empty means every group the
+	// brokers list.
+	Groups []string
+}
+
+// ErrNoMetadata is returned when the cluster answered no metadata at all:
+// nothing of the cluster is known this cycle.
+var ErrNoMetadata = errors.New("no metadata from the cluster")
+
+// Collect runs one collection cycle with kadm: metadata (brokers,
+// controller, topics, partitions, replicas, ISR, offline replicas), topic
+// configs (min.insync.replicas), start and end offsets (and last stable
+// offsets for read_committed), and groups with their members, assignments
+// and committed offsets.
+//
+// After the metadata request, the five other requests run at once; kgo
+// splits each into at most one request per broker (ListOffsets to each
+// partition leader, DescribeGroups and OffsetFetch to each coordinator), so
+// a cycle has at most five requests in flight per broker and never one per
+// partition. ctx bounds the whole cycle.
+//
+// Collect returns an error only when no metadata could be read; a part
+// that failed is recorded in Snapshot.Errors and marked where it applies.
+func Collect(ctx context.Context, adm *kadm.Client, opt CollectOptions) (*Snapshot, error) {
+	start := time.Now()
+	meta, err := adm.Metadata(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoMetadata, err)
+	}
+	s, topics, unreachable := fromMetadata(meta, start)
+	s.ReadCommitted = opt.ReadCommitted
+
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	fail := func(stage string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		var se *kadm.ShardErrors
+		if errors.As(err, &se) {
+			for _, e := range se.Errs {
+				s.Errors = append(s.Errors, CollectError{Stage: stage, Broker: e.Broker.NodeID, Err: e.Err.Error()})
+				if e.Broker.NodeID >= 0 {
+					unreachable[e.Broker.NodeID] = true
+				}
+			}
+			return
+		}
+		s.Errors = append(s.Errors, CollectError{Stage: stage, Broker: -1, Err: err.Error()})
+	}
+	applyOffsets := func(stage string, lo kadm.ListedOffsets, set func(*Partition, int64)) {
+		mu.Lock()
+		defer mu.Unlock()
+		for topic, ps := range lo {
+			for part, o := range ps {
+				p := s.Partition(topic, part)
+				if p == nil {
+					continue
+				}
+				if o.Err != nil {
+					p.OffsetsErr = stage + ": " + o.Err.Error()
+					continue
+				}
+				set(p, o.Offset)
+			}
+		}
+	}
+	listOffsets := func(stage string, list func(context.Context, ...string) (kadm.ListedOffsets, error), set func(*Partition, int64)) {
+		defer wg.Done()
+		if len(topics) == 0 {
+			return
+		}
+		lo, err := list(ctx, topics...)
+		if err != nil {
+			fail(stage, err)
+		}
+		applyOffsets(stage, lo, set)
+	}
+	wg.Add(3)
+	go listOffsets("list_start_offsets", adm.ListStartOffsets, func(p *Partition, o int64) { p.Start = o })
+	go listOffsets("list_end_offsets", adm.ListEndOffsets, func(p *Partition, o int64) { p.End = o })
+	if opt.ReadCommitted {
+		go listOffsets("list_last_stable_offsets", adm.ListCommittedOffsets, func(p *Partition, o int64) { p.LSO = o })
+	} else {
+		wg.Done()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if len(topics) == 0 {
+			return
+		}
+		rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
+		if err != nil {
+			fail("describe_configs", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rc := range rcs {
+			t := s.Topics[rc.Name]
+			if t == nil || rc.Err != nil {
+				continue
+			}
+			for _, c := range rc.Configs {
+				if c.Key == "min.insync.replicas" && c.Value != nil {
+					if n, err := strconv.Atoi(*c.Value); err == nil {
+						t.MinISR = n
+					}
+				}
+			}
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		groups, errs := collectGroups(ctx, adm, opt.Groups)
+		mu.Lock()
+		s.Groups = groups
+		mu.Unlock()
+		for _, e := range errs {
+			fail(e.stage, e.err)
+		}
+	}()
+	wg.Wait()
+
+	for id := range unreachable {
+		s.Unreachable = append(s.Unreachable, id)
+	}
+	slices.Sort(s.Unreachable)
+	s.Duration = time.Since(start)
+	return s, nil
+}
+
+// fromMetadata builds a snapshot's brokers, topics and partitions from a
+// kadm metadata answer; it also returns the topics that loaded (sorted) and
+// the replica ids the metadata names but does not list as brokers.
+func fromMetadata(meta kadm.Metadata, at time.Time) (*Snapshot, []string, map[int32]bool) {
+	s := &Snapshot{
+		Time:       at,
+		Cluster:    meta.Cluster,
+		Controller: meta.Controller,
+		Topics:     make(map[string]*Topic, len(meta.Topics)),
+		Groups:     map[string]*Group{},
+	}
+	live := map[int32]bool{}
+	for _, b := range meta.Brokers {
+		rack := ""
+		if b.Rack != nil {
+			rack = *b.Rack
+		}
+		s.Brokers = append(s.Brokers, Broker{ID: b.NodeID, Host: b.Host, Port: b.Port, Rack: rack})
+		live[b.NodeID] = true
+	}
+	sort.Slice(s.Brokers, func(i, j int) bool { return s.Brokers[i].ID < s.Brokers[j].ID })
+
+	var topics []string
+	unreachable := map[int32]bool{}
+	for name, td := range meta.Topics {
+		t := &Topic{Name: name, Internal: td.IsInternal}
+		if td.Err != nil {
+			t.Err = td.Err.Error()
+			s.Errors = append(s.Errors, CollectError{Stage: "metadata", Broker: -1, Err: name + ": " + td.Err.Error()})
+		}
+		ps := make([]*Partition, 0, len(td.Partitions))
+		for _, pd := range td.Partitions {
+			p := &Partition{
+				Topic: name, Partition: pd.Partition, Leader: pd.Leader, LeaderEpoch: pd.LeaderEpoch,
+				Replicas: pd.Replicas, ISR: pd.ISR, Offline: pd.OfflineReplicas,
+				Start: -1, End: -1, LSO: -1,
+			}
+			if pd.Err != nil {
+				p.MetaErr = pd.Err.Error()
+			}
+			for _, r := range pd.Replicas {
+				if !live[r] {
+					unreachable[r] = true
+				}
+			}
+			ps = append(ps, p)
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i].Partition < ps[j].Partition })
+		t.Partitions = ps
+		s.Topics[name] = t
+		if td.Err == nil {
+			topics = append(topics, name)
+		}
+	}
+	sort.Strings(topics)
+	return s, topics, unreachable
+}
+
+type stageErr struct {
+	stage string
+	err   error
+}
+
+// collectGroups lists, describes and fetches the offsets of groups: one
+// ListGroups per broker, one DescribeGroups and one OffsetFetch (v8, many
+// groups at once) per coordinator.
+func collectGroups(ctx context.Context, adm *kadm.Client, only []string) (map[string]*Group, []stageErr) {
+	var errs []stageErr
+	names := only
+	if len(names) == 0 {
+		listed, err := adm.ListGroups(ctx)
+		if err != nil {
+			errs = append(errs, stageErr{"list_groups", err})
+		}
+		names = listed.Groups()
+	}
+	out := make(map[string]*Group, len(names))
+	if len(names) == 0 {
+		return out, errs
+	}
+	described, err := adm.DescribeGroups(ctx, names...)
+	if err != nil {
+		errs = append(errs, stageErr{"describe_groups", err})
+	}
+	for _, name := range names {
+		g := &Group{Name: name, Coordinator: -1, Committed: map[string]map[int32]int64{}}
+		if d, ok := described[name]; ok {
+			g.State, g.ProtocolType, g.Protocol = d.State, d.ProtocolType, d.Protocol
+			g.Coordinator = d.Coordinator.NodeID
+			if d.Err != nil {
+				g.Err = "describe: " + d.Err.Error()
+			}
+			for _, m := range d.Members {
+				mem := Member{ID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost}
+				if m.InstanceID != nil {
+					mem.InstanceID = *m.InstanceID
+				}
+				if ca, ok := m.Assigned.AsConsumer(); ok {
+					for _, t := range ca.Topics {
+						for _, p := range t.Partitions {
+							mem.Assigned = append(mem.Assigned, TopicPartition{t.Topic, p})
+						}
+					}
+				}
+				g.Members = append(g.Members, mem)
+			}
+		} else {
+			g.Err = "describe: no answer"
+		}
+		out[name] = g
+	}
+	fetched := adm.FetchManyOffsets(ctx, names...)
+	for name, g := range out {
+		f, ok := fetched[name]
+		if !ok {
+			g.Err = joinErr(g.Err, "offset fetch: no answer")
+			continue
+		}
+		if f.Err != nil {
+			g.Err = joinErr(g.Err, "offset fetch: "+f.Err.Error())
+			errs = append(errs, stageErr{"offset_fetch", fmt.Errorf("group %s: %w", name, f.Err)})
+			continue
+		}
+		for topic, ps := range f.Fetched {
+			for part, o := range ps {
+				if o.Err != nil || o.At < 0 {
+					continue
+				}
+				m := g.Committed[topic]
+				if m == nil {
+					m = map[int32]int64{}
+					g.Committed[topic] = m
+				}
+				m[part] = o.At
+			}
+		}
+	}
+	return out, errs
+}
+
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}

@@ -1,0 +1,75 @@
+package broker
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func quorumProps(kv ...string) *Properties {
+	p := NewProperties()
+	p.Set("node.id", "1")
+	p.Set("log.dirs", "/tmp/x")
+	for i := 0; i+1 < len(kv); i += 2 {
+		p.Set(kv[i], kv[i+1])
+	}
+	return p
+}
+
+func TestQuorumConfigDefaultsToOneVoter(t *testing.T) {
+	c, err := NewConfig(quorumProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.ProcessRoles.Broker || !c.ProcessRoles.Controller || c.ControllerQuorumVoters[1] != "127.0.0.1:0" {
+		t.Fatalf("roles %v voters %v", c.ProcessRoles, c.ControllerQuorumVoters)
+	}
+	if c.BrokerSessionTimeout != 9*time.Second || c.BrokerHeartbeatInterval != 2*time.Second || c.UncleanLeaderElection ||
+		!c.AutoLeaderRebalance || c.LeaderImbalanceCheckInterval != 300*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+	cc := c.ControllerConfig(nil, nil)
+	if cc.DataDir != "/tmp/x/kobs-metadata" || cc.NodeID != 1 {
+		t.Fatalf("controller config %+v", cc)
+	}
+}
+
+func TestQuorumConfigControllerListener(t *testing.T) {
+	c, err := NewConfig(quorumProps(
+		"process.roles", "broker,controller",
+		"controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095",
+		"listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+		"cluster.id", "abc",
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listeners) != 1 || c.Listeners[0].Name != "PLAINTEXT" || len(c.ControllerListeners) != 1 || len(c.AdvertisedListeners) != 1 {
+		t.Fatalf("listeners %v controller %v advertised %v", c.Listeners, c.ControllerListeners, c.AdvertisedListeners)
+	}
+	if len(c.Warnings) != 0 {
+		t.Fatalf("warnings: %v", c.Warnings)
+	}
+}
+
+func TestQuorumConfigRefused(t *testing.T) {
+	for _, tc := range []struct {
+		key string
+		kv  []string
+	}{
+		{"controller.quorum.voters", []string{"process.roles", "controller", "controller.quorum.voters", "2@h:1"}},
+		{"controller.quorum.voters", []string{"process.roles", "broker", "controller.quorum.voters", "1@h:1"}},
+		{"controller.quorum.voters", []string{"process.roles", "broker,controller", "controller.quorum.voters", "1@h:1,1@h:2"}},
+		{"controller.quorum.voters", []string{"process.roles", "broker,controller", "controller.quorum.voters", "1@h"}},
+		{"controller.quorum.voters", []string{"process.roles", "broker,controller", "controller.quorum.voters", "1@127.0.0.1:9999", "listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"}},
+		{"process.roles", []string{"process.roles", "brokers", "controller.quorum.voters", "1@h:1"}},
+		{"cluster.id", []string{"process.roles", "broker,controller", "controller.quorum.voters", "1@h:1,2@h:2"}},
+		{"broker.heartbeat.interval.ms", []string{"broker.heartbeat.interval.ms", "9000"}},
+		{"controller.listener.names", []string{"process.roles", "broker", "controller.quorum.voters", "2@h:1", "listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"}},
+	} {
+		_, err := NewConfig(quorumProps(tc.kv...))
+		if err == nil || !strings.Contains(err.Error(), tc.key+":") {
+			t.Errorf("%v: err %v, want one naming %s", tc.kv, err, tc.key)
+		}
+	}
+}

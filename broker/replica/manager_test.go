@@ -1,0 +1,106 @@
+package replica
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	klog "github.com/kobs-dev/kobs/broker/log"
+	"github.com/kobs-dev/kobs/broker/metadata"
+)
+
+func newTestManager(t *testing.T, self int32, dirs ...string) *Manager {
+	t.Helper()
+	if len(dirs) == 0 {
+		dirs = []string{t.TempDir()}
+	}
+	m := NewManager(ManagerConfig{
+		NodeID: self, LogDirs: dirs,
+		LogConfig: func(map[string]string) klog.Config { return klog.DefaultConfig() },
+		MinISR: func(o map[string]string) int {
+			if o["min.insync.replicas"] == "2" {
+				return 2
+			}
+			return 1
+		},
+	})
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func image(topic string, id metadata.TopicID, configs map[string]string, parts ...metadata.Partition) *metadata.Image {
+	img := metadata.Empty("c")
+	mt := &metadata.Topic{Name: topic, ID: id, Configs: configs, Partitions: parts}
+	img.Topics[topic], img.ByID[id] = mt, mt
+	return img
+}
+
+// TestManagerFollowsImages: an image opens the replicas assigned to this
+// broker (and only those), sets their state, and a later image without
+// them deletes their directories.
+func TestManagerFollowsImages(t *testing.T) {
+	dir := t.TempDir()
+	m := newTestManager(t, 2, dir)
+	id := metadata.NewTopicID()
+	img := image("t", id, map[string]string{"min.insync.replicas": "2"},
+		metadata.Partition{Leader: 1, LeaderEpoch: 3, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}},
+		metadata.Partition{Leader: 1, LeaderEpoch: 1, Replicas: []int32{1, 3}, ISR: []int32{1, 3}},
+	)
+	m.OnImage(nil, img)
+	require.Equal(t, 1, m.Len())
+	p := m.Partition("t", 0)
+	require.NotNil(t, p)
+	require.Nil(t, m.Partition("t", 1), "not a replica of partition 1")
+	st := p.State()
+	require.False(t, st.IsLeader())
+	require.Equal(t, int32(3), st.LeaderEpoch)
+	require.Equal(t, 2, st.MinISR)
+	got, err := ReadPartitionMetadata(filepath.Join(dir, "t-0"))
+	require.NoError(t, err)
+	require.Equal(t, id, got)
+
+	// This broker becomes leader with a shrunk ISR.
+	img2 := image("t", id, nil,
+		metadata.Partition{Leader: 2, LeaderEpoch: 4, Replicas: []int32{1, 2, 3}, ISR: []int32{2}},
+		metadata.Partition{Leader: 1, LeaderEpoch: 1, Replicas: []int32{1, 3}, ISR: []int32{1, 3}},
+	)
+	m.OnImage(img, img2)
+	st = m.Partition("t", 0).State()
+	require.True(t, st.IsLeader())
+	require.True(t, st.UnderReplicated())
+	require.False(t, st.UnderMinISR(), "min.insync.replicas back to the default of 1")
+	require.True(t, st.AtMinISR())
+
+	m.OnImage(img2, metadata.Empty("c"))
+	require.Zero(t, m.Len())
+	_, err = os.Stat(filepath.Join(dir, "t-0"))
+	require.True(t, os.IsNotExist(err), "deleted replica's directory is gone: %v", err)
+}
+
+// TestManagerLoadFindsPartitions: Load reopens what Create made.
+func TestManagerLoadFindsPartitions(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir()}
+	m := newTestManager(t, 1, dirs...)
+	id := metadata.NewTopicID()
+	for i := int32(0); i < 4; i++ {
+		_, err := m.Create("x", id, i, nil)
+		require.NoError(t, err)
+	}
+	// Placement: the fewest partitions per dir, so two in each.
+	per := map[string]int{}
+	for _, p := range m.All() {
+		per[p.LogDir]++
+	}
+	require.Equal(t, map[string]int{dirs[0]: 2, dirs[1]: 2}, per)
+	require.NoError(t, m.Close())
+
+	m2 := newTestManager(t, 1, dirs...)
+	found, err := m2.Load(func(string) bool { return true }, func(string) map[string]string { return nil })
+	require.NoError(t, err)
+	require.Len(t, found, 4)
+	for _, f := range found {
+		require.Equal(t, id, f.TopicID)
+	}
+}
