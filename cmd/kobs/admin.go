@@ -48,6 +48,7 @@ type adminFlags struct {
 	bootstrap     string
 	timeoutMs     int64
 	commandConfig string
+	conn          kafkaConnFlags // TLS and SASL, the flags of "kobs agent"
 }
 
 // register adds --bootstrap-server and --timeout (milliseconds, as
@@ -57,7 +58,8 @@ func (a *adminFlags) register(cmd *cobra.Command, defaultTimeoutMs int64) {
 	f := cmd.Flags()
 	f.StringVar(&a.bootstrap, "bootstrap-server", "", "REQUIRED: comma-separated host:port list of the Kafka cluster to connect to")
 	f.Int64Var(&a.timeoutMs, "timeout", defaultTimeoutMs, "ms the whole command may take before it gives up")
-	f.StringVar(&a.commandConfig, "command-config", "", "Property file containing configs to be passed to the admin client (client.id; security.protocol PLAINTEXT only)")
+	f.StringVar(&a.commandConfig, "command-config", "", "Property file containing configs to be passed to the admin client (client.id, bootstrap.servers; TLS and SASL through the --tls and --sasl-* flags)")
+	a.conn.register(f)
 }
 
 // commandConfigOpts reads --command-config as Kafka's tools pass it to their
@@ -84,7 +86,7 @@ func (a *adminFlags) commandConfigOpts(cmd *cobra.Command) ([]kgo.Opt, error) {
 			}
 		case k == "security.protocol" && strings.EqualFold(v, "PLAINTEXT"):
 		case k == "security.protocol", strings.HasPrefix(k, "ssl."), strings.HasPrefix(k, "sasl."):
-			return nil, fmt.Errorf("--command-config %s: %s=%s: the kobs tools speak PLAINTEXT only for now (no TLS or SASL yet)", a.commandConfig, k, v)
+			return nil, fmt.Errorf("--command-config %s: %s=%s: Java's TLS and SASL properties (keystores, JAAS) are not read; use --tls, --tls-ca, --tls-cert, --tls-key and --sasl-mechanism, --sasl-username, --sasl-password-file", a.commandConfig, k, v)
 		default:
 			unused = append(unused, k)
 		}
@@ -106,7 +108,12 @@ func (a *adminFlags) connect(cmd *cobra.Command) (*kadm.Client, context.Context,
 	if strings.TrimSpace(a.bootstrap) == "" {
 		return nil, nil, nil, usageError(cmd, `Missing required argument "[bootstrap-server]"`)
 	}
-	opts := append([]kgo.Opt{kgo.SeedBrokers(perfSplitBrokers(a.bootstrap)...), kgo.ClientID("kobs-admin")}, extra...)
+	connOpts, err := a.conn.opts()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(perfSplitBrokers(a.bootstrap)...), kgo.ClientID("kobs-admin")}, connOpts...)
+	opts = append(opts, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bootstrap-server %q: %w", a.bootstrap, err)

@@ -196,7 +196,12 @@ func TestGroupsCommand(t *testing.T) {
 	require.NoError(t, os.WriteFile(cc, []byte("security.protocol=SASL_SSL\n"), 0o644))
 	_, errOut, err = kobs(t, append(g, "--list", "--command-config", cc)...)
 	require.ErrorIs(t, err, errReported)
-	require.Contains(t, errOut, "PLAINTEXT only")
+	require.Contains(t, errOut, "use --tls")
+	// --tls is applied: the plaintext broker does not answer a TLS handshake.
+	out, _, err = kobs(t, append(g, "--list", "--tls", "--timeout", "3000")...)
+	require.ErrorIs(t, err, errReported)
+	require.Regexp(t, `Error: Executing consumer group command failed due to .*(?i:tls|handshake|EOF|deadline)`, out)
+	t.Logf("--tls against a plaintext broker: %s", strings.TrimSpace(out))
 
 	// --delete-offsets of one partition, then --delete of the group.
 	out = kobsOK(t, append(g, "--delete-offsets", "--group", "billing", "--topic", "events:0")...)
