@@ -231,3 +231,8 @@ func (t *table) write(w io.Writer, lead string) {
 		line(r)
 	}
 }
+
+// kafkaError keeps a message of Kafka's tools (or of the Java library they
+// use) verbatim, capital letter included, so what an operator searches for
+// reads the same with kobs.
+func kafkaError(format string, args ...any) error { return fmt.Errorf(format, args...) }

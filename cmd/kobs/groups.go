@@ -772,13 +772,13 @@ func (o *groupsOpts) deleteOffsets(ctx context.Context, cmd *cobra.Command, adm 
 func parseTopicPartitions(arg string) (string, []int32, error) {
 	t, ps, ok := strings.Cut(arg, ":")
 	if !ok || t == "" || ps == "" || strings.Contains(ps, ":") {
-		return "", nil, fmt.Errorf("Invalid topic arg '%s', expected topic name and partitions", arg) //nolint:staticcheck // Kafka's message
+		return "", nil, kafkaError("Invalid topic arg '%s', expected topic name and partitions", arg)
 	}
 	var out []int32
 	for p := range strings.SplitSeq(ps, ",") {
 		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
 		if err != nil || n < 0 {
-			return "", nil, fmt.Errorf("Invalid partition '%s' specified in topic arg '%s'", p, arg) //nolint:staticcheck // Kafka's message
+			return "", nil, kafkaError("Invalid partition '%s' specified in topic arg '%s'", p, arg)
 		}
 		out = append(out, int32(n))
 	}
@@ -791,7 +791,7 @@ func parseTopicPartitions(arg string) (string, []int32, error) {
 func parseKafkaDateTime(s string) (time.Time, error) {
 	date, clock, ok := strings.Cut(s, "T")
 	if !ok || date == "" {
-		return time.Time{}, fmt.Errorf("Error parsing timestamp '%s'. It does not contain a 'T' according to ISO8601 format", s) //nolint:staticcheck // Kafka's message
+		return time.Time{}, kafkaError("Error parsing timestamp '%s'. It does not contain a 'T' according to ISO8601 format", s)
 	}
 	if !strings.ContainsAny(clock, "+-Z") {
 		s += "Z"
@@ -804,7 +804,7 @@ func parseKafkaDateTime(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("Error parsing timestamp '%s': want YYYY-MM-DDTHH:mm:SS.sss with an optional zone", s) //nolint:staticcheck // Kafka's message
+	return time.Time{}, kafkaError("Error parsing timestamp '%s': want YYYY-MM-DDTHH:mm:SS.sss with an optional zone", s)
 }
 
 var isoDuration = regexp.MustCompile(`(?i)^([-+]?)P(?:([-+]?[0-9]+)D)?(?:T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?$`)
@@ -813,7 +813,7 @@ var isoDuration = regexp.MustCompile(`(?i)^([-+]?)P(?:([-+]?[0-9]+)D)?(?:T(?:([-
 func parseISODuration(s string) (time.Duration, error) {
 	m := isoDuration.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil || strings.HasSuffix(strings.ToUpper(s), "T") || strings.EqualFold(strings.TrimLeft(s, "+-"), "P") {
-		return 0, fmt.Errorf("Text cannot be parsed to a Duration: '%s' (want PnDTnHnMnS, e.g. PT1H30M)", s) //nolint:staticcheck // Java's message
+		return 0, kafkaError("Text cannot be parsed to a Duration: '%s' (want PnDTnHnMnS, e.g. PT1H30M)", s)
 	}
 	num := func(v string) int64 { n, _ := strconv.ParseInt(v, 10, 64); return n }
 	d := time.Duration(num(m[2]))*24*time.Hour + time.Duration(num(m[3]))*time.Hour +
@@ -991,7 +991,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		for _, tp := range parts {
 			off, err := offsetAt(lo, tp.topic, tp.partition)
 			if err != nil {
-				return fmt.Errorf("Error getting %s offset of topic partition: %s: %w", what, tp, err) //nolint:staticcheck // Kafka's message
+				return kafkaError("Error getting %s offset of topic partition: %s: %w", what, tp, err)
 			}
 			set(tp, off)
 		}
@@ -1047,7 +1047,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		for _, tp := range parts {
 			cur, ok := g.committed[tp.topic][tp.partition]
 			if !ok {
-				return nil, fmt.Errorf("Cannot shift offset for partition %s since there is no current committed offset", tp) //nolint:staticcheck // Kafka's message
+				return nil, kafkaError("Cannot shift offset for partition %s since there is no current committed offset", tp)
 			}
 			want[tp] = cur + o.shiftBy
 		}
@@ -1062,7 +1062,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		for _, tp := range parts {
 			off, err := offsetAt(lo, tp.topic, tp.partition)
 			if err != nil {
-				return nil, fmt.Errorf("Error getting offset by timestamp of topic partition: %s: %w", tp, err) //nolint:staticcheck // Kafka's message
+				return nil, kafkaError("Error getting offset by timestamp of topic partition: %s: %w", tp, err)
 			}
 			// kadm answers a partition with no record at or after the time
 			// with its end offset and no timestamp; Kafka's tool says so.
@@ -1091,7 +1091,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 			}
 			end, err := offsetAt(ends, tp.topic, tp.partition)
 			if err != nil {
-				return nil, fmt.Errorf("Error getting ending offset of topic partition: %s: %w", tp, err) //nolint:staticcheck // Kafka's message
+				return nil, kafkaError("Error getting ending offset of topic partition: %s: %w", tp, err)
 			}
 			set(tp, end)
 		}
