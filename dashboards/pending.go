@@ -21,9 +21,6 @@ var Pending = map[string]string{
 	// Replication ([C]): the KRaft quorum under Kafka's raft-metrics names.
 	"kafka_server_raftmetrics_current_leader": "replication [C]",
 	"kafka_server_raftmetrics_current_epoch":  "replication [C]",
-	// Naming cleanup to Strimzi's jmx_exporter rules ([J] item 2); today
-	// the broker exports kafka_network_socketserver_networkprocessoravgidlepercent.
-	"kafka_network_socketserver_networkprocessoravgidle_percent": "names [J]",
 	// Trace pipeline ([H]).
 	"kobs_trace_events_dropped_total": "trace [H] (name proposed here)",
 	// Audit ([G]).

@@ -22,26 +22,28 @@ import (
 
 // groupsOpts are kafka-consumer-groups.sh's options.
 type groupsOpts struct {
-	admin      adminFlags
-	groups     []string
-	allGroups  bool
-	topics     []string
-	allTopics  bool
-	members    bool
-	verbose    bool
-	offsets    bool
-	state      string
-	toEarliest bool
-	toLatest   bool
-	toCurrent  bool
-	toOffset   int64
-	shiftBy    int64
-	toDatetime string
-	byDuration string
-	fromFile   string
-	dryRun     bool
-	execute    bool
-	export     bool
+	admin adminFlags
+	// statusWindow spans the samples of the agent's STATUS column.
+	statusWindow time.Duration
+	groups       []string
+	allGroups    bool
+	topics       []string
+	allTopics    bool
+	members      bool
+	verbose      bool
+	offsets      bool
+	state        string
+	toEarliest   bool
+	toLatest     bool
+	toCurrent    bool
+	toOffset     int64
+	shiftBy      int64
+	toDatetime   string
+	byDuration   string
+	fromFile     string
+	dryRun       bool
+	execute      bool
+	export       bool
 
 	filePlan map[string]map[topicPartition]int64 // --from-file, by group
 }
@@ -62,7 +64,9 @@ func newGroupsCmd() *cobra.Command {
 		Long: `kafka-consumer-groups.sh's flags and output, against any Kafka-protocol cluster.
 
 --describe prints GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST
-CLIENT-ID per partition (lag = log end offset - committed offset); --members, --state and
+CLIENT-ID per partition (lag = log end offset - committed offset), then the agent's
+LAG-SECONDS (age of the oldest unconsumed record) and STATUS (OK, WARN, STALL, STOP, REWIND,
+ERR; agent/README.md) sampled over --status-window; --members, --state and
 --verbose as Kafka. --reset-offsets plans by default (--dry-run) and changes offsets only with
 --execute; the group must have no active members. Scenarios: --to-earliest, --to-latest,
 --to-current, --to-offset N, --shift-by N, --to-datetime YYYY-MM-DDTHH:mm:SS.sss[zone]
@@ -127,6 +131,7 @@ some of its "Error:" lines; kobs does not).`,
 	f.BoolVar(&o.allTopics, "all-topics", false, "Consider all topics assigned to a group in the --reset-offsets process.")
 	f.BoolVar(&o.members, "members", false, "With --describe: describe the members of the group.")
 	f.BoolVar(&o.verbose, "verbose", false, "With --describe --members: also print each member's assignment.")
+	f.DurationVar(&o.statusWindow, "status-window", 5*time.Second, "With --describe: the span over which LAG-SECONDS and STATUS are sampled (agent rules; 0 skips both). Consumers commit every 5s by default: a shorter window can call a healthy one STALL.")
 	f.BoolVar(&o.offsets, "offsets", false, "With --describe: list the group's partitions with their offset lag (the default).")
 	f.StringVar(&o.state, "state", "", "With --describe: the state of the group. With --list: show states, or only groups in these states (e.g. --state=stable,empty).")
 	f.Lookup("state").NoOptDefVal = stateAll
@@ -541,7 +546,7 @@ func (o *groupsOpts) printOffsets(ctx context.Context, cmd *cobra.Command, adm *
 		return dead, nil
 	}
 	t := table{cols: slices.Clone(offsetColumns)}
-	for _, ext := range groupOffsetExtensions {
+	for _, ext := range append(slices.Clone(groupOffsetExtensions), o.agentOffsetColumns()) {
 		if err := ext.Fill(ctx, adm, g.Group, rows); err != nil {
 			return false, err
 		}
