@@ -659,9 +659,9 @@ func (p *planner) reassign(tp TopicPartition, target []int32) error {
 		np.AddingReplicas, np.RemovingReplicas = nil, nil
 		if len(np.ISR) == 0 {
 			// Every ISR member was an adding replica: as Kafka's
-			// PartitionReassignmentRevert, the original replicas become
-			// the ISR, an unclean choice, counted as one.
-			np.ISR = slices.Clone(orig)
+			// PartitionReassignmentRevert, the first original replica
+			// becomes the ISR, an unclean choice, counted as one.
+			np.ISR = []int32{orig[0]}
 			p.unclean++
 		}
 		if !slices.Contains(np.ISR, np.Leader) || !p.img().Live(np.Leader) {
