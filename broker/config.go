@@ -458,10 +458,18 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 		}
 	}
 	if !has("process.roles") && !has("controller.quorum.voters") {
-		// One node: a one-voter quorum on an ephemeral loopback port
-		// (the controller accepts port 0 for a single voter only).
+		// One node: a one-voter quorum on its CONTROLLER listener if it
+		// has one, else on an ephemeral loopback port (the controller
+		// accepts port 0 for a single voter only).
 		c.ProcessRoles = controller.Roles{Broker: true, Controller: true}
-		c.ControllerQuorumVoters = map[int32]string{c.NodeID: "127.0.0.1:0"}
+		addr := "127.0.0.1:0"
+		for _, l := range c.Listeners {
+			if slices.Contains(c.ControllerListenerNames, l.Name) {
+				addr = l.Addr()
+				break
+			}
+		}
+		c.ControllerQuorumVoters = map[int32]string{c.NodeID: addr}
 	} else {
 		var err error
 		if c.ProcessRoles, err = controller.ParseRoles(get("process.roles")); err != nil {
