@@ -200,19 +200,21 @@ func (p *memoryPool) usage() (available, used int64) {
 	return p.available, p.max - p.available
 }
 
-// frameChunk is how much of a request body is committed ahead of the bytes
-// that arrived: the buffer grows with the data, so a client announcing
-// 100 MB and sending 10 bytes costs kilobytes, not 100 MB.
-const frameChunk = 32 << 10
+// frameChunk is how much of a request body is committed before any of it
+// arrived: the buffer grows with the data, so a client announcing 100 MB and
+// sending 10 bytes costs 64 KiB, not 100 MB.
+const frameChunk = 64 << 10
 
-// readFrame reads a size-byte request body from r, growing the buffer as the
-// bytes arrive (doubling, so at most twice what was received is ever
-// allocated, and the copies add up to less than size).
+// readFrame reads a size-byte request body from r, growing the buffer
+// fourfold each time it fills: a client holds at most four times what it
+// sent (plus frameChunk), and a 1 MiB produce request costs 1.3 MiB of
+// allocations and 320 KiB of copies (BenchmarkReadFrame) instead of the
+// 2 MiB and 1 MiB of doubling.
 func readFrame(r io.Reader, size int) ([]byte, error) {
 	buf := make([]byte, 0, min(size, frameChunk))
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(size, 2*cap(buf)))
+			grown := make([]byte, len(buf), min(size, 4*cap(buf)))
 			copy(grown, buf)
 			buf = grown
 		}
