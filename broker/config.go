@@ -68,6 +68,14 @@ type Config struct {
 	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms
 	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms
 
+	// Replication (broker/replica).
+	ReplicaLagTimeMax    time.Duration // replica.lag.time.max.ms
+	ReplicaFetchMaxBytes int32         // replica.fetch.max.bytes
+	ReplicaFetchWaitMax  time.Duration // replica.fetch.wait.max.ms
+	ReplicaFetchMinBytes int32         // replica.fetch.min.bytes
+	ReplicaFetchBackoff  time.Duration // replica.fetch.backoff.ms
+	NumReplicaFetchers   int           // num.replica.fetchers
+	InterBrokerListener  string        // inter.broker.listener.name (default: the first listener)
 	// Metadata quorum (broker/controller). ControllerListeners are the
 	// entries of listeners named by controller.listener.names: the
 	// controller binds them (raft and the controller RPC), so they are not
@@ -151,6 +159,14 @@ var brokerKeys = map[string]string{
 	"producer.id.expiration.ms":                "86400000",
 	"producer.id.expiration.check.interval.ms": "600000",
 	"num.network.threads":                      "3",
+	// Replication.
+	"replica.lag.time.max.ms":    "30000",
+	"replica.fetch.max.bytes":    "1048576",
+	"replica.fetch.wait.max.ms":  "500",
+	"replica.fetch.min.bytes":    "1",
+	"replica.fetch.backoff.ms":   "1000",
+	"num.replica.fetchers":       "1",
+	"inter.broker.listener.name": "",
 	// Metadata quorum (broker/controller). Empty process.roles and
 	// controller.quorum.voters mean a single node: both roles, one voter on
 	// an ephemeral loopback port.
@@ -189,7 +205,6 @@ var acceptedKeys = map[string]bool{
 	"transaction.state.log.replication.factor": true,
 	"transaction.state.log.min.isr":            true,
 	"controller.quorum.bootstrap.servers":      true,
-	"inter.broker.listener.name":               true,
 	"listener.security.protocol.map":           true,
 	"log.cleaner.threads":                      true,
 }
@@ -318,6 +333,16 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMinSessionTimeout = time.Duration(parseInt("group.min.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMaxSessionTimeout = time.Duration(parseInt("group.max.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ReplicaLagTimeMax = time.Duration(parseInt("replica.lag.time.max.ms", 1, 1<<31-1)) * time.Millisecond
+	c.ReplicaFetchMaxBytes = int32(parseInt("replica.fetch.max.bytes", 0, 1<<31-1))
+	c.ReplicaFetchWaitMax = time.Duration(parseInt("replica.fetch.wait.max.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ReplicaFetchMinBytes = int32(parseInt("replica.fetch.min.bytes", 0, 1<<31-1))
+	c.ReplicaFetchBackoff = time.Duration(parseInt("replica.fetch.backoff.ms", 0, 1<<31-1)) * time.Millisecond
+	c.NumReplicaFetchers = int(parseInt("num.replica.fetchers", 1, 1024))
+	if c.ReplicaFetchWaitMax >= c.ReplicaLagTimeMax {
+		// Kafka's rule: a follower waiting that long would fall out of the ISR.
+		fail("replica.fetch.wait.max.ms", fmt.Errorf("%v must be below replica.lag.time.max.ms %v", c.ReplicaFetchWaitMax, c.ReplicaLagTimeMax))
+	}
 	// Connection limits. Kafka's "no limit" is Int.MaxValue for the counts
 	// and -1 for the pool and the idle time.
 	noLimit := func(v int64) int {
@@ -346,6 +371,11 @@ func NewConfig(props *Properties) (*Config, error) {
 	}
 
 	c.parseQuorumConfig(get, has, parseInt, parseBool, fail)
+	// After the controller listeners left Listeners.
+	c.InterBrokerListener = get("inter.broker.listener.name")
+	if c.InterBrokerListener == "" && len(c.Listeners) > 0 {
+		c.InterBrokerListener = c.Listeners[0].Name
+	}
 
 	// Topic-config synonyms. Kafka gives the finest unit precedence:
 	// log.retention.ms over .minutes over .hours, log.roll.ms over .hours.
@@ -477,8 +507,8 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 	if c.ProcessRoles.Broker && len(c.Listeners) == 0 {
 		fail("listeners", errors.New("no listener left for clients besides the controller listener"))
 	}
-	if len(c.ControllerQuorumVoters) > 1 && c.ClusterID == "" {
-		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter: every node must name the same cluster"))
+	if (len(c.ControllerQuorumVoters) > 1 || !c.ProcessRoles.Controller) && c.ClusterID == "" {
+		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter or this node is broker-only: every node must name the same cluster"))
 	}
 }
 

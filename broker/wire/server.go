@@ -253,9 +253,10 @@ func (s *Server) acceptLoop(l *listener) {
 		}
 		if s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP {
 			s.mu.Unlock()
+			// Counted before the close, so whoever sees the close sees the count.
+			l.rejectedPerIP.Add(1)
 			c.Close()
 			s.releaseSlot()
-			l.rejectedPerIP.Add(1)
 			l.rejectLog.log(s.log, slog.LevelWarn, "connection rejected: max.connections.per.ip reached",
 				"listener", l.name, "remote", ip, "max", s.cfg.MaxConnectionsPerIP, "rejected_total", l.rejectedPerIP.Load())
 			continue

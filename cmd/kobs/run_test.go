@@ -30,7 +30,8 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 	require.NoError(t, os.WriteFile(conf, []byte("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs="+
 		filepath.Join(dir, "broker")+"\nkobs.http.listener=127.0.0.1:0\ngroup.initial.rebalance.delay.ms=0\n"), 0o644))
 	cmd := exec.Command(bin, "run", "--config", conf, "--tracestore-dir", filepath.Join(dir, "tracestore"),
-		"--tracestore-listen", "127.0.0.1:0", "--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"))
+		"--tracestore-listen", "127.0.0.1:0", "--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"),
+		"--agent-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -66,6 +67,22 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 		t.Fatalf("kobs run exited before ready: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("kobs run not ready after 60s")
+	}
+
+	// The agent beside the broker watches it: /v1/health says up.
+	agentDeadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(where["agent"] + "/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(agentDeadline) {
+			t.Fatalf("agent at %q not up within 30s: %v", where["agent"], err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 
 	ph, err := tracing.NewProducerHook()
