@@ -309,6 +309,42 @@ func TestLive(t *testing.T) {
 	}
 	t.Logf("rendered %d dashboards into %s", len(dashboards.All()), outDir)
 
+	// The same through the CLI, as an operator runs it.
+	cliDir := t.TempDir()
+	out, err := exec.CommandContext(ctx, testcluster.Binary(t), "dashboards", "render", "--prometheus", pc.URL,
+		"--es", run.tracestore, "--out", cliDir, "--range", time.Since(promStarted).Round(time.Second).String(), "--scrape-interval", "1s").CombinedOutput()
+	require.NoError(t, err, "kobs dashboards render:\n%s", out)
+	var file string
+	images, panelLines := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !strings.HasPrefix(line, "  ") {
+			file = line
+			checkPNG(t, file)
+			images++
+			continue
+		}
+		panelLines++
+		fields := strings.SplitN(strings.TrimSpace(line), "  ", 2)
+		status := strings.TrimSpace(fields[len(fields)-1])
+		if strings.HasSuffix(status, " series") {
+			continue
+		}
+		var p dashboards.Panel
+		for _, s := range dashboards.All() {
+			if strings.HasSuffix(file, "/"+s.File+".png") {
+				for _, q := range panelsOf(s) {
+					if q.Title == strings.TrimSpace(fields[0]) {
+						p = q
+					}
+				}
+			}
+		}
+		require.NotEmpty(t, p.Title, "unknown panel line %q", line)
+		require.True(t, panelPending(p) || p.OnlyDuringFailure, "kobs dashboards render: %s: %s", file, line)
+	}
+	require.Equal(t, len(dashboards.All()), images)
+	t.Logf("kobs dashboards render (the CLI): %d images, %d panels reported", images, panelLines)
+
 	// 6. Kill the broker: KobsBrokerDown fires and reaches Alertmanager.
 	run.kill(t)
 	waitFor(ctx, t, "KobsBrokerDown firing in Prometheus", func() (bool, string) {
