@@ -69,7 +69,7 @@ func TestLagLifecycle(t *testing.T) {
 	var polled []*kgo.Record
 	for len(polled) < 50 {
 		fs := consumer.PollRecords(ctx, 50-len(polled))
-		require.NoError(t, fs.Err0())
+		requireNoFatal(t, fs)
 		polled = append(polled, fs.Records()...)
 	}
 	require.NoError(t, consumer.CommitRecords(ctx, polled...))

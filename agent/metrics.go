@@ -38,9 +38,9 @@ var (
 	descGroupStatus    = prometheus.NewDesc("kobs_consumergroup_status", "Burrow-style group status as Burrow's code: 1 OK, 2 WARN, 3 ERR, 4 STOP, 5 STALL, 6 REWIND (worst partition).", []string{"consumergroup"}, nil)
 	descPartStatus     = prometheus.NewDesc("kobs_consumergroup_partition_status", "Burrow-style partition status as Burrow's code: 1 OK, 2 WARN, 3 ERR, 4 STOP, 5 STALL, 6 REWIND.", cgtpLabels, nil)
 	descNoCommit       = prometheus.NewDesc("kobs_consumergroup_partition_no_committed_offset", "1 if the group has no committed offset on a Topic/Partition it is assigned or consumes.", cgtpLabels, nil)
-	descUnderMinISR    = prometheus.NewDesc("kobs_partition_under_min_isr", "1 if the ISR is smaller than min.insync.replicas.", tpLabels, nil)
-	descAtMinISR       = prometheus.NewDesc("kobs_partition_at_min_isr", "1 if the ISR size equals min.insync.replicas.", tpLabels, nil)
-	descOffline        = prometheus.NewDesc("kobs_partition_offline", "1 if the partition has no live leader.", tpLabels, nil)
+	descUnderMinISR    = prometheus.NewDesc("kobs_partition_under_min_isr", "1 if the ISR is smaller than min.insync.replicas (series present for failing partitions only).", tpLabels, nil)
+	descAtMinISR       = prometheus.NewDesc("kobs_partition_at_min_isr", "1 if the ISR size equals min.insync.replicas (series present for failing partitions only).", tpLabels, nil)
+	descOffline        = prometheus.NewDesc("kobs_partition_offline", "1 if the partition has no live leader (series present for failing partitions only).", tpLabels, nil)
 	descISRMissing     = prometheus.NewDesc("kobs_partition_isr_missing", "1 for each replica broker missing from the partition's ISR.", []string{"topic", "partition", "broker"}, nil)
 	descFailingSince   = prometheus.NewDesc("kobs_partition_failing_since_timestamp_seconds", "When the agent first saw the partition failing (under-replicated, under/at min ISR, offline or leader not preferred), continuously.", tpLabels, nil)
 	descUp             = prometheus.NewDesc("kobs_agent_up", "1 if the last collection cycle read the cluster and its data is fresh; 0 means every other cluster metric is withheld.", nil, nil)
@@ -132,11 +132,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descISR, float64(len(p.ISR)), t.Name, part)
 			gauge(descPreferred, b2f(len(p.Replicas) > 0 && p.Leader == p.Replicas[0]), t.Name, part)
 			gauge(descUnderRepl, b2f(len(p.ISR) < len(p.Replicas)), t.Name, part)
-			f := failing[TopicPartition{t.Name, p.Partition}]
-			gauge(descUnderMinISR, b2f(f != nil && f.Has(UnderMinISR)), t.Name, part)
-			gauge(descAtMinISR, b2f(f != nil && f.Has(AtMinISR)), t.Name, part)
-			gauge(descOffline, b2f(f != nil && f.Has(Offline)), t.Name, part)
-			if f != nil {
+			// The kobs_partition_* series exist for failing partitions
+			// only: at 100,000 partitions, three always-0 series each
+			// would add 300,000 series to every scrape.
+			if f := failing[TopicPartition{t.Name, p.Partition}]; f != nil {
+				gauge(descUnderMinISR, b2f(f.Has(UnderMinISR)), t.Name, part)
+				gauge(descAtMinISR, b2f(f.Has(AtMinISR)), t.Name, part)
+				gauge(descOffline, b2f(f.Has(Offline)), t.Name, part)
 				gauge(descFailingSince, float64(f.Since.UnixNano())/1e9, t.Name, part)
 				for _, b := range f.Missing {
 					gauge(descISRMissing, 1, t.Name, part, itoa(b))

@@ -551,7 +551,8 @@ func startKobsRun(t *testing.T) *kobsRun {
 	require.NoError(t, os.WriteFile(conf, []byte("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs="+
 		filepath.Join(dir, "broker")+"\nkobs.http.listener=127.0.0.1:0\ngroup.initial.rebalance.delay.ms=0\nnum.partitions=3\n"), 0o644))
 	cmd := exec.Command(bin, "run", "--config", conf, "--tracestore-dir", filepath.Join(dir, "tracestore"), "--tracestore-listen", "127.0.0.1:0",
-		"--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"), "--audit-bucket", "2s", "--audit-grace", "2s")
+		"--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"), "--audit-bucket", "2s", "--audit-grace", "2s",
+		"--agent-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
