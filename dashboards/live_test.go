@@ -59,7 +59,7 @@ func TestLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kobs, Prometheus and Alertmanager; skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // each wait has its own minute
 	defer cancel()
 
 	run := startKobsRun(t)
