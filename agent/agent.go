@@ -105,6 +105,9 @@ type View struct {
 	GroupNames []string
 	Failing    []FailingPartition
 	ByBroker   map[int32][]TopicPartition
+
+	failingOnce sync.Once
+	failingByTP map[TopicPartition]*FailingPartition
 }
 
 // Health is the state of the collection itself.
