@@ -26,6 +26,7 @@ if [[ -x $prom ]]; then
 		--web.listen-address=127.0.0.1:9090 --log.level=warn >data/prometheus.log 2>&1 &
 	pids+=($!)
 	echo "kobs: Prometheus on http://127.0.0.1:9090 (rules: http://127.0.0.1:9090/alerts; log data/prometheus.log)"
+	echo "      it also scrapes the agent on 127.0.0.1:9308: without bin/kobs agent running there, KobsAgentDown fires"
 	echo "      dashboards as PNG: bin/kobs dashboards render --prometheus http://127.0.0.1:9090 --es http://127.0.0.1:9200 --out data/dashboards"
 else
 	echo "kobs: Prometheus not installed (make deps installs it); no rules evaluate"

@@ -343,7 +343,8 @@ func (p *planner) createPartitions(topic string, count int32, assign [][]int32) 
 	}
 	rf := 1
 	if cur > 0 {
-		rf = len(t.Partitions[0].Replicas)
+		// The target size, also while partition 0 is being reassigned.
+		rf = len(t.Partitions[0].Replicas) - len(t.Partitions[0].RemovingReplicas)
 	}
 	if assign != nil {
 		if int32(len(assign)) != count-cur {

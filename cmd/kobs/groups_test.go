@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -189,12 +191,44 @@ func TestGroupsCommand(t *testing.T) {
 	require.Equal(t, "events,0,100\nevents,1,100\n\n",
 		kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--all-topics", "--to-latest", "--export")...))
 
+	// --from-file replays an --export (offsets clamped to the log, as Kafka).
+	plan = kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--all-topics", "--to-offset", "7", "--export")...)
+	file := filepath.Join(t.TempDir(), "plan.csv")
+	require.NoError(t, os.WriteFile(file, []byte(plan+"events,1,5000\n"), 0o644))
+	kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--to-latest", "--all-topics", "--execute")...)
+	kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--from-file", file, "--execute")...)
+	require.Equal(t, map[int32]int64{0: 7, 1: 100}, committed(t, adm, "billing", "events"))
+	require.NoError(t, os.WriteFile(file, []byte("events,zero,1\n"), 0o644))
+	_, errOut, err = kobs(t, append(g, "--reset-offsets", "--group", "billing", "--from-file", file, "--execute")...)
+	require.ErrorIs(t, err, errReported)
+	require.Contains(t, errOut, "partition and offset must be numbers")
+
+	// --list --state filters by state, case-insensitively as Kafka.
+	require.Regexp(t, `(?m)^billing\s+Empty\s*$`, kobsOK(t, append(g, "--list", "--state", "empty")...))
+	require.NotContains(t, kobsOK(t, append(g, "--list", "--state=stable")...), "billing")
+
+	// --command-config: client.id is used, unknown keys named, TLS refused.
+	cc := filepath.Join(t.TempDir(), "admin.properties")
+	require.NoError(t, os.WriteFile(cc, []byte("client.id=ops\nretries=3\n"), 0o644))
+	_, errOut, err = kobs(t, append(g, "--list", "--command-config", cc)...)
+	require.NoError(t, err)
+	require.Equal(t, "WARN These configurations '[retries]' were supplied but are not used yet.\n", errOut)
+	require.NoError(t, os.WriteFile(cc, []byte("security.protocol=SASL_SSL\n"), 0o644))
+	_, errOut, err = kobs(t, append(g, "--list", "--command-config", cc)...)
+	require.ErrorIs(t, err, errReported)
+	require.Contains(t, errOut, "use --tls")
+	// --tls is applied: the plaintext broker does not answer a TLS handshake.
+	out, _, err = kobs(t, append(g, "--list", "--tls", "--timeout", "3000")...)
+	require.ErrorIs(t, err, errReported)
+	require.Regexp(t, `Error: Executing consumer group command failed due to .*(?i:tls|handshake|EOF|deadline)`, out)
+	t.Logf("--tls against a plaintext broker: %s", strings.TrimSpace(out))
+
 	// --delete-offsets of one partition, then --delete of the group.
 	out = kobsOK(t, append(g, "--delete-offsets", "--group", "billing", "--topic", "events:0")...)
 	require.Equal(t, "Request succeed for deleting offsets with topic events:0 group billing\n"+
 		"\nTOPIC                          PARTITION       STATUS         "+
 		"\nevents                         0               Successful     \n", out)
-	require.Equal(t, map[int32]int64{1: 100}, committed(t, adm, "billing", "events"))
+	require.Equal(t, map[int32]int64{1: 100}, committed(t, adm, "billing", "events"), "partition 0's offset is gone")
 	require.Equal(t, "Deletion of requested consumer groups ('billing') was successful.\n",
 		kobsOK(t, append(g, "--delete", "--group", "billing")...))
 	require.NotContains(t, nonEmptyLines(kobsOK(t, append(g, "--list")...)), "billing")

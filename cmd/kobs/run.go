@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
-	"github.com/kobs-dev/kobs/exporters"
 	"github.com/kobs-dev/kobs/tracing"
 	"github.com/kobs-dev/kobs/tracing/store"
 )
@@ -68,7 +67,7 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *
 	if err != nil {
 		return err
 	}
-	b.MountHTTP(exporters.NewHandler(b.Registry()))
+	b.MountHTTP(telemetryHandler(b, cfg))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err

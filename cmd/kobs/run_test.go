@@ -101,17 +101,29 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 	}
 	require.NotEmpty(t, msgID)
 
+	// The journey must be this record's: its message id and topic, the
+	// producer's acknowledgement, and where the broker stored it (the
+	// partition and offset the producer was told).
 	deadline := time.Now().Add(60 * time.Second)
 	url := where["tracestore"] + "/v1/trace/msg/" + msgID
 	var last string
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url)
 		if err == nil {
-			var body map[string]any
+			var body struct {
+				Journeys []tracing.Journey `json:"journeys"`
+			}
 			derr := json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
-			if derr == nil && resp.StatusCode == http.StatusOK && strings.Contains(fmt.Sprint(body), "offset") {
-				t.Logf("journey of %s: %v", msgID, body)
+			if derr == nil && resp.StatusCode == http.StatusOK && len(body.Journeys) == 1 &&
+				body.Journeys[0].Produced != nil && body.Journeys[0].Stored != nil {
+				j := body.Journeys[0]
+				t.Logf("journey of %s: %+v stored %+v", msgID, j, *j.Stored)
+				require.Equal(t, msgID, j.MsgID)
+				require.Equal(t, "newcomer", j.Topic)
+				require.Empty(t, j.Produced.Error)
+				require.Equal(t, r.Partition, j.Stored.Partition)
+				require.Equal(t, r.Offset, j.Stored.Offset)
 				return
 			}
 			last = fmt.Sprint(resp.StatusCode, body, derr)

@@ -178,7 +178,7 @@ func (o *topicsOpts) matchTopics(ctx context.Context, adm *kadm.Client) ([]strin
 // ensureExists is TopicCommand.ensureTopicExists.
 func (o *topicsOpts) ensureExists(found []string) error {
 	if o.topic != "" && !o.ifExists && len(found) == 0 {
-		return fmt.Errorf("Topic '%s' does not exist as expected", o.topic) //nolint:staticcheck // Kafka's message, capitalised
+		return kafkaError("Topic '%s' does not exist as expected", o.topic)
 	}
 	return nil
 }
@@ -202,13 +202,13 @@ func (o *topicsOpts) create(ctx context.Context, cmd *cobra.Command, adm *kadm.C
 	rf, parts := int32(-1), int32(-1)
 	if f.Changed("replication-factor") {
 		if o.replicationFactor < 1 || o.replicationFactor > 32767 {
-			return errors.New("The replication factor must be between 1 and 32767 inclusive") //nolint:staticcheck // Kafka's message
+			return kafkaError("The replication factor must be between 1 and 32767 inclusive")
 		}
 		rf = o.replicationFactor
 	}
 	if f.Changed("partitions") {
 		if o.partitions < 1 {
-			return errors.New("The partitions must be greater than 0") //nolint:staticcheck // Kafka's message
+			return kafkaError("The partitions must be greater than 0")
 		}
 		parts = o.partitions
 	}
