@@ -46,11 +46,12 @@ func (h *ProducerHook) Emitter() *Emitter { return h.em }
 // OnNewClient learns the traced client's id and, unless Brokers was given,
 // starts the trace producer on the traced client's seed brokers.
 func (h *ProducerHook) OnNewClient(cl *kgo.Client) {
+	info := ClientOf(cl)
 	if h.clientID == "" {
-		h.clientID, _ = cl.OptValue(kgo.ClientID).(string)
+		h.clientID = info.ID
 	}
-	if seeds, ok := cl.OptValue(kgo.SeedBrokers).([]string); ok && len(seeds) > 0 {
-		if err := h.em.start(seeds); err != nil {
+	if len(info.Seeds) > 0 {
+		if err := h.em.start(info.Seeds); err != nil {
 			h.cfg.log.Error("trace producer not started; trace events will be dropped", "err", err)
 		}
 	}
