@@ -47,7 +47,9 @@ type Partition struct {
 	Topic  string
 	Index  int32
 	LogDir string
-	log    *klog.Log
+	// TopicID is the topic id in partition.metadata (zero if unknown).
+	TopicID metadata.TopicID
+	log     *klog.Log
 
 	appendMu sync.Mutex
 	// producers is guarded by appendMu.
@@ -79,6 +81,8 @@ type Partition struct {
 	commitWaiters   []*commitWaiter
 	alterPending    bool
 	alterPendingISR []int32
+
+	strayLogged bool // only touched by the image listener
 }
 
 func newPartition(topic string, index int32, logDir string, l *klog.Log) (*Partition, error) {
