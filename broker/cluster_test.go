@@ -2,10 +2,12 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/broker"
+	"github.com/kobs-dev/kobs/broker/group"
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
 
@@ -209,6 +212,30 @@ func TestClusterRF3(t *testing.T) {
 		return nil
 	})
 
+	// kcat (librdkafka) sees the same through each broker.
+	if kcat := needTool(t, "kcat"); kcat != "" {
+		for id := int32(1); id <= 3; id++ {
+			out, err := exec.Command(kcat, "-L", "-J", "-b", c.broker(id).Addrs()[0], "-t", topic).Output()
+			require.NoError(t, err)
+			var md struct {
+				Brokers []struct{ ID int32 } `json:"brokers"`
+				Topics  []struct {
+					Partitions []struct {
+						Leader   int32                `json:"leader"`
+						Replicas []struct{ ID int32 } `json:"replicas"`
+						ISRs     []struct{ ID int32 } `json:"isrs"`
+					} `json:"partitions"`
+				} `json:"topics"`
+			}
+			require.NoError(t, json.Unmarshal(out, &md), "%s", out)
+			require.Len(t, md.Brokers, 3, "kcat -L via broker %d: %s", id, out)
+			p := md.Topics[0].Partitions[0]
+			require.Equal(t, leader, p.Leader, "kcat -L via broker %d", id)
+			require.Len(t, p.Replicas, 3)
+			require.Len(t, p.ISRs, 3)
+		}
+	}
+
 	var mu sync.Mutex
 	acked := map[string]int{}
 	produce := func(prefix string, n int) {
@@ -252,13 +279,58 @@ func TestClusterRF3(t *testing.T) {
 	require.Equal(t, int64(70), leo(c.broker(follower), topic))
 	require.GreaterOrEqual(t, gauge(t, c.broker(leader), "kafka.server:type=ReplicaManager,name=IsrExpandsPerSec"), int64(1))
 
-	// A group commits, then its coordinator and the partition leader go.
-	const group = "g-failover"
+	// Groups whose coordinator is the partition leader about to go: a
+	// franz-go commit and a kcat (librdkafka) balanced consumer that reads
+	// what is there and commits on exit.
+	warm := kadm.Offsets{}
+	warm.Add(kadm.Offset{Topic: topic, Partition: 0, At: 0, LeaderEpoch: -1})
+	_, err = adm.CommitOffsets(ctx, "g-warmup", warm) // creates __consumer_offsets
+	require.NoError(t, err)
+	var coordinated []string
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		coordinated = nil
+		ot := c.broker(leader).Metadata().Load().Topic("__consumer_offsets")
+		if ot == nil {
+			return fmt.Errorf("no offsets topic yet")
+		}
+		for i := 0; len(coordinated) < 2 && i < 1000; i++ {
+			name := fmt.Sprintf("g-failover-%d", i)
+			if ot.Partitions[group.PartitionFor(name, int32(len(ot.Partitions)))].Leader == leader {
+				coordinated = append(coordinated, name)
+			}
+		}
+		if len(coordinated) < 2 {
+			return fmt.Errorf("broker %d leads no offsets partition", leader)
+		}
+		return nil
+	})
+	grp, kcatGroup := coordinated[0], coordinated[1]
 	offs := kadm.Offsets{}
 	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: 42, LeaderEpoch: -1})
-	cr, err := adm.CommitOffsets(ctx, group, offs)
+	cr, err := adm.CommitOffsets(ctx, grp, offs)
 	require.NoError(t, err)
 	require.NoError(t, cr.Error())
+	kcat := needTool(t, "kcat")
+	kcatGroupRead := func() []string {
+		out, err := exec.Command(kcat, "-b", strings.Join(c.addrs(), ","), "-G", kcatGroup, "-X", "auto.offset.reset=earliest",
+			"-e", "-q", "-f", "%s\n", topic).Output()
+		require.NoError(t, err)
+		return strings.Fields(string(out))
+	}
+	if kcat != "" {
+		require.Len(t, kcatGroupRead(), 70, "kcat -G reads the topic once")
+		// It committed its position on the way out.
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			r, err := adm.FetchOffsets(ctx, kcatGroup)
+			if err != nil {
+				return err
+			}
+			if o, ok := r.Lookup(topic, 0); !ok || o.At != 70 {
+				return fmt.Errorf("kcat group committed %+v", o)
+			}
+			return nil
+		})
+	}
 
 	stopDone := make(chan struct{})
 	go func() {
@@ -302,14 +374,14 @@ func TestClusterRF3(t *testing.T) {
 	}
 	require.Len(t, seen, 170)
 
-	// The group's offsets, from whichever broker coordinates it now.
+	// The groups' offsets, from the broker that coordinates them now.
 	acl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs()...))
 	require.NoError(t, err)
 	defer acl.Close()
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		r, err := kadm.NewClient(acl).FetchOffsets(fctx, group)
+		r, err := kadm.NewClient(acl).FetchOffsets(fctx, grp)
 		if err != nil {
 			return err
 		}
@@ -318,4 +390,24 @@ func TestClusterRF3(t *testing.T) {
 		}
 		return nil
 	})
+	if kcat != "" {
+		// kcat resumes where it committed: only the 100 new records.
+		got := kcatGroupRead()
+		require.Len(t, got, 100)
+		require.Equal(t, "c-0", got[0])
+	}
+}
+
+// needTool returns the path of an external tool; missing, it fails under
+// make test (KOBS_REQUIRE_INTEROP) and is skipped ("") otherwise.
+func needTool(t *testing.T, name string) string {
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("KOBS_REQUIRE_INTEROP") != "" {
+		t.Fatalf("%s not found (run scripts/install-test-deps.sh)", name)
+	}
+	t.Logf("%s not installed: part of the test skipped", name)
+	return ""
 }
