@@ -145,7 +145,7 @@ func (m *Manager) Start() {
 // is late, is applied from the response when it is newer.
 func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 	if m.cfg.AlterPartition == nil {
-		p.alterDone()
+		p.alterDone(st.PartitionEpoch)
 		return
 	}
 	m.wg.Add(1)
@@ -156,8 +156,9 @@ func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 		np, err := m.cfg.AlterPartition(ctx, AlterPartitionRequest{Topic: p.Topic, Partition: p.Index,
 			LeaderID: st.Self, LeaderEpoch: st.LeaderEpoch, PartitionEpoch: st.PartitionEpoch, NewISR: isr})
 		if err != nil {
-			m.log.Warn("AlterPartition failed", "topic", p.Topic, "partition", p.Index, "isr", st.ISR, "new_isr", isr, "err", err)
-			p.alterDone()
+			m.log.Warn("AlterPartition failed; not retried for this partition epoch within replica.lag.time.max.ms",
+				"topic", p.Topic, "partition", p.Index, "isr", st.ISR, "new_isr", isr, "partition_epoch", st.PartitionEpoch, "err", err)
+			p.alterDone(st.PartitionEpoch)
 			return
 		}
 		if cur := p.State(); np.PartitionEpoch > cur.PartitionEpoch && np.LeaderEpoch == cur.LeaderEpoch {
@@ -167,7 +168,7 @@ func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 		if m.cfg.OnISRChange != nil {
 			m.cfg.OnISRChange(expand)
 		}
-		p.alterDone()
+		p.alterDone(-1)
 	}()
 }
 
