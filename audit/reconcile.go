@@ -450,6 +450,9 @@ func (c *core) account(t string, old, new *BucketReport) {
 			c.agg[t] = m
 		}
 		for _, g := range r.Groups {
+			if g.Reached == nil && g.Consumed == nil {
+				continue // nothing known of the group in this bucket
+			}
 			a := m[g.Group]
 			if a == nil {
 				a = &groupAgg{}
@@ -669,5 +672,39 @@ func (c *core) reports(topic string, sinceMs int64) []BucketReport {
 	if r := c.outOfWindow(topic); r != nil {
 		out = append(out, *r)
 	}
+	return out
+}
+
+// TopicSummary is one topic's judged buckets within the retention window.
+type TopicSummary struct {
+	Topic     string         `json:"topic"`
+	Uncertain int            `json:"uncertain_buckets"`
+	Groups    []GroupSummary `json:"groups"`
+}
+
+// GroupSummary sums a group's judged buckets of a topic.
+type GroupSummary struct {
+	Group        string  `json:"group"`
+	Expected     int64   `json:"expected"`
+	Missing      int64   `json:"missing"`
+	Duplicates   int64   `json:"duplicates"`
+	Completeness float64 `json:"completeness"` // (expected - missing) / expected, 1 when none expected
+}
+
+func (c *core) summary() []TopicSummary {
+	var out []TopicSummary
+	for t := range c.st.Topics {
+		ts := TopicSummary{Topic: t, Uncertain: c.uncertain[t]}
+		for g, a := range c.agg[t] {
+			ratio := 1.0
+			if a.Expected > 0 {
+				ratio = float64(a.Reached) / float64(a.Expected)
+			}
+			ts.Groups = append(ts.Groups, GroupSummary{Group: g, Expected: a.Expected, Missing: a.Missing, Duplicates: a.Duplicates, Completeness: ratio})
+		}
+		slices.SortFunc(ts.Groups, func(a, b GroupSummary) int { return strings.Compare(a.Group, b.Group) })
+		out = append(out, ts)
+	}
+	slices.SortFunc(out, func(a, b TopicSummary) int { return strings.Compare(a.Topic, b.Topic) })
 	return out
 }
