@@ -541,14 +541,13 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 			var reached, lost int64
 			for p, e := range hi {
 				s := lo[p]
+				lost += overlap(ts.Lost[g][p], s, e)
 				co, ok := committed[p]
 				if !ok || co < s {
 					continue
 				}
 				top := min(co, e)
-				l := overlap(ts.Lost[g][p], s, top)
-				reached += top - s - l
-				lost += overlap(ts.Lost[g][p], s, e)
+				reached += top - s - overlap(ts.Lost[g][p], s, top)
 			}
 			gr.Reached, gr.Lost = &reached, lost
 			gr.Source = strings.TrimPrefix(gr.Source+"+offsets", "+")
