@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kobs-dev/kobs/internal/promtest"
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
 
@@ -118,4 +120,22 @@ func TestAuditGroups(t *testing.T) {
 	} {
 		require.Contains(t, metrics, want)
 	}
+	// promtool's lint accepts the exposition.
+	lint := exec.Command(need(t, "promtool"), "check", "metrics")
+	lint.Stdin = strings.NewReader(metrics)
+	lintOut, err := lint.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics:\n%s", lintOut)
+
+	// A real Prometheus scraping the reconciler sees the same.
+	prom := promtest.Start(t, strings.TrimPrefix(r.url, "http://"))
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		v, err := prom.Query(context.Background(), `kobs_audit_missing_records{topic="orders",group="g2"}`)
+		if err != nil {
+			return err
+		}
+		if int64(v) != n-half.total() {
+			return fmt.Errorf("prometheus: missing %v", v)
+		}
+		return nil
+	})
 }
