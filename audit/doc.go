@@ -71,7 +71,12 @@
 // # Broker tier and timestamps
 //
 // With message.timestamp.type=LogAppendTime the boundary offsets are exact:
-// the log is ordered by time. With CreateTime (the default) they are
+// the log is ordered by time. The producer hook still buckets by the
+// timestamp the client stamped (franz-go does not hand the log append time
+// back with the acknowledgement), so on such topics producer vs broker may
+// differ by the records produced within one produce latency of a boundary;
+// groups are judged against the broker tier, and consumers see the append
+// time. With CreateTime (the default) they are
 // near-exact: ListOffsets by timestamp returns the first offset whose
 // timestamp is at or after T in log order, so a record stamped before T
 // that was appended after a record stamped at or after T (out-of-order
