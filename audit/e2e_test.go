@@ -115,6 +115,8 @@ func TestAuditGroups(t *testing.T) {
 		fmt.Sprintf(`kobs_audit_records_total{group="",tier="producer",topic="orders"} %d`, n),
 		fmt.Sprintf(`kobs_audit_records_total{group="",tier="broker",topic="orders"} %d`, n),
 		fmt.Sprintf(`kobs_audit_records_total{group="g2",tier="consumer",topic="orders"} %d`, n/2),
+		fmt.Sprintf(`kobs_audit_records_total{group="gkcat",tier="committed",topic="orders"} %d`, kc.total()),
+		fmt.Sprintf(`kobs_audit_records_total{group="g1",tier="committed",topic="orders"} %d`, n),
 		`kobs_audit_skipped_records_total{reason="corrupt"} 1`,
 		`kobs_audit_uncertain_buckets{topic="orders"} 0`,
 	} {

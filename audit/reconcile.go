@@ -550,6 +550,13 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 				reached += top - s - overlap(ts.Lost[g][p], s, top)
 			}
 			gr.Reached, gr.Lost = &reached, lost
+			if d := reached - bs.ReachedCounted[g]; d > 0 {
+				if bs.ReachedCounted == nil {
+					bs.ReachedCounted = map[string]int64{}
+				}
+				bs.ReachedCounted[g] = reached
+				c.st.Totals[key3(t, string(TierCommitted), g)] += d
+			}
 			gr.Source = strings.TrimPrefix(gr.Source+"+offsets", "+")
 		}
 		groupKnown := known && (gr.Reached != nil || gr.Consumed != nil)
