@@ -666,7 +666,7 @@ func (c *core) outOfWindow(t string) *BucketReport {
 // first, with the out-of-window bucket last when there is one.
 func (c *core) reports(topic string, sinceMs int64) []BucketReport {
 	ts := c.st.Topics[topic]
-	var out []BucketReport
+	out := []BucketReport{} // [] rather than null in JSON
 	if ts != nil {
 		for b, bs := range ts.Buckets {
 			if b >= bucketOf(sinceMs, c.bucketMs) && bs.result != nil {
