@@ -698,9 +698,9 @@ type GroupSummary struct {
 }
 
 func (c *core) summary() []TopicSummary {
-	var out []TopicSummary
+	out := []TopicSummary{}
 	for t := range c.st.Topics {
-		ts := TopicSummary{Topic: t, Uncertain: c.uncertain[t]}
+		ts := TopicSummary{Topic: t, Uncertain: c.uncertain[t], Groups: []GroupSummary{}}
 		for g, a := range c.agg[t] {
 			ratio := 1.0
 			if a.Expected > 0 {
