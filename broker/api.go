@@ -36,6 +36,7 @@ var apiTable = []struct {
 	{kmsg.CreateTopics, 0, 7, (*Broker).handleCreateTopics},
 	{kmsg.DeleteTopics, 0, 6, (*Broker).handleDeleteTopics},
 	{kmsg.DeleteRecords, 0, 2, (*Broker).handleDeleteRecords},
+	{kmsg.OffsetForLeaderEpoch, 0, 4, (*Broker).handleOffsetForLeaderEpoch},
 	{kmsg.DescribeConfigs, 0, 4, (*Broker).handleDescribeConfigs},
 	{kmsg.AlterConfigs, 0, 2, (*Broker).handleAlterConfigs},
 	{kmsg.DescribeLogDirs, 0, 4, (*Broker).handleDescribeLogDirs},

@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,10 +18,17 @@ import (
 // Produce: v3-9
 //
 // Behavior:
-//   - acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS); with one replica per
-//     partition acks=-1 is satisfied by the local append, unless the topic's
-//     min.insync.replicas exceeds the ISR (NOT_ENOUGH_REPLICAS, nothing
-//     appended).
+//   - acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). Only the partition's
+//     leader appends (else NOT_LEADER_OR_FOLLOWER); every batch is stamped
+//     with the leader epoch.
+//   - acks=-1 is refused before the append when the ISR is smaller than the
+//     topic's min.insync.replicas (NOT_ENOUGH_REPLICAS, nothing appended);
+//     otherwise it is answered once the high watermark passed the batch
+//     (every ISR member has it), without holding a handler: an ISR that
+//     shrank below min.insync.replicas meanwhile gets
+//     NOT_ENOUGH_REPLICAS_AFTER_APPEND, a leader deposed meanwhile
+//     NOT_LEADER_OR_FOLLOWER (it never acknowledges), and TimeoutMillis
+//     passing REQUEST_TIMED_OUT.
 //   - Each partition's payload is validated batch by batch (magic 2, CRC32C,
 //     lengths, max.message.bytes) before anything of it is appended, so a bad
 //     batch leaves the log untouched; other partitions are unaffected.
@@ -44,23 +53,36 @@ func (b *Broker) handleProduce(r *wire.Request) {
 		reqErr = kerr.TransactionalIDAuthorizationFailed.Code
 	}
 
+	// The response is laid out first so that acks=all completions can
+	// fill their partition in place.
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	type wait struct {
+		p      *replica.Partition
+		offset int64
+		sp     *kmsg.ProduceResponseTopicPartition
+	}
+	var waits []wait
+	for i, rt := range req.Topics {
+		for j, rp := range rt.Partitions {
+			sp := &resp.Topics[i].Partitions[j]
 			if reqErr != 0 {
 				sp.ErrorCode = reqErr
-			} else {
-				b.produceTo(rt.Topic, req.Acks, rp, &sp)
+			} else if p, next := b.produceTo(rt.Topic, req.Acks, rp, sp); p != nil && req.Acks == -1 {
+				waits = append(waits, wait{p, next, sp})
 			}
 			if sp.ErrorCode != 0 {
 				anyErr = true
 			}
-			st.Partitions = append(st.Partitions, sp)
 		}
-		resp.Topics = append(resp.Topics, st)
 	}
 	if req.Acks == 0 {
 		if anyErr {
@@ -70,23 +92,51 @@ func (b *Broker) handleProduce(r *wire.Request) {
 		r.NoResponse()
 		return
 	}
-	r.Respond(resp)
+	if len(waits) == 0 {
+		r.Respond(resp)
+		return
+	}
+	// acks=all: answer once every appended partition's high watermark
+	// passed the batch (Kafka's delayed produce); no handler waits.
+	var pending atomic.Int32
+	pending.Store(int32(len(waits)) + 1)
+	finish := func() {
+		if pending.Add(-1) == 0 {
+			r.Respond(resp)
+		}
+	}
+	timeout := max(time.Duration(req.TimeoutMillis)*time.Millisecond, time.Millisecond)
+	for _, w := range waits {
+		w.p.WaitCommitted(w.offset, timeout, func(code int16) {
+			if code != 0 {
+				w.sp.ErrorCode = code
+				w.sp.ErrorMessage = strp(kerr.ErrorForCode(code).Error())
+				b.log.Warn("acks=all produce not acknowledged", "topic", w.p.Topic, "partition", w.p.Index,
+					"error", kerr.ErrorForCode(code), "offset", w.offset-1)
+			}
+			finish()
+		})
+	}
+	finish()
 }
 
-func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) {
+// produceTo appends one partition's payload and fills sp; it returns the
+// partition and the high watermark to wait for when the append (or its
+// duplicate) succeeded.
+func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) (*replica.Partition, int64) {
 	t, p := b.lookup(topicName, rp.Partition)
 	tm := b.metrics.topic(topicName)
 	if t == nil || int(rp.Partition) >= len(t.Partitions) || rp.Partition < 0 {
 		sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 		b.metrics.produceFailed(tm, int64(len(rp.Records)))
-		return
+		return nil, 0
 	}
 	if p == nil || !p.State().IsLeader() {
 		// The partition exists but another broker leads it: the client
 		// refreshes its metadata.
 		sp.ErrorCode = kerr.NotLeaderForPartition.Code
 		b.metrics.produceFailed(tm, int64(len(rp.Records)))
-		return
+		return nil, 0
 	}
 	lcfg := p.Log().Config()
 	batches, err := klog.ValidateBatches(rp.Records, lcfg.MaxMessageBytes)
@@ -125,7 +175,7 @@ func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestT
 		b.log.Warn("produce refused", "topic", topicName, "partition", rp.Partition,
 			"error", kerr.ErrorForCode(sp.ErrorCode), "err", err)
 		b.metrics.produceFailed(tm, int64(len(rp.Records)))
-		return
+		return nil, 0
 	}
 	if !res.Duplicate {
 		p.NotifyAppend()
@@ -138,6 +188,7 @@ func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestT
 	sp.BaseOffset = res.FirstOffset
 	sp.LogAppendTime = res.LogAppendTime
 	sp.LogStartOffset = res.LogStartOffset
+	return p, res.LastOffset + 1
 }
 
 var (
@@ -170,7 +221,7 @@ func produceErrorCode(err error) int16 {
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, errTransactional):
 		return kerr.InvalidTxnState.Code
-	case errors.Is(err, klog.ErrClosed):
+	case errors.Is(err, klog.ErrClosed), errors.Is(err, replica.ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
 	default:
 		return kerr.KafkaStorageError.Code

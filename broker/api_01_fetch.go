@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -28,7 +29,13 @@ import (
 //     FETCH_SESSION_ID_NOT_FOUND so the client falls back to full fetches.
 //   - read_committed reads up to the last stable offset, which equals the
 //     high watermark while kobs has no transactions.
-//   - Follower fetches (replica id >= 0) arrive with replication.
+//   - Follower fetches (replica id >= 0, a replica of the partition) read up
+//     to the log end offset, and the fetch offset is the follower's log end
+//     offset: it moves the high watermark, the follower's caught-up time
+//     (ISR shrink after replica.lag.time.max.ms) and may expand the ISR.
+//     Only the leader serves fetches (NOT_LEADER_OR_FOLLOWER otherwise); a
+//     current leader epoch older than the partition's is
+//     FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH.
 //
 // Version notes: v4 isolation level and LSO, v5 log start offset, v7
 // sessions, v9 current leader epoch, v11 rack/preferred replica, v12
@@ -130,6 +137,8 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 		remaining = 1<<31 - 1
 	}
 	total := 0
+	follower := req.ReplicaID >= 0
+	now := time.Now()
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
@@ -153,11 +162,22 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 				sp.ErrorCode = leaderEpochError(rp.CurrentLeaderEpoch, ps.LeaderEpoch)
 			case !ps.IsLeader():
 				sp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case follower && !slices.Contains(ps.Replicas, req.ReplicaID):
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			default:
+				// Consumers read below the high watermark, followers up to
+				// the log end (what they copy moves the high watermark).
+				upTo := p.HighWatermark()
+				if follower {
+					upTo = p.Log().LogEndOffset()
+				}
+				limit := min(rp.PartitionMaxBytes, remaining)
+				data, err := p.Log().Read(rp.FetchOffset, limit, upTo, total == 0)
+				if follower && err == nil {
+					p.UpdateFollower(req.ReplicaID, rp.FetchOffset, now)
+				}
 				hw := p.HighWatermark()
 				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, p.Log().LogStartOffset()
-				limit := min(rp.PartitionMaxBytes, remaining)
-				data, err := p.Log().Read(rp.FetchOffset, limit, hw, total == 0)
 				switch {
 				case errors.Is(err, klog.ErrOffsetOutOfRange):
 					sp.ErrorCode = kerr.OffsetOutOfRange.Code

@@ -94,7 +94,16 @@ func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool) km
 			return st
 		}
 		var err error
-		t, err = b.createTopic(name, b.cfg.NumPartitions, nil)
+		if name == offsetsTopic {
+			// As Kafka's AutoTopicCreationManager: an internal topic gets
+			// its own layout (offsets.topic.num.partitions, compacted),
+			// never num.partitions. Burrow asks for it before any group.
+			if err = b.ensureOffsetsTopic(); err == nil {
+				err = errTopicExists
+			}
+		} else {
+			t, err = b.createTopic(name, b.cfg.NumPartitions, nil)
+		}
 		switch {
 		case errors.Is(err, errTopicExists): // created concurrently
 			img = b.pub.Load()

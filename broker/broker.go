@@ -46,6 +46,10 @@ type Broker struct {
 
 	pub      *metadata.Publisher
 	replicas *replica.Manager
+	// external: images come from outside (WithExternalMetadata), not from
+	// the local topic store.
+	external       bool
+	alterPartition replica.AlterPartitionFunc
 
 	// mu serialises changes to the local topic store (create, delete,
 	// alter configs, add partitions) and the images published from it.
@@ -70,9 +74,21 @@ type Broker struct {
 	once   sync.Once
 }
 
+// Option changes how New builds a broker.
+type Option func(*Broker)
+
+// WithExternalMetadata makes the broker serve the images someone else
+// publishes on Metadata() (the controller quorum, or a test driving several
+// brokers) instead of its local topic store, and send ISR changes to
+// alter. Admin requests that change topics are then refused until a
+// controller takes them.
+func WithExternalMetadata(alter replica.AlterPartitionFunc) Option {
+	return func(b *Broker) { b.external, b.alterPartition = true, alter }
+}
+
 // New opens the broker's log dirs, recovering every partition log, but does
 // not listen yet (Start does).
-func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
+func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -81,6 +97,9 @@ func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
 		log:    logger,
 		topics: map[string]*topic{},
 		closed: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(b)
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	for _, w := range cfg.Warnings {
@@ -118,8 +137,19 @@ func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
 		OnAdd:     b.metrics.addPartition,
 		OnRemove:  b.metrics.removePartition,
 		Logger:    logger,
+
+		AlterPartition: b.alterPartition,
+		OnISRChange:    b.metrics.isrChanged,
+		LagTimeMax:     cfg.ReplicaLagTimeMax,
+		FetchMaxBytes:  cfg.ReplicaFetchMaxBytes,
+		FetchWaitMax:   cfg.ReplicaFetchWaitMax,
+		FetchMinBytes:  cfg.ReplicaFetchMinBytes,
+		FetchBackoff:   cfg.ReplicaFetchBackoff,
+		NumFetchers:    cfg.NumReplicaFetchers,
+		Listener:       cfg.InterBrokerListener,
 	})
 	b.pub.Subscribe(b.replicas.OnImage)
+	b.pub.Subscribe(b.onImage)
 	if err := b.loadTopics(); err != nil {
 		b.closeLogs()
 		return nil, err
@@ -129,9 +159,16 @@ func New(cfg *Config, logger *slog.Logger) (*Broker, error) {
 
 // loadTopics restores topics from the metadata file, opens every
 // partition directory found in the log dirs and publishes the first image.
+// With external metadata it only opens the partitions found: the first
+// image published from outside says what they are.
 func (b *Broker) loadTopics() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.external {
+		_, err := b.replicas.Load(func(name string) bool { return validateTopicName(name) == nil },
+			func(string) map[string]string { return nil })
+		return err
+	}
 	recs, err := readTopicsFile(b.cfg.LogDirs[0])
 	if err != nil {
 		return err
@@ -197,6 +234,9 @@ func isInternalTopic(name string) bool {
 // is the only one, leads every partition at leader epoch 0 and is the
 // controller. Callers hold b.mu, which keeps images in store order.
 func (b *Broker) publishLocked() {
+	if b.external {
+		return
+	}
 	self := b.cfg.NodeID
 	img := metadata.Empty(b.clusterID)
 	prev := b.pub.Load()
@@ -218,6 +258,19 @@ func (b *Broker) publishLocked() {
 		img.ByID[t.id] = mt
 	}
 	b.pub.Publish(img)
+}
+
+// onImage drops the BrokerTopicMetrics of topics the image no longer has,
+// as Kafka does when a topic is deleted.
+func (b *Broker) onImage(prev, next *metadata.Image) {
+	if prev == nil || next.Offset == 0 {
+		return
+	}
+	for name := range prev.Topics {
+		if next.Topics[name] == nil {
+			b.metrics.removeTopic(name)
+		}
+	}
 }
 
 // persistTopics writes the topics file; callers hold b.mu.
@@ -307,6 +360,7 @@ func (b *Broker) Start() error {
 		return err
 	}
 	b.reg.Start(b.ctx)
+	b.replicas.Start()
 	b.startBackground()
 	return nil
 }
@@ -434,8 +488,9 @@ func (b *Broker) flushDue() {
 func (b *Broker) writeCheckpoints() error {
 	recovery := map[string]map[klog.TopicPartition]int64{}
 	logStart := map[string]map[klog.TopicPartition]int64{}
+	hw := map[string]map[klog.TopicPartition]int64{}
 	for _, d := range b.cfg.LogDirs {
-		recovery[d], logStart[d] = map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}
+		recovery[d], logStart[d], hw[d] = map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}
 	}
 	var errs []error
 	b.eachPartition(func(p *replica.Partition) {
@@ -443,11 +498,16 @@ func (b *Broker) writeCheckpoints() error {
 		tp := klog.TopicPartition{Topic: p.Topic, Partition: p.Index}
 		recovery[p.LogDir][tp] = p.Log().RecoveryPoint()
 		logStart[p.LogDir][tp] = p.Log().LogStartOffset()
+		hw[p.LogDir][tp] = p.HighWatermark()
 	})
 	for _, d := range b.cfg.LogDirs {
 		errs = append(errs,
 			klog.WriteCheckpoint(filepath.Join(d, "recovery-point-offset-checkpoint"), recovery[d]),
-			klog.WriteCheckpoint(filepath.Join(d, "log-start-offset-checkpoint"), logStart[d]))
+			klog.WriteCheckpoint(filepath.Join(d, "log-start-offset-checkpoint"), logStart[d]),
+			// Kafka's high watermark checkpoint: what was committed
+			// survives a restart (a follower does not serve records the
+			// ISR never had).
+			klog.WriteCheckpoint(filepath.Join(d, replica.HWCheckpointFile), hw[d]))
 	}
 	return errors.Join(errs...)
 }
@@ -495,6 +555,9 @@ func (b *Broker) lookup(topicName string, idx int32) (*metadata.Topic, *replica.
 // and fetch (which read only the image and the replica manager) never wait
 // for the disk work.
 func (b *Broker) createTopic(name string, n int32, configs map[string]string) (*metadata.Topic, error) {
+	if b.external {
+		return nil, errNoController
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.topics[name]; ok {
@@ -544,6 +607,9 @@ func (b *Broker) checkCollision(name string) error {
 // without it; the replica manager then deletes its partitions' files and
 // wakes fetches parked on them.
 func (b *Broker) deleteTopic(name string) error {
+	if b.external {
+		return errNoController
+	}
 	b.mu.Lock()
 	t := b.topics[name]
 	if t == nil {
@@ -565,4 +631,5 @@ func (b *Broker) deleteTopic(name string) error {
 var (
 	errTopicExists  = errors.New("topic already exists")
 	errInvalidTopic = errors.New("invalid topic")
+	errNoController = errors.New("topic changes go through the controller, which this broker does not run")
 )

@@ -68,6 +68,14 @@ type Config struct {
 	GroupMinSessionTimeout     time.Duration // group.min.session.timeout.ms
 	GroupMaxSessionTimeout     time.Duration // group.max.session.timeout.ms
 
+	// Replication (broker/replica).
+	ReplicaLagTimeMax    time.Duration // replica.lag.time.max.ms
+	ReplicaFetchMaxBytes int32         // replica.fetch.max.bytes
+	ReplicaFetchWaitMax  time.Duration // replica.fetch.wait.max.ms
+	ReplicaFetchMinBytes int32         // replica.fetch.min.bytes
+	ReplicaFetchBackoff  time.Duration // replica.fetch.backoff.ms
+	NumReplicaFetchers   int           // num.replica.fetchers
+	InterBrokerListener  string        // inter.broker.listener.name (default: the first listener)
 	// Metadata quorum (broker/controller). ControllerListeners are the
 	// entries of listeners named by controller.listener.names: the
 	// controller binds them (raft and the controller RPC), so they are not
@@ -91,6 +99,15 @@ type Config struct {
 	QueuedMaxRequestBytes int64         // queued.max.request.bytes (-1: none)
 	RequestReadTimeout    time.Duration // kobs.request.read.timeout.ms
 	ResponseWriteTimeout  time.Duration // kobs.response.write.timeout.ms
+
+	// Jolokia endpoint (exporters/jolokia): the agent line it answers as
+	// and the agent-wide limits (Jolokia's maxDepth, maxCollectionSize,
+	// maxObjects; kobs's cap on one HTTP answer).
+	JolokiaProtocol          int // kobs.jolokia.protocol: 2 or 1
+	JolokiaMaxDepth          int // kobs.jolokia.max.depth
+	JolokiaMaxCollectionSize int // kobs.jolokia.max.collection.size
+	JolokiaMaxObjects        int // kobs.jolokia.max.objects
+	JolokiaMaxResponseBytes  int // kobs.jolokia.max.response.bytes
 
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
@@ -142,6 +159,14 @@ var brokerKeys = map[string]string{
 	"producer.id.expiration.ms":                "86400000",
 	"producer.id.expiration.check.interval.ms": "600000",
 	"num.network.threads":                      "3",
+	// Replication.
+	"replica.lag.time.max.ms":    "30000",
+	"replica.fetch.max.bytes":    "1048576",
+	"replica.fetch.wait.max.ms":  "500",
+	"replica.fetch.min.bytes":    "1",
+	"replica.fetch.backoff.ms":   "1000",
+	"num.replica.fetchers":       "1",
+	"inter.broker.listener.name": "",
 	// Metadata quorum (broker/controller). Empty process.roles and
 	// controller.quorum.voters mean a single node: both roles, one voter on
 	// an ephemeral loopback port.
@@ -161,6 +186,13 @@ var brokerKeys = map[string]string{
 	"queued.max.request.bytes":       "-1",
 	"kobs.request.read.timeout.ms":   "30000",
 	"kobs.response.write.timeout.ms": "30000",
+
+	// Jolokia endpoint.
+	"kobs.jolokia.protocol":            "2",
+	"kobs.jolokia.max.depth":           "15",
+	"kobs.jolokia.max.collection.size": "0",
+	"kobs.jolokia.max.objects":         "0",
+	"kobs.jolokia.max.response.bytes":  "16777216",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
@@ -173,7 +205,6 @@ var acceptedKeys = map[string]bool{
 	"transaction.state.log.replication.factor": true,
 	"transaction.state.log.min.isr":            true,
 	"controller.quorum.bootstrap.servers":      true,
-	"inter.broker.listener.name":               true,
 	"listener.security.protocol.map":           true,
 	"log.cleaner.threads":                      true,
 }
@@ -302,6 +333,16 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMinSessionTimeout = time.Duration(parseInt("group.min.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.GroupMaxSessionTimeout = time.Duration(parseInt("group.max.session.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ReplicaLagTimeMax = time.Duration(parseInt("replica.lag.time.max.ms", 1, 1<<31-1)) * time.Millisecond
+	c.ReplicaFetchMaxBytes = int32(parseInt("replica.fetch.max.bytes", 0, 1<<31-1))
+	c.ReplicaFetchWaitMax = time.Duration(parseInt("replica.fetch.wait.max.ms", 0, 1<<31-1)) * time.Millisecond
+	c.ReplicaFetchMinBytes = int32(parseInt("replica.fetch.min.bytes", 0, 1<<31-1))
+	c.ReplicaFetchBackoff = time.Duration(parseInt("replica.fetch.backoff.ms", 0, 1<<31-1)) * time.Millisecond
+	c.NumReplicaFetchers = int(parseInt("num.replica.fetchers", 1, 1024))
+	if c.ReplicaFetchWaitMax >= c.ReplicaLagTimeMax {
+		// Kafka's rule: a follower waiting that long would fall out of the ISR.
+		fail("replica.fetch.wait.max.ms", fmt.Errorf("%v must be below replica.lag.time.max.ms %v", c.ReplicaFetchWaitMax, c.ReplicaLagTimeMax))
+	}
 	// Connection limits. Kafka's "no limit" is Int.MaxValue for the counts
 	// and -1 for the pool and the idle time.
 	noLimit := func(v int64) int {
@@ -319,12 +360,22 @@ func NewConfig(props *Properties) (*Config, error) {
 	}
 	c.RequestReadTimeout = time.Duration(parseInt("kobs.request.read.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.ResponseWriteTimeout = time.Duration(parseInt("kobs.response.write.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.JolokiaProtocol = int(parseInt("kobs.jolokia.protocol", 1, 2))
+	c.JolokiaMaxDepth = int(parseInt("kobs.jolokia.max.depth", 0, 1<<31-1))
+	c.JolokiaMaxCollectionSize = int(parseInt("kobs.jolokia.max.collection.size", 0, 1<<31-1))
+	c.JolokiaMaxObjects = int(parseInt("kobs.jolokia.max.objects", 0, 1<<31-1))
+	c.JolokiaMaxResponseBytes = int(parseInt("kobs.jolokia.max.response.bytes", 4096, 1<<31-1))
 
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		fail("group.min.session.timeout.ms", fmt.Errorf("%v is above group.max.session.timeout.ms %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
 	}
 
 	c.parseQuorumConfig(get, has, parseInt, parseBool, fail)
+	// After the controller listeners left Listeners.
+	c.InterBrokerListener = get("inter.broker.listener.name")
+	if c.InterBrokerListener == "" && len(c.Listeners) > 0 {
+		c.InterBrokerListener = c.Listeners[0].Name
+	}
 
 	// Topic-config synonyms. Kafka gives the finest unit precedence:
 	// log.retention.ms over .minutes over .hours, log.roll.ms over .hours.
@@ -407,10 +458,18 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 		}
 	}
 	if !has("process.roles") && !has("controller.quorum.voters") {
-		// One node: a one-voter quorum on an ephemeral loopback port
-		// (the controller accepts port 0 for a single voter only).
+		// One node: a one-voter quorum on its CONTROLLER listener if it
+		// has one, else on an ephemeral loopback port (the controller
+		// accepts port 0 for a single voter only).
 		c.ProcessRoles = controller.Roles{Broker: true, Controller: true}
-		c.ControllerQuorumVoters = map[int32]string{c.NodeID: "127.0.0.1:0"}
+		addr := "127.0.0.1:0"
+		for _, l := range c.Listeners {
+			if slices.Contains(c.ControllerListenerNames, l.Name) {
+				addr = l.Addr()
+				break
+			}
+		}
+		c.ControllerQuorumVoters = map[int32]string{c.NodeID: addr}
 	} else {
 		var err error
 		if c.ProcessRoles, err = controller.ParseRoles(get("process.roles")); err != nil {
@@ -456,8 +515,8 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 	if c.ProcessRoles.Broker && len(c.Listeners) == 0 {
 		fail("listeners", errors.New("no listener left for clients besides the controller listener"))
 	}
-	if len(c.ControllerQuorumVoters) > 1 && c.ClusterID == "" {
-		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter: every node must name the same cluster"))
+	if (len(c.ControllerQuorumVoters) > 1 || !c.ProcessRoles.Controller) && c.ClusterID == "" {
+		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter or this node is broker-only: every node must name the same cluster"))
 	}
 }
 

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/replica"
 
 	"github.com/kobs-dev/kobs/broker/group"
+	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -35,6 +39,7 @@ func (b *Broker) startGroups() error {
 		MaxSessionTimeout:     b.cfg.GroupMaxSessionTimeout,
 		OffsetsRetention:      b.cfg.OffsetsRetention,
 		Storage:               offsetsStorage{b},
+		ManualLoad:            true,
 		PartitionExists: func(topicName string, idx int32) bool {
 			_, p := b.lookup(topicName, idx)
 			return p != nil
@@ -47,7 +52,26 @@ func (b *Broker) startGroups() error {
 	b.groups = c
 	b.metrics.registerGroupGauges(c)
 	c.Start()
+	b.pub.Subscribe(b.offsetsLeadership)
 	return nil
+}
+
+// offsetsLeadership loads the groups of the __consumer_offsets partitions
+// this broker leads and unloads those it stopped leading, so the
+// coordinator of a group is always its partition's leader.
+func (b *Broker) offsetsLeadership(_, next *metadata.Image) {
+	if next == nil || next.Offset == 0 {
+		return
+	}
+	t := next.Topic(offsetsTopic)
+	for i := int32(0); i < b.groups.Partitions(); i++ {
+		if t != nil && int(i) < len(t.Partitions) && t.Partitions[i].Leader == b.cfg.NodeID &&
+			b.replicas.Partition(offsetsTopic, i) != nil {
+			b.groups.Load(i)
+		} else {
+			b.groups.Unload(i)
+		}
+	}
 }
 
 // stopGroups answers parked group requests and stops the coordinator's
@@ -120,9 +144,21 @@ func (s offsetsStorage) Append(idx int32, batch []byte, done func(error)) error 
 	}
 	p.NotifyAppend()
 	if done != nil {
-		done(nil) // one replica: in the log is committed
+		// Committed once the high watermark passes it (Kafka's
+		// offsets.commit.timeout.ms, 5 s, bounds the wait).
+		p.WaitCommitted(res.LastOffset+1, 5*time.Second, func(code int16) {
+			switch code {
+			case 0:
+				done(nil)
+			case kerr.RequestTimedOut.Code:
+				done(fmt.Errorf("%w: %s-%d offset %d", group.ErrTimeout, offsetsTopic, idx, res.LastOffset))
+			case kerr.NotLeaderForPartition.Code:
+				done(fmt.Errorf("%w: %s-%d", group.ErrNotCoordinator, offsetsTopic, idx))
+			default:
+				done(fmt.Errorf("%s-%d: %w", offsetsTopic, idx, kerr.ErrorForCode(code)))
+			}
+		})
 	}
-	_ = res
 	return nil
 }
 

@@ -268,6 +268,9 @@ func (m *metrics) produced(tm *topicMetrics, records, bytes int64) {
 		return
 	}
 	for _, x := range [2]*topicMetrics{m.all, tm} {
+		if x == nil {
+			continue
+		}
 		x.totalProduce.Mark(1)
 		x.messagesIn.Mark(records)
 		x.bytesIn.Mark(bytes)
@@ -304,6 +307,19 @@ func (m *metrics) fetched(tm *topicMetrics, bytes int64, failed bool) {
 		if bytes > 0 {
 			x.bytesOut.Mark(bytes)
 		}
+	}
+}
+
+// isrChanged marks IsrShrinksPerSec or IsrExpandsPerSec for one ISR
+// change the controller accepted.
+func (m *metrics) isrChanged(expand bool) {
+	if m == nil {
+		return
+	}
+	if expand {
+		m.isrExpands.Mark(1)
+	} else {
+		m.isrShrinks.Mark(1)
 	}
 }
 
@@ -357,6 +373,7 @@ func (m *metrics) addPartition(p *replica.Partition) {
 	if m == nil {
 		return
 	}
+	m.addTopic(p.Topic)
 	tags := []string{"topic", p.Topic, "partition", strconv.Itoa(int(p.Index))}
 	g := func(domain, typ, name string, fn func() int64) {
 		m.reg.Gauge(telemetry.Name(domain, typ, name, tags...), fn)
@@ -508,5 +525,5 @@ func (m *metrics) registerBrokerGauges(b *Broker) {
 	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "RequestQueueSize"), func() int64 { return int64(b.srv.QueueLen()) })
 	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "ResponseQueueSize"), func() int64 { return b.srv.ResponsesWaiting() })
 	m.reg.GaugeFloat64(telemetry.Name("kafka.network", "SocketServer", "NetworkProcessorAvgIdlePercent"), b.srv.NetworkIdle)
-	m.reg.Gauge(telemetry.Name("kafka.server", "ReplicaFetcherManager", "MaxLag", "clientId", "Replica"), func() int64 { return 0 }) // no follower fetchers on a single broker
+	m.reg.Gauge(telemetry.Name("kafka.server", "ReplicaFetcherManager", "MaxLag", "clientId", "Replica"), b.replicas.MaxLag)
 }

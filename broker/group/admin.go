@@ -72,6 +72,8 @@ func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsRe
 		switch {
 		case s.closed:
 			resp.ErrorCode = kerr.NotCoordinator.Code
+		case !s.owned:
+			// Another broker coordinates this partition's groups.
 		case !s.loaded:
 			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		default:

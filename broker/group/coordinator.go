@@ -68,6 +68,10 @@ type Config struct {
 	NewMemberJoinTimeout time.Duration
 
 	Storage Storage
+	// ManualLoad leaves loading to Load and Unload, called as this broker
+	// gains and loses the leadership of __consumer_offsets partitions;
+	// otherwise Start loads every partition (a broker that leads them all).
+	ManualLoad bool
 	// PartitionExists reports whether topic-partition exists; commits to
 	// others get UNKNOWN_TOPIC_OR_PARTITION.
 	PartitionExists func(topic string, partition int32) bool
@@ -95,6 +99,11 @@ type shard struct {
 	mu     sync.Mutex
 	loaded bool
 	closed bool
+	// owned: this broker leads the partition; a shard it does not own
+	// answers NOT_COORDINATOR. gen invalidates a load overtaken by an
+	// unload.
+	owned  bool
+	gen    uint64
 	groups map[string]*group
 	// out collects response callbacks to run once mu is released, so a
 	// callback never runs under the lock.
@@ -118,6 +127,8 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.MaxMetadataBytes <= 0 {
 		cfg.MaxMetadataBytes = 4096
 	}
+	// Offset metadata is an int16-length string in the offset record too.
+	cfg.MaxMetadataBytes = min(cfg.MaxMetadataBytes, MaxStringLen)
 	if cfg.NewMemberJoinTimeout <= 0 {
 		cfg.NewMemberJoinTimeout = 5 * time.Minute
 	}
@@ -142,15 +153,30 @@ func New(cfg Config) (*Coordinator, error) {
 // still loading answer COORDINATOR_LOAD_IN_PROGRESS) and starts the offset
 // expiry task.
 func (c *Coordinator) Start() {
+	if !c.cfg.ManualLoad {
+		// Every partition is this broker's; each answers
+		// COORDINATOR_LOAD_IN_PROGRESS until its replay is done.
+		for _, s := range c.shards {
+			s.mu.Lock()
+			s.owned = true
+			s.mu.Unlock()
+		}
+	}
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
+		if c.cfg.ManualLoad {
+			return
+		}
 		start := c.clock.Now()
 		for _, s := range c.shards {
 			if c.ctx.Err() != nil {
 				return
 			}
-			if err := s.load(); err != nil {
+			s.mu.Lock()
+			gen := s.gen
+			s.mu.Unlock()
+			if err := s.load(gen); err != nil {
 				// A partition that cannot be read stays unloaded: its
 				// groups keep answering COORDINATOR_LOAD_IN_PROGRESS
 				// rather than serving offsets we know to be incomplete.
@@ -172,6 +198,85 @@ func (c *Coordinator) Start() {
 			}
 		}
 	}()
+}
+
+// Load makes this broker the coordinator of a __consumer_offsets
+// partition's groups (it became the partition's leader): the partition is
+// replayed in the background, its groups answering
+// COORDINATOR_LOAD_IN_PROGRESS meanwhile. Loading an owned partition is a
+// no-op.
+func (c *Coordinator) Load(partition int32) {
+	if partition < 0 || int(partition) >= len(c.shards) {
+		return
+	}
+	s := c.shards[partition]
+	s.mu.Lock()
+	if s.owned || s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.owned, s.loaded = true, false
+	s.gen++
+	gen := s.gen
+	s.mu.Unlock()
+	if start, end, ok := c.cfg.Storage.Bounds(partition); !ok || start == end {
+		// Nothing to replay (a new partition): serve at once.
+		if err := s.load(gen); err != nil {
+			c.log.Error("loading __consumer_offsets partition failed", "partition", partition, "err", err)
+		}
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := s.load(gen); err != nil {
+			c.log.Error("loading __consumer_offsets partition failed", "partition", partition, "err", err)
+		}
+	}()
+}
+
+// Unload gives up a partition's groups (this broker no longer leads it,
+// Kafka's removeGroupsForPartition): the cache is dropped, parked
+// JoinGroup and SyncGroup requests get NOT_COORDINATOR, and so does every
+// later request until Load, so clients find the new coordinator.
+func (c *Coordinator) Unload(partition int32) {
+	if partition < 0 || int(partition) >= len(c.shards) {
+		return
+	}
+	s := c.shards[partition]
+	s.mu.Lock()
+	if !s.owned {
+		s.mu.Unlock()
+		return
+	}
+	n := len(s.groups)
+	s.owned, s.loaded = false, false
+	s.gen++
+	s.dropGroups()
+	s.unlock()
+	c.log.Info("unloaded __consumer_offsets partition: no longer its leader", "partition", partition, "groups", n)
+}
+
+// dropGroups stops every timer of the shard's groups and answers their
+// parked requests with NOT_COORDINATOR; callers hold s.mu.
+func (s *shard) dropGroups() {
+	for _, g := range s.groups {
+		for _, m := range g.members {
+			s.stopTimer(&m.hb)
+			if m.joinCb != nil {
+				s.completeJoin(m, joinError(kerr.NotCoordinator.Code, m.id))
+			}
+			if m.syncCb != nil {
+				s.completeSync(m, syncError(kerr.NotCoordinator.Code))
+			}
+		}
+		for _, p := range g.pending {
+			s.stopTimer(p)
+		}
+		s.stopTimer(&g.joinTimer)
+		s.stopTimer(&g.syncTimer)
+	}
+	s.groups = map[string]*group{}
 }
 
 // Close stops the background work and answers every parked JoinGroup and
@@ -214,10 +319,15 @@ func (c *Coordinator) PartitionFor(groupID string) int32 {
 // COORDINATOR_LOAD_IN_PROGRESS while the partition loads,
 // NOT_COORDINATOR after Close.
 func (c *Coordinator) lock(groupID string) (*shard, int16) {
+	if !groupIDFits(groupID) {
+		// Every group API comes through here: a group id the log cannot
+		// hold is refused before anything is cached or written.
+		return nil, kerr.InvalidGroupID.Code
+	}
 	s := c.shards[c.PartitionFor(groupID)]
 	s.mu.Lock()
 	switch {
-	case s.closed:
+	case s.closed, !s.owned:
 		s.mu.Unlock()
 		return nil, kerr.NotCoordinator.Code
 	case !s.loaded:
@@ -333,7 +443,7 @@ func (s *shard) stopTimer(t *timer) {
 // private map without holding the shard lock, so requests for the
 // partition's groups keep getting COORDINATOR_LOAD_IN_PROGRESS instead of
 // waiting; nothing is appended meanwhile, as writes need a loaded shard.
-func (s *shard) load() error {
+func (s *shard) load(gen uint64) error {
 	st := s.c.cfg.Storage
 	start, end, ok := st.Bounds(s.id)
 	tmp := &shard{c: s.c, id: s.id, groups: map[string]*group{}}
@@ -363,8 +473,8 @@ func (s *shard) load() error {
 	}
 	s.mu.Lock()
 	defer s.unlock()
-	if s.closed {
-		return nil
+	if s.closed || s.gen != gen || !s.owned {
+		return nil // closed, or unloaded (leadership moved) meanwhile
 	}
 	s.groups = tmp.groups
 	for _, g := range s.groups {

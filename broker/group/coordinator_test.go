@@ -115,7 +115,8 @@ func (h *harness) start() {
 	require.NoError(h.t, err)
 	h.c = c
 	for _, s := range c.shards {
-		require.NoError(h.t, s.load())
+		s.owned = true
+		require.NoError(h.t, s.load(s.gen))
 	}
 	h.t.Cleanup(c.Close)
 }
@@ -678,4 +679,23 @@ func (h *harness) offsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCommit
 		h.t.Fatal("offset commit not acknowledged")
 		return nil
 	}
+}
+
+// TestUnloadAndLoad: a partition whose leadership moves away answers
+// NOT_COORDINATOR (parked joins too) and forgets its cache; loading it
+// again (leadership back) replays the committed offsets from the log.
+func TestUnloadAndLoad(t *testing.T) {
+	h := newHarness(t)
+	require.Equal(t, map[int32]int16{0: 0}, h.commit("", -1, map[int32]int64{0: 42}, ""))
+	p := h.c.PartitionFor(testGroup)
+	h.c.Unload(p)
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Version, req.Group = 5, testGroup
+	require.Equal(t, kerr.NotCoordinator.Code, h.c.OffsetFetch(req).ErrorCode)
+	g, _ := h.c.Counts()
+	require.Zero(t, g)
+
+	h.c.Load(p)
+	require.Eventually(t, func() bool { return h.c.OffsetFetch(req).ErrorCode == 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, map[int32]int64{0: 42, 1: -1, 2: -1, 3: -1}, h.fetch())
 }

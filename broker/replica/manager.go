@@ -1,15 +1,18 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
@@ -34,7 +37,39 @@ type ManagerConfig struct {
 	OnAdd    func(*Partition)
 	OnRemove func(*Partition)
 	Logger   *slog.Logger
+
+	// AlterPartition sends an ISR change to the controller and returns
+	// the partition as the controller recorded it. Nil refuses every
+	// change (one broker, no controller: the ISR never changes).
+	AlterPartition AlterPartitionFunc
+	// OnISRChange is told about each ISR change the controller accepted
+	// (IsrShrinksPerSec / IsrExpandsPerSec).
+	OnISRChange func(expand bool)
+
+	LagTimeMax    time.Duration // replica.lag.time.max.ms (default 30 s)
+	FetchMaxBytes int32         // replica.fetch.max.bytes (default 1 MiB)
+	FetchWaitMax  time.Duration // replica.fetch.wait.max.ms (default 500 ms)
+	FetchMinBytes int32         // replica.fetch.min.bytes (default 1)
+	FetchBackoff  time.Duration // replica.fetch.backoff.ms (default 1 s)
+	NumFetchers   int           // num.replica.fetchers (default 1)
+	// Listener is the listener name followers connect to leaders on
+	// (inter.broker.listener.name).
+	Listener string
 }
+
+// AlterPartitionRequest is a leader's ISR change, checked by the
+// controller against the leader epoch and partition epoch it names.
+type AlterPartitionRequest struct {
+	Topic          string
+	Partition      int32
+	LeaderID       int32
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	NewISR         []int32
+}
+
+// AlterPartitionFunc is the controller's AlterPartition.
+type AlterPartitionFunc func(ctx context.Context, req AlterPartitionRequest) (metadata.Partition, error)
 
 // Manager holds this broker's partitions.
 type Manager struct {
@@ -43,6 +78,16 @@ type Manager struct {
 
 	mu    sync.RWMutex // guards parts; a leaf lock
 	parts map[TopicPartition]*Partition
+
+	fmu      sync.Mutex // guards fetchers and fetcherOf
+	fetchers map[fetcherKey]*fetcher
+	// fetcherOf is the fetcher each follower partition is assigned to.
+	fetcherOf map[TopicPartition]*fetcher
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	img    atomic.Pointer[metadata.Image] // last image seen
 }
 
 // NewManager returns an empty manager; Load opens what the log dirs hold.
@@ -53,7 +98,87 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.MinISR == nil {
 		cfg.MinISR = func(map[string]string) int { return 1 }
 	}
-	return &Manager{cfg: cfg, log: cfg.Logger, parts: map[TopicPartition]*Partition{}}
+	if cfg.LagTimeMax <= 0 {
+		cfg.LagTimeMax = 30 * time.Second
+	}
+	if cfg.FetchMaxBytes <= 0 {
+		cfg.FetchMaxBytes = 1 << 20
+	}
+	if cfg.FetchWaitMax <= 0 {
+		cfg.FetchWaitMax = 500 * time.Millisecond
+	}
+	if cfg.FetchBackoff <= 0 {
+		cfg.FetchBackoff = time.Second
+	}
+	if cfg.NumFetchers <= 0 {
+		cfg.NumFetchers = 1
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, parts: map[TopicPartition]*Partition{},
+		fetchers: map[fetcherKey]*fetcher{}, fetcherOf: map[TopicPartition]*fetcher{}}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m
+}
+
+// Start runs the ISR lag check (every replica.lag.time.max.ms / 2, as
+// Kafka's isr-expiration task).
+func (m *Manager) Start() {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(m.cfg.LagTimeMax / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.ctx.Done():
+				return
+			case now := <-t.C:
+				for _, p := range m.All() {
+					p.maybeShrinkISR(now)
+				}
+			}
+		}
+	}()
+}
+
+// alterISR sends an ISR change on its own goroutine (never under a lock):
+// the controller's answer arrives as a new image, and, in case that image
+// is late, is applied from the response when it is newer.
+func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
+	if m.cfg.AlterPartition == nil {
+		p.alterDone()
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+		defer cancel()
+		np, err := m.cfg.AlterPartition(ctx, AlterPartitionRequest{Topic: p.Topic, Partition: p.Index,
+			LeaderID: st.Self, LeaderEpoch: st.LeaderEpoch, PartitionEpoch: st.PartitionEpoch, NewISR: isr})
+		if err != nil {
+			m.log.Warn("AlterPartition failed", "topic", p.Topic, "partition", p.Index, "isr", st.ISR, "new_isr", isr, "err", err)
+			p.alterDone()
+			return
+		}
+		if cur := p.State(); np.PartitionEpoch > cur.PartitionEpoch && np.LeaderEpoch == cur.LeaderEpoch {
+			p.setState(stateFor(cur.Self, &np, cur.MinISR))
+		}
+		m.log.Info("ISR changed", "topic", p.Topic, "partition", p.Index, "isr", np.ISR, "partition_epoch", np.PartitionEpoch)
+		if m.cfg.OnISRChange != nil {
+			m.cfg.OnISRChange(expand)
+		}
+		p.alterDone()
+	}()
+}
+
+// MaxLag is the largest follower lag in messages (ReplicaFetcherManager
+// MaxLag, clientId=Replica).
+func (m *Manager) MaxLag() int64 {
+	var n int64
+	for _, p := range m.All() {
+		n = max(n, p.fetchLag.Load())
+	}
+	return n
 }
 
 // Partition returns the partition or nil if this broker holds no replica
@@ -110,12 +235,13 @@ type Found struct {
 // log, with the settings configs(topic) resolves to. Recovery points and
 // log start offsets come from Kafka's checkpoint files in each dir.
 func (m *Manager) Load(isTopicName func(string) bool, configs func(topic string) map[string]string) ([]Found, error) {
-	recovery, logStart := map[TopicPartition]int64{}, map[TopicPartition]int64{}
+	recovery, logStart, hw := map[TopicPartition]int64{}, map[TopicPartition]int64{}, map[TopicPartition]int64{}
 	for _, dir := range m.cfg.LogDirs {
 		for _, f := range []struct {
 			name string
 			into map[TopicPartition]int64
-		}{{"recovery-point-offset-checkpoint", recovery}, {"log-start-offset-checkpoint", logStart}} {
+		}{{"recovery-point-offset-checkpoint", recovery}, {"log-start-offset-checkpoint", logStart},
+			{HWCheckpointFile, hw}} {
 			cp, err := klog.ReadCheckpoint(filepath.Join(dir, f.name))
 			if err != nil {
 				return nil, err
@@ -150,6 +276,8 @@ func (m *Manager) Load(isTopicName func(string) bool, configs func(topic string)
 				l.Close()
 				return nil, err
 			}
+			p.m = m
+			p.hw.Store(min(hw[tp], l.LogEndOffset()))
 			if err := m.add(p); err != nil {
 				l.Close()
 				return nil, err
@@ -192,6 +320,7 @@ func (m *Manager) Create(topic string, id metadata.TopicID, idx int32, overrides
 	}
 	p, err := newPartition(topic, idx, dir, l)
 	if err == nil {
+		p.m = m
 		err = m.add(p)
 	}
 	if err != nil {
@@ -215,12 +344,21 @@ func (m *Manager) Delete(topic string, idx int32) error {
 	if m.cfg.OnRemove != nil {
 		m.cfg.OnRemove(p)
 	}
+	m.unassignFetcher(p)
+	p.becomeFollower(&State{Leader: metadata.NoLeader, LeaderEpoch: p.State().LeaderEpoch})
 	p.NotifyAppend() // parked fetches re-read and see the partition gone
 	return p.log.Delete()
 }
 
-// Close closes every log.
+// Close stops the fetchers and the ISR check, fails pending acks=all
+// waits, and closes every log.
 func (m *Manager) Close() error {
+	m.cancel()
+	m.stopFetchers()
+	m.wg.Wait()
+	for _, p := range m.All() {
+		p.becomeFollower(&State{Leader: metadata.NoLeader, LeaderEpoch: p.State().LeaderEpoch})
+	}
 	var errs []error
 	for _, p := range m.All() {
 		errs = append(errs, p.log.Close())
@@ -228,12 +366,23 @@ func (m *Manager) Close() error {
 	return errors.Join(errs...)
 }
 
-// OnImage is the Manager's metadata.Listener: it sets every local
-// partition's assignment from the image, applies changed topic configs to
-// the logs, opens partitions the image assigns to this broker that it does
-// not hold yet, and deletes the replicas of partitions that are gone.
+// OnImage is the Manager's metadata.Listener: it opens partitions the
+// image assigns to this broker that it does not hold yet, applies changed
+// topic configs to the logs, makes this broker leader or follower of each
+// as the image says (a new leader epoch starts a new epoch in the leader
+// epoch cache; a follower is handed to the fetcher of its leader and
+// truncates first), and deletes the replicas of partitions that are gone.
+//
+// The image a Publisher starts with (Offset 0) is not metadata yet: it
+// changes nothing, so partitions loaded from disk survive until the first
+// real image says what they are.
 func (m *Manager) OnImage(prev, next *metadata.Image) {
+	if next == nil || next.Offset == 0 {
+		return
+	}
+	m.img.Store(next)
 	self := m.cfg.NodeID
+	now := time.Now()
 	for name, t := range next.Topics {
 		var pt *metadata.Topic
 		if prev != nil {
@@ -257,7 +406,31 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 			} else if configChanged && pt != nil {
 				p.log.SetConfig(m.cfg.LogConfig(t.Configs))
 			}
-			p.setState(stateFor(self, mp, minISR))
+			st := stateFor(self, mp, minISR)
+			p.setState(st)
+			switch {
+			case st.Leader == self:
+				m.unassignFetcher(p)
+				p.becomeLeader(st, now)
+			case st.Leader == metadata.NoLeader:
+				m.unassignFetcher(p)
+				p.becomeFollower(st)
+			default:
+				p.becomeFollower(st)
+				lb := next.Brokers[st.Leader]
+				var ep metadata.Endpoint
+				ok := false
+				if lb != nil {
+					ep, ok = lb.Endpoint(m.cfg.Listener)
+				}
+				if !ok {
+					m.log.Warn("leader has no endpoint on the inter-broker listener", "topic", name, "partition", idx,
+						"leader", st.Leader, "listener", m.cfg.Listener)
+					m.unassignFetcher(p)
+					continue
+				}
+				m.assignFetcher(p, st.Leader, net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port))))
+			}
 		}
 	}
 	for _, p := range m.All() {
@@ -270,6 +443,9 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 		}
 	}
 }
+
+// HWCheckpointFile is Kafka's per-log-dir high watermark checkpoint.
+const HWCheckpointFile = "replication-offset-checkpoint"
 
 const partitionMetaFile = "partition.metadata"
 

@@ -30,8 +30,12 @@ func newTestManager(t *testing.T, self int32, dirs ...string) *Manager {
 	return m
 }
 
+var imageOffset int64
+
 func image(topic string, id metadata.TopicID, configs map[string]string, parts ...metadata.Partition) *metadata.Image {
+	imageOffset++
 	img := metadata.Empty("c")
+	img.Offset = imageOffset
 	mt := &metadata.Topic{Name: topic, ID: id, Configs: configs, Partitions: parts}
 	img.Topics[topic], img.ByID[id] = mt, mt
 	return img
@@ -73,7 +77,9 @@ func TestManagerFollowsImages(t *testing.T) {
 	require.False(t, st.UnderMinISR(), "min.insync.replicas back to the default of 1")
 	require.True(t, st.AtMinISR())
 
-	m.OnImage(img2, metadata.Empty("c"))
+	empty := metadata.Empty("c")
+	empty.Offset = 100
+	m.OnImage(img2, empty)
 	require.Zero(t, m.Len())
 	_, err = os.Stat(filepath.Join(dir, "t-0"))
 	require.True(t, os.IsNotExist(err), "deleted replica's directory is gone: %v", err)

@@ -39,6 +39,9 @@ func (s *State) UnderMinISR() bool { return s.IsLeader() && len(s.ISR) < s.MinIS
 // AtMinISR is reported by the leader only, as in Kafka.
 func (s *State) AtMinISR() bool { return s.IsLeader() && len(s.ISR) == s.MinISR }
 
+// InISR reports whether broker id is in the ISR.
+func (s *State) InISR(id int32) bool { return slices.Contains(s.ISR, id) }
+
 // Partition is one replica held by this broker.
 type Partition struct {
 	Topic  string
@@ -54,14 +57,42 @@ type Partition struct {
 
 	waitMu  sync.Mutex
 	waiters map[chan struct{}]struct{}
+
+	// Replication (replication.go, fetcher.go).
+	m      *Manager
+	epochs *epochCache
+	hw     atomic.Int64
+	// fetchLag is, on a follower, the leader's high watermark minus this
+	// log's end offset at the last fetch (ReplicaFetcherManager MaxLag).
+	fetchLag atomic.Int64
+	// truncate is set on a follower until it has truncated its log to
+	// where it agrees with the current leader (OffsetForLeaderEpoch).
+	truncate atomic.Bool
+
+	rmu sync.Mutex // replication state below; a leaf, never held across I/O
+	// leaderEpoch is the epoch this broker last became leader or
+	// follower in; leading says which.
+	leaderEpoch     int32
+	leading         bool
+	epochStart      int64 // this leader's LEO when it took the epoch
+	followers       map[int32]*follower
+	commitWaiters   []*commitWaiter
+	alterPending    bool
+	alterPendingISR []int32
 }
 
 func newPartition(topic string, index int32, logDir string, l *klog.Log) (*Partition, error) {
-	p := &Partition{Topic: topic, Index: index, LogDir: logDir, log: l, waiters: map[chan struct{}]struct{}{}}
+	p := &Partition{Topic: topic, Index: index, LogDir: logDir, log: l, waiters: map[chan struct{}]struct{}{},
+		leaderEpoch: -1}
 	p.state.Store(&State{Leader: metadata.NoLeader, Self: -1})
 	if err := p.loadProducerState(); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
 	}
+	ec, err := loadEpochCache(l.Dir())
+	if err != nil {
+		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)
+	}
+	p.epochs = ec
 	return p, nil
 }
 
@@ -170,10 +201,23 @@ type AppendResult struct {
 // ErrInvalidRecord marks a produce payload refused before the append.
 var ErrInvalidRecord = errors.New("invalid record")
 
-// Append appends one produce payload, enforcing idempotence: a batch from
-// an idempotent producer that repeats one of its last five batches is
-// acknowledged with the original offsets and not written again.
+// ErrNotLeader: this broker does not lead the partition (any more).
+var ErrNotLeader = errors.New("not the leader of the partition")
+
+// Append appends one produce payload on the leader, enforcing
+// idempotence: a batch from an idempotent producer that repeats one of its
+// last five batches is acknowledged with the original offsets and not
+// written again. The high watermark follows at once when the ISR is this
+// broker alone; otherwise followers' fetches move it (WaitCommitted).
 func (p *Partition) Append(batches []klog.Batch) (AppendResult, error) {
+	res, err := p.appendLeader(batches)
+	if err == nil && !res.Duplicate {
+		p.maybeAdvanceHW()
+	}
+	return res, err
+}
+
+func (p *Partition) appendLeader(batches []klog.Batch) (AppendResult, error) {
 	p.appendMu.Lock()
 	defer p.appendMu.Unlock()
 	idempotent := false
@@ -199,6 +243,17 @@ func (p *Partition) Append(batches []klog.Batch) (AppendResult, error) {
 			}}, nil
 		}
 	}
+	// Every batch carries the epoch of the leader that wrote it; that is
+	// what lets followers find where their logs diverge.
+	p.rmu.Lock()
+	epoch, leading := p.leaderEpoch, p.leading
+	p.rmu.Unlock()
+	if !leading {
+		return AppendResult{}, ErrNotLeader
+	}
+	for i := range batches {
+		batches[i].PartitionLeaderEpoch = epoch
+	}
 	res, err := p.log.Append(batches)
 	if err != nil {
 		return AppendResult{}, err
@@ -208,10 +263,6 @@ func (p *Partition) Append(batches []klog.Batch) (AppendResult, error) {
 	}
 	return AppendResult{AppendResult: res}, nil
 }
-
-// HighWatermark is the offset below which records are visible to
-// consumers.
-func (p *Partition) HighWatermark() int64 { return p.log.LogEndOffset() }
 
 // Watch registers ch to be signalled (non-blocking) on the next append.
 func (p *Partition) Watch(ch chan struct{}) {

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
-	"github.com/kobs-dev/kobs/exporters"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -85,7 +84,7 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	b.MountHTTP(exporters.NewHandler(b.Registry()))
+	b.MountHTTP(telemetryHandler(b, cfg))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
