@@ -105,6 +105,9 @@ type View struct {
 	GroupNames []string
 	Failing    []FailingPartition
 	ByBroker   map[int32][]TopicPartition
+
+	failingOnce sync.Once
+	failingByTP map[TopicPartition]*FailingPartition
 }
 
 // Health is the state of the collection itself.
@@ -214,8 +217,8 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
 	snap, err := Collect(ctx, a.cl, CollectOptions{ReadCommitted: a.cfg.ReadCommitted})
-	if err == nil && ctx.Err() != nil {
-		err = fmt.Errorf("cycle timed out after %v", a.cfg.Timeout)
+	if errors.Is(err, context.DeadlineExceeded) || (err != nil && ctx.Err() != nil) {
+		err = fmt.Errorf("cycle timed out after %v: %w", a.cfg.Timeout, err)
 	}
 	if err != nil {
 		a.errorsTotal.WithLabelValues("cycle").Inc()

@@ -206,12 +206,24 @@ var ErrNoMetadata = errors.New("no metadata from the cluster")
 func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot, error) {
 	start := time.Now()
 	adm := kadm.NewClient(cl)
-	meta, err := adm.Metadata(ctx)
+	// WithAuthorizedOps makes kadm ask the cluster: its default answer
+	// comes from kgo's metadata cache (up to 5 s old), which would show a
+	// dead cluster as alive and an old ISR as current.
+	meta, err := adm.Metadata(kadm.WithAuthorizedOps(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoMetadata, err)
 	}
 	s, topics, unreachable := fromMetadata(meta, start)
 	s.ReadCommitted = opt.ReadCommitted
+	// The other requests get three quarters of the time left, so that a
+	// broker that does not answer makes the cycle partial (naming it), not
+	// failed: the rest of the cluster is still reported.
+	full := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(d)*3/4))
+		defer cancel()
+	}
 
 	var (
 		mu sync.Mutex
@@ -284,6 +296,9 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 		}
 	}()
 	wg.Wait()
+	if ctx.Err() != nil && full.Err() == nil {
+		s.Errors = append(s.Errors, CollectError{Stage: "timeout", Broker: -1, Err: "requests still unanswered were abandoned at 3/4 of the cycle timeout"})
+	}
 
 	for id := range unreachable {
 		s.Unreachable = append(s.Unreachable, id)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -109,6 +110,7 @@ func newAgentCmd() *cobra.Command {
 		listen    string
 		isolation string
 		conn      kafkaConnFlags
+		memLimit  int64
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --bootstrap-servers HOST:PORT",
@@ -131,6 +133,11 @@ func newAgentCmd() *cobra.Command {
 				return err
 			}
 			cfg.Opts = opts
+			if memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				// A soft limit: the GC works harder near it instead of
+				// letting the heap double between cycles.
+				debug.SetMemoryLimit(memLimit << 20)
+			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Logger = logger
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -149,6 +156,7 @@ func newAgentCmd() *cobra.Command {
 	f.IntVar(&cfg.ExactMaxReads, "exact-max-reads", 1000, "exact mode: records read per cycle at most (the rest stay interpolated, counted)")
 	f.IntVar(&cfg.StatusWindow, "status-window", 10, "cycles the status rules look back over")
 	f.IntVar(&cfg.HistoryPoints, "history-points", 60, "(end offset, time) samples kept per partition for lag seconds")
+	f.Int64Var(&memLimit, "memory-limit-mb", 256, "soft memory limit of the Go runtime in MiB (0: none; $GOMEMLIMIT wins)")
 	conn.register(f)
 	return cmd
 }

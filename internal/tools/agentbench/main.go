@@ -140,9 +140,10 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 
 	// Poll the small /v1/health answer, not /metrics: a scrape of 100,000
 	// partitions is measured once, at the end, on its own.
-	var samples, cpus []float64
+	var samples, cpus, kfakeCPUs []float64
 	var lastSuccess time.Time
 	cpu0, _ := cpuSeconds(cmd.Process.Pid)
+	self0, _ := cpuSeconds(os.Getpid())
 	deadline := time.Now().Add(time.Duration(cycles+3) * interval * 3)
 	for len(samples) < cycles && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
@@ -174,10 +175,16 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 		if err != nil {
 			return err
 		}
+		self1, err := cpuSeconds(os.Getpid())
+		if err != nil {
+			return err
+		}
 		samples = append(samples, h.CycleSeconds)
 		cpus = append(cpus, cpu1-cpu0)
-		cpu0 = cpu1
-		fmt.Printf("cycle %d: %.3f s wall, %.3f s agent CPU (partial %v)\n", len(samples), h.CycleSeconds, cpus[len(cpus)-1], h.Partial)
+		kfakeCPUs = append(kfakeCPUs, self1-self0)
+		cpu0, self0 = cpu1, self1
+		fmt.Printf("cycle %d: %.3f s wall, %.3f s agent CPU, %.3f s kfake CPU (partial %v)\n",
+			len(samples), h.CycleSeconds, cpus[len(cpus)-1], kfakeCPUs[len(kfakeCPUs)-1], h.Partial)
 	}
 	if len(samples) < cycles {
 		return errors.New("agent did not complete enough cycles")
