@@ -9,6 +9,7 @@ FUZZTIME  ?= 10s
 # missing: make test installs them, so a skip would hide a broken install.
 export KOBS_REQUIRE_INTEROP := 1
 export KOBS_REQUIRE_PROMETHEUS := 1
+export KOBS_REQUIRE_BURROW := 1
 
 .PHONY: all build run test deps vet unit race fuzz bench clean dashboards alerts
 
@@ -23,6 +24,7 @@ run: build
 	@mkdir -p data
 	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics),"
 	@echo "      trace store on http://127.0.0.1:9200 (Elasticsearch API, journeys on /v1/trace/), data under ./data"
+	@echo "      agent on http://127.0.0.1:9308 (lag and failing ISR: /metrics, /v1/groups, /v1/partitions/failing)"
 	@echo "      audit reconciler on http://127.0.0.1:8780 (/metrics, /v1/audit/; kobs audit report --topic T)"
 	@alerts/run-monitoring.sh $$PPID &
 	$(BIN) run --config config/server.properties
@@ -55,12 +57,14 @@ test: deps vet unit race fuzz
 # script (ratio printed), the Go micro-benchmarks (telemetry on/off, metric
 # primitives, scrape cost, log append/read/clean), then the trace benchmarks
 # (interceptor on/off, shipper rate, journey query latency by store size),
-# then the audit benchmarks (hook on/off, reconciler at 1,000 x 100).
+# then the audit benchmarks (hook on/off, reconciler at 1,000 x 100),
+# then one agent cycle over 100,000 partitions and 100 groups on kfake.
 bench: build
 	KOBS=$(BIN) scripts/bench-produce.sh
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
 	scripts/bench-trace.sh
 	scripts/bench-audit.sh
+	KOBS=$(BIN) scripts/bench-agent.sh
 
 # Generated Grafana dashboards (dashboards/generated) and Prometheus rules,
 # their promtool tests and scrape config (alerts/generated); tests fail when

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -106,6 +105,9 @@ type View struct {
 	GroupNames []string
 	Failing    []FailingPartition
 	ByBroker   map[int32][]TopicPartition
+
+	failingOnce sync.Once
+	failingByTP map[TopicPartition]*FailingPartition
 }
 
 // Health is the state of the collection itself.
@@ -151,10 +153,9 @@ type groupTP struct {
 type Agent struct {
 	cfg Config
 	cl  *kgo.Client
-	adm *kadm.Client
 
 	// Touched only by the cycle (cycles never overlap).
-	tables  map[TopicPartition]*offsetTable
+	tables  map[string][]*offsetTable
 	windows map[groupTP]*window
 	since   sinceTracker
 	exact   *exactReader
@@ -178,8 +179,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: kafka client: %w", err)
 	}
 	a := &Agent{
-		cfg: cfg, cl: cl, adm: kadm.NewClient(cl),
-		tables:  map[TopicPartition]*offsetTable{},
+		cfg: cfg, cl: cl,
+		tables:  map[string][]*offsetTable{},
 		windows: map[groupTP]*window{},
 	}
 	if cfg.LagSeconds == ModeExact {
@@ -215,9 +216,9 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.Timeout)
 	defer cancel()
-	snap, err := Collect(ctx, a.adm, CollectOptions{ReadCommitted: a.cfg.ReadCommitted})
-	if err == nil && ctx.Err() != nil {
-		err = fmt.Errorf("cycle timed out after %v", a.cfg.Timeout)
+	snap, err := Collect(ctx, a.cl, CollectOptions{ReadCommitted: a.cfg.ReadCommitted})
+	if errors.Is(err, context.DeadlineExceeded) || (err != nil && ctx.Err() != nil) {
+		err = fmt.Errorf("cycle timed out after %v: %w", a.cfg.Timeout, err)
 	}
 	if err != nil {
 		a.errorsTotal.WithLabelValues("cycle").Inc()
@@ -247,27 +248,34 @@ func (a *Agent) Cycle(ctx context.Context) error {
 // status windows, estimates lag seconds and classifies failing ISRs.
 func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
 	now := s.Time
-	seenTP := make(map[TopicPartition]bool, len(a.tables))
-	for _, t := range s.Topics {
+	// Tables are kept per topic in a slice indexed by partition: at
+	// 100,000 partitions a map keyed by (topic, partition) costs more than
+	// the rest of the evaluation. Topics gone from the metadata are
+	// dropped with their tables.
+	tables := make(map[string][]*offsetTable, len(s.Topics))
+	for name, t := range s.Topics {
+		old := a.tables[name]
+		var tabs []*offsetTable
 		for _, p := range t.Partitions {
-			if p.End < 0 {
+			i := int(p.Partition)
+			if i < 0 {
 				continue
 			}
-			tp := TopicPartition{p.Topic, p.Partition}
-			seenTP[tp] = true
-			tab := a.tables[tp]
-			if tab == nil {
-				tab = &offsetTable{limit: a.cfg.HistoryPoints}
-				a.tables[tp] = tab
+			for len(tabs) <= i {
+				tabs = append(tabs, nil)
 			}
-			tab.add(p.End, now)
+			if i < len(old) && old[i] != nil {
+				tabs[i] = old[i]
+			} else {
+				tabs[i] = &offsetTable{limit: a.cfg.HistoryPoints}
+			}
+			if p.End >= 0 {
+				tabs[i].add(p.End, now)
+			}
 		}
+		tables[name] = tabs
 	}
-	for tp := range a.tables {
-		if !seenTP[tp] && s.Partition(tp.Topic, tp.Partition) == nil {
-			delete(a.tables, tp)
-		}
-	}
+	a.tables = tables
 
 	lags := Lags(s)
 	seenW := map[groupTP]bool{}
@@ -294,7 +302,7 @@ func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
 			pl.Status = w.evaluate(owned[tp], pl.End >= 0)
 			pl.Complete = w.complete()
 			if pl.End >= 0 {
-				if tab := a.tables[tp]; tab != nil {
+				if tab := a.table(tp); tab != nil {
 					pl.LagSeconds, pl.LagSecondsSource = tab.lagSeconds(pl.Committed, now)
 				}
 				if pl.Lag == 0 {
@@ -354,6 +362,14 @@ func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
 		Snapshot: s, Groups: lags, GroupNames: s.GroupNames(),
 		Failing: failing, ByBroker: ByBroker(failing),
 	}
+}
+
+func (a *Agent) table(tp TopicPartition) *offsetTable {
+	tabs := a.tables[tp.Topic]
+	if tp.Partition < 0 || int(tp.Partition) >= len(tabs) {
+		return nil
+	}
+	return tabs[tp.Partition]
 }
 
 func ownedSet(g *Group) map[TopicPartition]bool {

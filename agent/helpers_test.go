@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/agent"
@@ -217,4 +218,15 @@ func truth(ctx context.Context, adm *kadm.Client, group, topic string) (map[int3
 		com[p] = c.At
 	}
 	return lag, com, nil
+}
+
+// requireNoFatal fails on a fetch error a consumer cannot retry past (a
+// group coordinator still loading is retried by kgo, and reported).
+func requireNoFatal(t *testing.T, fs kgo.Fetches) {
+	t.Helper()
+	fs.EachError(func(topic string, p int32, err error) {
+		if !kerr.IsRetriable(err) {
+			t.Fatalf("fetch %s-%d: %v", topic, p, err)
+		}
+	})
 }

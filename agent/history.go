@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// point is one sample of a partition's end offset.
+// point is one sample of a partition's end offset; the time is in Unix
+// nanoseconds (16 bytes a point: 100,000 partitions of 60 points are 96 MB).
 type point struct {
 	offset int64
-	at     time.Time
+	at     int64
 }
 
 // offsetTable is a partition's recent (end offset, time) samples, the
@@ -24,11 +25,12 @@ type offsetTable struct {
 // the newest one means the partition was truncated or recreated, so the
 // table restarts from it (kafka-lag-exporter ignores such a point and keeps
 // interpolating over offsets that no longer exist).
-func (t *offsetTable) add(offset int64, at time.Time) {
+func (t *offsetTable) add(offset int64, when time.Time) {
+	at := when.UnixNano()
 	n := len(t.points)
 	if n > 0 {
 		last := t.points[n-1]
-		if !at.After(last.at) {
+		if at <= last.at {
 			return
 		}
 		if offset < last.offset {
@@ -74,13 +76,13 @@ func (t *offsetTable) lagSeconds(committed int64, now time.Time) (float64, strin
 	for i < n && t.points[i].offset < target {
 		i++
 	}
-	var at time.Time
+	var at int64
 	source := SecondsInterpolated
 	switch {
 	case i == 0:
 		first, last := t.points[0], t.points[n-1]
 		if last.offset == first.offset {
-			return clampSeconds(now.Sub(first.at)), SecondsLowerBound
+			return clampSeconds(now.Sub(time.Unix(0, first.at))), SecondsLowerBound
 		}
 		at = interpolate(first, last, target)
 		source = SecondsExtrapolated
@@ -89,15 +91,15 @@ func (t *offsetTable) lagSeconds(committed int64, now time.Time) (float64, strin
 		// committed < the newest offset).
 		at = interpolate(t.points[i-1], t.points[i], target)
 	}
-	return clampSeconds(now.Sub(at)), source
+	return clampSeconds(now.Sub(time.Unix(0, at))), source
 }
 
 // interpolate solves for the time at which the line through l and r
 // reaches offset (l.offset != r.offset).
-func interpolate(l, r point, offset int64) time.Time {
-	dt := float64(r.at.Sub(l.at))
+func interpolate(l, r point, offset int64) int64 {
+	dt := float64(r.at - l.at)
 	do := float64(r.offset - l.offset)
-	return r.at.Add(-time.Duration(float64(r.offset-offset) * dt / do))
+	return r.at - int64(float64(r.offset-offset)*dt/do)
 }
 
 func clampSeconds(d time.Duration) float64 {

@@ -87,11 +87,14 @@ func ClassifyPartition(p *Partition, minISR int, live map[int32]bool) (FailingPa
 	}
 	if minISR > 0 {
 		switch {
-		case len(p.ISR) < minISR:
+		case len(p.ISR) < minISR || p.Leader < 0:
+			// kafka-topics.sh --under-min-isr-partitions also lists a
+			// partition without a leader (TopicCommand.isUnderMinIsr).
 			f.Conditions = append(f.Conditions, UnderMinISR)
 		case len(p.ISR) == minISR:
-			// As Kafka's Partition.isAtMinIsr: also when the replication
-			// factor equals min.insync.replicas (one loss stops acks=all).
+			// As Kafka's Partition.isAtMinIsr. (Newer Kafka compares with
+			// min(min.insync.replicas, replication factor); when that
+			// differs, the ISR is already under min.insync.replicas.)
 			f.Conditions = append(f.Conditions, AtMinISR)
 		}
 	}

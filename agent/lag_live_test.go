@@ -42,8 +42,11 @@ func TestLagLifecycle(t *testing.T) {
 	// covers every record's write.
 	interp := startAgent(t, agent.Config{Brokers: brokers, Interval: interval, StatusWindow: window})
 	exact := startAgent(t, agent.Config{Brokers: brokers, Interval: interval, StatusWindow: window, LagSeconds: agent.ModeExact})
+	// read_committed measures against the last stable offset; without
+	// open transactions it equals the high watermark.
+	committedIso := startAgent(t, agent.Config{Brokers: brokers, Interval: interval, StatusWindow: window, ReadCommitted: true})
 	waitFor(t, 10*time.Second, "agents up", func() error {
-		for _, a := range []*running{interp, exact} {
+		for _, a := range []*running{interp, exact, committedIso} {
 			m, err := scrape(a.URL)
 			if err != nil {
 				return err
@@ -69,7 +72,7 @@ func TestLagLifecycle(t *testing.T) {
 	var polled []*kgo.Record
 	for len(polled) < 50 {
 		fs := consumer.PollRecords(ctx, 50-len(polled))
-		require.NoError(t, fs.Err0())
+		requireNoFatal(t, fs)
 		polled = append(polled, fs.Records()...)
 	}
 	require.NoError(t, consumer.CommitRecords(ctx, polled...))
@@ -86,11 +89,18 @@ func TestLagLifecycle(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		rc, err := scrape(committedIso.URL)
+		if err != nil {
+			return err
+		}
 		var sum int64
 		for p, l := range want {
 			k := key("kafka_consumergroup_lag", "consumergroup", group, "topic", topic, "partition", strconv.Itoa(int(p)))
 			if got, ok := m[k]; !ok || got != float64(l) {
 				return fmt.Errorf("%s = %v (present %v), want %d", k, got, ok, l)
+			}
+			if got, ok := rc[k]; !ok || got != float64(l) {
+				return fmt.Errorf("read_committed %s = %v (present %v), want %d", k, got, ok, l)
 			}
 			sum += l
 		}

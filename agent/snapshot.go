@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TopicPartition names one partition.
@@ -181,28 +184,46 @@ type CollectOptions struct {
 // nothing of the cluster is known this cycle.
 var ErrNoMetadata = errors.New("no metadata from the cluster")
 
-// Collect runs one collection cycle with kadm: metadata (brokers,
+// Collect runs one collection cycle with franz-go: metadata (brokers,
 // controller, topics, partitions, replicas, ISR, offline replicas), topic
 // configs (min.insync.replicas), start and end offsets (and last stable
 // offsets for read_committed), and groups with their members, assignments
-// and committed offsets.
+// and committed offsets. Metadata, configs and groups go through kadm;
+// offsets are one kmsg ListOffsets request per kind that kgo splits per
+// partition leader (kadm's ListEndOffsets would reload the whole cluster's
+// metadata before each kind).
 //
-// After the metadata request, the five other requests run at once; kgo
-// splits each into at most one request per broker (ListOffsets to each
-// partition leader, DescribeGroups and OffsetFetch to each coordinator), so
-// a cycle has at most five requests in flight per broker and never one per
+// After the metadata request, the other requests run at once (start, end
+// and last stable offsets, configs, and the groups' ListGroups ->
+// DescribeGroups -> OffsetFetch chain); kgo splits each into at most one
+// request per broker (ListOffsets to each leader, DescribeGroups and
+// OffsetFetch v8 to each coordinator, many groups per request), so a cycle
+// has at most five requests in flight per broker and never one per
 // partition. ctx bounds the whole cycle.
 //
 // Collect returns an error only when no metadata could be read; a part
 // that failed is recorded in Snapshot.Errors and marked where it applies.
-func Collect(ctx context.Context, adm *kadm.Client, opt CollectOptions) (*Snapshot, error) {
+func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot, error) {
 	start := time.Now()
-	meta, err := adm.Metadata(ctx)
+	adm := kadm.NewClient(cl)
+	// WithAuthorizedOps makes kadm ask the cluster: its default answer
+	// comes from kgo's metadata cache (up to 5 s old), which would show a
+	// dead cluster as alive and an old ISR as current.
+	meta, err := adm.Metadata(kadm.WithAuthorizedOps(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoMetadata, err)
 	}
 	s, topics, unreachable := fromMetadata(meta, start)
 	s.ReadCommitted = opt.ReadCommitted
+	// The other requests get three quarters of the time left, so that a
+	// broker that does not answer makes the cycle partial (naming it), not
+	// failed: the rest of the cluster is still reported.
+	full := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(d)*3/4))
+		defer cancel()
+	}
 
 	var (
 		mu sync.Mutex
@@ -223,41 +244,19 @@ func Collect(ctx context.Context, adm *kadm.Client, opt CollectOptions) (*Snapsh
 		}
 		s.Errors = append(s.Errors, CollectError{Stage: stage, Broker: -1, Err: err.Error()})
 	}
-	applyOffsets := func(stage string, lo kadm.ListedOffsets, set func(*Partition, int64)) {
-		mu.Lock()
-		defer mu.Unlock()
-		for topic, ps := range lo {
-			for part, o := range ps {
-				p := s.Partition(topic, part)
-				if p == nil {
-					continue
-				}
-				if o.Err != nil {
-					p.OffsetsErr = stage + ": " + o.Err.Error()
-					continue
-				}
-				set(p, o.Offset)
-			}
-		}
-	}
-	listOffsets := func(stage string, list func(context.Context, ...string) (kadm.ListedOffsets, error), set func(*Partition, int64)) {
+	listOffsets := func(stage string, timestamp int64, isolation int8, set func(*Partition, int64)) {
 		defer wg.Done()
-		if len(topics) == 0 {
-			return
+		errs := listOffsets(ctx, cl, s, timestamp, isolation, stage, set, &mu)
+		for _, e := range errs {
+			fail(stage, e)
 		}
-		lo, err := list(ctx, topics...)
-		if err != nil {
-			fail(stage, err)
-		}
-		applyOffsets(stage, lo, set)
 	}
-	wg.Add(3)
-	go listOffsets("list_start_offsets", adm.ListStartOffsets, func(p *Partition, o int64) { p.Start = o })
-	go listOffsets("list_end_offsets", adm.ListEndOffsets, func(p *Partition, o int64) { p.End = o })
+	wg.Add(2)
+	go listOffsets("list_start_offsets", -2, 0, func(p *Partition, o int64) { p.Start = o })
+	go listOffsets("list_end_offsets", -1, 0, func(p *Partition, o int64) { p.End = o })
 	if opt.ReadCommitted {
-		go listOffsets("list_last_stable_offsets", adm.ListCommittedOffsets, func(p *Partition, o int64) { p.LSO = o })
-	} else {
-		wg.Done()
+		wg.Add(1)
+		go listOffsets("list_last_stable_offsets", -1, 1, func(p *Partition, o int64) { p.LSO = o })
 	}
 	wg.Add(1)
 	go func() {
@@ -297,6 +296,9 @@ func Collect(ctx context.Context, adm *kadm.Client, opt CollectOptions) (*Snapsh
 		}
 	}()
 	wg.Wait()
+	if ctx.Err() != nil && full.Err() == nil {
+		s.Errors = append(s.Errors, CollectError{Stage: "timeout", Broker: -1, Err: "requests still unanswered were abandoned at 3/4 of the cycle timeout"})
+	}
 
 	for id := range unreachable {
 		s.Unreachable = append(s.Unreachable, id)
@@ -362,6 +364,81 @@ func fromMetadata(meta kadm.Metadata, at time.Time) (*Snapshot, []string, map[in
 	}
 	sort.Strings(topics)
 	return s, topics, unreachable
+}
+
+// listOffsets lists one kind of offset (timestamp -2 start, -1 end; with
+// isolation 1 the end is the last stable offset) for every partition with
+// a leader in one ListOffsets request that kgo splits per leader, using
+// the metadata the cycle just loaded: kadm's ListStartOffsets and friends
+// would each load the whole cluster's metadata again first.
+func listOffsets(ctx context.Context, cl *kgo.Client, s *Snapshot, timestamp int64, isolation int8,
+	stage string, set func(*Partition, int64), mu *sync.Mutex,
+) []error {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	req.IsolationLevel = isolation
+	for _, name := range s.TopicNames() {
+		t := s.Topics[name]
+		if t.Err != "" {
+			continue
+		}
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = name
+		for _, p := range t.Partitions {
+			if p.Leader < 0 {
+				mu.Lock()
+				p.OffsetsErr = stage + ": no leader"
+				mu.Unlock()
+				continue
+			}
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition = p.Partition
+			rp.CurrentLeaderEpoch = -1
+			rp.Timestamp = timestamp
+			rp.MaxNumOffsets = 1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		if len(rt.Partitions) > 0 {
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	if len(req.Topics) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, shard := range cl.RequestSharded(ctx, req) {
+		if shard.Err != nil {
+			errs = append(errs, &kadm.ShardErrors{Name: "ListOffsets", Errs: []kadm.ShardError{{Req: shard.Req, Err: shard.Err, Broker: shard.Meta}}})
+			// Mark the partitions this shard was for.
+			mu.Lock()
+			for _, rt := range shard.Req.(*kmsg.ListOffsetsRequest).Topics {
+				for _, rp := range rt.Partitions {
+					if p := s.Partition(rt.Topic, rp.Partition); p != nil {
+						p.OffsetsErr = fmt.Sprintf("%s: broker %d: %v", stage, shard.Meta.NodeID, shard.Err)
+					}
+				}
+			}
+			mu.Unlock()
+			continue
+		}
+		resp := shard.Resp.(*kmsg.ListOffsetsResponse)
+		mu.Lock()
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				p := s.Partition(rt.Topic, rp.Partition)
+				if p == nil {
+					continue
+				}
+				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+					p.OffsetsErr = stage + ": " + err.Error()
+					continue
+				}
+				set(p, rp.Offset)
+			}
+		}
+		mu.Unlock()
+	}
+	return errs
 }
 
 type stageErr struct {

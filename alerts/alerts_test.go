@@ -63,7 +63,7 @@ func TestEveryAlertIsComplete(t *testing.T) {
 	}
 	// The list.
 	for _, a := range []string{"KobsBrokerDown", "KobsNoActiveController", "KobsMultipleActiveControllers", "KobsOfflinePartitions",
-		"KobsUnderReplicatedPartitions", "KobsUnderMinIsrPartitions", "KobsFrequentIsrShrinks", "KobsConsumerLagHigh",
+		"KobsUnderReplicatedPartitions", "KobsUnderMinIsrPartitions", "KobsOfflineLogDirectory", "KobsFrequentIsrShrinks", "KobsConsumerLagHigh",
 		"KobsConsumerGroupStalled", "KobsProduceLatencyHigh", "KobsFetchLatencyHigh", "KobsRequestHandlerIdleLow",
 		"KobsAgentDown", "KobsAgentStale", "KobsTracePipelineBehind", "KobsTraceEventsDropped", "KobsAuditMissingRecords"} {
 		require.True(t, seen[a], "missing alert %s", a)
@@ -74,7 +74,7 @@ func TestEveryAlertIsComplete(t *testing.T) {
 func TestEveryRuleParses(t *testing.T) {
 	exprs, err := promqlcheck.Rules(filepath.Join("generated", alerts.RulesFile))
 	require.NoError(t, err)
-	require.Len(t, exprs, 17)
+	require.Len(t, exprs, 18)
 	for _, e := range exprs {
 		names, err := promqlcheck.MetricNames(e.PromQL)
 		require.NoError(t, err, "%s: %s", e.Where, e.PromQL)
@@ -109,7 +109,7 @@ func TestPromtool(t *testing.T) {
 		return string(out)
 	}
 	out := run("generated", promtool, "check", "rules", alerts.RulesFile)
-	require.Contains(t, out, "SUCCESS: 17 rules found")
+	require.Contains(t, out, "SUCCESS: 18 rules found")
 	out = run("generated", promtool, "test", "rules", alerts.RuleTestsFile)
 	require.Contains(t, out, "SUCCESS")
 	run("generated", promtool, "check", "config", alerts.PrometheusFile)

@@ -225,6 +225,7 @@ func Generate(dir string) ([]string, error) {
 type PromConfig struct {
 	Brokers        []string // host:port of each broker's telemetry listener (kobs.http.listener)
 	Agents         []string // host:port of each agent; nil for the default, empty (non-nil) for no agent job
+	Audits         []string // host:port of each audit reconciler (kobs run's --audit-listen); same nil/empty rule
 	Alertmanagers  []string
 	RuleFiles      []string
 	ScrapeInterval string
@@ -244,6 +245,9 @@ func PrometheusConfig(c PromConfig) string {
 	if c.Agents == nil {
 		c.Agents = []string{"127.0.0.1:9308"}
 	}
+	if c.Audits == nil {
+		c.Audits = []string{"127.0.0.1:8780"}
+	}
 	c.Alertmanagers = def(c.Alertmanagers, "127.0.0.1:9093")
 	c.RuleFiles = def(c.RuleFiles, RulesFile)
 	if c.ScrapeInterval == "" {
@@ -259,9 +263,10 @@ func PrometheusConfig(c PromConfig) string {
 		}
 		return "[" + strings.Join(q, ", ") + "]"
 	}
-	return header + `# Prometheus for kobs: scrapes the brokers' /metrics and the agent, evaluates
-# the kobs rules and sends alerts to Alertmanager. Job names matter: the
-# dashboards and the down alerts select on job="` + dashboards.BrokerJob + `" and job="` + dashboards.AgentJob + `".
+	return header + `# Prometheus for kobs: scrapes the brokers' /metrics, the agent and the audit
+# reconciler, evaluates the kobs rules and sends alerts to Alertmanager. Job
+# names matter: the dashboards and the down alerts select on
+# job="` + dashboards.BrokerJob + `" and job="` + dashboards.AgentJob + `".
 global:
   scrape_interval: ` + c.ScrapeInterval + `
   evaluation_interval: ` + c.EvalInterval + `
@@ -274,18 +279,19 @@ scrape_configs:
   - job_name: ` + dashboards.BrokerJob + `
     static_configs:
       - targets: ` + list(c.Brokers) + `
-` + agentJob(c.Agents)
+` + job(dashboards.AgentJob, c.Agents) + job(dashboards.AuditJob, c.Audits)
 }
 
-func agentJob(agents []string) string {
-	if len(agents) == 0 {
+// job is a scrape job, or nothing without targets.
+func job(name string, targets []string) string {
+	if len(targets) == 0 {
 		return ""
 	}
-	q := make([]string, len(agents))
-	for i, s := range agents {
+	q := make([]string, len(targets))
+	for i, s := range targets {
 		q[i] = strconv.Quote(s)
 	}
-	return `  - job_name: ` + dashboards.AgentJob + `
+	return `  - job_name: ` + name + `
     static_configs:
       - targets: [` + strings.Join(q, ", ") + `]
 `

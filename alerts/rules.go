@@ -132,6 +132,15 @@ func brokerRules() []Rule {
 			},
 		},
 		{
+			Alert: "KobsOfflineLogDirectory", Expr: `kafka_log_logmanager_offlinelogdirectorycount > 0`, Severity: critical,
+			Summary:     `{{ $value }} log directories offline on {{ $labels.instance }}`,
+			Description: `Broker {{ $labels.instance }} took {{ $value }} of its log.dirs offline after an I/O error: the replicas on them are offline, and partitions led there moved or went offline.`,
+			Cases: []Case{
+				{Name: "disk failed", EvalTime: "2m", Series: []Series{{`kafka_log_logmanager_offlinelogdirectorycount{instance="b1:8778"}`, "0 1x3"}}, Value: 1, Fire: []map[string]string{{"instance": "b1:8778"}}},
+				{Name: "all online", EvalTime: "2m", Series: []Series{{`kafka_log_logmanager_offlinelogdirectorycount{instance="b1:8778"}`, "0x3"}}},
+			},
+		},
+		{
 			Alert: "KobsFrequentIsrShrinks", Expr: `sum by (instance) (increase(kafka_server_replicamanager_isrshrinks_total[15m])) > 5`, Severity: warning,
 			Summary:     `ISR of partitions led by {{ $labels.instance }} shrank {{ printf "%.0f" $value }} times in 15 minutes`,
 			Description: `Followers keep dropping out of the ISR of partitions led by {{ $labels.instance }} (and usually rejoin): a slow or flapping follower, network trouble, or replica.lag.time.max.ms too low for the load.`,
@@ -183,13 +192,13 @@ func consumerRules() []Rule {
 			},
 		},
 		{
-			Alert: "KobsConsumerGroupStalled", Expr: `max by (consumergroup) ((kobs_consumergroup_status == 4) or (kobs_consumergroup_status == 5))`, For: "5m", Severity: warning,
+			Alert: "KobsConsumerGroupStalled", Expr: `max by (consumergroup) ((kobs_consumergroup_partition_status == 4) or (kobs_consumergroup_partition_status == 5))`, For: "5m", Severity: warning,
 			Summary:     `Group {{ $labels.consumergroup }} has stopped or stalled`,
 			Description: `Consumer group {{ $labels.consumergroup }} has a partition in Burrow status STOP (no commits while lag is left) or STALL (commits, but the offset does not move while lag is left) for 5 minutes.`,
 			Cases: []Case{
-				{Name: "stalled", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_status{consumergroup="g",topic="t",partition="0"}`, "5x10"}, {`kobs_consumergroup_status{consumergroup="g",topic="t",partition="1"}`, "1x10"}},
+				{Name: "stalled", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_partition_status{consumergroup="g",topic="t",partition="0"}`, "5x10"}, {`kobs_consumergroup_partition_status{consumergroup="g",topic="t",partition="1"}`, "1x10"}},
 					Fire: []map[string]string{{"consumergroup": "g"}}},
-				{Name: "warn only", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_status{consumergroup="g",topic="t",partition="0"}`, "2x10"}}},
+				{Name: "warn only", EvalTime: "8m", Series: []Series{{`kobs_consumergroup_partition_status{consumergroup="g",topic="t",partition="0"}`, "2x10"}}},
 			},
 		},
 		{

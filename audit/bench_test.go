@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +26,9 @@ func BenchmarkAuditProduceCost(b *testing.B) {
 	br := testcluster.Start(b)
 	payload := make([]byte, 512)
 	_, _ = crand.Read(payload) // incompressible, or the baseline is unrealistically cheap
-	round := func(audited bool) float64 {
+	// round returns records/s and CPU time (this process: the client and
+	// the in-process broker) per record.
+	round := func(audited bool) (float64, float64) {
 		opts := []kgo.Opt{kgo.SeedBrokers(br.Addr()), kgo.DefaultProduceTopic("bench"), kgo.AllowAutoTopicCreation()}
 		var h *Hook
 		if audited {
@@ -39,7 +42,7 @@ func BenchmarkAuditProduceCost(b *testing.B) {
 		defer cl.Close()
 		ctx := context.Background()
 		require.NoError(b, cl.ProduceSync(ctx, &kgo.Record{Value: payload}).FirstErr()) // connect outside the clock
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		for range perRound {
 			cl.Produce(ctx, &kgo.Record{Value: payload}, func(_ *kgo.Record, err error) {
 				if err != nil {
@@ -48,28 +51,41 @@ func BenchmarkAuditProduceCost(b *testing.B) {
 			})
 		}
 		require.NoError(b, cl.Flush(ctx))
-		d := time.Since(start)
+		d, cpu := time.Since(start), cpuTime()-cpu0
 		if h != nil {
 			cl.Close()
 			h.Close()
 			require.EqualValues(b, perRound+1, h.Stats().Counted)
 		}
-		return perRound / d.Seconds()
+		return perRound / d.Seconds(), float64(cpu.Nanoseconds()) / perRound
 	}
-	var plain, audited []float64
+	var plain, audited, plainCPU, auditedCPU []float64
 	for b.Loop() {
 		if len(plain)%2 == 0 { // alternate which side goes first
-			plain = append(plain, round(false))
-			audited = append(audited, round(true))
+			r, c := round(false)
+			plain, plainCPU = append(plain, r), append(plainCPU, c)
+			r, c = round(true)
+			audited, auditedCPU = append(audited, r), append(auditedCPU, c)
 		} else {
-			audited = append(audited, round(true))
-			plain = append(plain, round(false))
+			r, c := round(true)
+			audited, auditedCPU = append(audited, r), append(auditedCPU, c)
+			r, c = round(false)
+			plain, plainCPU = append(plain, r), append(plainCPU, c)
 		}
 	}
-	mp, ma := median(plain), median(audited)
-	b.ReportMetric(mp, "plain-rec/s")
-	b.ReportMetric(ma, "audited-rec/s")
-	b.ReportMetric(100*(mp-ma)/mp, "cost-%")
+	// The cost is the median over adjacent pairs, which see about the same
+	// machine load; the load of a shared machine drifts between pairs.
+	costs, cpuCosts := make([]float64, len(plain)), make([]float64, len(plain))
+	for i := range plain {
+		costs[i] = 100 * (plain[i] - audited[i]) / plain[i]
+		cpuCosts[i] = 100 * (auditedCPU[i] - plainCPU[i]) / plainCPU[i]
+	}
+	b.ReportMetric(median(plainCPU), "plain-cpu-ns/rec")
+	b.ReportMetric(median(auditedCPU), "audited-cpu-ns/rec")
+	b.ReportMetric(median(cpuCosts), "cpu-cost-%")
+	b.ReportMetric(median(plain), "plain-rec/s")
+	b.ReportMetric(median(audited), "audited-rec/s")
+	b.ReportMetric(median(costs), "cost-%")
 }
 
 func median(xs []float64) float64 {
@@ -112,7 +128,7 @@ func BenchmarkReconcile1000Topics100Groups(b *testing.B) {
 		v, _ := json.Marshal(&f)
 		return v
 	}
-	var applyDur, sampleDur time.Duration
+	var applyDur, sampleDur, applyCPU, sampleCPU time.Duration
 	var counts int64
 	i := 0
 	for b.Loop() {
@@ -144,18 +160,20 @@ func BenchmarkReconcile1000Topics100Groups(b *testing.B) {
 			s.Committed[fmt.Sprintf("group-%03d", g)] = m
 		}
 		b.StartTimer()
-		t0 := time.Now()
+		t0, u0 := time.Now(), cpuTime()
 		for _, v := range recs {
 			if err := c.applyRecord(v, now); err != nil {
 				b.Fatal(err)
 			}
 		}
-		t1 := time.Now()
+		t1, u1 := time.Now(), cpuTime()
 		c.observe(s, now)
 		c.evaluate(now)
-		t2 := time.Now()
+		t2, u2 := time.Now(), cpuTime()
 		applyDur += t1.Sub(t0)
 		sampleDur += t2.Sub(t1)
+		applyCPU += u1 - u0
+		sampleCPU += u2 - u1
 		counts += int64(len(recs)) * topics
 		i++
 	}
@@ -165,12 +183,17 @@ func BenchmarkReconcile1000Topics100Groups(b *testing.B) {
 	require.NotEmpty(b, last)
 	require.Equal(b, StatusComplete, last[0].Status, "%+v", last[0])
 	require.Len(b, last[0].Groups, groups)
-	t0 := time.Now()
+	t0, u0 := time.Now(), cpuTime()
 	v, err := json.Marshal(st)
 	require.NoError(b, err)
+	b.ReportMetric(float64((cpuTime() - u0).Milliseconds()), "state-encode-cpu-ms")
 	b.ReportMetric(float64(counts)/applyDur.Seconds(), "counts/s")
 	b.ReportMetric(float64(applyDur.Milliseconds())/float64(i), "apply-ms/bucket")
 	b.ReportMetric(float64(sampleDur.Milliseconds())/float64(i), "sample+eval-ms/bucket")
+	// CPU time (all threads, GC included) says more than wall time on a
+	// shared machine.
+	b.ReportMetric(float64(applyCPU.Milliseconds())/float64(i), "apply-cpu-ms/bucket")
+	b.ReportMetric(float64(sampleCPU.Milliseconds())/float64(i), "sample+eval-cpu-ms/bucket")
 	b.ReportMetric(float64(len(v))/1e6, "state-MB")
 	b.ReportMetric(float64(time.Since(t0).Milliseconds()), "state-encode-ms")
 }
@@ -184,4 +207,11 @@ func BenchmarkHookCount(b *testing.B) {
 	for b.Loop() {
 		h.OnProduceRecordUnbuffered(r, nil)
 	}
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kobs-dev/kobs/tracing"
 )
 
 // Hook is an audit interceptor: add it to a franz-go client with
@@ -40,9 +42,10 @@ type Hook struct {
 	start  sync.Once
 	now    atomic.Int64 // coarse clock (ms) for the out-of-window test
 
-	mu     sync.Mutex // guards counts and last; held for a map update per record
-	counts map[countKey]*Count
-	last   *Count // the count the previous record went to
+	mu      sync.Mutex // guards counts and last; held for a map update per record
+	counts  map[countKey]*Count
+	last    *Count // the count the previous in-window record went to
+	lastEnd int64  // end of last's bucket
 
 	pmu     sync.Mutex // guards pending and seq
 	pending []*pendingFlush
@@ -126,20 +129,16 @@ func (h *Hook) Instance() string { return h.instance }
 // "direct:<client id>" without one) and, unless Brokers was given, starts
 // the flush producer on the audited client's seed brokers.
 func (h *Hook) OnNewClient(cl *kgo.Client) {
+	info := tracing.ClientOf(cl)
 	if h.client.Load() == nil {
-		id, _ := cl.OptValue(kgo.ClientID).(string)
-		name := id
+		name := info.ID
 		if h.tier == TierConsumer {
-			if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g != "" {
-				name = g
-			} else {
-				name = "direct:" + id
-			}
+			name = info.Group
 		}
 		h.client.Store(&name)
 	}
-	if seeds, ok := cl.OptValue(kgo.SeedBrokers).([]string); ok && len(seeds) > 0 {
-		if err := h.startFlusher(seeds); err != nil {
+	if len(info.Seeds) > 0 {
+		if err := h.startFlusher(info.Seeds); err != nil {
 			h.cfg.log.Error("audit flush producer not started; flushes wait and may be dropped", "err", err)
 		}
 	}
@@ -179,30 +178,42 @@ func (h *Hook) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 
 func (h *Hook) count(r *kgo.Record) {
 	ts := r.Timestamp.UnixMilli()
-	now := h.now.Load()
-	var b int64
-	if ts > now+h.cfg.maxFuture.Milliseconds() || ts < now-h.cfg.maxPast.Milliseconds() {
-		b = OutOfWindow
-		h.outOfWindow.Add(1) // rare
-	} else {
-		b = bucketOf(ts, h.cfg.bucket.Milliseconds())
-	}
 	size := int64(len(r.Key) + len(r.Value))
 	h.mu.Lock()
 	// Records come in runs of one topic and bucket: the last count is
-	// usually the one, which spares hashing the topic per record.
-	c := h.last
-	if c == nil || c.Bucket != b || c.Topic != r.Topic {
-		k := countKey{r.Topic, b}
-		if c = h.counts[k]; c == nil {
-			c = &Count{Topic: r.Topic, Bucket: b}
-			h.counts[k] = c
-		}
-		h.last = c
+	// usually the one, which spares the window test, the division and
+	// hashing the topic per record. flush clears it, so the window it was
+	// tested against is at most one flush interval old.
+	if c := h.last; c != nil && ts >= c.Bucket && ts < h.lastEnd && c.Topic == r.Topic {
+		c.Records++
+		c.Bytes += size
+		h.mu.Unlock()
+		return
+	}
+	h.countSlow(r.Topic, ts, size)
+	h.mu.Unlock()
+}
+
+// countSlow finds (or makes) the count of ts's bucket; mu is held.
+func (h *Hook) countSlow(topic string, ts, size int64) {
+	now := h.now.Load()
+	b, width := OutOfWindow, h.cfg.bucket.Milliseconds()
+	if ts > now+h.cfg.maxFuture.Milliseconds() || ts < now-h.cfg.maxPast.Milliseconds() {
+		h.outOfWindow.Add(1)
+	} else {
+		b = bucketOf(ts, width)
+	}
+	k := countKey{topic, b}
+	c := h.counts[k]
+	if c == nil {
+		c = &Count{Topic: topic, Bucket: b}
+		h.counts[k] = c
 	}
 	c.Records++
 	c.Bytes += size
-	h.mu.Unlock()
+	if b != OutOfWindow {
+		h.last, h.lastEnd = c, b+width
+	}
 }
 
 // loop flushes every flush interval and keeps the coarse clock.

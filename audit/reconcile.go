@@ -156,6 +156,11 @@ func (c *core) apply(f *Flush, nowMs int64) {
 			c.st.OOW[key3(n.Topic, string(f.Tier), f.Client)] += n.Records
 			continue
 		}
+		if b < c.st.Since {
+			// Counts from before the reconciler began (it reads the audit
+			// topic from the start): sample those boundaries too.
+			c.st.Since = b
+		}
 		bs := c.bucket(n.Topic, b)
 		m := &bs.Producer
 		if f.Tier == TierConsumer {
@@ -203,6 +208,9 @@ type sample struct {
 	Boundaries map[int64]map[string]map[int32]int64
 	// Committed: group -> topic -> partition -> committed offset.
 	Committed map[string]map[string]map[int32]int64
+	// AllGroups: Committed holds every group of the cluster, so a group
+	// missing from it is gone.
+	AllGroups bool
 }
 
 // boundariesToSample are the bucket boundaries not yet sampled, up to now.
@@ -278,6 +286,21 @@ func (c *core) observe(s *sample, nowMs int64) {
 			}
 		}
 		c.st.Committed[g] = topics
+	}
+	if s.AllGroups {
+		// Groups that are gone (deleted, or their offsets expired) are no
+		// longer expected to consume.
+		for g := range c.st.Committed {
+			if _, ok := s.Committed[g]; !ok {
+				delete(c.st.Committed, g)
+				for _, ts := range c.st.Topics {
+					delete(ts.Lost, g)
+					for _, bs := range ts.Buckets {
+						bs.settled = false
+					}
+				}
+			}
+		}
 	}
 	for _, in := range c.st.Instances {
 		// A gap in the sequence that stayed open past the grace period is
@@ -406,6 +429,7 @@ func (c *core) groupsOf(t string) []string {
 			gs = append(gs, g)
 		}
 	}
+	slices.Sort(gs)
 	return gs
 }
 
@@ -492,13 +516,15 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 		expected, known = *r.Producer, true
 	}
 
-	names := slices.Clone(offsetGroups)
+	names := slices.Clone(offsetGroups) // sorted
 	for g := range bs.Consumer {
-		if !slices.Contains(names, g) {
+		if _, found := slices.BinarySearch(offsetGroups, g); !found {
 			names = append(names, g)
 		}
 	}
-	slices.Sort(names)
+	if len(names) > len(offsetGroups) {
+		slices.Sort(names)
+	}
 	worst := StatusComplete
 	for _, g := range names {
 		gr := GroupReport{Group: g, Expected: expected}
@@ -524,8 +550,9 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 			gr.Reached, gr.Lost = &reached, lost
 			gr.Source = strings.TrimPrefix(gr.Source+"+offsets", "+")
 		}
+		groupKnown := known && (gr.Reached != nil || gr.Consumed != nil)
 		switch {
-		case !known:
+		case !groupKnown:
 		case gr.Reached != nil:
 			gr.Missing = max(0, expected-*gr.Reached)
 			if gr.Consumed != nil {
@@ -539,7 +566,7 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 		switch {
 		case !closed:
 			gr.Status = StatusPending
-		case !known || len(why) > 0:
+		case !groupKnown || len(why) > 0:
 			gr.Status = StatusUncertain
 		case gr.Missing > 0:
 			gr.Status = StatusMissing

@@ -315,11 +315,15 @@ func (r *Reconciler) readSample(ctx context.Context, adm *kadm.Client) (*sample,
 	groups, err := adm.ListGroups(ctx)
 	if err != nil {
 		errs = append(errs, err)
-	} else if names := groups.Groups(); len(names) > 0 {
+	} else if names := groups.Groups(); len(names) == 0 {
+		s.AllGroups = true
+	} else {
+		s.AllGroups = true
 		resps := adm.FetchManyOffsets(ctx, names...)
 		for g, resp := range resps {
 			if resp.Err != nil {
 				errs = append(errs, fmt.Errorf("group %s: %w", g, resp.Err))
+				s.AllGroups = false
 				continue
 			}
 			m := map[string]map[int32]int64{}

@@ -96,7 +96,16 @@ func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool) km
 		}
 		ctx, cancel := b.adminCtx(0)
 		var err error
-		t, err = b.createTopic(ctx, controller.TopicSpec{Name: name, Partitions: b.cfg.NumPartitions, ReplicationFactor: -1})
+		if name == offsetsTopic {
+			// As Kafka's AutoTopicCreationManager: an internal topic gets
+			// its own layout (offsets.topic.num.partitions, compacted),
+			// never num.partitions. Burrow asks for it before any group.
+			if err = b.ensureOffsetsTopic(); err == nil {
+				err = controller.ErrTopicExists
+			}
+		} else {
+			t, err = b.createTopic(ctx, controller.TopicSpec{Name: name, Partitions: b.cfg.NumPartitions, ReplicationFactor: -1})
+		}
 		cancel()
 		switch {
 		case errors.Is(err, controller.ErrTopicExists): // created concurrently

@@ -103,6 +103,15 @@ type Config struct {
 	RequestReadTimeout    time.Duration // kobs.request.read.timeout.ms
 	ResponseWriteTimeout  time.Duration // kobs.response.write.timeout.ms
 
+	// Jolokia endpoint (exporters/jolokia): the agent line it answers as
+	// and the agent-wide limits (Jolokia's maxDepth, maxCollectionSize,
+	// maxObjects; kobs's cap on one HTTP answer).
+	JolokiaProtocol          int // kobs.jolokia.protocol: 2 or 1
+	JolokiaMaxDepth          int // kobs.jolokia.max.depth
+	JolokiaMaxCollectionSize int // kobs.jolokia.max.collection.size
+	JolokiaMaxObjects        int // kobs.jolokia.max.objects
+	JolokiaMaxResponseBytes  int // kobs.jolokia.max.response.bytes
+
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
 	TopicDefaults map[string]string
@@ -181,6 +190,13 @@ var brokerKeys = map[string]string{
 	"queued.max.request.bytes":       "-1",
 	"kobs.request.read.timeout.ms":   "30000",
 	"kobs.response.write.timeout.ms": "30000",
+
+	// Jolokia endpoint.
+	"kobs.jolokia.protocol":            "2",
+	"kobs.jolokia.max.depth":           "15",
+	"kobs.jolokia.max.collection.size": "0",
+	"kobs.jolokia.max.objects":         "0",
+	"kobs.jolokia.max.response.bytes":  "16777216",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
@@ -348,6 +364,11 @@ func NewConfig(props *Properties) (*Config, error) {
 	}
 	c.RequestReadTimeout = time.Duration(parseInt("kobs.request.read.timeout.ms", 0, 1<<31-1)) * time.Millisecond
 	c.ResponseWriteTimeout = time.Duration(parseInt("kobs.response.write.timeout.ms", 0, 1<<31-1)) * time.Millisecond
+	c.JolokiaProtocol = int(parseInt("kobs.jolokia.protocol", 1, 2))
+	c.JolokiaMaxDepth = int(parseInt("kobs.jolokia.max.depth", 0, 1<<31-1))
+	c.JolokiaMaxCollectionSize = int(parseInt("kobs.jolokia.max.collection.size", 0, 1<<31-1))
+	c.JolokiaMaxObjects = int(parseInt("kobs.jolokia.max.objects", 0, 1<<31-1))
+	c.JolokiaMaxResponseBytes = int(parseInt("kobs.jolokia.max.response.bytes", 4096, 1<<31-1))
 
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		fail("group.min.session.timeout.ms", fmt.Errorf("%v is above group.max.session.timeout.ms %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))
@@ -441,10 +462,18 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 		}
 	}
 	if !has("process.roles") && !has("controller.quorum.voters") {
-		// One node: a one-voter quorum on an ephemeral loopback port
-		// (the controller accepts port 0 for a single voter only).
+		// One node: a one-voter quorum on its CONTROLLER listener if it
+		// has one, else on an ephemeral loopback port (the controller
+		// accepts port 0 for a single voter only).
 		c.ProcessRoles = controller.Roles{Broker: true, Controller: true}
-		c.ControllerQuorumVoters = map[int32]string{c.NodeID: "127.0.0.1:0"}
+		addr := "127.0.0.1:0"
+		for _, l := range c.Listeners {
+			if slices.Contains(c.ControllerListenerNames, l.Name) {
+				addr = l.Addr()
+				break
+			}
+		}
+		c.ControllerQuorumVoters = map[int32]string{c.NodeID: addr}
 	} else {
 		var err error
 		if c.ProcessRoles, err = controller.ParseRoles(get("process.roles")); err != nil {
@@ -490,8 +519,8 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 	if c.ProcessRoles.Broker && len(c.Listeners) == 0 {
 		fail("listeners", errors.New("no listener left for clients besides the controller listener"))
 	}
-	if len(c.ControllerQuorumVoters) > 1 && c.ClusterID == "" {
-		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter: every node must name the same cluster"))
+	if (len(c.ControllerQuorumVoters) > 1 || !c.ProcessRoles.Controller) && c.ClusterID == "" {
+		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter or this node is broker-only: every node must name the same cluster"))
 	}
 }
 

@@ -57,3 +57,26 @@ func (b *Broker) registerWireMetrics() {
 // ListenersServing reports whether every Kafka listener accepts connections
 // (false while one backs off on accept errors or has stopped).
 func (b *Broker) ListenersServing() bool { return b.srv != nil && b.srv.Serving() }
+
+// ListenerHealth is one Kafka listener's state for a health check.
+type ListenerHealth struct {
+	Name            string `json:"name"`
+	Serving         bool   `json:"serving"`
+	Connections     int64  `json:"connections"`
+	AcceptErrors    int64  `json:"accept_errors"`
+	LastAcceptError string `json:"last_accept_error,omitempty"`
+}
+
+// ListenerHealth returns the state of every Kafka listener, in listeners order.
+func (b *Broker) ListenerHealth() []ListenerHealth {
+	if b.srv == nil {
+		return nil
+	}
+	var out []ListenerHealth
+	for _, name := range b.srv.Listeners() {
+		st, _ := b.srv.ListenerStats(name)
+		out = append(out, ListenerHealth{Name: name, Serving: st.Serving, Connections: st.Connections,
+			AcceptErrors: st.AcceptErrors, LastAcceptError: st.LastAcceptError})
+	}
+	return out
+}

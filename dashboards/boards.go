@@ -6,6 +6,7 @@ package dashboards
 const (
 	BrokerJob = "kobs-broker"
 	AgentJob  = "kobs-agent"
+	AuditJob  = "kobs-audit"
 )
 
 // ShipperGroup is the trace shipper's consumer group (tracing.ShipperConfig's
@@ -187,13 +188,19 @@ func consumerLag() Spec {
 				ts("Lag per group and topic", "short", "Sum of partition lags per group and topic (kafka_consumergroup_lag_sum; partitions without a commit are left out).", 12, 8,
 					q(`kafka_consumergroup_lag_sum{`+g+`}`, "{{consumergroup}} {{topic}}")),
 				ts("Status over time", "short", "Burrow-style status per group, worst partition: 1 OK, 2 WARN, 3 ERR, 4 STOP, 5 STALL, 6 REWIND (kobs_consumergroup_status). Anything above 1 deserves a look.", 12, 8,
-					q(`max by (consumergroup) (kobs_consumergroup_status{`+g+`})`, "{{consumergroup}}")),
+					q(`max by (consumergroup) (kobs_consumergroup_status{consumergroup=~"$group"})`, "{{consumergroup}}")),
 			}},
 			{Title: "Members", Panels: []Panel{
 				ts("Members", "short", "Members per group (kafka_consumergroup_members); 0 means nobody is consuming.", 12, 6,
 					q(`kafka_consumergroup_members{consumergroup=~"$group"}`, "{{consumergroup}}")),
 				tb("Lag now", "short", "Current offset lag per partition, largest first.", 12, 6,
 					iq(`sort_desc(kafka_consumergroup_lag{`+g+`})`, "lag")),
+			}},
+			{Title: "Agent", Panels: []Panel{
+				ts("Agent up and partial", "short", "1 while the agent's last collection cycle read the cluster (kobs_agent_up; at 0 it withholds every lag metric rather than serve stale ones), and 1 when that cycle missed parts of the cluster (kobs_agent_partial).", 12, 6,
+					q(`kobs_agent_up`, "{{instance}} up"), q(`kobs_agent_partial`, "{{instance}} partial")),
+				ts("Agent freshness", "s", "Seconds since the agent's last successful cycle started, and how long its last cycle took. Lag numbers are this old.", 12, 6,
+					q(`time() - kobs_agent_last_success_timestamp_seconds`, "{{instance}} age"), q(`kobs_agent_cycle_seconds`, "{{instance}} cycle time")),
 			}},
 		},
 	}
@@ -206,9 +213,8 @@ func replication() Spec {
 		Tags:        []string{"kobs", "kafka", "replication"},
 		Rows: []Row{
 			{Title: "Failing ISR", Panels: []Panel{
-				duringFailure(tb("Failing ISR: missing replicas", "short", "Per partition, each broker missing from its ISR (kobs_partition_isr_missing from the agent); the value is when the agent first saw it missing (Unix seconds). Empty is good.", 16, 8,
-					iq(`kobs_partition_isr_missing == 1`, "missing"),
-					iq(`kobs_partition_isr_missing_since_seconds`, "since"))),
+				duringFailure(tb("Failing ISR: missing replicas", "dateTimeAsIso", "Per partition, each broker missing from its ISR (kobs_partition_isr_missing from the agent, label broker), and since when the agent has seen the partition failing (kobs_partition_failing_since_timestamp_seconds). Empty is good.", 16, 8,
+					iq(`(kobs_partition_isr_missing == 1) * on (topic, partition) group_left () (kobs_partition_failing_since_timestamp_seconds * 1000)`, "failing since"))),
 				st("Under-replicated partitions", "short", "Partitions whose ISR is smaller than their replica set (agent view, kafka_exporter name).",
 					q(`sum(kafka_topic_partition_under_replicated_partition)`, "under-replicated")),
 				st("Under min ISR (agent)", "short", "Partitions whose ISR is below the topic's min.insync.replicas, from the agent.",
@@ -258,7 +264,11 @@ func messageTrace() Spec {
 					ESQuery{Metrics: []ESMetric{{Type: "raw_data", Size: 50}}}),
 			}},
 			{Title: "Pipeline", Panels: []Panel{
-				{Kind: TimeSeries, Title: "Trace shipper lag", Unit: "s", W: 24, H: 6,
+				duringFailure(es("Dropped trace events per minute", "short", "Trace events clients could not write (buffer full, trace topic unavailable), from the drop events they record in the trace store (type:drop, field dropped). Journeys of these messages say \"trace incomplete\".", 12, 6, TimeSeries,
+					ESQuery{Query: `type:drop`,
+						Buckets: []ESBucket{{Type: "date_histogram", Field: TraceTimeField, Interval: "1m"}},
+						Metrics: []ESMetric{{Type: "sum", Field: "dropped"}}})),
+				{Kind: TimeSeries, Title: "Trace shipper lag", Unit: "s", W: 12, H: 6,
 					Description: "How far the trace shipper (consumer group " + ShipperGroup + ") is behind the trace topic, in seconds, from the agent. Journeys newer than this are not yet queryable.",
 					Queries:     []Query{q(`max(kobs_consumergroup_lag_seconds{consumergroup="`+ShipperGroup+`"})`, "behind")}},
 			}},

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kobs-dev/kobs/dashboards"
@@ -82,6 +84,22 @@ func TestEveryPanelHasTitleUnitDescription(t *testing.T) {
 	}
 	require.Greater(t, n, 40, "fewer panels than expected")
 	t.Logf("%d panels in %d dashboards, each with title, unit and description", n, len(dashboards.Files()))
+}
+
+// TestJSONLoadsIntoGrafanasModel: every committed file unmarshals into
+// grafana-foundation-sdk's Dashboard type (panels, targets and
+// variables typed by their plugins) and marshals back to the same JSON.
+func TestJSONLoadsIntoGrafanasModel(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	for _, f := range dashboards.Files() {
+		b, err := os.ReadFile(filepath.Join("generated", f))
+		require.NoError(t, err)
+		var d dashboard.Dashboard
+		require.NoError(t, json.Unmarshal(b, &d), f)
+		again, err := json.MarshalIndent(d, "", "  ")
+		require.NoError(t, err)
+		require.JSONEq(t, string(b), string(again), "%s does not survive Grafana's model", f)
+	}
 }
 
 // TestAllDashboardsPresent pins the dashboards the issue asks for.

@@ -76,7 +76,7 @@ func ESRequest(q ESQuery, from, to time.Time) (header, body []byte) {
 		switch m.Type {
 		case "percentiles":
 			metrics[id] = map[string]any{"percentiles": map[string]any{"field": m.Field, "percents": m.Percents}}
-		case "max", "avg":
+		case "max", "avg", "sum":
 			metrics[id] = map[string]any{m.Type: map[string]any{"field": m.Field}}
 		}
 	}

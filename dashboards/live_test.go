@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,29 +35,31 @@ import (
 )
 
 // TestLive is the dashboards' and alerts' promise, on real parts: `kobs
-// run` (broker, trace store, shipper) with a traced producer and a traced
-// consumer group, a real Prometheus using the generated config and rules
-// (scraping every second), and a real Alertmanager with the example
-// alertmanager.yml. It checks, in order:
+// run` (broker, trace store, shipper, audit reconciler) with a traced
+// producer and a traced consumer group, `kobs agent`, a real Prometheus
+// using the generated config and rules (scraping every second), and a real
+// Alertmanager with the example alertmanager.yml. It checks, in order:
 //
 //  1. every metric name a dashboard or rule queries is in a live scrape of
-//     the broker, or listed in dashboards.Pending (printed; a pending name
+//     the broker, the agent or the audit reconciler, or listed in dashboards.Pending (printed; a pending name
 //     that shows up in the scrape fails the test, so the list only shrinks);
 //  2. every Prometheus panel query whose metrics exist returns a series;
 //  3. every Elasticsearch panel's request, built as Grafana builds it,
 //     returns data from the trace store, or is listed as pending;
-//  4. `kobs dashboards render` draws every dashboard into a non-empty PNG;
-//  5. the broker is killed: KobsBrokerDown fires in Prometheus and reaches
-//     Alertmanager (its API and the webhook receiver).
+//  4. the consumer stops: the agent reports its partitions STOP and its lag
+//     grows; KobsConsumerGroupStalled and KobsConsumerLagHigh (threshold
+//     lowered for the test) reach Alertmanager's warning receiver;
+//  5. `kobs dashboards render` draws every dashboard into a non-empty PNG;
+//  6. the broker is killed: KobsBrokerDown fires in Prometheus and reaches
+//     Alertmanager (its API and the critical webhook receiver).
 //
 // Only one broker exists until the replicated cluster lands, so the
-// under-replicated alert is not induced yet; with the agent, the lag alert
-// joins step 5.
+// under-replicated alert is not induced yet.
 func TestLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kobs, Prometheus and Alertmanager; skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // each wait has its own minute
 	defer cancel()
 
 	run := startKobsRun(t)
@@ -72,15 +75,21 @@ func TestLive(t *testing.T) {
 	// so an alert fires in seconds (promtool tests check the real ones).
 	rules, err := alerts.RulesWithTiming("3s", "1s")
 	require.NoError(t, err)
+	// And the lag threshold lowered, so a stopped consumer crosses it in
+	// seconds rather than the real five minutes.
+	lagRule := fmt.Sprintf("max by (consumergroup, topic) (kobs_consumergroup_lag_seconds) > %d", alerts.LagSecondsThreshold)
+	require.Contains(t, string(rules), lagRule)
+	rules = []byte(strings.Replace(string(rules), lagRule, "max by (consumergroup, topic) (kobs_consumergroup_lag_seconds) > 5", 1))
+	agentAddr := startAgent(t, run.kafka)
 	promCfg := alerts.PrometheusConfig(alerts.PromConfig{
-		Brokers: []string{run.telemetry}, Agents: []string{}, // the agent has not landed: no agent job
+		Brokers: []string{run.telemetry}, Agents: []string{agentAddr}, Audits: []string{run.audit},
 		Alertmanagers: []string{amAddr}, ScrapeInterval: "1s", EvalInterval: "1s",
 	})
 	prom := promtest.StartConfig(t, promCfg, map[string][]byte{alerts.RulesFile: rules})
 	pc := dashboards.PromClient{URL: "http://" + prom.Addr}
 	promStarted := time.Now()
 
-	workload(ctx, t, run.kafka)
+	stopConsumer := workload(ctx, t, run.kafka)
 
 	// Wait for data: a produce rate over scrapes and a consumer group fetching.
 	waitFor(ctx, t, "messages flowing in Prometheus", func() (bool, string) {
@@ -90,6 +99,11 @@ func TestLive(t *testing.T) {
 
 	// 1. Metric names against a live scrape.
 	scraped := scrapeNames(ctx, t, "http://"+run.telemetry+"/metrics")
+	for _, target := range []string{agentAddr, run.audit} {
+		for n := range scrapeNames(ctx, t, "http://"+target+"/metrics") {
+			scraped[n] = true
+		}
+	}
 	exprs := allExprs(t)
 	referenced := map[string][]string{} // name -> where
 	for _, e := range exprs {
@@ -99,17 +113,22 @@ func TestLive(t *testing.T) {
 			referenced[n] = append(referenced[n], e.Where)
 		}
 	}
+	onlyInFailurePanels := failureOnlyNames(t)
 	var pendingSeen []string
+	failureOnlyUnseen := 0
 	for name, where := range referenced {
 		switch _, pending := dashboards.Pending[name]; {
 		case promqlcheck.Synthetic[name]:
+		case onlyInFailurePanels[name] != "" && !scraped[name] && !pending:
+			failureOnlyUnseen++
+			t.Logf("  PENDING %s: only exported during a failure, read only by failure-only panel %s", name, onlyInFailurePanels[name])
 		case scraped[name] && pending:
 			t.Errorf("%s is listed in dashboards.Pending (%s) but the broker exports it now: move it out of the list", name, dashboards.Pending[name])
 		case scraped[name]:
 		case pending:
 			pendingSeen = append(pendingSeen, name)
 		default:
-			t.Errorf("%s is queried by %s but neither exported by the broker nor listed as pending", name, strings.Join(where, "; "))
+			t.Errorf("%s is queried by %s but neither exported by the broker, the agent or the audit reconciler, nor listed as pending", name, strings.Join(where, "; "))
 		}
 	}
 	for name := range dashboards.Pending {
@@ -118,8 +137,8 @@ func TestLive(t *testing.T) {
 		}
 	}
 	sort.Strings(pendingSeen)
-	t.Logf("metric names: %d referenced, %d checked against the live scrape, %d PENDING (exporter not landed):",
-		len(referenced), len(referenced)-len(pendingSeen), len(pendingSeen))
+	t.Logf("metric names: %d referenced, %d found in the live scrapes (or made by Prometheus), %d only exported during a failure, %d PENDING (exporter not landed):",
+		len(referenced), len(referenced)-len(pendingSeen)-failureOnlyUnseen, failureOnlyUnseen, len(pendingSeen))
 	for _, n := range pendingSeen {
 		t.Logf("  PENDING %-60s %s", n, dashboards.Pending[n])
 	}
@@ -139,7 +158,7 @@ func TestLive(t *testing.T) {
 						continue
 					}
 					if p.OnlyDuringFailure {
-						t.Errorf("%s / %q only has data during a failure: induce it in this test before checking it", s.File, p.Title)
+						failureOnly(t, s, p)
 						continue
 					}
 					checked++
@@ -154,6 +173,25 @@ func TestLive(t *testing.T) {
 		}
 	}
 	t.Logf("panel queries: %d return series live, %d PENDING", checked, pendingQueries)
+
+	// Variables: label_values(selector, label) has values, as Grafana asks.
+	for _, s := range dashboards.All() {
+		for _, v := range s.Vars {
+			sel, label, err := promqlcheck.LabelValues(v.Query)
+			require.NoError(t, err)
+			names, err := promqlcheck.MetricNames(sel)
+			require.NoError(t, err)
+			if waits := pendingOf(names); len(waits) > 0 {
+				t.Logf("  PENDING variable %s / %s: waits for %s", s.File, v.Name, strings.Join(waits, ", "))
+				continue
+			}
+			sel = r.Expr(sel) // a variable may refer to another one
+			waitFor(ctx, t, fmt.Sprintf("%s variable %s has values", s.File, v.Name), func() (bool, string) {
+				vals, err := pc.LabelValues(ctx, sel, label, time.Now().Add(-time.Minute), time.Now())
+				return err == nil && len(vals) > 0, fmt.Sprint(vals, err)
+			})
+		}
+	}
 
 	// 3. Elasticsearch panels, requested as Grafana's datasource builds them.
 	waitFor(ctx, t, "traced events in the trace store", func() (bool, string) {
@@ -173,6 +211,58 @@ func TestLive(t *testing.T) {
 		for _, row := range s.Rows {
 			for _, p := range row.Panels {
 				if len(p.ES) == 0 {
+					continue
+				}
+				if p.OnlyDuringFailure {
+					if _, listed := dashboards.PendingFailure[p.Title]; listed {
+						failureOnly(t, s, p)
+						continue
+					}
+					// The workload induced it: some bucket must be positive.
+					positive := func() (bool, string) {
+						res, errs, err := r.ES.Search(ctx, p.ES, time.Now().Add(-10*time.Minute), time.Now())
+						if err != nil {
+							return false, err.Error()
+						}
+						for i, rr := range res {
+							if errs[i] != nil {
+								return false, errs[i].Error()
+							}
+							for _, ser := range rr.Series {
+								if slices.Max(append(ser.Values, 0)) > 0 {
+									return true, ""
+								}
+							}
+						}
+						return false, fmt.Sprint(res)
+					}
+					if why, pending := dashboards.PendingTraceStore[p.Title]; pending {
+						// The failure must be in the store (its events
+						// counted), or the panel's emptiness proves nothing.
+						q := p.ES[0]
+						q.Metrics = []dashboards.ESMetric{{Type: "count"}}
+						countPanel := dashboards.Panel{Title: p.Title + " (count)", ES: []dashboards.ESQuery{q}}
+						waitFor(ctx, t, fmt.Sprintf("%s / %q: the induced failure's events in the trace store", s.File, p.Title), func() (bool, string) {
+							res, errs, err := r.ES.Search(ctx, countPanel.ES, time.Now().Add(-10*time.Minute), time.Now())
+							if err != nil || errs[0] != nil {
+								return false, fmt.Sprint(err, errs)
+							}
+							for _, ser := range res[0].Series {
+								if slices.Max(append(ser.Values, 0)) > 0 {
+									return true, ""
+								}
+							}
+							return false, fmt.Sprint(res)
+						})
+						if ok, _ := positive(); ok {
+							t.Errorf("%s / %q is listed in PendingTraceStore (%s) but the store answers it now: move it out", s.File, p.Title, why)
+						} else {
+							t.Logf("  PENDING Elasticsearch panel %s / %q (%s): its events are stored, the panel's aggregation is 0", s.File, p.Title, why)
+						}
+						continue
+					}
+					waitFor(ctx, t, fmt.Sprintf("%s / %q shows the induced failure", s.File, p.Title), positive)
+					t.Logf("  failure-only panel %s / %q shows the failure the workload induced", s.File, p.Title)
 					continue
 				}
 				res, errs, err := r.ES.Search(ctx, p.ES, now.Add(-10*time.Minute), now)
@@ -198,7 +288,32 @@ func TestLive(t *testing.T) {
 		}
 	}
 
-	// 4. Render every dashboard.
+	// 4. Stop the consumer while the producer goes on: the agent sees the
+	// group's partitions STOP, KobsConsumerGroupStalled fires and reaches
+	// the warning receiver.
+	stopConsumer()
+	waitFor(ctx, t, "KobsConsumerGroupStalled firing in Prometheus", func() (bool, string) {
+		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsConsumerGroupStalled",alertstate="firing",consumergroup="billing"}`, time.Now())
+		if err == nil && len(ss) == 1 {
+			return true, ""
+		}
+		st, _ := pc.Query(ctx, `kobs_consumergroup_partition_status{consumergroup="billing"}`, time.Now())
+		return false, fmt.Sprint(ss, err, " statuses: ", st)
+	})
+	waitFor(ctx, t, "KobsConsumerGroupStalled delivered to the warning receiver", func() (bool, string) {
+		return hook.got("/kobs/warning", "KobsConsumerGroupStalled", "consumergroup=billing"), hook.String()
+	})
+	t.Logf("KobsConsumerGroupStalled fired in Prometheus and was delivered to the warning webhook")
+	waitFor(ctx, t, "KobsConsumerLagHigh for billing/orders firing in Prometheus", func() (bool, string) {
+		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsConsumerLagHigh",alertstate="firing",consumergroup="billing",topic="orders"}`, time.Now())
+		return err == nil && len(ss) == 1, fmt.Sprint(ss, err)
+	})
+	waitFor(ctx, t, "KobsConsumerLagHigh for billing delivered to the warning receiver", func() (bool, string) {
+		return hook.got("/kobs/warning", "KobsConsumerLagHigh", "consumergroup=billing"), hook.String()
+	})
+	t.Logf("KobsConsumerLagHigh (threshold lowered to 5 s) fired and was delivered to the warning webhook")
+
+	// 5. Render every dashboard (the stopped consumer's lag grows on them).
 	outDir := os.Getenv("KOBS_RENDER_DIR") // keep the images to look at them
 	if outDir == "" {
 		outDir = t.TempDir()
@@ -211,7 +326,7 @@ func TestLive(t *testing.T) {
 		checkPNG(t, filepath.Join(outDir, s.File+".png"))
 		for i, pr := range results[s.File] {
 			p := panelsOf(s)[i]
-			if panelPending(p) {
+			if panelPending(p) || p.OnlyDuringFailure {
 				continue
 			}
 			require.NoError(t, pr.Err, "%s / %q", s.File, pr.Panel)
@@ -220,7 +335,43 @@ func TestLive(t *testing.T) {
 	}
 	t.Logf("rendered %d dashboards into %s", len(dashboards.All()), outDir)
 
-	// 5. Kill the broker: KobsBrokerDown fires and reaches Alertmanager.
+	// The same through the CLI, as an operator runs it.
+	cliDir := t.TempDir()
+	out, err := exec.CommandContext(ctx, testcluster.Binary(t), "dashboards", "render", "--prometheus", pc.URL,
+		"--es", run.tracestore, "--out", cliDir, "--range", time.Since(promStarted).Round(time.Second).String(), "--scrape-interval", "1s").CombinedOutput()
+	require.NoError(t, err, "kobs dashboards render:\n%s", out)
+	var file string
+	images, panelLines := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !strings.HasPrefix(line, "  ") {
+			file = line
+			checkPNG(t, file)
+			images++
+			continue
+		}
+		panelLines++
+		fields := strings.SplitN(strings.TrimSpace(line), "  ", 2)
+		status := strings.TrimSpace(fields[len(fields)-1])
+		if strings.HasSuffix(status, " series") {
+			continue
+		}
+		var p dashboards.Panel
+		for _, s := range dashboards.All() {
+			if strings.HasSuffix(file, "/"+s.File+".png") {
+				for _, q := range panelsOf(s) {
+					if q.Title == strings.TrimSpace(fields[0]) {
+						p = q
+					}
+				}
+			}
+		}
+		require.NotEmpty(t, p.Title, "unknown panel line %q", line)
+		require.True(t, panelPending(p) || p.OnlyDuringFailure, "kobs dashboards render: %s: %s", file, line)
+	}
+	require.Equal(t, len(dashboards.All()), images)
+	t.Logf("kobs dashboards render (the CLI): %d images, %d panels reported", images, panelLines)
+
+	// 6. Kill the broker: KobsBrokerDown fires and reaches Alertmanager.
 	run.kill(t)
 	waitFor(ctx, t, "KobsBrokerDown firing in Prometheus", func() (bool, string) {
 		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsBrokerDown",alertstate="firing"}`, time.Now())
@@ -250,9 +401,57 @@ func TestLive(t *testing.T) {
 		return false, string(body)
 	})
 	waitFor(ctx, t, "KobsBrokerDown delivered to the critical receiver", func() (bool, string) {
-		return hook.got("/kobs/critical", "KobsBrokerDown"), hook.String()
+		return hook.got("/kobs/critical", "KobsBrokerDown", "instance="+run.telemetry), hook.String()
 	})
 	t.Logf("KobsBrokerDown fired in Prometheus, is active in Alertmanager and was delivered to the critical webhook")
+}
+
+// failureOnlyNames maps the metric names read only by panels listed in
+// dashboards.PendingFailure (never by another panel or a rule) to such a
+// panel: an exporter may omit them while all is well.
+func failureOnlyNames(t *testing.T) map[string]string {
+	t.Helper()
+	only, other := map[string]string{}, map[string]bool{}
+	for _, s := range dashboards.All() {
+		for _, p := range panelsOf(s) {
+			_, listed := dashboards.PendingFailure[p.Title]
+			for _, q := range p.Queries {
+				names, err := promqlcheck.MetricNames(q.Expr)
+				require.NoError(t, err)
+				for _, n := range names {
+					if p.OnlyDuringFailure && listed {
+						only[n] = fmt.Sprintf("%s / %q", s.File, p.Title)
+					} else {
+						other[n] = true
+					}
+				}
+			}
+		}
+	}
+	rules, err := promqlcheck.Rules(filepath.Join("..", alerts.GeneratedDir, alerts.RulesFile))
+	require.NoError(t, err)
+	for _, r := range rules {
+		names, err := promqlcheck.MetricNames(r.PromQL)
+		require.NoError(t, err)
+		for _, n := range names {
+			other[n] = true
+		}
+	}
+	for n := range other {
+		delete(only, n)
+	}
+	return only
+}
+
+// failureOnly reports a panel that only has data during a failure: listed
+// in PendingFailure (printed), or an error (the test must induce it).
+func failureOnly(t *testing.T, s dashboards.Spec, p dashboards.Panel) {
+	t.Helper()
+	if why, ok := dashboards.PendingFailure[p.Title]; ok {
+		t.Logf("  PENDING failure-only panel %s / %q: %s", s.File, p.Title, why)
+		return
+	}
+	t.Errorf("%s / %q only has data during a failure: induce it in this test before checking it", s.File, p.Title)
 }
 
 func panelsOf(s dashboards.Spec) []dashboards.Panel {
@@ -365,9 +564,9 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() (bool, 
 
 // kobsRun is a `kobs run` process on free loopback ports.
 type kobsRun struct {
-	cmd                          *exec.Cmd
-	kafka, telemetry, tracestore string
-	exited                       chan error
+	cmd                                 *exec.Cmd
+	kafka, telemetry, tracestore, audit string
+	exited                              chan error
 }
 
 func startKobsRun(t *testing.T) *kobsRun {
@@ -377,41 +576,89 @@ func startKobsRun(t *testing.T) *kobsRun {
 	conf := filepath.Join(dir, "server.properties")
 	require.NoError(t, os.WriteFile(conf, []byte("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs="+
 		filepath.Join(dir, "broker")+"\nkobs.http.listener=127.0.0.1:0\ngroup.initial.rebalance.delay.ms=0\nnum.partitions=3\n"), 0o644))
-	cmd := exec.Command(bin, "run", "--config", conf, "--tracestore-dir", filepath.Join(dir, "tracestore"), "--tracestore-listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "run", "--config", conf, "--tracestore-dir", filepath.Join(dir, "tracestore"), "--tracestore-listen", "127.0.0.1:0",
+		"--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"), "--audit-bucket", "2s", "--audit-grace", "2s",
+		"--agent-listen", "") // the test runs its own agent, cycling every second
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	k := &kobsRun{cmd: cmd, exited: make(chan error, 1)}
-	ready := make(chan map[string]string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if line := sc.Text(); strings.Contains(line, `msg="kobs ready"`) {
-				kv := map[string]string{}
-				for _, f := range strings.Fields(line) {
-					if a, b, ok := strings.Cut(f, "="); ok {
-						kv[a] = b
-					}
-				}
-				ready <- kv
-			}
-		}
-		k.exited <- cmd.Wait()
-	}()
+	lines := readyLines(stderr, k.exited, cmd, `msg="kobs ready"`, `msg="kobs audit ready"`)
 	t.Cleanup(func() { k.kill(t) })
-	select {
-	case kv := <-ready:
-		k.kafka, k.tracestore = kv["kafka"], kv["tracestore"]
-		tel := strings.Split(kv["telemetry"], ",")[0] // http://host:port/jolokia
-		k.telemetry = strings.TrimSuffix(strings.TrimPrefix(tel, "http://"), "/jolokia")
-		_, _, err := net.SplitHostPort(k.telemetry)
-		require.NoError(t, err, "telemetry endpoint %q", kv["telemetry"])
-	case err := <-k.exited:
-		t.Fatalf("kobs run exited before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("kobs run not ready after 60 s")
+	kv := waitReady(t, "kobs run", lines, k.exited, 2)
+	k.kafka, k.tracestore = kv["kafka"], kv["tracestore"]
+	tel := strings.Split(kv["telemetry"], ",")[0] // http://host:port/jolokia
+	k.telemetry = strings.TrimSuffix(strings.TrimPrefix(tel, "http://"), "/jolokia")
+	k.audit = strings.TrimPrefix(kv["listen"], "http://")
+	for _, a := range []string{k.telemetry, k.audit} {
+		_, _, err := net.SplitHostPort(a)
+		require.NoError(t, err, "endpoint %q in %v", a, kv)
 	}
 	return k
+}
+
+// readyLines parses the key=value fields of the log lines containing one
+// of the markers and sends them; at EOF it reports the process's exit.
+func readyLines(r io.Reader, exited chan error, cmd *exec.Cmd, markers ...string) chan map[string]string {
+	out := make(chan map[string]string, len(markers))
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			for _, m := range markers {
+				if strings.Contains(line, m) {
+					kv := map[string]string{}
+					for _, f := range strings.Fields(line) {
+						if a, b, ok := strings.Cut(f, "="); ok {
+							kv[a] = b
+						}
+					}
+					out <- kv
+				}
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	return out
+}
+
+// waitReady merges n ready lines.
+func waitReady(t *testing.T, what string, lines chan map[string]string, exited chan error, n int) map[string]string {
+	t.Helper()
+	all := map[string]string{}
+	for i := 0; i < n; i++ {
+		select {
+		case kv := <-lines:
+			for a, b := range kv {
+				all[a] = b
+			}
+		case err := <-exited:
+			t.Fatalf("%s exited before ready: %v", what, err)
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s not ready after 60 s", what)
+		}
+	}
+	return all
+}
+
+// startAgent runs `kobs agent` against the broker, cycling every second.
+func startAgent(t *testing.T, kafka string) string {
+	t.Helper()
+	cmd := exec.Command(testcluster.Binary(t), "agent", "--bootstrap-servers", kafka, "--listen", "127.0.0.1:0", "--interval", "1s")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	lines := readyLines(stderr, exited, cmd, `msg="kobs agent ready"`)
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	kv := waitReady(t, "kobs agent", lines, exited, 1)
+	addr := strings.TrimPrefix(kv["listen"], "http://")
+	_, _, err = net.SplitHostPort(addr)
+	require.NoError(t, err, "agent listen %v", kv)
+	return addr
 }
 
 // kill stops the process with SIGKILL, as a crash would.
@@ -430,7 +677,7 @@ func (k *kobsRun) kill(t *testing.T) {
 // workload runs a traced producer and a traced consumer group on topic
 // "orders" until the test ends, and provokes error responses (config
 // lookups of a missing topic) so the error panels have a series.
-func workload(ctx context.Context, t *testing.T, kafka string) {
+func workload(ctx context.Context, t *testing.T, kafka string) (stopConsumer func()) {
 	t.Helper()
 	ph, err := tracing.NewProducerHook(tracing.Brokers(kafka), tracing.ClientID("live-producer"))
 	require.NoError(t, err)
@@ -443,17 +690,40 @@ func workload(ctx context.Context, t *testing.T, kafka string) {
 	require.NoError(t, err)
 	adm := kadm.NewClient(prod)
 
-	var wg sync.WaitGroup
+	// A traced producer with a one-event buffer, bursting: it drops trace
+	// events and records the drops (type:drop) for the dropped-events panel.
+	dh, err := tracing.NewProducerHook(tracing.Brokers(kafka), tracing.ClientID("live-dropper"), tracing.MaxBufferedEvents(1))
+	require.NoError(t, err)
+	dropper, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.WithHooks(dh), kgo.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	for i := 0; i < 500; i++ {
+		dropper.Produce(ctx, &kgo.Record{Topic: "orders", Value: []byte("burst")}, nil)
+	}
+	require.NoError(t, dropper.Flush(ctx))
+	dropper.Close()
+	dh.Close()
+	require.Positive(t, dh.Emitter().Stats().Dropped, "the one-event buffer dropped nothing")
+
+	var wg, consWG sync.WaitGroup
 	wctx, stop := context.WithCancel(ctx)
+	cctx, cstop := context.WithCancel(wctx)
+	var once sync.Once
+	stopConsumer = func() {
+		once.Do(func() {
+			cstop()
+			consWG.Wait()
+			cons.Close() // leaves the group
+			ch.Close()
+		})
+	}
 	t.Cleanup(func() {
 		stop()
 		wg.Wait()
-		cons.Close()
+		stopConsumer()
 		prod.Close()
-		ch.Close()
 		ph.Close()
 	})
-	wg.Add(3)
+	wg.Add(2)
 	go func() { // an error response now and then, for the error panels
 		defer wg.Done()
 		for wctx.Err() == nil {
@@ -477,20 +747,21 @@ func workload(ctx context.Context, t *testing.T, kafka string) {
 			}
 		}
 	}()
+	consWG.Add(1)
 	go func() {
-		defer wg.Done()
-		for wctx.Err() == nil {
-			fs := cons.PollFetches(wctx)
-			_ = fs
+		defer consWG.Done()
+		for cctx.Err() == nil {
+			cons.PollFetches(cctx)
 		}
 	}()
+	return stopConsumer
 }
 
 // webhook is an Alertmanager webhook receiver recording what it got.
 type webhook struct {
 	*httptest.Server
 	mu   sync.Mutex
-	msgs []string // "path alertname"
+	msgs []string // "path alertname consumergroup=G instance=I"
 }
 
 func newWebhook(t *testing.T) *webhook {
@@ -504,7 +775,7 @@ func newWebhook(t *testing.T) *webhook {
 		_ = json.NewDecoder(r.Body).Decode(&msg)
 		w.mu.Lock()
 		for _, a := range msg.Alerts {
-			w.msgs = append(w.msgs, r.URL.Path+" "+a.Labels["alertname"])
+			w.msgs = append(w.msgs, r.URL.Path+" "+a.Labels["alertname"]+" consumergroup="+a.Labels["consumergroup"]+" instance="+a.Labels["instance"])
 		}
 		w.mu.Unlock()
 	}))
@@ -512,11 +783,21 @@ func newWebhook(t *testing.T) *webhook {
 	return w
 }
 
-func (w *webhook) got(path, alert string) bool {
+// got reports whether an alert was delivered to path, with the given
+// label=value fields (consumergroup, instance) if any.
+func (w *webhook) got(path, alert string, fields ...string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, m := range w.msgs {
-		if m == path+" "+alert {
+		f := strings.Fields(m)
+		if f[0] != path || f[1] != alert {
+			continue
+		}
+		ok := true
+		for _, want := range fields {
+			ok = ok && slices.Contains(f[2:], want)
+		}
+		if ok {
 			return true
 		}
 	}

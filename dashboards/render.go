@@ -447,7 +447,11 @@ func drawTimeSeries(c draw.Canvas, p Panel, data []namedSeries, from, to time.Ti
 	pl := plot.New()
 	pl.BackgroundColor = color.Transparent
 	pl.X.Min, pl.X.Max = float64(from.Unix()), float64(to.Unix())
-	pl.X.Tick.Marker = plot.TimeTicks{Format: "15:04"}
+	format := "15:04"
+	if to.Sub(from) < 10*time.Minute {
+		format = "15:04:05"
+	}
+	pl.X.Tick.Marker = plot.TimeTicks{Format: format}
 	pl.Y.Tick.Marker = unitTicks{unit: p.Unit}
 	small := font.From(font.Font{Typeface: "Liberation", Variant: "Sans"}, 8)
 	pl.X.Tick.Label.Font, pl.Y.Tick.Label.Font = small, small
@@ -552,6 +556,8 @@ func FormatValue(v float64, unit string) string {
 		return si(v, 1000, []string{" ops/s", "k ops/s", "M ops/s"})
 	case "none":
 		return trimFloat(v)
+	case "dateTimeAsIso": // Unix milliseconds
+		return time.UnixMilli(int64(v)).UTC().Format("2006-01-02 15:04:05")
 	default:
 		return si(v, 1000, []string{"", "K", "M", "B", "T"})
 	}

@@ -101,7 +101,7 @@ type ESBucket struct {
 	Size     int
 }
 
-// ESMetric is a metric aggregation: count, avg, max, percentiles
+// ESMetric is a metric aggregation: count, avg, max, sum, percentiles
 // (Percents), or raw_data (Size documents).
 type ESMetric struct {
 	Type     string
@@ -260,6 +260,8 @@ func esMetrics(ms []ESMetric) []elasticsearch.MetricAggregation {
 			out = append(out, elasticsearch.MetricAggregation{Max: &elasticsearch.Max{Type: elasticsearch.MetricAggregationTypeMax, Field: &field, Id: id}})
 		case "avg":
 			out = append(out, elasticsearch.MetricAggregation{Average: &elasticsearch.Average{Type: elasticsearch.MetricAggregationTypeAvg, Field: &field, Id: id}})
+		case "sum":
+			out = append(out, elasticsearch.MetricAggregation{Sum: &elasticsearch.Sum{Type: elasticsearch.MetricAggregationTypeSum, Field: &field, Id: id}})
 		case "raw_data":
 			size := fmt.Sprint(m.Size)
 			out = append(out, elasticsearch.MetricAggregation{RawData: &elasticsearch.RawData{

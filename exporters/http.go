@@ -11,10 +11,10 @@ import (
 // NewHandler serves a registry on the paths operators' tools expect:
 // /jolokia (the Jolokia protocol, for Telegraf jolokia2 and the like) and
 // /metrics (Prometheus, jmx_exporter-compatible names, plus Go runtime and
-// process metrics).
-func NewHandler(r telemetry.Reader) http.Handler {
+// process metrics). opts configure the Jolokia agent (protocol line, limits).
+func NewHandler(r telemetry.Reader, opts ...jolokia.Option) http.Handler {
 	mux := http.NewServeMux()
-	j := jolokia.NewHandler(r)
+	j := jolokia.NewHandler(r, opts...)
 	mux.Handle("/jolokia", j)
 	mux.Handle("/jolokia/", j)
 	mux.Handle("/metrics", prom.Handler(prom.NewRegistry(r)))
@@ -24,7 +24,7 @@ func NewHandler(r telemetry.Reader) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("kobs broker telemetry\n/jolokia  Jolokia protocol (read, search, list, version)\n/metrics  Prometheus text format\n"))
+		_, _ = w.Write([]byte("kobs broker telemetry\n/jolokia  Jolokia protocol (read, search, list, version; Jolokia 2 conventions)\n/metrics  Prometheus text format\n"))
 	})
 	return mux
 }

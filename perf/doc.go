@@ -26,6 +26,14 @@
 //     to one poll.
 //   - Percentiles come from a reservoir sample of up to 500,000 latencies
 //     (Kafka takes every n-th), since a consumer may not know its total.
+//   - Both tools first ask the cluster for its API versions, so an
+//     unreachable one fails at once with the cause (connection refused)
+//     instead of after the delivery or idle timeout.
+//   - With a group, the wait for an assignment does not count against the
+//     consumer's idle Timeout (a new group's first rebalance waits the
+//     broker's group.initial.rebalance.delay.ms); it is bounded by
+//     JoinTimeout and reported as ErrRebalanceRunning. A run that read
+//     nothing says whether the topic exists.
 //
 // Results are also returned as ProduceResult and ConsumeResult, with
 // latencies as time.Duration rather than Kafka's whole milliseconds.

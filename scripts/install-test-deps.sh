@@ -4,9 +4,9 @@
 set -euo pipefail
 
 # Debian packages: real clients written by others (interop tests),
-# Prometheus (telemetry tests, promtool for the alert rules) and
-# Alertmanager (alert delivery test).
-pkgs=(kcat python3-kafka python3-confluent-kafka prometheus prometheus-alertmanager)
+# Prometheus (telemetry tests, promtool for the alert rules),
+# Alertmanager (alert delivery test), Burrow and the ZooKeeper it needs (agent).
+pkgs=(kcat python3-kafka python3-confluent-kafka prometheus prometheus-alertmanager burrow zookeeper)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -43,17 +43,13 @@ func NewConsumerHook(opts ...Opt) (*ConsumerHook, error) {
 // ProducerHook.OnNewClient.
 func (h *ConsumerHook) OnNewClient(cl *kgo.Client) {
 	h.cl.Store(cl)
-	id, _ := cl.OptValue(kgo.ClientID).(string)
-	h.client.Store(&id)
+	info := ClientOf(cl)
+	h.client.Store(&info.ID)
 	if h.group.Load() == nil {
-		g, _ := cl.OptValue(kgo.ConsumerGroup).(string)
-		if g == "" {
-			g = "direct:" + id
-		}
-		h.group.Store(&g)
+		h.group.Store(&info.Group)
 	}
-	if seeds, ok := cl.OptValue(kgo.SeedBrokers).([]string); ok && len(seeds) > 0 {
-		if err := h.em.start(seeds); err != nil {
+	if len(info.Seeds) > 0 {
+		if err := h.em.start(info.Seeds); err != nil {
 			h.cfg.log.Error("trace producer not started; trace events will be dropped", "err", err)
 		}
 	}

@@ -44,9 +44,11 @@ type dropLog struct {
 
 // drop counts an event that will not reach the trace topic and records it
 // for the next drop event.
-func (e *Emitter) drop(ev *Event, reason string) {
+func (e *Emitter) drop(ev eventSource, reason string) {
 	e.dropped.Add(1)
-	e.recordDrop(dropKey{client: ev.ClientID, group: ev.Group, topic: ev.Topic, reason: reason}, ev.TS, ev.TS, 1, ev.MsgID)
+	k, ts, msgID := ev.dropRef()
+	k.reason = reason
+	e.recordDrop(k, ts, ts, 1, msgID)
 }
 
 // dropPacked records the events of a trace-topic record the producer could

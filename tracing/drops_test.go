@@ -83,7 +83,7 @@ func TestDropsAreRecordedAndJourneysSayIncomplete(t *testing.T) {
 	require.Positive(t, st.DropEvents, "drops are shipped as drop events")
 	require.Equal(t, st.Dropped, reg.Get("kobs-trace-events-dropped").(metrics.Gauge).Snapshot().Value())
 
-	waitCount(t, es, st.Written+st.DropEvents, 60*time.Second)
+	waitCount(t, es, st.Written+st.DropEvents, ingestWait)
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)
@@ -181,4 +181,53 @@ func TestBlockWhenFullWaitsInsteadOfDropping(t *testing.T) {
 	require.Zero(t, st.Dropped)
 	require.Equal(t, int64(n), st.Written)
 	require.Positive(t, st.Blocked, "some events had to wait for room")
+}
+
+// TestConsumerDropsNameTheGroup: consume events dropped by a consumer
+// hook are recorded with the group, and the journeys concerned say
+// incomplete while still showing the produce side.
+func TestConsumerDropsNameTheGroup(t *testing.T) {
+	const n = 1000
+	const topic = "lossy-consume"
+	b := newBroker(t)
+	ts := startTraceStore(t)
+	es := ts.es(t)
+	startShipper(t, b.Addr(), ts.URL)
+	ph, err := NewProducerHook()
+	require.NoError(t, err)
+	produceAll(t, b.Addr(), topic, "producer-app", n, 100, ph)
+	ph.Close()
+	require.Equal(t, int64(n), ph.Stats().Written)
+
+	ch, err := NewConsumerHook(MaxBufferedEvents(2), DropWindow(50*time.Millisecond))
+	require.NoError(t, err)
+	got := consumeGroup(t, b.Addr(), "slow-readers", topic, n, ch)
+	require.Len(t, got, n)
+	ch.Close()
+	st := ch.Stats()
+	require.Positive(t, st.Dropped)
+	require.Equal(t, int64(n), st.Written+st.Dropped)
+	waitCount(t, es, n+st.Written+st.DropEvents, ingestWait)
+
+	qr, err := NewQuerier(ts.URL, "")
+	require.NoError(t, err)
+	incomplete := 0
+	for _, r := range got {
+		q := NewQuery()
+		q.MsgID = header(r, HeaderMsgID)
+		js, err := qr.Journeys(context.Background(), q)
+		require.NoError(t, err)
+		require.Len(t, js, 1)
+		j := js[0]
+		require.NotNil(t, j.Produced, "the produce side is complete")
+		if len(j.Consumed) == 0 {
+			incomplete++
+			require.True(t, j.Incomplete)
+			require.Equal(t, "slow-readers", j.Gaps[0].Group)
+			require.Equal(t, "consumer-slow-readers", j.Gaps[0].ClientID)
+		} else {
+			require.False(t, j.Incomplete)
+		}
+	}
+	require.Equal(t, int(st.Dropped), incomplete)
 }

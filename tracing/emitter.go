@@ -133,7 +133,16 @@ func (e *Emitter) client() *kgo.Client { return e.cl.Load() }
 
 // Emit queues one event, encoding it straight into the pending record. It
 // never fails the caller; with BlockWhenFull it may wait for room.
-func (e *Emitter) Emit(ev *Event) {
+func (e *Emitter) Emit(ev *Event) { e.emit(ev) }
+
+// eventSource is what the emitter encodes: an Event, or a hook's state
+// that encodes its event without building one.
+type eventSource interface {
+	appendEvent([]byte) []byte
+	dropRef() (k dropKey, ts int64, msgID string)
+}
+
+func (e *Emitter) emit(ev eventSource) {
 	cl := e.client()
 	if cl == nil {
 		e.drop(ev, reasonNotStarted)
@@ -151,7 +160,7 @@ func (e *Emitter) Emit(ev *Event) {
 		e.drop(ev, reasonClosed)
 		return
 	}
-	e.pending = append(ev.appendJSON(e.pending), '\n')
+	e.pending = append(ev.appendEvent(e.pending), '\n')
 	e.npend++
 	if e.npend >= batchEvents || len(e.pending) >= batchBytes {
 		rec, n := e.takeLocked()

@@ -160,6 +160,28 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// appendJSONBytes is appendJSONString for bytes, without converting them
+// to a string unless they need escaping.
+func appendJSONBytes(b, s []byte) []byte {
+	for _, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(string(s)) // strings always marshal
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendEvent and dropRef let the emitter take an Event or a producer
+// hook's state alike.
+func (e *Event) appendEvent(b []byte) []byte { return e.appendJSON(b) }
+
+func (e *Event) dropRef() (dropKey, int64, string) {
+	return dropKey{client: e.ClientID, group: e.Group, topic: e.Topic}, e.TS, e.MsgID
+}
+
 // Marshal returns the event's JSON encoding.
 func (e *Event) Marshal() []byte { return e.appendJSON(make([]byte, 0, 320)) }
 
@@ -233,7 +255,10 @@ func GroupsIndex(prefix string) string { return prefix + "groups" }
 // Mapping is the Elasticsearch mapping of the daily indexes: identifiers are
 // keywords (exact terms), positions and measurements are longs (so offset
 // ranges, latency percentiles and histograms work as in Elasticsearch),
-// and times are dates for range queries, sorting and date histograms.
+// and the event time is a date for range queries, sorting and date
+// histograms. What journeys only read back (send and record times, the
+// member id) stays in _source unindexed: every indexed number costs the
+// store 16 terms per document.
 const Mapping = `{
   "settings": {"number_of_shards": 1, "number_of_replicas": 0},
   "mappings": {
@@ -247,19 +272,19 @@ const Mapping = `{
       "partition": {"type": "long"},
       "offset": {"type": "long"},
       "key": {"type": "keyword", "ignore_above": 256},
-      "size": {"type": "long"},
+      "size": {"type": "long", "index": false},
       "client_id": {"type": "keyword"},
       "host": {"type": "keyword"},
       "ts": {"type": "date", "format": "epoch_millis"},
-      "send_ts": {"type": "date", "format": "epoch_millis"},
-      "record_ts": {"type": "date", "format": "epoch_millis"},
+      "send_ts": {"type": "date", "format": "epoch_millis", "index": false, "doc_values": false},
+      "record_ts": {"type": "date", "format": "epoch_millis", "index": false, "doc_values": false},
       "latency_us": {"type": "long"},
       "error": {"type": "keyword", "ignore_above": 1024},
       "group": {"type": "keyword"},
-      "member": {"type": "keyword"},
+      "member": {"type": "keyword", "index": false, "doc_values": false},
       "e2e_us": {"type": "long"},
       "first_ts": {"type": "date", "format": "epoch_millis"},
-      "dropped": {"type": "long"},
+      "dropped": {"type": "long", "index": false},
       "dropped_ids": {"type": "keyword"}
     }
   }

@@ -2,11 +2,13 @@ package tracing
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestEventJSONMatchesEncodingJSON(t *testing.T) {
@@ -121,4 +123,46 @@ func TestTraceparentLayout(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "000102030405060708090a0b0c0d0e0f", gotT)
 	require.Equal(t, "a0a1a2a3a4a5a6a7", gotS)
+}
+
+// The producer hook encodes its events without building an Event; the
+// bytes must be exactly what the Event would encode to.
+func TestProduceEventEncodingMatchesEvent(t *testing.T) {
+	h, err := NewProducerHook(ClientID("app"), Host("host-1"))
+	require.NoError(t, err)
+	defer h.Close()
+	long := make([]byte, 300)
+	for i := range long {
+		long[i] = 'k'
+	}
+	for name, tc := range map[string]struct {
+		key     []byte
+		err     error
+		headers []kgo.RecordHeader
+	}{
+		"plain":      {key: []byte("customer-7")},
+		"no key":     {},
+		"odd key":    {key: []byte("q\"\\\x00\xff☃")},
+		"long key":   {key: long},
+		"failed":     {key: []byte("k"), err: errors.New(`broker said "no"`)},
+		"upstream":   {headers: []kgo.RecordHeader{{Key: HeaderTraceparent, Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}},
+		"own msg id": {headers: []kgo.RecordHeader{{Key: HeaderMsgID, Value: []byte("my-id")}}},
+	} {
+		r := &kgo.Record{Topic: "orders", Key: tc.key, Value: make([]byte, 10), Headers: tc.headers}
+		h.OnProduceRecordBuffered(r)
+		st, ok := r.Context.(*sendState)
+		require.True(t, ok, name)
+		r.Partition, r.Offset, r.Timestamp = 2, 9, time.UnixMilli(1700000000123)
+		st.r, st.now, st.err = r, st.start.Add(1500*time.Microsecond), tc.err
+		want := Event{Type: TypeProduce, MsgID: header(r, HeaderMsgID), Topic: "orders", Partition: 2, Offset: 9,
+			Key: keyString(tc.key), Size: 10, ClientID: "app", Host: "host-1",
+			TS: st.now.UnixMilli(), SendTS: st.start.UnixMilli(), RecordTS: 1700000000123, LatencyUS: 1500}
+		want.TraceID, want.SpanID, _ = parseTraceparent([]byte(header(r, HeaderTraceparent)))
+		if tc.err != nil {
+			want.Error, want.Partition, want.Offset, want.RecordTS = tc.err.Error(), -1, -1, 0
+		}
+		require.Equal(t, string(want.Marshal()), string(st.appendEvent(nil)), name)
+		_, err := ParseEvent(st.appendEvent(nil))
+		require.NoError(t, err, name)
+	}
 }

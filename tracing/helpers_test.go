@@ -105,6 +105,12 @@ func startShipper(t testing.TB, brokers, url string) *Shipper {
 	return s
 }
 
+// ingestWait bounds waits for the store to ingest what a test shipped. The
+// embedded store ingests thousands of events per second on an idle 2-core
+// machine, but make test shares those cores, so the bound is generous: a
+// passing test returns as soon as its condition holds.
+const ingestWait = 3 * time.Minute
+
 func waitCount(t testing.TB, es *elastic.Client, want int64, timeout time.Duration) {
 	t.Helper()
 	testcluster.Eventually(t, timeout, func() error {

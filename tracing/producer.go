@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -44,27 +45,45 @@ func (h *ProducerHook) Emitter() *Emitter { return h.em }
 // OnNewClient learns the traced client's id and, unless Brokers was given,
 // starts the trace producer on the traced client's seed brokers.
 func (h *ProducerHook) OnNewClient(cl *kgo.Client) {
+	info := ClientOf(cl)
 	if h.clientID == "" {
-		h.clientID, _ = cl.OptValue(kgo.ClientID).(string)
+		h.clientID = info.ID
 	}
-	if seeds, ok := cl.OptValue(kgo.SeedBrokers).([]string); ok && len(seeds) > 0 {
-		if err := h.em.start(seeds); err != nil {
+	if len(info.Seeds) > 0 {
+		if err := h.em.start(info.Seeds); err != nil {
 			h.cfg.log.Error("trace producer not started; trace events will be dropped", "err", err)
 		}
 	}
 }
 
-// sendState travels from the buffered hook to the unbuffered hook in the
-// record's Context.
+// sendState travels from the buffered hook to the unbuffered hook as the
+// record's Context: it wraps the record's own context (one allocation
+// instead of a state plus a context.WithValue), and at the ack it encodes
+// the produce event straight from the record and the header bytes, without
+// building an Event or copying ids and key into strings.
 type sendState struct {
-	start   time.Time
-	msgID   string
-	traceID string
-	spanID  string
-	span    trace.Span
+	context.Context
+	h     *ProducerHook
+	start time.Time
+	// Hex ids: slices of the header values (never modified once stamped).
+	msgID, traceID, spanID []byte
+	span                   trace.Span
+
+	// Set at the ack, for appendEvent.
+	r   *kgo.Record
+	now time.Time
+	err error
 }
 
 type sendKey struct{}
+
+// Value makes the state findable from the record's Context.
+func (s *sendState) Value(key any) any {
+	if _, ok := key.(sendKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
+}
 
 // OnProduceRecordBuffered stamps the headers. Records to the trace topic
 // itself are left alone so a hook on a trace-topic producer cannot loop.
@@ -95,25 +114,28 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 		r.Headers = slices.Grow(r.Headers, 2)
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderMsgID, Value: msgID})
 	}
-	st := &sendState{start: time.Now(), msgID: string(msgID)}
+	ctx := r.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	st := &sendState{Context: ctx, h: h, start: time.Now(), msgID: msgID}
 	if tp != nil {
-		st.traceID, st.spanID, _ = parseTraceparent(tp)
+		if _, _, ok := parseTraceparent(tp); ok {
+			st.traceID, st.spanID = tp[3:35], tp[36:52]
+		}
 	}
 	sampled := h.sample.sampled(msgID)
 	if sampled && h.otel.tracer != nil {
-		ctx := r.Context
-		if ctx == nil {
-			ctx = context.Background()
+		octx := ctx
+		if st.traceID != nil {
+			octx = remoteParent(octx, string(st.traceID), string(st.spanID))
 		}
-		if st.traceID != "" {
-			ctx = remoteParent(ctx, st.traceID, st.spanID)
-		}
-		_, st.span = h.otel.tracer.Start(ctx, "send "+r.Topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(st.start))
+		_, st.span = h.otel.tracer.Start(octx, "send "+r.Topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(st.start))
 		if tp == nil {
 			sc := st.span.SpanContext()
 			tid, sid := sc.TraceID(), sc.SpanID()
 			tp = traceparent(tid, sid)
-			st.traceID, st.spanID = tid.String(), sid.String()
+			st.traceID, st.spanID = tp[3:35], tp[36:52]
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: tp})
 		}
 	}
@@ -123,57 +145,92 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 		sid := newSpanID()
 		if minted {
 			tp = appendTraceparent(buf[32:32], id, sid)
-			st.traceID = st.msgID // same random bytes, same hex
 		} else {
-			tid := newID()
-			tp = appendTraceparent(nil, tid, sid)
-			st.traceID = hex.EncodeToString(tid[:])
+			tp = appendTraceparent(nil, newID(), sid)
 		}
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: tp})
-		st.spanID = string(tp[36:52])
+		st.traceID, st.spanID = tp[3:35], tp[36:52]
 	}
 	if !sampled {
 		return
 	}
-	ctx := r.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	r.Context = context.WithValue(ctx, sendKey{}, st)
+	r.Context = st
 }
 
 // OnProduceRecordUnbuffered writes the produce event: the send, and either
 // where the record was stored or why it failed.
 func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
-	if r.Context == nil {
-		return
-	}
-	st, ok := r.Context.Value(sendKey{}).(*sendState)
-	if !ok {
-		return
+	st, ok := r.Context.(*sendState)
+	if !ok || st.h != h {
+		if r.Context == nil {
+			return
+		}
+		// Another hook or the user wrapped the context after us.
+		if st, ok = r.Context.Value(sendKey{}).(*sendState); !ok || st.h != h {
+			return
+		}
 	}
 	now := time.Now()
-	e := Event{
-		Type: TypeProduce, MsgID: st.msgID, TraceID: st.traceID, SpanID: st.spanID,
-		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: keyString(r.Key), Size: len(r.Value),
-		ClientID: h.clientID, Host: h.cfg.host,
-		TS: now.UnixMilli(), SendTS: st.start.UnixMilli(), LatencyUS: max(1, now.Sub(st.start).Microseconds()),
-	}
-	if err != nil {
-		e.Error = err.Error()
-		e.Partition, e.Offset = -1, -1
-	} else {
-		e.RecordTS = r.Timestamp.UnixMilli()
-	}
 	if st.span != nil {
-		st.span.SetAttributes(recordAttrs(r, st.msgID)...)
+		st.span.SetAttributes(recordAttrs(r, string(st.msgID))...)
 		if err != nil {
 			st.span.RecordError(err)
 			st.span.SetStatus(codes.Error, err.Error())
 		}
 		st.span.End(trace.WithTimestamp(now))
 	}
-	h.em.Emit(&e)
+	st.r, st.now, st.err = r, now, err
+	h.em.emit(st)
+	st.r = nil
+}
+
+// appendEvent encodes the produce event exactly as Event.appendJSON would
+// encode the equivalent Event (a test holds them equal).
+func (s *sendState) appendEvent(b []byte) []byte {
+	r, h := s.r, s.h
+	b = append(b, `{"type":"produce","msg_id":`...)
+	b = appendJSONBytes(b, s.msgID)
+	if len(s.traceID) > 0 {
+		b = append(b, `,"trace_id":`...)
+		b = appendJSONBytes(b, s.traceID)
+	}
+	if len(s.spanID) > 0 {
+		b = append(b, `,"span_id":`...)
+		b = appendJSONBytes(b, s.spanID)
+	}
+	b = append(b, `,"topic":`...)
+	b = appendJSONString(b, r.Topic)
+	partition, offset := int64(r.Partition), r.Offset
+	if s.err != nil {
+		partition, offset = -1, -1
+	}
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, partition, 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, offset, 10)
+	if k := r.Key; len(k) > 0 {
+		b = append(b, `,"key":`...)
+		b = appendJSONBytes(b, k[:min(len(k), maxKeyBytes)])
+	}
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(len(r.Value)), 10)
+	b = appendStr(b, "client_id", h.clientID)
+	b = appendStr(b, "host", h.cfg.host)
+	b = append(b, `,"ts":`...)
+	b = strconv.AppendInt(b, s.now.UnixMilli(), 10)
+	b = appendInt(b, "send_ts", s.start.UnixMilli())
+	if s.err == nil {
+		b = appendInt(b, "record_ts", r.Timestamp.UnixMilli())
+	}
+	b = appendInt(b, "latency_us", max(1, s.now.Sub(s.start).Microseconds()))
+	if s.err != nil {
+		b = appendStr(b, "error", s.err.Error())
+	}
+	return append(b, '}')
+}
+
+func (s *sendState) dropRef() (dropKey, int64, string) {
+	return dropKey{client: s.h.clientID, topic: s.r.Topic}, s.now.UnixMilli(), string(s.msgID)
 }
 
 // maxKeyBytes bounds the key copied into events; longer keys are not

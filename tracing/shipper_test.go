@@ -173,7 +173,7 @@ func TestShipperKill9(t *testing.T) {
 	proxy.victim.Store(first.cmd)
 	select {
 	case <-proxy.killedC:
-	case <-time.After(60 * time.Second):
+	case <-time.After(ingestWait):
 		t.Fatalf("the shipper never sent %d bulks; logs:\n%s", proxy.killAt, first.logs)
 	}
 	require.Error(t, first.wait(), "killed")
@@ -214,7 +214,7 @@ func TestShipperKill9(t *testing.T) {
 	require.NoError(t, err)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	testcluster.Eventually(t, 60*time.Second, func() error {
+	testcluster.Eventually(t, ingestWait, func() error {
 		ends, err := adm.ListEndOffsets(ctx, DefaultTopic)
 		if err != nil {
 			return err
@@ -252,7 +252,7 @@ func TestShipperStoreOutage(t *testing.T) {
 	s := startShipper(t, b.Addr(), ts.URL)
 	wait := tracedLoad(t, b.Addr(), "outage", n, 5000)
 
-	testcluster.Eventually(t, 30*time.Second, func() error {
+	testcluster.Eventually(t, ingestWait, func() error {
 		if c := countEvents(t, es); c < 1000 {
 			return fmt.Errorf("%d events shipped so far", c)
 		}
@@ -262,7 +262,7 @@ func TestShipperStoreOutage(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	ts.start()
 	written := wait()
-	waitCount(t, es, written, 60*time.Second)
+	waitCount(t, es, written, ingestWait)
 	require.Positive(t, s.Stats().Retries, "the outage must have been noticed")
 	require.Zero(t, s.Stats().Corrupt)
 	require.Zero(t, s.Stats().Rejected)
@@ -331,7 +331,7 @@ func TestShipperCorruptAndFull(t *testing.T) {
 	require.Zero(t, countEvents(t, es))
 
 	full.Store(false)
-	waitCount(t, es, int64(good), 30*time.Second)
+	waitCount(t, es, int64(good), ingestWait)
 	require.Equal(t, int64(20), s.Stats().Corrupt)
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		offs, err := adm.FetchOffsets(ctx, "kobs-trace-shipper")

@@ -27,8 +27,10 @@ func TestThreeNodesSameImagesAndForwarding(t *testing.T) {
 	if errs[0] != nil {
 		t.Fatalf("forwarded create: %v", errs[0])
 	}
-	// The forwarding node has the topic when the call returns? Not
-	// necessarily: it learns it from the log. Wait for all three.
+	// The calling node has applied its own write when the call returns.
+	if follower.pub.Load().Topic("r3") == nil {
+		t.Fatal("forwarded CreateTopics returned before the caller's image had the topic")
+	}
 	eventually(t, 10*time.Second, func() error {
 		want := act.pub.Load()
 		for id, n := range cl.nodes {

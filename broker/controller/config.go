@@ -158,8 +158,11 @@ func (c *Config) validate() error {
 	case !c.Roles.Controller && voter:
 		errs = append(errs, fmt.Errorf("controller.quorum.voters: node.id %d is a voter but process.roles=%s lacks controller", c.NodeID, c.Roles))
 	}
-	if len(c.Voters) > 1 && c.ClusterID == "" {
+	switch {
+	case len(c.Voters) > 1 && c.ClusterID == "":
 		errs = append(errs, errors.New("cluster.id: required when controller.quorum.voters has more than one voter (every node must name the same cluster)"))
+	case !c.Roles.Controller && c.ClusterID == "":
+		errs = append(errs, errors.New("cluster.id: required on a broker-only node (the voters check it on every request)"))
 	}
 	if c.DataDir == "" && c.Roles.Controller {
 		errs = append(errs, errors.New("log.dirs: no directory for the metadata log"))

@@ -88,6 +88,11 @@ type replicaProgress struct {
 // New checks cfg and opens the node's metadata store (voters), refusing a
 // data dir that belongs to another cluster. It publishes the stored state
 // on pub (a new publisher if nil) once Start replays it.
+//
+// Images are published from the goroutine that applies the log, so a
+// listener on pub must not call a Controller write (CreateTopics,
+// AlterPartition, ...) and wait for it: the write waits for the log to be
+// applied, which waits for the listener. Hand such calls to a goroutine.
 func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	cfg.setDefaults()
 	cfg.Voters = maps.Clone(cfg.Voters)
@@ -219,7 +224,7 @@ func (c *Controller) startRaft() error {
 	c.mux = newMux(ln, c.serveConn)
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger}})
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		ServerAddressProvider: nil, Stream: c.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
+		Stream: c.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
 	})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.cfg.DataDir, 2, hl)
 	if err != nil {
@@ -229,6 +234,11 @@ func (c *Controller) startRaft() error {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(strconv.Itoa(int(c.cfg.NodeID)))
 	rc.Logger = hl
+	if len(c.cfg.Voters) == 1 {
+		// Nobody to wait for: a lone voter elects itself at once instead
+		// of after raft's default 1-2 s, so a single broker starts fast.
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	}
 	if c.cfg.RaftHeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = c.cfg.RaftHeartbeatTimeout
 		rc.LeaderLeaseTimeout = c.cfg.RaftHeartbeatTimeout / 2
@@ -337,7 +347,7 @@ func (c *Controller) Close() error {
 	c.closeOnce.Do(func() {
 		if c.cfg.Roles.Broker && c.epoch.Load() > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := c.submit(ctx, &command{Op: opHeartbeat, Heartbeat: &heartbeat{ID: c.cfg.NodeID, Epoch: c.epoch.Load(), Shutdown: true}})
+			_, err := c.submit(ctx, &command{Op: opHeartbeat, Heartbeat: &heartbeat{ID: c.cfg.NodeID, Voter: -1, Epoch: c.epoch.Load(), Shutdown: true}})
 			cancel()
 			if err != nil {
 				c.logger.Warn("controlled shutdown not acknowledged; the controller fences this broker after broker.session.timeout.ms", "err", err)
@@ -369,6 +379,7 @@ func (c *Controller) stop() error {
 		c.mux.Close()
 	}
 	if c.transport != nil {
+		c.transport.CloseStreams() // outbound pooled connections
 		_ = c.transport.Close()
 	}
 	c.clientsMu.Lock()

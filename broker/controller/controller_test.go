@@ -34,6 +34,18 @@ func TestSingleNodeCreateAndRestart(t *testing.T) {
 	if errs := n.ctl.CreateTopics(ctx(t), []TopicSpec{{Name: "b", Partitions: 1, ReplicationFactor: 2}}); !isErr(errs[0], ErrInvalidReplicationFactor) {
 		t.Fatalf("rf 2 on one broker: %v", errs[0])
 	}
+	// validateOnly checks and creates nothing.
+	off := n.pub.Load().Offset
+	errs = n.ctl.ValidateCreateTopics(ctx(t), []TopicSpec{{Name: "v", Partitions: 2, ReplicationFactor: 1}, {Name: "a", Partitions: 1, ReplicationFactor: 1}, {Name: "bad/name", Partitions: 1, ReplicationFactor: 1}})
+	if errs[0] != nil || !isErr(errs[1], ErrTopicExists) || !isErr(errs[2], ErrInvalidTopic) {
+		t.Fatalf("validate only: %v", errs)
+	}
+	if err := n.ctl.ValidateCreatePartitions(ctx(t), "a", 2, nil); !isErr(err, ErrInvalidPartitions) {
+		t.Fatalf("validate partitions: %v", err)
+	}
+	if n.pub.Load().Topic("v") != nil || n.pub.Load().Offset != off {
+		t.Fatal("validateOnly wrote to the log")
+	}
 	if err := n.ctl.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -197,6 +197,7 @@ func TestMisconfigurationRefused(t *testing.T) {
 		{"controller not a voter", "controller.quorum.voters", func(c *Config) { c.NodeID = 3 }},
 		{"broker-only voter", "controller.quorum.voters", func(c *Config) { c.Roles = Roles{Broker: true} }},
 		{"no cluster id", "cluster.id", func(c *Config) { c.ClusterID = "" }},
+		{"broker-only without cluster id", "cluster.id", func(c *Config) { c.NodeID, c.Roles, c.ClusterID = 5, Roles{Broker: true}, "" }},
 		{"heartbeat above session", "broker.heartbeat.interval.ms", func(c *Config) { c.HeartbeatInterval = 10 * time.Second }},
 	}
 	for _, tc := range cases {

@@ -12,8 +12,9 @@ import (
 )
 
 // tailEntries is how many applied entries a node keeps in memory to serve
-// broker-only nodes that fetch the log; one further behind gets a snapshot.
-const tailEntries = 4096
+// broker-only nodes that fetch the log; one further behind gets the whole
+// state. A variable for tests.
+var tailEntries = 4096
 
 // fsm applies the metadata log. On voters raft drives it (raft.FSM); on
 // broker-only nodes the fetcher feeds it entries fetched from a voter. In
@@ -23,6 +24,10 @@ type fsm struct {
 	logger *slog.Logger
 	st     atomic.Pointer[state]
 	errors atomic.Int64 // records that did not apply (MetadataErrorCount)
+	// loadErrors counts snapshots that could not be loaded.
+	loadErrors atomic.Int64
+	// lastTime is the append time (Unix ms) of the last applied entry.
+	lastTime atomic.Int64
 	// onApply is told the record count of every applied entry.
 	onApply func(records int)
 
@@ -51,11 +56,14 @@ func (f *fsm) applyEntry(index uint64, data []byte) {
 	if index <= uint64(cur.img.Offset) {
 		return // already applied (a re-fetch after a reconnect)
 	}
-	recs, err := decodeEntry(data)
+	var recs []record
+	e, err := decodeEntry(data)
 	if err != nil {
 		f.errors.Add(1)
 		f.logger.Error("metadata log entry skipped", "index", index, "err", err)
-		recs = nil
+	} else {
+		recs = e.Records
+		f.lastTime.Store(e.Time)
 	}
 	next, errs := cur.applyRecords(index, recs)
 	for _, err := range errs {
@@ -127,6 +135,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := decodeState(rc)
 	if err != nil {
+		f.loadErrors.Add(1)
 		return err
 	}
 	f.install(st)

@@ -53,8 +53,8 @@ type cluster struct {
 func testConfig(id int32, voters map[int32]string, dir string) Config {
 	return Config{
 		NodeID: id, Roles: Roles{Broker: true, Controller: true}, Voters: voters, DataDir: dir,
-		ClusterID: "test-cluster", SessionTimeout: 1500 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond,
-		RaftHeartbeatTimeout: 300 * time.Millisecond, RaftElectionTimeout: 300 * time.Millisecond,
+		ClusterID: "test-cluster", SessionTimeout: 3 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
+		RaftHeartbeatTimeout: 500 * time.Millisecond, RaftElectionTimeout: 500 * time.Millisecond,
 	}
 }
 

@@ -79,7 +79,11 @@ func (m *ctlMetrics) imageCounts() *imageCounts {
 
 func newCtlMetrics(c *Controller) *ctlMetrics {
 	m := &ctlMetrics{c: c, reg: c.cfg.Registry}
-	if m.reg == nil || !c.cfg.Roles.Controller {
+	if m.reg == nil {
+		return m
+	}
+	m.registerNodeMetrics()
+	if !c.cfg.Roles.Controller {
 		return m
 	}
 	g := func(name string, fn func() int64) {
@@ -116,6 +120,60 @@ func newCtlMetrics(c *Controller) *ctlMetrics {
 	m.election = m.reg.Timer(en)
 	m.names = append(m.names, un, en)
 	return m
+}
+
+// registerNodeMetrics registers what every node reports, voter or not:
+// Kafka's raft-metrics bean (KafkaRaftMetrics; brokers are observers of
+// the quorum), broker-metadata-metrics for the broker role and
+// MetadataLoader CurrentControllerId (KIP-1001). Kafka Metrics values are
+// doubles over JMX; current-state is a string.
+func (m *ctlMetrics) registerNodeMetrics() {
+	c := m.c
+	rn := telemetry.Name("kafka.server", "raft-metrics", "")
+	m.reg.KafkaMetrics(rn, func() []telemetry.Attribute {
+		rm := c.RaftMetrics()
+		f := func(n string, v float64) telemetry.Attribute {
+			return telemetry.Attribute{Name: n, Value: telemetry.Float64Value(v)}
+		}
+		return []telemetry.Attribute{
+			{Name: "current-state", Value: telemetry.StringValue(rm.CurrentState)},
+			f("current-leader", float64(rm.CurrentLeader)),
+			f("current-vote", float64(rm.CurrentVote)),
+			f("current-epoch", float64(rm.CurrentEpoch)),
+			f("high-watermark", float64(rm.HighWatermark)),
+			f("log-end-offset", float64(rm.LogEndOffset)),
+			f("log-end-epoch", float64(rm.LogEndEpoch)),
+			f("commit-latency-avg", rm.CommitLatencyAvg),
+			f("commit-latency-max", rm.CommitLatencyMax),
+			f("append-records-rate", rm.AppendRecordsRate),
+			f("fetch-records-rate", rm.FetchRecordsRate),
+		}
+	})
+	m.names = append(m.names, rn)
+	if c.cfg.Roles.Broker {
+		bn := telemetry.Name("kafka.server", "broker-metadata-metrics", "")
+		m.reg.KafkaMetrics(bn, func() []telemetry.Attribute {
+			ts := c.fsm.lastTime.Load()
+			lag := float64(0)
+			if ts > 0 {
+				lag = float64(max(time.Now().UnixMilli()-ts, 0))
+			}
+			f := func(n string, v float64) telemetry.Attribute {
+				return telemetry.Attribute{Name: n, Value: telemetry.Float64Value(v)}
+			}
+			return []telemetry.Attribute{
+				f("last-applied-record-offset", float64(c.pub.Load().Offset)),
+				f("last-applied-record-timestamp", float64(ts)),
+				f("last-applied-record-lag-ms", lag),
+				f("metadata-load-error-count", float64(c.fsm.loadErrors.Load())),
+				f("metadata-apply-error-count", float64(c.fsm.errors.Load())),
+			}
+		})
+		m.names = append(m.names, bn)
+	}
+	cn := telemetry.Name("kafka.server", "MetadataLoader", "CurrentControllerId")
+	m.reg.Gauge(cn, func() int64 { return int64(c.leaderID()) })
+	m.names = append(m.names, cn)
 }
 
 func (m *ctlMetrics) unregister() {
@@ -161,9 +219,9 @@ func (m *ctlMetrics) applied(records int) {
 // window is Kafka Metrics' SampledStat with its defaults: two samples of
 // 30 s; a rate or average covers the current and the previous sample.
 type window struct {
-	start    [2]time.Time
-	sum, cnt [2]float64
-	cur      int
+	start         [2]time.Time
+	sum, cnt, max [2]float64
+	cur           int
 }
 
 const sampleWindow = 30 * time.Second
@@ -171,9 +229,9 @@ const sampleWindow = 30 * time.Second
 func (w *window) roll(now time.Time) {
 	if now.Sub(w.start[w.cur]) >= sampleWindow {
 		w.cur = 1 - w.cur
-		w.start[w.cur], w.sum[w.cur], w.cnt[w.cur] = now, 0, 0
+		w.start[w.cur], w.sum[w.cur], w.cnt[w.cur], w.max[w.cur] = now, 0, 0, 0
 		if now.Sub(w.start[1-w.cur]) >= 2*sampleWindow {
-			w.start[1-w.cur], w.sum[1-w.cur], w.cnt[1-w.cur] = time.Time{}, 0, 0
+			w.start[1-w.cur], w.sum[1-w.cur], w.cnt[1-w.cur], w.max[1-w.cur] = time.Time{}, 0, 0, 0
 		}
 	}
 }
@@ -182,6 +240,14 @@ func (w *window) add(now time.Time, v float64) {
 	w.roll(now)
 	w.sum[w.cur] += v
 	w.cnt[w.cur]++
+	w.max[w.cur] = max(w.max[w.cur], v)
+}
+
+// maxOf is the largest value over the retained samples (Kafka's Max; 0,
+// where Kafka reports NaN, when there was none).
+func (w *window) maxOf(now time.Time) float64 {
+	w.roll(now)
+	return max(w.max[0], w.max[1])
 }
 
 func (w *window) avg(now time.Time) float64 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -42,6 +43,9 @@ type command struct {
 	Election       ElectionType           `json:"election,omitempty"`
 	Partitions     []TopicPartition       `json:"partitions,omitempty"`
 	Reassignments  []Reassignment         `json:"reassignments,omitempty"`
+	// DryRun decides but writes nothing (CreateTopics and
+	// CreatePartitions with validateOnly).
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 type registration struct {
@@ -74,6 +78,11 @@ type result struct {
 // current state, append the records as one entry, wait until it is
 // committed and applied here.
 func (c *Controller) execute(cmd *command) (*result, error) {
+	if cmd.Op == opHeartbeat && cmd.Heartbeat != nil {
+		// Liveness is recorded before queueing behind other operations: a
+		// slow commit must not make a broker look silent and get it fenced.
+		c.touch(cmd.Heartbeat)
+	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	if !c.active.Load() {
@@ -120,6 +129,9 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 	}
 	if p.err != nil {
 		return nil, errorf(ErrUnknownServer, "controller produced a record that does not apply: %v", p.err)
+	}
+	if cmd.DryRun {
+		return res, err
 	}
 	if cerr := c.commit(p); cerr != nil {
 		return nil, cerr
@@ -190,16 +202,29 @@ func (c *Controller) register(p *planner, r *registration) error {
 	return nil
 }
 
+// touch renews the session of a heartbeat's broker if the heartbeat is of
+// its registered epoch.
+func (c *Controller) touch(hb *heartbeat) {
+	now := time.Now()
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	if hb.Voter >= 0 {
+		c.voterLEO[hb.Voter] = replicaProgress{LEO: uint64(hb.LastLog), Seen: now}
+	}
+	if b := c.fsm.state().img.Brokers[hb.ID]; hb.ID >= 0 && b != nil && b.Epoch == hb.Epoch {
+		s := c.sessions[hb.ID]
+		if s == nil {
+			s = &session{}
+			c.sessions[hb.ID] = s
+		}
+		s.lastSeen, s.offset = now, hb.Offset
+	}
+}
+
 // heartbeat renews a broker's session; a fenced broker that has applied
 // the log up to its own registration is unfenced (caught up, as Kafka's
 // BrokerHeartbeatManager decides). Shutdown fences it now.
 func (c *Controller) heartbeat(p *planner, hb *heartbeat) (fenced bool, err error) {
-	now := time.Now()
-	if hb.Voter >= 0 {
-		c.hbMu.Lock()
-		c.voterLEO[hb.Voter] = replicaProgress{LEO: uint64(hb.LastLog), Seen: now}
-		c.hbMu.Unlock()
-	}
 	if hb.ID < 0 {
 		return false, nil
 	}
@@ -210,14 +235,6 @@ func (c *Controller) heartbeat(p *planner, hb *heartbeat) (fenced bool, err erro
 	if b.Epoch != hb.Epoch {
 		return true, errorf(ErrStaleBrokerEpoch, "broker %d heartbeat with epoch %d, registered epoch is %d", hb.ID, hb.Epoch, b.Epoch)
 	}
-	c.hbMu.Lock()
-	s := c.sessions[hb.ID]
-	if s == nil {
-		s = &session{}
-		c.sessions[hb.ID] = s
-	}
-	s.lastSeen, s.offset = now, hb.Offset
-	c.hbMu.Unlock()
 	switch {
 	case hb.Shutdown:
 		p.fenceBroker(hb.ID)
@@ -296,6 +313,7 @@ func (c *Controller) becomeActive() error {
 	now := time.Now()
 	c.hbMu.Lock()
 	c.sessions = map[int32]*session{}
+	c.voterLEO = map[int32]replicaProgress{}
 	for id := range c.fsm.state().img.Brokers {
 		c.sessions[id] = &session{lastSeen: now}
 	}
@@ -372,6 +390,7 @@ func (c *Controller) lifecycle(self metadata.Broker) {
 	defer c.wg.Done()
 	self.ID = c.cfg.NodeID
 	var dupSince time.Time
+	lastAck, warned := time.Now(), false
 	for c.ctx.Err() == nil {
 		if c.cfg.Roles.Broker && c.epoch.Load() == 0 {
 			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.SessionTimeout)
@@ -419,8 +438,17 @@ func (c *Controller) lifecycle(self metadata.Broker) {
 			c.epoch.Store(0)
 			continue
 		case err != nil:
-			c.logger.Debug("heartbeat failed", "err", err)
+			if time.Since(lastAck) > c.cfg.SessionTimeout && !warned {
+				c.logger.Warn("no heartbeat acknowledged within broker.session.timeout.ms: the controller will fence (or has fenced) this node", "since", lastAck, "err", err)
+				warned = true
+			} else {
+				c.logger.Debug("heartbeat failed", "err", err)
+			}
 		default:
+			if warned {
+				c.logger.Info("heartbeats acknowledged again", "fenced", res.Fenced)
+			}
+			lastAck, warned = time.Now(), false
 			c.fencedSelf.Store(res.Fenced)
 			if !res.Fenced && c.cfg.Roles.Broker {
 				c.readyOnce.Do(func() { close(c.ready) })
@@ -503,6 +531,7 @@ func (c *Controller) fetchLoop() {
 			if len(f.Snapshot) > 0 {
 				st, err := decodeState(bytes.NewReader(f.Snapshot))
 				if err != nil {
+					c.fsm.loadErrors.Add(1)
 					c.logger.Error("metadata snapshot from voter unreadable", "voter", id, "err", err)
 					c.sleep(time.Second)
 					continue
@@ -516,11 +545,7 @@ func (c *Controller) fetchLoop() {
 	}
 }
 
-func parseUint(s string) (uint64, error) {
-	var v uint64
-	_, err := fmt.Sscan(s, &v)
-	return v, err
-}
+func parseUint(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 // callCtx bounds a write with a default deadline when ctx has none.
 func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -535,6 +560,17 @@ func (c *Controller) CreateTopics(ctx context.Context, specs []TopicSpec) []erro
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
 	res, err := c.submit(ctx, &command{Op: opCreateTopics, Topics: specs})
+	return perItem(len(specs), res, err)
+}
+
+// ValidateCreateTopics is CreateTopics with validateOnly: the active
+// controller checks the specs against the live cluster (names, existing
+// topics, replication factor against unfenced brokers, assignments) and
+// creates nothing.
+func (c *Controller) ValidateCreateTopics(ctx context.Context, specs []TopicSpec) []error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	res, err := c.submit(ctx, &command{Op: opCreateTopics, Topics: specs, DryRun: true})
 	return perItem(len(specs), res, err)
 }
 
@@ -565,6 +601,14 @@ func (c *Controller) CreatePartitions(ctx context.Context, topic string, count i
 	ctx, cancel := callCtx(ctx)
 	defer cancel()
 	_, err := c.submit(ctx, &command{Op: opCreatePartitions, Topic: topic, Count: count, Assignment: assignment})
+	return err
+}
+
+// ValidateCreatePartitions is CreatePartitions with validateOnly.
+func (c *Controller) ValidateCreatePartitions(ctx context.Context, topic string, count int32, assignment [][]int32) error {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	_, err := c.submit(ctx, &command{Op: opCreatePartitions, Topic: topic, Count: count, Assignment: assignment, DryRun: true})
 	return err
 }
 

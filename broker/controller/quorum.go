@@ -103,9 +103,11 @@ type RaftMetrics struct {
 	CurrentLeader     int64   // -1 unknown
 	CurrentVote       int64   // -1 none
 	CurrentEpoch      int64   // raft term
+	LogEndEpoch       int64   // term of the last log entry
 	HighWatermark     int64   // -1 unknown
 	LogEndOffset      int64   // raft last index (observers: applied offset)
 	CommitLatencyAvg  float64 // ms, active controller's appends, 2 x 30 s window
+	CommitLatencyMax  float64 // ms
 	AppendRecordsRate float64 // records/s appended by this node as leader
 	FetchRecordsRate  float64 // records/s applied from a leader
 }
@@ -114,7 +116,7 @@ type RaftMetrics struct {
 func (c *Controller) RaftMetrics() RaftMetrics {
 	now := time.Now()
 	c.m.mu.Lock()
-	rm := RaftMetrics{CommitLatencyAvg: c.m.commitLatency.avg(now), AppendRecordsRate: c.m.appended.rate(now),
+	rm := RaftMetrics{CommitLatencyAvg: c.m.commitLatency.avg(now), CommitLatencyMax: c.m.commitLatency.maxOf(now), AppendRecordsRate: c.m.appended.rate(now),
 		FetchRecordsRate: c.m.fetched.rate(now)}
 	c.m.mu.Unlock()
 	rm.CurrentLeader = int64(c.leaderID())
@@ -123,12 +125,14 @@ func (c *Controller) RaftMetrics() RaftMetrics {
 		rm.CurrentState = "observer"
 		off := c.fsm.state().img.Offset
 		rm.LogEndOffset, rm.HighWatermark = off, off
+		rm.CurrentEpoch = int64(c.fsm.state().controllerEpoch)
 		return rm
 	}
 	stats := c.raft.Stats()
 	rm.CurrentEpoch, _ = strconv.ParseInt(stats["term"], 10, 64)
 	rm.HighWatermark, _ = strconv.ParseInt(stats["commit_index"], 10, 64)
 	rm.LogEndOffset = int64(c.raft.LastIndex())
+	rm.LogEndEpoch, _ = strconv.ParseInt(stats["last_log_term"], 10, 64)
 	voteTerm, _ := c.store.GetUint64([]byte("LastVoteTerm"))
 	if voteTerm == uint64(rm.CurrentEpoch) {
 		if cand, err := c.store.Get([]byte("LastVoteCand")); err == nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kobs-dev/kobs/broker/metadata"
 )
@@ -93,18 +94,21 @@ type migratedRecord struct {
 }
 
 type entry struct {
+	// Time is when the active controller appended the entry (Unix ms):
+	// broker-metadata-metrics last-applied-record-timestamp and lag.
+	Time    int64    `json:"time"`
 	Records []record `json:"records"`
 }
 
 func encodeEntry(recs []record) ([]byte, error) {
-	b, err := json.Marshal(entry{Records: recs})
+	b, err := json.Marshal(entry{Time: time.Now().UnixMilli(), Records: recs})
 	if err != nil {
 		return nil, err
 	}
 	return append([]byte{entryVersion}, b...), nil
 }
 
-func decodeEntry(b []byte) ([]record, error) {
+func decodeEntry(b []byte) (*entry, error) {
 	if len(b) == 0 || b[0] != entryVersion {
 		return nil, errors.New("metadata log entry: unknown version")
 	}
@@ -112,7 +116,7 @@ func decodeEntry(b []byte) ([]record, error) {
 	if err := json.Unmarshal(b[1:], &e); err != nil {
 		return nil, fmt.Errorf("metadata log entry: %w", err)
 	}
-	return e.Records, nil
+	return &e, nil
 }
 
 func partitionRecordOf(id metadata.TopicID, idx int32, p *metadata.Partition) *partitionRecord {

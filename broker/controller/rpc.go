@@ -23,7 +23,7 @@ import (
 // log fetches of broker-only nodes.
 const (
 	rpcMagic    byte = 0xCB
-	maxFrame         = 256 << 20
+	maxFrame         = 64 << 20 // a whole metadata state for a broker-only node far behind fits
 	dialTimeout      = 2 * time.Second
 )
 
@@ -161,20 +161,33 @@ func (m *mux) route(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	pc := &prefixConn{Conn: c, r: io.MultiReader(bytesReader(first[:]), c)}
+	// Raft connections are tracked too: Close must end raft's reader
+	// goroutines even when the peer (a node stopped without closing its
+	// sockets) never closes its end.
+	pc := &prefixConn{Conn: c, r: io.MultiReader(bytesReader(first[:]), c), m: m}
+	if !m.track(pc, true) {
+		_ = c.Close()
+		return
+	}
 	select {
 	case m.raft <- pc:
 	case <-m.closed:
-		_ = c.Close()
+		_ = pc.Close()
 	}
 }
 
 type prefixConn struct {
 	net.Conn
 	r io.Reader
+	m *mux
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+func (p *prefixConn) Close() error {
+	p.m.track(p, false)
+	return p.Conn.Close()
+}
 
 func bytesReader(b []byte) io.Reader { return &sliceReader{b: append([]byte(nil), b...)} }
 
@@ -206,11 +219,16 @@ func (m *mux) Close() error {
 		close(m.closed)
 		_ = m.ln.Close()
 		m.mu.Lock()
+		conns := make([]net.Conn, 0, len(m.conns))
 		for c := range m.conns {
-			_ = c.Close()
+			conns = append(conns, c)
 		}
 		m.mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
 	})
+	m.wg.Wait()
 	return nil
 }
 

@@ -127,6 +127,8 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.MaxMetadataBytes <= 0 {
 		cfg.MaxMetadataBytes = 4096
 	}
+	// Offset metadata is an int16-length string in the offset record too.
+	cfg.MaxMetadataBytes = min(cfg.MaxMetadataBytes, MaxStringLen)
 	if cfg.NewMemberJoinTimeout <= 0 {
 		cfg.NewMemberJoinTimeout = 5 * time.Minute
 	}
@@ -317,6 +319,11 @@ func (c *Coordinator) PartitionFor(groupID string) int32 {
 // COORDINATOR_LOAD_IN_PROGRESS while the partition loads,
 // NOT_COORDINATOR after Close.
 func (c *Coordinator) lock(groupID string) (*shard, int16) {
+	if !groupIDFits(groupID) {
+		// Every group API comes through here: a group id the log cannot
+		// hold is refused before anything is cached or written.
+		return nil, kerr.InvalidGroupID.Code
+	}
 	s := c.shards[c.PartitionFor(groupID)]
 	s.mu.Lock()
 	switch {

@@ -104,6 +104,10 @@ func (c *Coordinator) JoinGroup(req *kmsg.JoinGroupRequest, client Client, respo
 		respond(joinError(kerr.InvalidSessionTimeout.Code, req.MemberID))
 		return
 	}
+	if code := joinFits(req, client); code != 0 {
+		respond(joinError(code, ""))
+		return
+	}
 	if req.Version == 0 {
 		// v0 has no rebalance timeout; the session timeout served as both.
 		req.RebalanceTimeoutMillis = req.SessionTimeoutMillis

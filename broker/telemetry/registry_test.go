@@ -100,7 +100,7 @@ func TestStartTicksAndStopLeavesNoGoroutine(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r.Start(ctx)
-	r.Start(ctx) // no-op
+	r.Start(ctx) // no-op: a second clock would tick twice as fast
 	m.Mark(500)
 	require.Eventually(t, func() bool {
 		_, m1, _, _ := m.Rates()
@@ -108,26 +108,47 @@ func TestStartTicksAndStopLeavesNoGoroutine(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond)
 	r.Stop()
 	r.Stop()
-	// Restartable after Stop, and stopped by context cancellation too.
+	goleak.VerifyNone(t) // Stop waited for the clock goroutine
+
+	// A stopped registry does not tick: rates stay where they were however
+	// much is marked, until it is started again.
+	_, before, _, _ := m.Rates()
+	m.Mark(1_000_000)
+	for range 5 {
+		r.Tick() // by hand, as a stopped clock would not
+	}
+	_, ticked, _, _ := m.Rates()
+	require.Greater(t, ticked, before, "manual ticks move the rate")
 	r.Start(ctx)
+	m.Mark(1_000_000)
+	require.Eventually(t, func() bool {
+		_, m1, _, _ := m.Rates()
+		return m1 > ticked
+	}, 5*time.Second, 5*time.Millisecond, "restarted after Stop")
+	// Stopped by context cancellation too.
 	cancel()
 	r.Stop()
+	goleak.VerifyNone(t)
 }
 
 func TestConcurrentWritesAndReads(t *testing.T) {
 	r := New()
+	const workers = 4
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	for w := range 4 {
+	iterations := make([]int, workers)
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			m := r.Meter(Name("kafka.server", "BrokerTopicMetrics", "MessagesInPerSec", "topic", fmt.Sprint(w)), "messages")
 			h := r.Histogram(Name("kafka.network", "RequestMetrics", "TotalTimeMs", "request", fmt.Sprint(w)))
 			tm := r.Timer(Name("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", "w", fmt.Sprint(w)))
-			for i := 0; ; i++ {
+			i := 0
+			for ; ; i++ {
 				select {
 				case <-stop:
+					iterations[w] = i
 					return
 				default:
 				}
@@ -142,11 +163,46 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 			}
 		}()
 	}
+	// Readers see every meter's Count only grow, and never a bean of a
+	// kind other than the one registered under its name.
+	lastCount := map[string]int64{}
+	reads := 0
 	deadline := time.Now().Add(200 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		r.Each(func(ObjectName, Snapshot) {})
+	for time.Now().Before(deadline) || reads < 10 {
+		r.Each(func(n ObjectName, s Snapshot) {
+			typ, _ := n.Get("type")
+			want := map[string]Kind{"BrokerTopicMetrics": KindMeter, "RequestMetrics": KindHistogram,
+				"LogFlushStats": KindTimer, "Log": KindGauge}[typ]
+			require.Equal(t, want, s.Kind(), n.String())
+			if s.Kind() == KindMeter {
+				c, _ := s.Attr(AttrCount)
+				require.GreaterOrEqual(t, c.Int64(), lastCount[n.Canonical()], "count went back on %s", n)
+				lastCount[n.Canonical()] = c.Int64()
+			}
+		})
 		r.Tick()
+		reads++
 	}
 	close(stop)
 	wg.Wait()
+
+	// Nothing was lost: every update is counted, and the churned gauges are gone.
+	require.Equal(t, 3*workers, r.Len())
+	for w := range workers {
+		require.Positive(t, iterations[w])
+		s, ok := r.Get(Name("kafka.server", "BrokerTopicMetrics", "MessagesInPerSec", "topic", fmt.Sprint(w)))
+		require.True(t, ok)
+		c, _ := s.Attr(AttrCount)
+		require.Equal(t, int64(iterations[w]), c.Int64(), "meter %d", w)
+		s, _ = r.Get(Name("kafka.network", "RequestMetrics", "TotalTimeMs", "request", fmt.Sprint(w)))
+		c, _ = s.Attr(AttrCount)
+		require.Equal(t, int64(iterations[w]), c.Int64(), "histogram %d", w)
+		s, _ = r.Get(Name("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs", "w", fmt.Sprint(w)))
+		c, _ = s.Attr(AttrCount)
+		require.Equal(t, int64(iterations[w]), c.Int64(), "timer %d", w)
+		// The histogram's max is the last value written (values only grow).
+		mx, _ := s.Attr(AttrMax)
+		f, _ := mx.Float64()
+		require.InDelta(t, float64(iterations[w]-1)/1e6, f, 1e-9, "timer %d max in ms", w)
+	}
 }

@@ -94,6 +94,10 @@ type Server struct {
 	// set; the accept loops block on it at the limit.
 	slots chan struct{}
 	pool  *memoryPool
+	// lastGC is when collectDropped last ran a collection (unix nanos);
+	// gcPending is set while one is scheduled.
+	lastGC    atomic.Int64
+	gcPending atomic.Bool
 
 	// responsesWaiting counts answered requests whose connection has not
 	// picked the response up yet (RequestChannel ResponseQueueSize).
@@ -249,9 +253,10 @@ func (s *Server) acceptLoop(l *listener) {
 		}
 		if s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP {
 			s.mu.Unlock()
+			// Counted before the close, so whoever sees the close sees the count.
+			l.rejectedPerIP.Add(1)
 			c.Close()
 			s.releaseSlot()
-			l.rejectedPerIP.Add(1)
 			l.rejectLog.log(s.log, slog.LevelWarn, "connection rejected: max.connections.per.ip reached",
 				"listener", l.name, "remote", ip, "max", s.cfg.MaxConnectionsPerIP, "rejected_total", l.rejectedPerIP.Load())
 			continue

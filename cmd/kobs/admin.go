@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kobs-dev/kobs/broker"
 )
 
 // The operator commands (topics, groups, configs, delete-records) take the
@@ -43,8 +45,14 @@ func usageError(cmd *cobra.Command, format string, args ...any) error {
 
 // adminFlags are the connection flags every operator command shares.
 type adminFlags struct {
-	bootstrap string
-	timeoutMs int64
+	bootstrap     string
+	timeoutMs     int64
+	commandConfig string
+	conn          kafkaConnFlags // TLS and SASL, the flags of "kobs agent"
+
+	// clientOpts are the kgo options connect used (seeds, client id, TLS,
+	// SASL, --command-config), for a command that needs a second client.
+	clientOpts []kgo.Opt
 }
 
 // register adds --bootstrap-server and --timeout (milliseconds, as
@@ -54,15 +62,64 @@ func (a *adminFlags) register(cmd *cobra.Command, defaultTimeoutMs int64) {
 	f := cmd.Flags()
 	f.StringVar(&a.bootstrap, "bootstrap-server", "", "REQUIRED: comma-separated host:port list of the Kafka cluster to connect to")
 	f.Int64Var(&a.timeoutMs, "timeout", defaultTimeoutMs, "ms the whole command may take before it gives up")
+	f.StringVar(&a.commandConfig, "command-config", "", "Property file containing configs to be passed to the admin client (client.id, bootstrap.servers; TLS and SASL through the --tls and --sasl-* flags)")
+	a.conn.register(f)
+}
+
+// commandConfigOpts reads --command-config as Kafka's tools pass it to their
+// admin client. What kobs cannot honour is refused (TLS and SASL) or named
+// in Kafka's warning (anything else), never silently dropped.
+func (a *adminFlags) commandConfigOpts(cmd *cobra.Command) ([]kgo.Opt, error) {
+	if a.commandConfig == "" {
+		return nil, nil
+	}
+	props, err := broker.LoadProperties(a.commandConfig)
+	if err != nil {
+		return nil, fmt.Errorf("--command-config: %w", err)
+	}
+	var opts []kgo.Opt
+	var unused []string
+	for _, k := range props.Keys() {
+		v, _ := props.Get(k)
+		switch {
+		case k == "client.id":
+			opts = append(opts, kgo.ClientID(v))
+		case k == "bootstrap.servers":
+			if strings.TrimSpace(a.bootstrap) == "" {
+				a.bootstrap = v
+			}
+		case k == "security.protocol" && strings.EqualFold(v, "PLAINTEXT"):
+		case k == "security.protocol", strings.HasPrefix(k, "ssl."), strings.HasPrefix(k, "sasl."):
+			return nil, fmt.Errorf("--command-config %s: %s=%s: Java's TLS and SASL properties (keystores, JAAS) are not read; use --tls, --tls-ca, --tls-cert, --tls-key and --sasl-mechanism, --sasl-username, --sasl-password-file", a.commandConfig, k, v)
+		default:
+			unused = append(unused, k)
+		}
+	}
+	if len(unused) > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "WARN These configurations '[%s]' were supplied but are not used yet.\n", strings.Join(unused, ", "))
+	}
+	return opts, nil
 }
 
 // connect checks the required flag and returns a kadm client and a context
 // bounded by the request timeout. The caller closes the client and cancels.
 func (a *adminFlags) connect(cmd *cobra.Command) (*kadm.Client, context.Context, context.CancelFunc, error) {
+	extra, err := a.commandConfigOpts(cmd)
+	if err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), err)
+		return nil, nil, nil, reported("%v", err)
+	}
 	if strings.TrimSpace(a.bootstrap) == "" {
 		return nil, nil, nil, usageError(cmd, `Missing required argument "[bootstrap-server]"`)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(perfSplitBrokers(a.bootstrap)...), kgo.ClientID("kobs-admin"))
+	connOpts, err := a.conn.opts()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	opts := append([]kgo.Opt{kgo.SeedBrokers(perfSplitBrokers(a.bootstrap)...), kgo.ClientID("kobs-admin")}, connOpts...)
+	opts = append(opts, extra...)
+	a.clientOpts = opts
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bootstrap-server %q: %w", a.bootstrap, err)
 	}
@@ -179,3 +236,8 @@ func (t *table) write(w io.Writer, lead string) {
 		line(r)
 	}
 }
+
+// kafkaError keeps a message of Kafka's tools (or of the Java library they
+// use) verbatim, capital letter included, so what an operator searches for
+// reads the same with kobs.
+func kafkaError(format string, args ...any) error { return fmt.Errorf(format, args...) }

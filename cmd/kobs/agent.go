@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -109,6 +110,7 @@ func newAgentCmd() *cobra.Command {
 		listen    string
 		isolation string
 		conn      kafkaConnFlags
+		memLimit  int64
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --bootstrap-servers HOST:PORT",
@@ -131,6 +133,11 @@ func newAgentCmd() *cobra.Command {
 				return err
 			}
 			cfg.Opts = opts
+			if memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				// A soft limit: the GC works harder near it instead of
+				// letting the heap double between cycles.
+				debug.SetMemoryLimit(memLimit << 20)
+			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			cfg.Logger = logger
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -149,6 +156,7 @@ func newAgentCmd() *cobra.Command {
 	f.IntVar(&cfg.ExactMaxReads, "exact-max-reads", 1000, "exact mode: records read per cycle at most (the rest stay interpolated, counted)")
 	f.IntVar(&cfg.StatusWindow, "status-window", 10, "cycles the status rules look back over")
 	f.IntVar(&cfg.HistoryPoints, "history-points", 60, "(end offset, time) samples kept per partition for lag seconds")
+	f.Int64Var(&memLimit, "memory-limit-mb", 256, "soft memory limit of the Go runtime in MiB (0: none; $GOMEMLIMIT wins)")
 	conn.register(f)
 	return cmd
 }
@@ -163,19 +171,44 @@ func runAgent(ctx context.Context, cfg agent.Config, listen string, logger *slog
 	if err != nil {
 		return fmt.Errorf("agent: listen %s: %w", listen, err)
 	}
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	errs := make(chan error, 1)
-	go func() { errs <- srv.Serve(ln) }()
 	c := a.Config()
 	logger.Info("kobs agent ready", "listen", "http://"+ln.Addr().String(), "bootstrap", strings.Join(c.Brokers, ","),
 		"interval", c.Interval, "timeout", c.Timeout, "read_committed", c.ReadCommitted, "lag_seconds", c.LagSeconds)
-	go func() { _ = a.Run(ctx) }()
+	return serveAgent(ctx, a, ln)
+}
+
+// startAgent is the agent of kobs run: defaults, pointed at the broker.
+func startAgent(listen string, brokers []string, logger *slog.Logger) (*agent.Agent, net.Listener, error) {
+	a, err := agent.New(agent.Config{Brokers: brokers, Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		a.Close()
+		return nil, nil, fmt.Errorf("agent: listen %s: %w", listen, err)
+	}
+	return a, ln, nil
+}
+
+// serveAgent collects and serves until ctx ends.
+func serveAgent(ctx context.Context, a *agent.Agent, ln net.Listener) error {
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errs := make(chan error, 1)
+	go func() { errs <- srv.Serve(ln) }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errs:
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	cancel()
+	<-done
+	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShutdown()
 	_ = srv.Shutdown(shutdown)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

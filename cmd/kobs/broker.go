@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
-	"github.com/kobs-dev/kobs/exporters"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -85,20 +84,34 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	b.MountHTTP(exporters.NewHandler(b.Registry()))
+	b.MountHTTP(telemetryHandler(b, cfg))
 	if err := b.Start(); err != nil {
+		b.Close()
+		return err
+	}
+	// "ready" means registered with the metadata quorum: the other voters
+	// of a new cluster may still be starting.
+	select {
+	case <-b.Ready():
+	case <-ctx.Done():
+	case err := <-b.Fatal():
 		b.Close()
 		return err
 	}
 	logger.Info("kobs broker ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(),
 		"listeners", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b), "log.dirs", strings.Join(cfg.LogDirs, ","))
-	<-ctx.Done()
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case fatal = <-b.Fatal():
+		logger.Error("stopping", "err", fatal)
+	}
 	logger.Info("shutting down", "reason", context.Cause(ctx))
 	if err := b.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("kobs broker stopped")
-	return nil
+	return fatal
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -277,7 +277,7 @@ func parseAddConfig(s string) ([][2]string, error) {
 		}
 		k = strings.TrimSpace(k)
 		if !configKey.MatchString(k) {
-			return nil, fmt.Errorf("Invalid character found for config key: %s", k) //nolint:staticcheck // Kafka's message
+			return nil, kafkaError("Invalid character found for config key: %s", k)
 		}
 		v = strings.TrimSpace(strings.NewReplacer("[", "", "]", "").Replace(v))
 		out = append(out, [2]string{k, v})
@@ -308,7 +308,7 @@ func (o *configsOpts) alter(ctx context.Context, cmd *cobra.Command, adm *kadm.C
 			}
 		}
 		if len(bad) > 0 {
-			return fmt.Errorf("Invalid config(s): %s", strings.Join(bad, ",")) //nolint:staticcheck // Kafka's message
+			return kafkaError("Invalid config(s): %s", strings.Join(bad, ","))
 		}
 	}
 	var ops []kadm.AlterConfig

@@ -30,13 +30,13 @@ func parseOffsetJSON(data []byte) (kadm.Offsets, []topicPartition, error) {
 	var doc offsetJSON
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		return nil, nil, fmt.Errorf("The input string is not a valid JSON: %w", err) //nolint:staticcheck // Kafka's message
+		return nil, nil, kafkaError("The input string is not a valid JSON: %w", err)
 	}
 	if doc.Version != nil && *doc.Version != 1 {
-		return nil, nil, fmt.Errorf("Not supported version field value %d", *doc.Version) //nolint:staticcheck // Kafka's message
+		return nil, nil, kafkaError("Not supported version field value %d", *doc.Version)
 	}
 	if doc.Partitions == nil {
-		return nil, nil, fmt.Errorf("Missing partitions field") //nolint:staticcheck // Kafka's message
+		return nil, nil, kafkaError("Missing partitions field")
 	}
 	var os kadm.Offsets
 	var order []topicPartition
@@ -58,7 +58,7 @@ func parseOffsetJSON(data []byte) (kadm.Offsets, []topicPartition, error) {
 		}
 	}
 	if len(dups) > 0 {
-		return nil, nil, fmt.Errorf("Offset json file contains duplicate topic partitions: %s", strings.Join(dups, ",")) //nolint:staticcheck // Kafka's message
+		return nil, nil, kafkaError("Offset json file contains duplicate topic partitions: %s", strings.Join(dups, ","))
 	}
 	return os, order, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,25 +22,30 @@ import (
 
 // groupsOpts are kafka-consumer-groups.sh's options.
 type groupsOpts struct {
-	admin      adminFlags
-	groups     []string
-	allGroups  bool
-	topics     []string
-	allTopics  bool
-	members    bool
-	verbose    bool
-	offsets    bool
-	state      string
-	toEarliest bool
-	toLatest   bool
-	toCurrent  bool
-	toOffset   int64
-	shiftBy    int64
-	toDatetime string
-	byDuration string
-	dryRun     bool
-	execute    bool
-	export     bool
+	admin adminFlags
+	// statusWindow spans the samples of the agent's STATUS column.
+	statusWindow time.Duration
+	groups       []string
+	allGroups    bool
+	topics       []string
+	allTopics    bool
+	members      bool
+	verbose      bool
+	offsets      bool
+	state        string
+	toEarliest   bool
+	toLatest     bool
+	toCurrent    bool
+	toOffset     int64
+	shiftBy      int64
+	toDatetime   string
+	byDuration   string
+	fromFile     string
+	dryRun       bool
+	execute      bool
+	export       bool
+
+	filePlan map[string]map[topicPartition]int64 // --from-file, by group
 }
 
 // stateAll is --state given without a value: show every state.
@@ -47,7 +53,7 @@ const stateAll = "*"
 
 var (
 	groupsActions        = []string{"list", "describe", "delete", "reset-offsets", "delete-offsets"}
-	groupsResetScenarios = []string{"to-offset", "shift-by", "to-datetime", "by-duration", "to-earliest", "to-latest", "to-current"}
+	groupsResetScenarios = []string{"to-offset", "shift-by", "to-datetime", "by-duration", "to-earliest", "to-latest", "to-current", "from-file"}
 )
 
 func newGroupsCmd() *cobra.Command {
@@ -58,7 +64,9 @@ func newGroupsCmd() *cobra.Command {
 		Long: `kafka-consumer-groups.sh's flags and output, against any Kafka-protocol cluster.
 
 --describe prints GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST
-CLIENT-ID per partition (lag = log end offset - committed offset); --members, --state and
+CLIENT-ID per partition (lag = log end offset - committed offset), then the agent's
+LAG-SECONDS (age of the oldest unconsumed record) and STATUS (OK, WARN, STALL, STOP, REWIND,
+ERR; agent/README.md) sampled over --status-window; --members, --state and
 --verbose as Kafka. --reset-offsets plans by default (--dry-run) and changes offsets only with
 --execute; the group must have no active members. Scenarios: --to-earliest, --to-latest,
 --to-current, --to-offset N, --shift-by N, --to-datetime YYYY-MM-DDTHH:mm:SS.sss[zone]
@@ -123,6 +131,7 @@ some of its "Error:" lines; kobs does not).`,
 	f.BoolVar(&o.allTopics, "all-topics", false, "Consider all topics assigned to a group in the --reset-offsets process.")
 	f.BoolVar(&o.members, "members", false, "With --describe: describe the members of the group.")
 	f.BoolVar(&o.verbose, "verbose", false, "With --describe --members: also print each member's assignment.")
+	f.DurationVar(&o.statusWindow, "status-window", 5*time.Second, "With --describe: the span over which LAG-SECONDS and STATUS are sampled (agent rules; 0 skips both). Consumers commit every 5s by default: a shorter window can call a healthy one STALL.")
 	f.BoolVar(&o.offsets, "offsets", false, "With --describe: list the group's partitions with their offset lag (the default).")
 	f.StringVar(&o.state, "state", "", "With --describe: the state of the group. With --list: show states, or only groups in these states (e.g. --state=stable,empty).")
 	f.Lookup("state").NoOptDefVal = stateAll
@@ -133,6 +142,7 @@ some of its "Error:" lines; kobs does not).`,
 	f.Int64Var(&o.shiftBy, "shift-by", 0, "Reset offsets shifting current offset by 'n', where 'n' can be positive or negative.")
 	f.StringVar(&o.toDatetime, "to-datetime", "", "Reset offsets to offset from datetime. Format: 'YYYY-MM-DDTHH:mm:SS.sss' (UTC unless a zone is given, e.g. +01:00 or Z).")
 	f.StringVar(&o.byDuration, "by-duration", "", "Reset offsets to offset by duration from current timestamp. Format: 'PnDTnHnMnS'.")
+	f.StringVar(&o.fromFile, "from-file", "", "Reset offsets to values defined in CSV file (topic,partition,offset; group,topic,partition,offset with several groups, as --export writes).")
 	f.BoolVar(&o.dryRun, "dry-run", false, "Only show results without executing changes on consumer groups (the default).")
 	f.BoolVar(&o.execute, "execute", false, "Execute operation. Supported operations: reset-offsets.")
 	f.BoolVar(&o.export, "export", false, "Print the reset plan as CSV (topic,partition,offset; group first with several groups).")
@@ -191,15 +201,15 @@ func (o *groupsOpts) check(cmd *cobra.Command) error {
 		if n == 0 {
 			return usageError(cmd, "Option '[reset-offsets]' requires one of the following scenarios: [%s]", strings.Join(groupsResetScenarios, "], ["))
 		}
-		if !o.allTopics && len(o.topics) == 0 {
+		if !o.allTopics && len(o.topics) == 0 && o.fromFile == "" {
 			return usageError(cmd, "One of the reset scopes should be defined: --all-topics, --topic.")
 		}
 		if o.allTopics && len(o.topics) > 0 {
 			return usageError(cmd, `Option "[all-topics]" can't be used with option "[topic]"`)
 		}
 	}
-	for _, o := range []string{"members", "verbose", "offsets"} {
-		if err := checkInvalid(cmd, o, "list", "delete", "reset-offsets", "delete-offsets"); err != nil {
+	for _, sub := range []string{"members", "verbose", "offsets"} {
+		if err := checkInvalid(cmd, sub, "list", "delete", "reset-offsets", "delete-offsets"); err != nil {
 			return err
 		}
 	}
@@ -374,19 +384,16 @@ func describeGroups(ctx context.Context, adm *kadm.Client, ids []string) ([]desc
 	return out, nil
 }
 
-// listOffsets returns start, end or by-time offsets of the given partitions,
-// failing on any partition the cluster could not answer for.
-func listOffsets(ctx context.Context, adm *kadm.Client, topics []string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
+// listOffsets calls one of kadm's List*Offsets for topics; kadm reads no
+// topics as "all topics", which is never what we mean.
+func listOffsets(ctx context.Context, topics []string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (kadm.ListedOffsets, error) {
 	if len(topics) == 0 {
 		return kadm.ListedOffsets{}, nil
 	}
-	lo, err := list(ctx, topics...)
-	if err != nil {
-		return nil, err
-	}
-	return lo, nil
+	return list(ctx, topics...)
 }
 
+// offsetAt is the listed offset of t-p, or why there is none.
 func offsetAt(lo kadm.ListedOffsets, t string, p int32) (int64, error) {
 	o, ok := lo.Lookup(t, p)
 	switch {
@@ -508,7 +515,7 @@ func offsetRows(ctx context.Context, adm *kadm.Client, g describedGroup) ([]*off
 	for _, r := range rows {
 		topics[r.Topic] = true
 	}
-	ends, err := listOffsets(ctx, adm, slices.Sorted(maps.Keys(topics)), adm.ListEndOffsets)
+	ends, err := listOffsets(ctx, slices.Sorted(maps.Keys(topics)), adm.ListEndOffsets)
 	if err != nil {
 		return nil, fmt.Errorf("log end offsets: %w", err)
 	}
@@ -539,7 +546,7 @@ func (o *groupsOpts) printOffsets(ctx context.Context, cmd *cobra.Command, adm *
 		return dead, nil
 	}
 	t := table{cols: slices.Clone(offsetColumns)}
-	for _, ext := range groupOffsetExtensions {
+	for _, ext := range append(slices.Clone(groupOffsetExtensions), o.agentOffsetColumns()) {
 		if err := ext.Fill(ctx, adm, g.Group, rows); err != nil {
 			return false, err
 		}
@@ -770,13 +777,13 @@ func (o *groupsOpts) deleteOffsets(ctx context.Context, cmd *cobra.Command, adm 
 func parseTopicPartitions(arg string) (string, []int32, error) {
 	t, ps, ok := strings.Cut(arg, ":")
 	if !ok || t == "" || ps == "" || strings.Contains(ps, ":") {
-		return "", nil, fmt.Errorf("Invalid topic arg '%s', expected topic name and partitions", arg) //nolint:staticcheck // Kafka's message
+		return "", nil, kafkaError("Invalid topic arg '%s', expected topic name and partitions", arg)
 	}
 	var out []int32
 	for p := range strings.SplitSeq(ps, ",") {
 		n, err := strconv.ParseInt(strings.TrimSpace(p), 10, 32)
 		if err != nil || n < 0 {
-			return "", nil, fmt.Errorf("Invalid partition '%s' specified in topic arg '%s'", p, arg) //nolint:staticcheck // Kafka's message
+			return "", nil, kafkaError("Invalid partition '%s' specified in topic arg '%s'", p, arg)
 		}
 		out = append(out, int32(n))
 	}
@@ -789,7 +796,7 @@ func parseTopicPartitions(arg string) (string, []int32, error) {
 func parseKafkaDateTime(s string) (time.Time, error) {
 	date, clock, ok := strings.Cut(s, "T")
 	if !ok || date == "" {
-		return time.Time{}, fmt.Errorf("Error parsing timestamp '%s'. It does not contain a 'T' according to ISO8601 format", s) //nolint:staticcheck // Kafka's message
+		return time.Time{}, kafkaError("Error parsing timestamp '%s'. It does not contain a 'T' according to ISO8601 format", s)
 	}
 	if !strings.ContainsAny(clock, "+-Z") {
 		s += "Z"
@@ -802,7 +809,7 @@ func parseKafkaDateTime(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("Error parsing timestamp '%s': want YYYY-MM-DDTHH:mm:SS.sss with an optional zone", s) //nolint:staticcheck // Kafka's message
+	return time.Time{}, kafkaError("Error parsing timestamp '%s': want YYYY-MM-DDTHH:mm:SS.sss with an optional zone", s)
 }
 
 var isoDuration = regexp.MustCompile(`(?i)^([-+]?)P(?:([-+]?[0-9]+)D)?(?:T(?:([-+]?[0-9]+)H)?(?:([-+]?[0-9]+)M)?(?:([-+]?[0-9]+)(?:[.,]([0-9]{0,9}))?S)?)?$`)
@@ -811,7 +818,7 @@ var isoDuration = regexp.MustCompile(`(?i)^([-+]?)P(?:([-+]?[0-9]+)D)?(?:T(?:([-
 func parseISODuration(s string) (time.Duration, error) {
 	m := isoDuration.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil || strings.HasSuffix(strings.ToUpper(s), "T") || strings.EqualFold(strings.TrimLeft(s, "+-"), "P") {
-		return 0, fmt.Errorf("Text cannot be parsed to a Duration: '%s' (want PnDTnHnMnS, e.g. PT1H30M)", s) //nolint:staticcheck // Java's message
+		return 0, kafkaError("Text cannot be parsed to a Duration: '%s' (want PnDTnHnMnS, e.g. PT1H30M)", s)
 	}
 	num := func(v string) int64 { n, _ := strconv.ParseInt(v, 10, 64); return n }
 	d := time.Duration(num(m[2]))*24*time.Hour + time.Duration(num(m[3]))*time.Hour +
@@ -854,6 +861,11 @@ func (o *groupsOpts) resetOffsets(ctx context.Context, cmd *cobra.Command, adm *
 			return usageError(cmd, "%s", err)
 		}
 		at = time.Now().Add(-d)
+	}
+	if o.fromFile != "" {
+		if o.filePlan, err = parseResetFile(o.fromFile, o.groups); err != nil {
+			return usageError(cmd, "%s", err)
+		}
 	}
 	groups, err := describeGroups(ctx, adm, ids)
 	if err != nil {
@@ -911,13 +923,18 @@ func (tp topicPartition) String() string { return fmt.Sprintf("%s-%d", tp.topic,
 // group has committed) or --topic t / t:p,p.
 func (o *groupsOpts) partitionsToReset(ctx context.Context, adm *kadm.Client, g describedGroup) ([]topicPartition, error) {
 	var out []topicPartition
-	if o.allTopics {
+	switch {
+	case o.fromFile != "":
+		for tp := range o.filePlan[g.Group] {
+			out = append(out, tp)
+		}
+	case o.allTopics:
 		for t, ps := range g.committed {
 			for p := range ps {
 				out = append(out, topicPartition{t, p})
 			}
 		}
-	} else {
+	default:
 		var whole []string
 		for _, arg := range o.topics {
 			if !strings.Contains(arg, ":") {
@@ -972,14 +989,14 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		plan[tp.topic][tp.partition] = off
 	}
 	fromList := func(list func(context.Context, ...string) (kadm.ListedOffsets, error), what string) error {
-		lo, err := listOffsets(ctx, adm, topics, list)
+		lo, err := listOffsets(ctx, topics, list)
 		if err != nil {
 			return err
 		}
 		for _, tp := range parts {
 			off, err := offsetAt(lo, tp.topic, tp.partition)
 			if err != nil {
-				return fmt.Errorf("Error getting %s offset of topic partition: %s: %w", what, tp, err) //nolint:staticcheck // Kafka's message
+				return kafkaError("Error getting %s offset of topic partition: %s: %w", what, tp, err)
 			}
 			set(tp, off)
 		}
@@ -988,11 +1005,11 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 	// clamped is Kafka's checkOffsetsRange: a requested offset outside the
 	// log moves to its nearest end, with a warning.
 	clamped := func(want map[topicPartition]int64) error {
-		starts, err := listOffsets(ctx, adm, topics, adm.ListStartOffsets)
+		starts, err := listOffsets(ctx, topics, adm.ListStartOffsets)
 		if err != nil {
 			return err
 		}
-		ends, err := listOffsets(ctx, adm, topics, adm.ListEndOffsets)
+		ends, err := listOffsets(ctx, topics, adm.ListEndOffsets)
 		if err != nil {
 			return err
 		}
@@ -1035,13 +1052,13 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		for _, tp := range parts {
 			cur, ok := g.committed[tp.topic][tp.partition]
 			if !ok {
-				return nil, fmt.Errorf("Cannot shift offset for partition %s since there is no current committed offset", tp) //nolint:staticcheck // Kafka's message
+				return nil, kafkaError("Cannot shift offset for partition %s since there is no current committed offset", tp)
 			}
 			want[tp] = cur + o.shiftBy
 		}
 		return plan, clamped(want)
 	case f.Changed("to-datetime"), f.Changed("by-duration"):
-		lo, err := listOffsets(ctx, adm, topics, func(ctx context.Context, ts ...string) (kadm.ListedOffsets, error) {
+		lo, err := listOffsets(ctx, topics, func(ctx context.Context, ts ...string) (kadm.ListedOffsets, error) {
 			return adm.ListOffsetsAfterMilli(ctx, at.UnixMilli(), ts...)
 		})
 		if err != nil {
@@ -1050,7 +1067,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 		for _, tp := range parts {
 			off, err := offsetAt(lo, tp.topic, tp.partition)
 			if err != nil {
-				return nil, fmt.Errorf("Error getting offset by timestamp of topic partition: %s: %w", tp, err) //nolint:staticcheck // Kafka's message
+				return nil, kafkaError("Error getting offset by timestamp of topic partition: %s: %w", tp, err)
 			}
 			// kadm answers a partition with no record at or after the time
 			// with its end offset and no timestamp; Kafka's tool says so.
@@ -1060,8 +1077,15 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 			set(tp, off)
 		}
 		return plan, nil
+	case f.Changed("from-file"):
+		want, ok := o.filePlan[g.Group]
+		if !ok {
+			printGroupError(cmd.OutOrStdout(), fmt.Sprintf("No reset plan for group %s found", g.Group))
+			return plan, nil
+		}
+		return plan, clamped(want)
 	case f.Changed("to-current"):
-		ends, err := listOffsets(ctx, adm, topics, adm.ListEndOffsets)
+		ends, err := listOffsets(ctx, topics, adm.ListEndOffsets)
 		if err != nil {
 			return nil, err
 		}
@@ -1072,7 +1096,7 @@ func (o *groupsOpts) prepare(ctx context.Context, cmd *cobra.Command, adm *kadm.
 			}
 			end, err := offsetAt(ends, tp.topic, tp.partition)
 			if err != nil {
-				return nil, fmt.Errorf("Error getting ending offset of topic partition: %s: %w", tp, err) //nolint:staticcheck // Kafka's message
+				return nil, kafkaError("Error getting ending offset of topic partition: %s: %w", tp, err)
 			}
 			set(tp, end)
 		}
@@ -1111,4 +1135,40 @@ func (o *groupsOpts) printPlans(out io.Writer, plans map[string]resetPlan) {
 		fmt.Fprintf(out, format, r[0], r[1], r[2], r[3])
 	}
 	fmt.Fprintln(out)
+}
+
+// parseResetFile reads --from-file: the CSV --export writes, topic,partition,offset
+// when one group is named, group,topic,partition,offset otherwise.
+func parseResetFile(path string, groups []string) (map[string]map[topicPartition]int64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[topicPartition]int64{}
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, ",")
+		group := ""
+		switch {
+		case len(f) == 3 && len(groups) == 1:
+			group = groups[0]
+		case len(f) == 4:
+			group, f = f[0], f[1:]
+		default:
+			return nil, fmt.Errorf("%s line %d: %q: want topic,partition,offset (one --group) or group,topic,partition,offset", path, i+1, line)
+		}
+		p, perr := strconv.ParseInt(strings.TrimSpace(f[1]), 10, 32)
+		off, oerr := strconv.ParseInt(strings.TrimSpace(f[2]), 10, 64)
+		if perr != nil || oerr != nil || p < 0 {
+			return nil, fmt.Errorf("%s line %d: %q: partition and offset must be numbers", path, i+1, line)
+		}
+		if out[group] == nil {
+			out[group] = map[topicPartition]int64{}
+		}
+		out[group][topicPartition{strings.TrimSpace(f[0]), int32(p)}] = off
+	}
+	return out, nil
 }

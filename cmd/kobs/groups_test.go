@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,19 +36,30 @@ func fillTimed(t *testing.T, addr, topic string, partitions int32, n int, base t
 }
 
 // describeRows parses --describe's offsets view into rows of fields, keyed
-// by TOPIC-PARTITION.
+// by TOPIC-PARTITION: kafka-consumer-groups.sh's nine columns, then the
+// agent's LAG-SECONDS and STATUS (see lagSecondsNear).
 func describeRows(t *testing.T, out string) map[string][]string {
 	t.Helper()
 	ls := nonEmptyLines(out)
 	require.NotEmpty(t, ls, out)
-	require.Equal(t, strings.Fields("GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID"), strings.Fields(ls[0]))
+	require.Equal(t, strings.Fields("GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID LAG-SECONDS STATUS"), strings.Fields(ls[0]))
 	rows := map[string][]string{}
 	for _, l := range ls[1:] {
 		f := strings.Fields(l)
-		require.Len(t, f, 9, l)
+		require.Len(t, f, 11, l)
 		rows[f[1]+"-"+f[2]] = f
 	}
 	return rows
+}
+
+// lagSecondsNear checks a row's LAG-SECONDS against the age of the record
+// at its committed offset (written at base + offset seconds).
+func lagSecondsNear(t *testing.T, row []string, base time.Time, offset int) {
+	t.Helper()
+	got, err := strconv.ParseFloat(row[9], 64)
+	require.NoError(t, err, row)
+	want := time.Since(base.Add(time.Duration(offset) * time.Second)).Seconds()
+	require.InDelta(t, want, got, 15, "LAG-SECONDS %v, record age %.1f", got, want)
 }
 
 // TestGroupsCommand drives kafka-consumer-groups.sh's actions against a real
@@ -100,8 +114,14 @@ func TestGroupsCommand(t *testing.T) {
 	out, errOut, err := kobs(t, append(g, "--describe", "--group", "billing")...)
 	require.NoError(t, err, errOut)
 	rows := describeRows(t, out)
-	require.Equal(t, []string{"billing", "events", "0", "30", "100", "70", memberID, rows["events-0"][7], "billing-app"}, rows["events-0"])
-	require.Equal(t, []string{"billing", "events", "1", "50", "100", "50", memberID, rows["events-1"][7], "billing-app"}, rows["events-1"])
+	require.Equal(t, []string{"billing", "events", "0", "30", "100", "70", memberID, rows["events-0"][7], "billing-app"}, rows["events-0"][:9])
+	require.Equal(t, []string{"billing", "events", "1", "50", "100", "50", memberID, rows["events-1"][7], "billing-app"}, rows["events-1"][:9])
+	// The member owns both partitions and its offsets did not move over
+	// the status window while it lags: STALL.
+	lagSecondsNear(t, rows["events-0"], base, 30)
+	lagSecondsNear(t, rows["events-1"], base, 50)
+	require.Equal(t, "STALL", rows["events-0"][10])
+	require.Equal(t, "STALL", rows["events-1"][10])
 	require.Contains(t, kobsOK(t, append(g, "--describe", "--group", "billing", "--members", "--verbose")...), "events(0,1)")
 	state := kobsOK(t, append(g, "--describe", "--group", "billing", "--state")...)
 	require.Regexp(t, `\nbilling\s+127\.0\.0\.1:\d+  \(1\)\s+\S+\s+Stable\s+1\n`, state)
@@ -122,7 +142,9 @@ func TestGroupsCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "\nConsumer group 'billing' has no active members.\n", errOut)
 	rows = describeRows(t, out)
-	require.Equal(t, []string{"billing", "events", "0", "30", "100", "70", "-", "-", "-"}, rows["events-0"])
+	require.Equal(t, []string{"billing", "events", "0", "30", "100", "70", "-", "-", "-"}, rows["events-0"][:9])
+	require.Equal(t, "STOP", rows["events-0"][10], "nobody owns the partition and it lags")
+	lagSecondsNear(t, rows["events-0"], base, 30)
 	require.Contains(t, nonEmptyLines(kobsOK(t, append(g, "--list")...)), "billing")
 
 	// --to-datetime: the plan (dry run by default) changes nothing; with
@@ -169,12 +191,44 @@ func TestGroupsCommand(t *testing.T) {
 	require.Equal(t, "events,0,100\nevents,1,100\n\n",
 		kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--all-topics", "--to-latest", "--export")...))
 
+	// --from-file replays an --export (offsets clamped to the log, as Kafka).
+	plan = kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--all-topics", "--to-offset", "7", "--export")...)
+	file := filepath.Join(t.TempDir(), "plan.csv")
+	require.NoError(t, os.WriteFile(file, []byte(plan+"events,1,5000\n"), 0o644))
+	kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--to-latest", "--all-topics", "--execute")...)
+	kobsOK(t, append(g, "--reset-offsets", "--group", "billing", "--from-file", file, "--execute")...)
+	require.Equal(t, map[int32]int64{0: 7, 1: 100}, committed(t, adm, "billing", "events"))
+	require.NoError(t, os.WriteFile(file, []byte("events,zero,1\n"), 0o644))
+	_, errOut, err = kobs(t, append(g, "--reset-offsets", "--group", "billing", "--from-file", file, "--execute")...)
+	require.ErrorIs(t, err, errReported)
+	require.Contains(t, errOut, "partition and offset must be numbers")
+
+	// --list --state filters by state, case-insensitively as Kafka.
+	require.Regexp(t, `(?m)^billing\s+Empty\s*$`, kobsOK(t, append(g, "--list", "--state", "empty")...))
+	require.NotContains(t, kobsOK(t, append(g, "--list", "--state=stable")...), "billing")
+
+	// --command-config: client.id is used, unknown keys named, TLS refused.
+	cc := filepath.Join(t.TempDir(), "admin.properties")
+	require.NoError(t, os.WriteFile(cc, []byte("client.id=ops\nretries=3\n"), 0o644))
+	_, errOut, err = kobs(t, append(g, "--list", "--command-config", cc)...)
+	require.NoError(t, err)
+	require.Equal(t, "WARN These configurations '[retries]' were supplied but are not used yet.\n", errOut)
+	require.NoError(t, os.WriteFile(cc, []byte("security.protocol=SASL_SSL\n"), 0o644))
+	_, errOut, err = kobs(t, append(g, "--list", "--command-config", cc)...)
+	require.ErrorIs(t, err, errReported)
+	require.Contains(t, errOut, "use --tls")
+	// --tls is applied: the plaintext broker does not answer a TLS handshake.
+	out, _, err = kobs(t, append(g, "--list", "--tls", "--timeout", "3000")...)
+	require.ErrorIs(t, err, errReported)
+	require.Regexp(t, `Error: Executing consumer group command failed due to .*(?i:tls|handshake|EOF|deadline)`, out)
+	t.Logf("--tls against a plaintext broker: %s", strings.TrimSpace(out))
+
 	// --delete-offsets of one partition, then --delete of the group.
 	out = kobsOK(t, append(g, "--delete-offsets", "--group", "billing", "--topic", "events:0")...)
 	require.Equal(t, "Request succeed for deleting offsets with topic events:0 group billing\n"+
 		"\nTOPIC                          PARTITION       STATUS         "+
 		"\nevents                         0               Successful     \n", out)
-	require.Equal(t, map[int32]int64{1: 100}, committed(t, adm, "billing", "events"))
+	require.Equal(t, map[int32]int64{1: 100}, committed(t, adm, "billing", "events"), "partition 0's offset is gone")
 	require.Equal(t, "Deletion of requested consumer groups ('billing') was successful.\n",
 		kobsOK(t, append(g, "--delete", "--group", "billing")...))
 	require.NotContains(t, nonEmptyLines(kobsOK(t, append(g, "--list")...)), "billing")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kobs-dev/kobs/audit"
 	"github.com/kobs-dev/kobs/perf"
 	"github.com/kobs-dev/kobs/tracing"
 )
@@ -41,6 +43,7 @@ func newPerfProduceCmd() *cobra.Command {
 		traceTopic     string
 		traceSample    float64
 		producerProps  []string
+		auditBucket    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
@@ -86,7 +89,12 @@ func newPerfProduceCmd() *cobra.Command {
 				hook = h
 				cfg.ExtraOpts = append(cfg.ExtraOpts, kgo.WithHooks(hook))
 			}
-			_, err := perf.RunProduce(ctx, cfg, cmd.OutOrStdout())
+			closeAudit, err := perfAudit(&cfg.ExtraOpts, audit.NewProducerHook, auditBucket, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			_, err = perf.RunProduce(ctx, cfg, cmd.OutOrStdout())
+			closeAudit() // after RunProduce closed its client, so every ack is counted
 			if hook != nil {
 				hook.Close() // after RunProduce closed its client, so every ack is recorded
 				st := hook.Stats()
@@ -103,6 +111,7 @@ func newPerfProduceCmd() *cobra.Command {
 	f.BoolVar(&trace, "trace", false, "trace the records (message id + traceparent headers, produce events to the trace topic)")
 	f.StringVar(&traceTopic, "trace-topic", tracing.DefaultTopic, "trace topic for --trace")
 	f.Float64Var(&traceSample, "trace-sample-rate", 1, "fraction of records traced with --trace")
+	f.DurationVar(&auditBucket, "audit", 0, "count the records with an audit hook in buckets of this width (e.g. 1m), flushed to the audit topic")
 	f.StringVar(&cfg.Topic, "topic", "", "topic to produce to (required)")
 	f.Int64Var(&cfg.NumRecords, "num-records", 0, "number of records to produce (required)")
 	f.IntVar(&cfg.RecordSize, "record-size", 0, "record value size in bytes (required)")
@@ -130,6 +139,7 @@ func newPerfConsumeCmd() *cobra.Command {
 		traceTopic  string
 		traceSample float64
 		fromLatest  bool
+		auditBkt    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
@@ -156,7 +166,12 @@ func newPerfConsumeCmd() *cobra.Command {
 				hook = h
 				cfg.ExtraOpts = append(cfg.ExtraOpts, kgo.WithHooks(hook))
 			}
-			_, err := perf.RunConsume(ctx, cfg, cmd.OutOrStdout())
+			closeAudit, err := perfAudit(&cfg.ExtraOpts, audit.NewConsumerHook, auditBkt, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			_, err = perf.RunConsume(ctx, cfg, cmd.OutOrStdout())
+			closeAudit()
 			if hook != nil {
 				hook.Close() // after RunConsume closed its client
 				st := hook.Stats()
@@ -173,6 +188,7 @@ func newPerfConsumeCmd() *cobra.Command {
 	f.StringVar(&cfg.Topic, "topic", "", "topic to consume (required)")
 	f.Int64Var(&cfg.NumRecords, "messages", 0, "stop after this many records; 0 reads until --timeout passes with none")
 	f.StringVar(&cfg.Group, "group", "", "consumer group to join (offsets are committed); empty reads all partitions directly")
+	f.DurationVar(&auditBkt, "audit", 0, "count the polled records with an audit hook in buckets of this width (e.g. 1m)")
 	f.BoolVar(&trace, "trace", false, "trace the records read (consume events to the trace topic for records with a kobs-msg-id header)")
 	f.StringVar(&traceTopic, "trace-topic", tracing.DefaultTopic, "trace topic for --trace")
 	f.Float64Var(&traceSample, "trace-sample-rate", 1, "fraction of messages traced with --trace (must match the producer's)")
@@ -184,6 +200,25 @@ func newPerfConsumeCmd() *cobra.Command {
 	f.IntVar(&cfg.FetchMaxBytes, "fetch-max-bytes", 0, "max bytes per fetch; 0 for the client default (50MB)")
 	perfMarkRequired(cmd, "topic")
 	return cmd
+}
+
+// perfAudit adds an audit hook to opts when bucket > 0 and returns what
+// closes it (after the client) and prints its counters.
+func perfAudit(opts *[]kgo.Opt, newHook func(...audit.Opt) (*audit.Hook, error), bucket time.Duration, out io.Writer) (func(), error) {
+	if bucket <= 0 {
+		return func() {}, nil
+	}
+	h, err := newHook(audit.Bucket(bucket))
+	if err != nil {
+		return nil, err
+	}
+	*opts = append(*opts, kgo.WithHooks(h))
+	return func() {
+		h.Close()
+		st := h.Stats()
+		fmt.Fprintf(out, "audit: %d records counted, %d flushes acknowledged, %d unflushed, %d dropped\n",
+			st.Counted, st.Acked, st.Unflushed, st.Dropped)
+	}, nil
 }
 
 // perfSignalContext ends the run on SIGINT or SIGTERM through its context, so

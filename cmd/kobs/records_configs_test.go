@@ -167,6 +167,20 @@ func TestBinaryExitCodesAndMessages(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Regexp(t, `^kobs \S+.* go1\.\d+\S* \w+/\w+\n$`, out)
 
+	// The error cases of issue 12 item 4, as the user sees them.
+	for _, args := range [][]string{
+		{"perf", "consume", "--bootstrap-server", "127.0.0.1:1", "--topic", "t"},
+		{"perf", "produce", "--bootstrap-server", "127.0.0.1:1", "--topic", "t", "--num-records", "10", "--record-size", "10"},
+	} {
+		began := time.Now()
+		_, errOut, code = run(args...)
+		require.Equal(t, 1, code, args)
+		require.Contains(t, errOut, "cannot reach bootstrap servers 127.0.0.1:1", args)
+		require.Contains(t, errOut, "connection refused", args)
+		require.NotContains(t, errOut, "no record within timeout", args)
+		require.Less(t, time.Since(began), 5*time.Second, args)
+	}
+
 	// Kafka's flag names on the perf tools.
 	out, errOut, code = run("perf", "produce", "--broker-list", b.Addr(), "--topic", "once", "--num-records", "10",
 		"--record-size", "10", "--throughput", "-1", "--producer-props", "acks=1", "linger.ms=0")

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kobs-dev/kobs/broker"
-	"github.com/kobs-dev/kobs/exporters"
 	"github.com/kobs-dev/kobs/tracing"
 	"github.com/kobs-dev/kobs/tracing/store"
 )
@@ -27,6 +26,7 @@ func newRunCmd() *cobra.Command {
 		bf       brokerFlags
 		storeCfg store.Config
 		af       auditFlags
+		agentAt  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --config server.properties",
@@ -40,7 +40,7 @@ func newRunCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			storeCfg.Logger = logger.With("component", "tracestore")
-			return runAll(ctx, cfg, storeCfg, &af, logger)
+			return runAll(ctx, cfg, storeCfg, &af, agentAt, logger)
 		},
 	}
 	bf.register(cmd, "config/server.properties")
@@ -49,10 +49,11 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&storeCfg.Addr, "tracestore-listen", store.DefaultAddr, "trace store HTTP address (Elasticsearch API and /v1/trace/)")
 	f.IntVar(&storeCfg.RetentionDays, "tracestore-retention-days", 7, "delete trace indexes older than this many days")
 	af.register(cmd, "audit-", "./data/audit") // the audit reconciler: --audit-listen, --audit-bucket, ...
+	f.StringVar(&agentAt, "agent-listen", "127.0.0.1:9308", "HTTP address of the lag and failing-ISR agent watching the broker (empty: no agent)")
 	return cmd
 }
 
-func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *auditFlags, logger *slog.Logger) (err error) {
+func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *auditFlags, agentAt string, logger *slog.Logger) (err error) {
 	// Registered first so it runs last, after the broker has closed: the
 	// final line says everything stopped cleanly, as "kobs broker" does.
 	defer func() {
@@ -66,7 +67,7 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *
 	if err != nil {
 		return err
 	}
-	b.MountHTTP(exporters.NewHandler(b.Registry()))
+	b.MountHTTP(telemetryHandler(b, cfg))
 	if err := b.Start(); err != nil {
 		b.Close()
 		return err
@@ -94,7 +95,21 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
+	pending := 3
+	agentURL := ""
+	if agentAt != "" {
+		// The agent watches the broker as any client would, over TCP.
+		a, agentLn, err := startAgent(agentAt, b.Addrs()[:1], logger.With("component", "agent"))
+		if err != nil {
+			_ = st.Close()
+			return err
+		}
+		defer a.Close()
+		agentURL = "http://" + agentLn.Addr().String()
+		pending++
+		go func() { errs <- serveAgent(ctx, a, agentLn) }()
+	}
 	go func() {
 		errs <- st.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": qr.Handler()})
 	}()
@@ -109,11 +124,10 @@ func runAll(ctx context.Context, cfg *broker.Config, storeCfg store.Config, af *
 	go func() { errs <- runAudit(ctx, auditCfg, af.listen, logger.With("component", "audit")) }()
 
 	logger.Info("kobs ready", "kafka", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b),
-		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic,
+		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic, "agent", agentURL,
 		"log.dirs", strings.Join(cfg.LogDirs, ","), "tracestore.dir", storeCfg.Dir)
 
 	// The first component to stop (a signal, or a failure) stops the rest.
-	pending := 3
 	var first error
 	select {
 	case <-ctx.Done():

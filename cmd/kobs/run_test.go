@@ -30,7 +30,8 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 	require.NoError(t, os.WriteFile(conf, []byte("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs="+
 		filepath.Join(dir, "broker")+"\nkobs.http.listener=127.0.0.1:0\ngroup.initial.rebalance.delay.ms=0\n"), 0o644))
 	cmd := exec.Command(bin, "run", "--config", conf, "--tracestore-dir", filepath.Join(dir, "tracestore"),
-		"--tracestore-listen", "127.0.0.1:0", "--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"))
+		"--tracestore-listen", "127.0.0.1:0", "--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"),
+		"--agent-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -68,6 +69,22 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 		t.Fatal("kobs run not ready after 60s")
 	}
 
+	// The agent beside the broker watches it: /v1/health says up.
+	agentDeadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(where["agent"] + "/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(agentDeadline) {
+			t.Fatalf("agent at %q not up within 30s: %v", where["agent"], err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	ph, err := tracing.NewProducerHook()
 	require.NoError(t, err)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(where["kafka"]), kgo.WithHooks(ph), kgo.AllowAutoTopicCreation())
@@ -84,17 +101,29 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 	}
 	require.NotEmpty(t, msgID)
 
+	// The journey must be this record's: its message id and topic, the
+	// producer's acknowledgement, and where the broker stored it (the
+	// partition and offset the producer was told).
 	deadline := time.Now().Add(60 * time.Second)
 	url := where["tracestore"] + "/v1/trace/msg/" + msgID
 	var last string
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url)
 		if err == nil {
-			var body map[string]any
+			var body struct {
+				Journeys []tracing.Journey `json:"journeys"`
+			}
 			derr := json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
-			if derr == nil && resp.StatusCode == http.StatusOK && strings.Contains(fmt.Sprint(body), "offset") {
-				t.Logf("journey of %s: %v", msgID, body)
+			if derr == nil && resp.StatusCode == http.StatusOK && len(body.Journeys) == 1 &&
+				body.Journeys[0].Produced != nil && body.Journeys[0].Stored != nil {
+				j := body.Journeys[0]
+				t.Logf("journey of %s: %+v stored %+v", msgID, j, *j.Stored)
+				require.Equal(t, msgID, j.MsgID)
+				require.Equal(t, "newcomer", j.Topic)
+				require.Empty(t, j.Produced.Error)
+				require.Equal(t, r.Partition, j.Stored.Partition)
+				require.Equal(t, r.Offset, j.Stored.Offset)
 				return
 			}
 			last = fmt.Sprint(resp.StatusCode, body, derr)

@@ -21,7 +21,9 @@ func runOnce(t *testing.T, bin, dir string) []string {
 	t.Helper()
 	conf := filepath.Join(dir, "server.properties")
 	cmd := exec.Command(bin, "run", "--config", conf, "--log-level", "debug",
-		"--tracestore-dir", filepath.Join(dir, "tracestore"), "--tracestore-listen", "127.0.0.1:0")
+		"--tracestore-dir", filepath.Join(dir, "tracestore"), "--tracestore-listen", "127.0.0.1:0",
+		"--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"),
+		"--agent-listen", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -147,3 +147,15 @@ func nonEmptyLines(s string) []string {
 	}
 	return out
 }
+
+// commitOffsets commits offsets for group with kadm, as an admin would.
+func commitOffsets(t *testing.T, adm *kadm.Client, group, topic string, offsets map[int32]int64) {
+	t.Helper()
+	var commit kadm.Offsets
+	for p, o := range offsets {
+		commit.AddOffset(topic, p, o, -1)
+	}
+	resps, err := adm.CommitOffsets(context.Background(), group, commit)
+	require.NoError(t, err)
+	require.NoError(t, resps.Error())
+}

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/internal/testcluster"
 	"github.com/kobs-dev/kobs/tracing"
@@ -173,4 +176,78 @@ func TestReadmeGoSnippet(t *testing.T) {
 	require.ErrorIs(t, err, kerr.UnknownTopicOrPartition)
 	kobsOK(t, "topics", "--bootstrap-server", b.Addr(), "--create", "--topic", "orders", "--partitions", "3")
 	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("hello")}).FirstErr())
+}
+
+// TestTopicsDescribeFiltersDegraded runs the describe filters end to end
+// over a degraded cluster: franz-go's kfake with three brokers, whose
+// Metadata answer this test controls (a one-node kobs cannot lose a
+// replica), and min.insync.replicas=2 set through kfake's own configs.
+func TestTopicsDescribeFiltersDegraded(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(4, "pay"))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	adm := admin(t, addrs[0])
+	two := "2"
+	_, err = adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "min.insync.replicas", Value: &two}}, "pay")
+	require.NoError(t, err)
+	td, err := adm.ListTopics(context.Background(), "pay")
+	require.NoError(t, err)
+	payID := td["pay"].ID
+
+	// Partition 0 healthy; 1 lost a follower (at min ISR); 2 lost two
+	// (under min ISR); 3 has no leader; 4 is led by broker 5, which is not
+	// among the live brokers.
+	parts := []struct {
+		leader       int32
+		replicas, is []int32
+	}{
+		{0, []int32{0, 1, 2}, []int32{0, 1, 2}},
+		{1, []int32{1, 2, 0}, []int32{1, 0}},
+		{2, []int32{2, 0, 1}, []int32{2}},
+		{-1, []int32{0, 1, 2}, []int32{}},
+		{5, []int32{5, 0, 1}, []int32{5, 0, 1}},
+	}
+	c.ControlKey(int16(kmsg.Metadata), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.MetadataRequest)
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		for i, a := range addrs {
+			host, port, _ := strings.Cut(a, ":")
+			b := kmsg.NewMetadataResponseBroker()
+			b.NodeID, b.Host = int32(i), host
+			p, _ := strconv.Atoi(port)
+			b.Port = int32(p)
+			resp.Brokers = append(resp.Brokers, b)
+		}
+		resp.ControllerID = 0
+		st := kmsg.NewMetadataResponseTopic()
+		name := "pay"
+		st.Topic, st.TopicID = &name, payID
+		for i, p := range parts {
+			sp := kmsg.NewMetadataResponseTopicPartition()
+			sp.Partition, sp.Leader, sp.Replicas, sp.ISR = int32(i), p.leader, p.replicas, p.is
+			if p.leader < 0 {
+				sp.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+
+	bs := []string{"topics", "--bootstrap-server", addrs[0], "--describe"}
+	want := func(flag string, lines ...string) {
+		t.Helper()
+		require.Equal(t, lines, nonEmptyLines(kobsOK(t, append(bs, flag)...)), flag)
+	}
+	line := func(p int, leader, replicas, isr string) string {
+		return "\tTopic: pay\tPartition: " + strconv.Itoa(p) + "\tLeader: " + leader + "\tReplicas: " + replicas + "\tIsr: " + isr + "\tElr: N/A\tLastKnownElr: N/A"
+	}
+	want("--under-replicated-partitions", line(1, "1", "1,2,0", "1,0"), line(2, "2", "2,0,1", "2"), line(3, "none", "0,1,2", ""))
+	want("--under-min-isr-partitions", line(2, "2", "2,0,1", "2"), line(3, "none", "0,1,2", ""))
+	want("--at-min-isr-partitions", line(1, "1", "1,2,0", "1,0"))
+	want("--unavailable-partitions", line(3, "none", "0,1,2", ""), line(4, "5", "5,0,1", "5,0,1"))
+	out := kobsOK(t, append(bs, "--topic", "pay")...)
+	require.Regexp(t, `^Topic: pay\tTopicId: \S+\tPartitionCount: 5\tReplicationFactor: 3\tConfigs: (.*,)?min\.insync\.replicas=2(,.*)?\n`, out)
 }

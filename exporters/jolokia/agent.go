@@ -541,9 +541,17 @@ func (a *Agent) names() []nameKind {
 	return out
 }
 
-func mbeanInfo(k telemetry.Kind) map[string]any {
+// mbeanInfo describes bean n of kind k. A Kafka Metrics bean's attributes
+// depend on the bean, so it is read to describe them.
+func (a *Agent) mbeanInfo(n telemetry.ObjectName, k telemetry.Kind) map[string]any {
+	infos := telemetry.Describe(k)
+	if k == telemetry.KindKafkaMetrics {
+		if s, ok := a.r.Get(n); ok {
+			infos = telemetry.DescribeSnapshot(s)
+		}
+	}
 	attrs := map[string]any{}
-	for _, ai := range telemetry.Describe(k) {
+	for _, ai := range infos {
 		attrs[ai.Name] = attrInfo(ai)
 	}
 	// Yammer's beans also have operations (objectName, values) and Jolokia
@@ -565,7 +573,7 @@ func (a *Agent) list(req Request) (any, error) {
 				dom = map[string]any{}
 				tree[nk.name.Domain()] = dom
 			}
-			dom[nk.name.CanonicalKeyPropertyList()] = mbeanInfo(nk.kind)
+			dom[nk.name.CanonicalKeyPropertyList()] = a.mbeanInfo(nk.name, nk.kind)
 		}
 		return tree, nil
 	}
@@ -574,7 +582,7 @@ func (a *Agent) list(req Request) (any, error) {
 		dom := map[string]any{}
 		for _, nk := range a.names() {
 			if nk.name.Domain() == domain {
-				dom[nk.name.CanonicalKeyPropertyList()] = mbeanInfo(nk.kind)
+				dom[nk.name.CanonicalKeyPropertyList()] = a.mbeanInfo(nk.name, nk.kind)
 			}
 		}
 		if len(dom) == 0 {
@@ -598,7 +606,7 @@ func (a *Agent) list(req Request) (any, error) {
 	if kind == 0 {
 		return nil, instanceNotFound("%s", n.String())
 	}
-	info := mbeanInfo(kind)
+	info := a.mbeanInfo(n, kind)
 	if len(p) == 2 {
 		return info, nil
 	}

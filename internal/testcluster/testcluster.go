@@ -3,6 +3,9 @@ package testcluster
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,7 +107,12 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/kobs once per test process and returns its path.
+// Binary builds cmd/kobs once per test process and returns its path. The
+// binary lives at one path per module checkout
+// (<tmp>/kobs-testcluster-<hash of the module root>/kobs), replaced
+// atomically by each build, so test runs leave no directories behind and
+// concurrent test binaries never see a half-written file (a process still
+// running the previous build keeps its inode).
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -114,16 +122,29 @@ func Binary(t testing.TB) string {
 			return
 		}
 		root := filepath.Dir(strings.TrimSpace(string(out)))
-		dir, err := os.MkdirTemp("", "kobs-bin-")
+		sum := sha256.Sum256([]byte(root))
+		dir := filepath.Join(os.TempDir(), "kobs-testcluster-"+hex.EncodeToString(sum[:6]))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			buildErr = err
+			return
+		}
+		tmp, err := os.CreateTemp(dir, "kobs-build-*")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "kobs")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/kobs")
+		tmp.Close()
+		cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/kobs")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
+			os.Remove(tmp.Name())
 			buildErr = fmt.Errorf("go build ./cmd/kobs: %v\n%s", err, out)
+			return
+		}
+		binPath = filepath.Join(dir, "kobs")
+		if err := os.Rename(tmp.Name(), binPath); err != nil {
+			os.Remove(tmp.Name())
+			buildErr = err
 		}
 	})
 	if buildErr != nil {
@@ -138,6 +159,9 @@ type Process struct {
 	t    testing.TB
 	c    *cfg
 	port string
+	// controller is the CONTROLLER listener (host:port) of a cluster
+	// node, kept across restarts; empty for a single process.
+	controller string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -173,6 +197,18 @@ func (p *Process) Dir() string { return p.c.dir }
 func (p *Process) Logs() string { return p.logs.String() }
 
 func (p *Process) start() {
+	p.t.Helper()
+	if err := p.startErr(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// errAddrInUse is a process that could not bind a port it was given: the
+// port was taken between reservation and start.
+var errAddrInUse = errors.New("address already in use")
+
+// startErr starts the process and waits for its ready line.
+func (p *Process) startErr() error {
 	t := p.t
 	t.Helper()
 	bin := Binary(t)
@@ -180,8 +216,16 @@ func (p *Process) start() {
 	for k, v := range p.c.props {
 		props[k] = v
 	}
-	if p.port != "" {
-		props["listeners"] = "PLAINTEXT://127.0.0.1:" + p.port
+	port := p.port
+	if port == "" {
+		port = "0"
+	}
+	listeners := "PLAINTEXT://127.0.0.1:" + port
+	if p.controller != "" {
+		listeners += ",CONTROLLER://" + p.controller
+	}
+	if p.port != "" || p.controller != "" {
+		props["listeners"] = listeners
 	}
 	var sb strings.Builder
 	for k, v := range props {
@@ -189,16 +233,16 @@ func (p *Process) start() {
 	}
 	confPath := filepath.Join(t.TempDir(), "server.properties")
 	if err := os.WriteFile(confPath, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(bin, "broker", "--config", confPath)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd.Stdout = p.logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kobs broker: %v", err)
+		return fmt.Errorf("start kobs broker: %w", err)
 	}
 	ready := make(chan string, 1)
 	done := make(chan struct{})
@@ -231,19 +275,53 @@ func (p *Process) start() {
 		p.cmd, p.addr, p.done = cmd, addr, done
 		p.port = addr[strings.LastIndexByte(addr, ':')+1:]
 		p.mu.Unlock()
+		return nil
 	case <-done:
-		t.Fatalf("kobs broker exited before ready:\n%s", p.logs.String())
+		if strings.Contains(p.logs.String(), "address already in use") {
+			return fmt.Errorf("%w:\n%s", errAddrInUse, p.logs.String())
+		}
+		return fmt.Errorf("kobs broker exited before ready:\n%s", p.logs.String())
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatalf("kobs broker not ready after 60s:\n%s", p.logs.String())
+		<-done
+		return fmt.Errorf("kobs broker not ready after 60s:\n%s", p.logs.String())
 	}
 }
 
 // Kill sends SIGKILL (an unclean stop) and waits for the process to end.
 func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
 
-// Stop sends SIGTERM (a clean stop) and waits for the process to end.
+// Stop sends SIGTERM (a clean stop) and waits for the process to end. A
+// paused process is resumed so it can act on it.
 func (p *Process) Stop() { p.signal(syscall.SIGTERM) }
+
+// Pause stops the process with SIGSTOP: it holds its ports and state but
+// answers nothing (a long GC pause or a frozen VM, to the others).
+func (p *Process) Pause() { p.send(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (p *Process) Resume() { p.send(syscall.SIGCONT) }
+
+// Pid is the running process's id, 0 when none runs.
+func (p *Process) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+func (p *Process) send(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		p.t.Fatalf("testcluster: %v to a broker that is not running", sig)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("testcluster: %v: %v", sig, err)
+	}
+}
 
 func (p *Process) signal(sig syscall.Signal) {
 	p.mu.Lock()
@@ -254,6 +332,7 @@ func (p *Process) signal(sig syscall.Signal) {
 		return
 	}
 	_ = cmd.Process.Signal(sig)
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a paused process must run to act on sig
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):

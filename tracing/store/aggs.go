@@ -258,11 +258,22 @@ func (p *aggParser) parseBody(s *aggSpec, raw json.RawMessage) *esError {
 		}
 		return nil
 	}
-	switch s.typ {
-	case "avg", "min", "max", "sum", "value_count", "cardinality", "stats", "extended_stats":
-		return needField()
-	case "percentiles":
+	numericOnly := func() *esError {
 		if err := needField(); err != nil {
+			return err
+		}
+		if s.slot >= 0 && s.kind == kindKeyword {
+			return errIllegalArgument("Field [%s] of type [keyword] is not supported for aggregation [%s]", s.field, s.typ)
+		}
+		return nil
+	}
+	switch s.typ {
+	case "value_count", "cardinality":
+		return needField()
+	case "avg", "min", "max", "sum", "stats", "extended_stats":
+		return numericOnly()
+	case "percentiles":
+		if err := numericOnly(); err != nil {
 			return err
 		}
 		s.keyed = ap.Keyed == nil || *ap.Keyed

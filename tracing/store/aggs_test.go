@@ -225,10 +225,80 @@ func TestAggregationErrors(t *testing.T) {
 		"terms size":    {`{"size":0,"aggs":{"a":{"terms":{"field":"topic","size":1000000}}}}`, "at most 65536"},
 		"too many buckets": {fmt.Sprintf(`{"size":0,"aggs":{"a":{"date_histogram":{"field":"ts","fixed_interval":"1ms","min_doc_count":0,"extended_bounds":{"min":%d,"max":%d}}}}}`,
 			aggBase, aggBase+3600000), "too_many_buckets_exception"},
-		"unknown type": {`{"size":0,"aggs":{"a":{"geohash_grid":{"field":"topic"}}}}`, "not supported"},
+		"unknown type":   {`{"size":0,"aggs":{"a":{"geohash_grid":{"field":"topic"}}}}`, "not supported"},
+		"avg of keyword": {`{"size":0,"aggs":{"a":{"avg":{"field":"topic"}}}}`, "of type [keyword] is not supported for aggregation [avg]"},
 	} {
 		status, raw := ts.raw(t, "POST", "/kobs-trace-*/_search", tc.body)
 		require.Equal(t, 400, status, name)
 		require.Contains(t, string(raw), tc.want, name)
+	}
+}
+
+// TestFieldCaps answers what Grafana's datasource test and field lists ask.
+func TestFieldCaps(t *testing.T) {
+	ts, _ := loadAggData(t)
+	status, out := ts.do(t, "GET", "/kobs-trace-*/_field_caps?fields=ts", nil)
+	require.Equal(t, 200, status, "%v", out)
+	require.Equal(t, []any{"kobs-trace-2024.03.01"}, out["indices"])
+	require.Equal(t, map[string]any{"ts": map[string]any{"date": map[string]any{
+		"type": "date", "metadata_field": false, "searchable": true, "aggregatable": true}}}, out["fields"])
+	status, out = ts.do(t, "GET", "/kobs-trace-2024.03.01/_field_caps?fields=*", nil)
+	require.Equal(t, 200, status)
+	fields := out["fields"].(map[string]any)
+	require.Equal(t, true, fields["latency_us"].(map[string]any)["long"].(map[string]any)["aggregatable"])
+	require.Equal(t, false, fields["text"].(map[string]any)["text"].(map[string]any)["aggregatable"])
+	require.Equal(t, false, fields["span_id"].(map[string]any)["keyword"].(map[string]any)["searchable"])
+	status, _ = ts.do(t, "GET", "/kobs-trace-*/_field_caps", nil)
+	require.Equal(t, 400, status)
+}
+
+// Calendar intervals in a time zone, ordering terms by a sub-aggregation,
+// and the time field of raw documents as Grafana reads it.
+func TestCalendarZoneOrderAndHitFields(t *testing.T) {
+	ts, _ := loadAggData(t)
+	// The data spans 00:00-00:59:30 UTC on 2024-03-01, which is
+	// 19:00-19:59:30 on 2024-02-29 in New York (UTC-5): one day bucket
+	// keyed at New York's midnight, 2024-02-29T05:00:00Z.
+	status, out := ts.do(t, "POST", "/kobs-trace-*/_search", `{"size":0,"aggs":{"d":{"date_histogram":{"field":"ts","calendar_interval":"1d","time_zone":"America/New_York"}}}}`)
+	require.Equal(t, 200, status, "%v", out)
+	buckets := out["aggregations"].(map[string]any)["d"].(map[string]any)["buckets"].([]any)
+	require.Len(t, buckets, 1)
+	b := buckets[0].(map[string]any)
+	require.Equal(t, 1709182800000.0, b["key"])
+	require.Equal(t, 120.0, b["doc_count"])
+	// Hourly buckets with a 30-minute offset: 23:30-00:30 holds i < 60,
+	// 00:30-01:30 the rest.
+	status, out = ts.do(t, "POST", "/kobs-trace-*/_search", `{"size":0,"aggs":{"h":{"date_histogram":{"field":"ts","fixed_interval":"1h","offset":"+30m"}}}}`)
+	require.Equal(t, 200, status, "%v", out)
+	buckets = out["aggregations"].(map[string]any)["h"].(map[string]any)["buckets"].([]any)
+	require.Len(t, buckets, 2)
+	require.Equal(t, float64(aggBase-1800000), buckets[0].(map[string]any)["key"])
+	require.Equal(t, 60.0, buckets[0].(map[string]any)["doc_count"])
+	require.Equal(t, 60.0, buckets[1].(map[string]any)["doc_count"])
+
+	// Partitions ordered by their average latency, highest first:
+	// partition p holds i = p, p+3, ..., p+117 (mean i = p+58.5), so its
+	// mean latency is 10*(p+58.5+1) = 595 + 10p; order 2, 1, 0.
+	status, out = ts.do(t, "POST", "/kobs-trace-*/_search", `{"size":0,"aggs":{"p":{"terms":{"field":"partition","order":{"avg_lat":"desc"}},"aggs":{"avg_lat":{"avg":{"field":"latency_us"}}}}}}`)
+	require.Equal(t, 200, status, "%v", out)
+	var keys, avgs []float64
+	for _, b := range out["aggregations"].(map[string]any)["p"].(map[string]any)["buckets"].([]any) {
+		keys = append(keys, b.(map[string]any)["key"].(float64))
+		avgs = append(avgs, b.(map[string]any)["avg_lat"].(map[string]any)["value"].(float64))
+	}
+	require.Equal(t, []float64{2, 1, 0}, keys)
+	require.Equal(t, []float64{615, 605, 595}, avgs)
+
+	// Raw documents: the newest hit's time, as an ISO string (fields with
+	// Grafana's format) and as the mapping's epoch_millis (docvalue_fields).
+	for body, want := range map[string]string{
+		`"docvalue_fields":["ts"]`: "1709254770000",
+		`"fields":[{"field":"ts","format":"strict_date_optional_time_nanos"}]`: "2024-03-01T00:59:30.000Z",
+	} {
+		status, out = ts.do(t, "POST", "/kobs-trace-*/_search", `{"size":1,"sort":[{"ts":"desc"}],`+body+`}`)
+		require.Equal(t, 200, status, "%v", out)
+		hit := out["hits"].(map[string]any)["hits"].([]any)[0].(map[string]any)
+		require.Equal(t, "e119", hit["_id"])
+		require.Equal(t, []any{want}, hit["fields"].(map[string]any)["ts"], body)
 	}
 }

@@ -10,7 +10,10 @@
 //   - the translation of Elasticsearch mappings (explicit and dynamic) into
 //     bleve fields, and of the query DSL subset (match_all, bool, term, terms,
 //     range, match, match_phrase, ids, exists, prefix, wildcard,
-//     constant_score) into bleve queries;
+//     constant_score, and query_string's Lucene subset) into bleve queries;
+//   - aggregations (aggs.go) computed from doc values in one pass over the
+//     matching documents: the bucket and metric types Grafana's
+//     Elasticsearch datasource sends, answered in Elasticsearch's shape;
 //   - the HTTP handler that answers with Elasticsearch 7.17's JSON response
 //     and error shapes, so the same shipper and queries work unchanged against
 //     a real Elasticsearch or OpenSearch cluster;

@@ -22,9 +22,6 @@ import (
 // maxBodyBytes is Elasticsearch's http.max_content_length default (100mb).
 const maxBodyBytes = 100 << 20
 
-// Handler returns the Elasticsearch-compatible REST handler.
-func (s *Store) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
-
 // request bundles what every handler needs.
 type request struct {
 	w      http.ResponseWriter
@@ -101,140 +98,125 @@ func (rq *request) methodNotAllowed(allowed ...string) {
 	})
 }
 
-func (s *Store) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	// Official Elasticsearch clients (7.14+) refuse servers without it.
-	w.Header().Set("X-Elastic-Product", "Elasticsearch")
-	rq := &request{w: w, r: r, params: r.URL.Query()}
-	_, rq.pretty = rq.params["pretty"]
-	defer func() {
-		// A bug in one request must not take the store down; report it as
-		// Elasticsearch reports unexpected exceptions.
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.Error("panic serving request", "method", r.Method, "uri", r.URL.RequestURI(), "panic", v)
-			rq.fail(&esError{Type: "exception", Reason: fmt.Sprint(v), status: http.StatusInternalServerError})
+// Handler returns the Elasticsearch-compatible REST handler. Routes are
+// ServeMux patterns; methods are checked by the handlers so a wrong method
+// gets Elasticsearch's JSON 405 rather than ServeMux's plain-text one.
+func (s *Store) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, fn func(rq *request)) { mux.Handle(pattern, s.wrap(fn)) }
+	methods := func(rq *request, allowed ...string) bool {
+		if slices.Contains(allowed, rq.r.Method) {
+			return true
 		}
-	}()
-	var parts []string
-	for _, p := range strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/") {
-		if p == "" {
-			continue
-		}
-		u, err := url.PathUnescape(p)
-		if err != nil {
-			rq.fail(errIllegalArgument("invalid path segment [%s]", p))
-			return
-		}
-		parts = append(parts, u)
+		rq.methodNotAllowed(allowed...)
+		return false
 	}
-	m := r.Method
-	switch {
-	case len(parts) == 0:
-		if m != http.MethodGet && m != http.MethodHead {
-			rq.methodNotAllowed("HEAD", "GET")
-			return
+	idx := func(rq *request) string { return rq.r.PathValue("index") }
+
+	route("/{$}", func(rq *request) {
+		if methods(rq, http.MethodHead, http.MethodGet) {
+			s.handleInfo(rq)
 		}
-		s.handleInfo(rq)
-		return
-	case parts[0] == "_bulk" && len(parts) == 1:
-		if m != http.MethodPost && m != http.MethodPut {
-			rq.methodNotAllowed("POST", "PUT")
-			return
+	})
+	route("/_bulk", func(rq *request) {
+		if methods(rq, http.MethodPost, http.MethodPut) {
+			s.handleBulk(rq, "")
 		}
-		s.handleBulk(rq, "")
-		return
-	case parts[0] == "_msearch" && len(parts) == 1:
-		s.handleMsearch(rq, "")
-		return
-	case parts[0] == "_search" && len(parts) == 1:
-		s.handleSearch(rq, "_all", false)
-		return
-	case parts[0] == "_count" && len(parts) == 1:
-		s.handleSearch(rq, "_all", true)
-		return
-	case parts[0] == "_refresh" && len(parts) == 1, parts[0] == "_flush" && len(parts) == 1:
-		s.handleRefresh(rq, "_all")
-		return
-	case parts[0] == "_mapping" && len(parts) == 1:
-		s.handleGetIndex(rq, "_all", true)
-		return
-	case parts[0] == "_cat" && len(parts) >= 2 && parts[1] == "indices":
-		expr := "_all"
-		if len(parts) > 2 {
-			expr = parts[2]
-		}
-		s.handleCatIndices(rq, expr)
-		return
-	case parts[0] == "_cluster" && len(parts) >= 2 && parts[1] == "health":
-		s.handleHealth(rq)
-		return
-	}
-	idx := parts[0]
-	if len(parts) == 1 {
-		switch m {
+	})
+	route("/_msearch", func(rq *request) { s.handleMsearch(rq, "") })
+	route("/_search", func(rq *request) { s.handleSearch(rq, "_all", false) })
+	route("/_count", func(rq *request) { s.handleSearch(rq, "_all", true) })
+	route("/_refresh", func(rq *request) { s.handleRefresh(rq, "_all") })
+	route("/_flush", func(rq *request) { s.handleRefresh(rq, "_all") })
+	route("/_mapping", func(rq *request) { s.handleGetIndex(rq, "_all", true) })
+	route("/_cat/indices", func(rq *request) { s.handleCatIndices(rq, "_all") })
+	route("/_cat/indices/{index}", func(rq *request) { s.handleCatIndices(rq, idx(rq)) })
+	route("/_field_caps", func(rq *request) { s.handleFieldCaps(rq, "_all") })
+	route("/{index}/_field_caps", func(rq *request) { s.handleFieldCaps(rq, idx(rq)) })
+	route("/_cluster/health", func(rq *request) { s.handleHealth(rq) })
+	route("/_cluster/health/{index}", func(rq *request) { s.handleHealth(rq) })
+
+	indexOps := func(rq *request) {
+		switch rq.r.Method {
 		case http.MethodPut, http.MethodPost:
-			s.handleCreateIndex(rq, idx)
+			s.handleCreateIndex(rq, idx(rq))
 		case http.MethodHead:
-			s.handleIndexExists(rq, idx)
+			s.handleIndexExists(rq, idx(rq))
 		case http.MethodGet:
-			s.handleGetIndex(rq, idx, false)
+			s.handleGetIndex(rq, idx(rq), false)
 		case http.MethodDelete:
-			s.handleDeleteIndex(rq, idx)
+			s.handleDeleteIndex(rq, idx(rq))
 		default:
 			rq.methodNotAllowed("HEAD", "GET", "PUT", "POST", "DELETE")
 		}
-		return
 	}
-	switch parts[1] {
-	case "_bulk":
-		if len(parts) == 2 && (m == http.MethodPost || m == http.MethodPut) {
-			s.handleBulk(rq, idx)
+	route("/{index}", indexOps)
+	route("/{index}/{$}", indexOps)
+	route("/{index}/_bulk", func(rq *request) {
+		if methods(rq, http.MethodPost, http.MethodPut) {
+			s.handleBulk(rq, idx(rq))
+		}
+	})
+	route("/{index}/_search", func(rq *request) { s.handleSearch(rq, idx(rq), false) })
+	route("/{index}/_count", func(rq *request) { s.handleSearch(rq, idx(rq), true) })
+	route("/{index}/_msearch", func(rq *request) { s.handleMsearch(rq, idx(rq)) })
+	route("/{index}/_refresh", func(rq *request) { s.handleRefresh(rq, idx(rq)) })
+	route("/{index}/_flush", func(rq *request) { s.handleRefresh(rq, idx(rq)) })
+	mapping := func(rq *request) {
+		if rq.r.Method == http.MethodGet || rq.r.Method == http.MethodHead {
+			s.handleGetIndex(rq, idx(rq), true)
+		} else {
+			s.handlePutMapping(rq, idx(rq))
+		}
+	}
+	route("/{index}/_mapping", mapping)
+	route("/{index}/_mappings", mapping)
+	// olivere's GetMapping asks for /{index}/_mapping/_all (a type wildcard
+	// from the 6.x API); with one type per index it is the same.
+	typedMapping := func(rq *request) {
+		if t := rq.r.PathValue("type"); t != "_all" && t != "_doc" {
+			s.noHandler(rq)
 			return
 		}
-	case "_search":
-		if len(parts) == 2 {
-			s.handleSearch(rq, idx, false)
-			return
-		}
-	case "_count":
-		if len(parts) == 2 {
-			s.handleSearch(rq, idx, true)
-			return
-		}
-	case "_msearch":
-		if len(parts) == 2 {
-			s.handleMsearch(rq, idx)
-			return
-		}
-	case "_refresh", "_flush":
-		if len(parts) == 2 {
-			s.handleRefresh(rq, idx)
-			return
-		}
-	case "_mapping", "_mappings":
-		// olivere's GetMapping asks for /{index}/_mapping/_all (a type
-		// wildcard from the 6.x API); with one type per index it is the same.
-		if len(parts) == 2 || (len(parts) == 3 && (parts[2] == "_all" || parts[2] == "_doc")) {
-			if m == http.MethodGet || m == http.MethodHead {
-				s.handleGetIndex(rq, idx, true)
-			} else {
-				s.handlePutMapping(rq, idx)
+		mapping(rq)
+	}
+	route("/{index}/_mapping/{type}", typedMapping)
+	route("/{index}/_mappings/{type}", typedMapping)
+	for _, api := range []string{"_doc", "_create", "_update", "_source"} {
+		route("/{index}/"+api, func(rq *request) { s.handleDoc(rq, idx(rq), api, nil) })
+		route("/{index}/"+api+"/{id}", func(rq *request) { s.handleDoc(rq, idx(rq), api, []string{rq.r.PathValue("id")}) })
+	}
+	// Everything else, including Elasticsearch 6's typed forms
+	// (/{index}/{type}/...), which we do not emulate.
+	route("/", s.noHandler)
+	return mux
+}
+
+func (s *Store) noHandler(rq *request) {
+	rq.fail(errIllegalArgument("no handler found for uri [%s] and method [%s]", rq.r.URL.RequestURI(), rq.r.Method))
+}
+
+// wrap adds what every Elasticsearch answer has: the product header, the
+// pretty flag, and Elasticsearch's error shape for a handler that panics.
+func (s *Store) wrap(fn func(rq *request)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Official Elasticsearch clients (7.14+) refuse servers without it.
+		w.Header().Set("X-Elastic-Product", "Elasticsearch")
+		rq := &request{w: w, r: r, params: r.URL.Query()}
+		_, rq.pretty = rq.params["pretty"]
+		defer func() {
+			// A bug in one request must not take the store down; report it as
+			// Elasticsearch reports unexpected exceptions.
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "method", r.Method, "uri", r.URL.RequestURI(), "panic", v)
+				rq.fail(&esError{Type: "exception", Reason: fmt.Sprint(v), status: http.StatusInternalServerError})
 			}
-			return
-		}
-	case "_doc", "_create", "_update", "_source":
-		s.handleDoc(rq, idx, parts[1], parts[2:])
-		return
-	}
-	if strings.HasPrefix(parts[1], "_") {
-		rq.fail(errIllegalArgument("no handler found for uri [%s] and method [%s]", r.URL.RequestURI(), m))
-		return
-	}
-	// Elasticsearch 7 would treat /{index}/{type}/... as a typed API; types
-	// are gone, and we do not emulate the deprecated forms.
-	rq.fail(errIllegalArgument("no handler found for uri [%s] and method [%s]", r.URL.RequestURI(), m))
+		}()
+		fn(rq)
+	})
 }
 
 // infoResponse is GET / in Elasticsearch 7.17's field order. olivere's
@@ -381,7 +363,9 @@ func (s *Store) handleMsearch(rq *request, defaultIndex string) {
 	responses := make([]any, 0, len(lines)/2)
 	for i := 0; i < len(lines); i += 2 {
 		if err := rq.r.Context().Err(); err != nil {
-			return // the client left; nobody reads the rest
+			// The client left; nobody reads the rest.
+			s.log.Info("msearch cancelled: client gone", "done", i/2, "searches", len(lines)/2, "took", time.Since(start))
+			return
 		}
 		expr, params, herr := msearchHeader(lines[i], defaultIndex, rq.params)
 		var resp any
@@ -834,6 +818,72 @@ func (s *Store) handleCatIndices(rq *request, expr string) {
 	}
 	rq.w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	_, _ = rq.w.Write(buf.Bytes())
+}
+
+// handleFieldCaps answers _field_caps, which Grafana's Elasticsearch
+// datasource uses to test the time field and to list fields: per field and
+// mapped type, whether it is searchable and aggregatable.
+func (s *Store) handleFieldCaps(rq *request, expr string) {
+	if !slices.Contains([]string{http.MethodGet, http.MethodPost}, rq.r.Method) {
+		rq.methodNotAllowed("GET", "POST")
+		return
+	}
+	patterns := strings.Split(rq.params.Get("fields"), ",")
+	if rq.params.Get("fields") == "" {
+		rq.fail(errIllegalArgument("specified fields can't be null or empty"))
+		return
+	}
+	t, err := s.pin(expr, resolveParams(rq.params, true))
+	if err != nil {
+		rq.fail(err)
+		return
+	}
+	defer t.release()
+	type capsEntry struct {
+		Type          string   `json:"type"`
+		MetadataField bool     `json:"metadata_field"`
+		Searchable    bool     `json:"searchable"`
+		Aggregatable  bool     `json:"aggregatable"`
+		Indices       []string `json:"indices,omitempty"`
+	}
+	fields := map[string]map[string]*capsEntry{}
+	names := make([]string, 0, len(t.indexes))
+	for _, i := range t.indexes {
+		names = append(names, i.name)
+		var walk func(prefix string, props map[string]*fieldMapping)
+		add := func(path, typ string, fm *fieldMapping) {
+			if !matchesAny(patterns, path) {
+				return
+			}
+			if typ == "" {
+				typ = "object"
+			}
+			byType := fields[path]
+			if byType == nil {
+				byType = map[string]*capsEntry{}
+				fields[path] = byType
+			}
+			if byType[typ] != nil {
+				return
+			}
+			k := esTypes[typ]
+			byType[typ] = &capsEntry{Type: typ,
+				Searchable:   k != kindObject && (fm.Index == nil || *fm.Index),
+				Aggregatable: k != kindObject && k != kindText && (fm.DocValues == nil || *fm.DocValues)}
+		}
+		walk = func(prefix string, props map[string]*fieldMapping) {
+			for name, fm := range props {
+				path := prefix + name
+				add(path, fm.Type, fm)
+				for sub, sm := range fm.Fields {
+					add(path+"."+sub, sm.Type, sm)
+				}
+				walk(path+".", fm.Properties)
+			}
+		}
+		walk("", i.mapping.Load().root.Properties)
+	}
+	rq.json(http.StatusOK, map[string]any{"indices": names, "fields": fields})
 }
 
 func (s *Store) handleHealth(rq *request) {

@@ -1,0 +1,294 @@
+// Command agentbench measures one `kobs agent` collection cycle over a large
+// cluster: it starts franz-go's kfake in this process with --topics x
+// --partitions partitions, writes --records records to every partition,
+// commits offsets for --groups groups (each on --group-topics topics, so
+// lag is non-zero), then runs the agent binary as a child process and
+// reads its cycle time (kobs_agent_cycle_seconds) and memory (VmHWM, the
+// peak resident set, from /proc) after --cycles cycles. The agent runs in
+// its own process so that its RSS is its own.
+//
+//	agentbench --kobs bin/kobs --topics 1000 --partitions 100 --groups 100
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "agentbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	kobs := flag.String("kobs", "bin/kobs", "kobs binary")
+	topics := flag.Int("topics", 1000, "topics")
+	partitions := flag.Int("partitions", 100, "partitions per topic")
+	records := flag.Int("records", 3, "records written to every partition")
+	groups := flag.Int("groups", 100, "groups")
+	groupTopics := flag.Int("group-topics", 10, "topics each group commits to (all their partitions)")
+	cycles := flag.Int("cycles", 5, "cycles to measure")
+	interval := flag.Duration("interval", 5*time.Second, "agent --interval")
+	brokers := flag.Int("brokers", 3, "kfake brokers")
+	flag.Parse()
+
+	names := make([]string, *topics)
+	for i := range names {
+		names[i] = fmt.Sprintf("bench-%04d", i)
+	}
+	start := time.Now()
+	c, err := kfake.NewCluster(kfake.NumBrokers(*brokers), kfake.SeedTopics(int32(*partitions), names...))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	seeds := c.ListenAddrs()
+	fmt.Printf("kfake: %d brokers, %d topics x %d partitions = %d partitions (%v)\n",
+		*brokers, *topics, *partitions, *topics**partitions, time.Since(start).Round(time.Millisecond))
+
+	ctx := context.Background()
+	if err := populate(ctx, seeds, names, int32(*partitions), *records, *groups, *groupTopics); err != nil {
+		return err
+	}
+	fmt.Printf("populated: %d records per partition, %d groups x %d partitions committed (%v)\n",
+		*records, *groups, *groupTopics**partitions, time.Since(start).Round(time.Millisecond))
+
+	return measure(*kobs, seeds, *interval, *cycles)
+}
+
+// populate writes records to every partition and commits, for each group,
+// an offset one short of the end on its topics' partitions.
+func populate(ctx context.Context, seeds []string, names []string, parts int32, records, groups, groupTopics int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.MaxBufferedRecords(1<<20), kgo.DisableIdempotentWrite())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	errs := make(chan error, 1)
+	for _, t := range names {
+		for p := int32(0); p < parts; p++ {
+			for i := 0; i < records; i++ {
+				cl.Produce(ctx, &kgo.Record{Topic: t, Partition: p, Value: []byte("x")}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+					}
+				})
+			}
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	select {
+	case err := <-errs:
+		return fmt.Errorf("produce: %w", err)
+	default:
+	}
+	adm := kadm.NewClient(cl)
+	for g := 0; g < groups; g++ {
+		var os kadm.Offsets
+		for i := 0; i < groupTopics; i++ {
+			t := names[(g*groupTopics+i)%len(names)]
+			for p := int32(0); p < parts; p++ {
+				os.Add(kadm.Offset{Topic: t, Partition: p, At: int64(records - 1), LeaderEpoch: -1})
+			}
+		}
+		if err := adm.CommitAllOffsets(ctx, fmt.Sprintf("group-%03d", g), os); err != nil {
+			return fmt.Errorf("commit group %d: %w", g, err)
+		}
+	}
+	return nil
+}
+
+func measure(kobs string, seeds []string, interval time.Duration, cycles int) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(kobs, "agent", "--bootstrap-servers", strings.Join(seeds, ","),
+		"--listen", listen, "--interval", interval.String(), "--timeout", (interval * 4 / 5).String())
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+
+	// Poll the small /v1/health answer, not /metrics: a scrape of 100,000
+	// partitions is measured once, at the end, on its own.
+	var samples, cpus, kfakeCPUs []float64
+	var lastSuccess time.Time
+	cpu0, _ := cpuSeconds(cmd.Process.Pid)
+	self0, _ := cpuSeconds(os.Getpid())
+	deadline := time.Now().Add(time.Duration(cycles+3) * interval * 3)
+	for len(samples) < cycles && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		var h struct {
+			Up           bool      `json:"up"`
+			LastSuccess  time.Time `json:"last_success"`
+			CycleSeconds float64   `json:"cycle_seconds"`
+			FailedCycles int       `json:"failed_cycles"`
+			Partial      bool      `json:"partial"`
+			LastError    string    `json:"last_error"`
+		}
+		resp, err := http.Get("http://" + listen + "/v1/health")
+		if err != nil {
+			continue
+		}
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if h.FailedCycles > 0 {
+			return fmt.Errorf("agent cycle failed: %s", h.LastError)
+		}
+		if !h.Up || h.LastSuccess.Equal(lastSuccess) {
+			continue
+		}
+		lastSuccess = h.LastSuccess
+		cpu1, err := cpuSeconds(cmd.Process.Pid)
+		if err != nil {
+			return err
+		}
+		self1, err := cpuSeconds(os.Getpid())
+		if err != nil {
+			return err
+		}
+		samples = append(samples, h.CycleSeconds)
+		cpus = append(cpus, cpu1-cpu0)
+		kfakeCPUs = append(kfakeCPUs, self1-self0)
+		cpu0, self0 = cpu1, self1
+		fmt.Printf("cycle %d: %.3f s wall, %.3f s agent CPU, %.3f s kfake CPU (partial %v)\n",
+			len(samples), h.CycleSeconds, cpus[len(cpus)-1], kfakeCPUs[len(kfakeCPUs)-1], h.Partial)
+	}
+	if len(samples) < cycles {
+		return errors.New("agent did not complete enough cycles")
+	}
+	hwm, _, err := memory(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	scrapeStart := time.Now()
+	m, err := scrape("http://" + listen + "/metrics")
+	if err != nil {
+		return err
+	}
+	scrapeTook := time.Since(scrapeStart)
+	hwmScrape, _, err := memory(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	// The first cycle also dials every broker and the machine is shared:
+	// the median of the others is the figure.
+	steady := append([]float64(nil), samples[1:]...)
+	sort.Float64s(steady)
+	steadyCPU := append([]float64(nil), cpus[1:]...)
+	sort.Float64s(steadyCPU)
+	fmt.Printf("scrape: %d series, %d partitions, %d groups in %v\n", int(m["series"]), int(m["partitions"]), int(m["groups"]), scrapeTook.Round(time.Millisecond))
+	fmt.Printf("RESULT agent cycle median %.3f s wall (min %.3f, max %.3f), median %.3f s agent CPU per cycle (the median CPU covers one interval: cycle + idle), over %d cycles after the first (%.3f s); RSS peak %d MB before any scrape, %d MB after one /metrics scrape\n",
+		steady[len(steady)/2], steady[0], steady[len(steady)-1], steadyCPU[len(steadyCPU)/2], len(steady), samples[0], hwm>>10, hwmScrape>>10)
+	return nil
+}
+
+// cpuSeconds is a process's user+system CPU time.
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command: utime and stime are the
+	// 14th and 15th fields of the whole line.
+	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+	f := strings.Fields(rest)
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// memory reads VmHWM and VmRSS (kB) of a process.
+func memory(pid int) (hwm, rss int64, err error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmHWM:":
+			hwm = v
+		case "VmRSS:":
+			rss = v
+		}
+	}
+	return hwm, rss, sc.Err()
+}
+
+// scrape reads the agent's unlabelled metrics, plus the number of
+// partitions (kafka_topic_partition_leader series) and groups
+// (kafka_consumergroup_members series) and all series.
+func scrape(url string) (map[string]float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	r := bufio.NewReaderSize(resp.Body, 1<<20)
+	for {
+		line, err := r.ReadString('\n')
+		if len(line) > 0 && line[0] != '#' {
+			name, val, ok := strings.Cut(strings.TrimSpace(line), " ")
+			if ok {
+				f, _ := strconv.ParseFloat(val, 64)
+				switch {
+				case strings.HasPrefix(name, "kafka_topic_partition_leader{"):
+					out["partitions"]++
+				case strings.HasPrefix(name, "kafka_consumergroup_members{"):
+					out["groups"]++
+				}
+				out["series"]++
+				switch {
+				case !strings.Contains(name, "{"):
+					out[name] = f
+				}
+			}
+		}
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
