@@ -126,7 +126,11 @@ type Snapshot struct {
 
 // Partition returns a partition, or nil.
 func (s *Snapshot) Partition(topic string, p int32) *Partition {
-	t := s.Topics[topic]
+	return s.Topics[topic].partition(p)
+}
+
+// partition returns a partition of the topic, or nil (also on a nil topic).
+func (t *Topic) partition(p int32) *Partition {
 	if t == nil {
 		return nil
 	}
@@ -424,8 +428,9 @@ func listOffsets(ctx context.Context, cl *kgo.Client, s *Snapshot, timestamp int
 		resp := shard.Resp.(*kmsg.ListOffsetsResponse)
 		mu.Lock()
 		for _, rt := range resp.Topics {
+			t := s.Topics[rt.Topic]
 			for _, rp := range rt.Partitions {
-				p := s.Partition(rt.Topic, rp.Partition)
+				p := t.partition(rp.Partition)
 				if p == nil {
 					continue
 				}
