@@ -238,4 +238,31 @@ func TestLagLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+
+	// 6. An operator resets partition 0 to the start: REWIND.
+	back.Close()
+	waitFor(t, 20*time.Second, "the member left", func() error {
+		dgs, err := adm.DescribeGroups(ctx, group)
+		if err != nil || len(dgs[group].Members) != 0 {
+			return fmt.Errorf("members %v, err %v", len(dgs[group].Members), err)
+		}
+		return nil
+	})
+	var reset kadm.Offsets
+	reset.Add(kadm.Offset{Topic: topic, Partition: 0, At: 0, LeaderEpoch: -1})
+	require.NoError(t, adm.CommitAllOffsets(ctx, group, reset))
+	waitFor(t, 20*time.Second, "REWIND after the reset", func() error {
+		m, err := scrape(interp.URL)
+		if err != nil {
+			return err
+		}
+		pk := []string{"consumergroup", group, "topic", topic, "partition", "0"}
+		if got := m[key("kobs_consumergroup_partition_status", pk...)]; got != float64(agent.StatusRewind.Code()) {
+			return fmt.Errorf("partition 0 status %v, want REWIND (%d)", got, agent.StatusRewind.Code())
+		}
+		if got := groupStatus(m); got != float64(agent.StatusRewind.Code()) {
+			return fmt.Errorf("group status %v", got)
+		}
+		return nil
+	})
 }
