@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run-monitoring.sh PARENT_PID: for `make run`. Starts Prometheus (generated
-# config and rules: scrapes the broker on 127.0.0.1:8778 and the agent on
-# 127.0.0.1:9308) and Alertmanager (alerts/alertmanager.yml) when their
+# config and rules: scrapes the broker on 127.0.0.1:8778, the agent on
+# 127.0.0.1:9308 and the audit reconciler on 127.0.0.1:8780 that kobs run
+# starts) and Alertmanager (alerts/alertmanager.yml) when their
 # Debian packages are installed (make deps), prints their URLs, and stops
 # them when PARENT_PID (make) exits or on Ctrl-C. Data goes under ./data.
 set -uo pipefail
@@ -26,7 +27,7 @@ if [[ -x $prom ]]; then
 		--web.listen-address=127.0.0.1:9090 --log.level=warn >data/prometheus.log 2>&1 &
 	pids+=($!)
 	echo "kobs: Prometheus on http://127.0.0.1:9090 (rules: http://127.0.0.1:9090/alerts; log data/prometheus.log)"
-	echo "      it also scrapes the agent on 127.0.0.1:9308: without bin/kobs agent running there, KobsAgentDown fires"
+	echo "      scraping the broker (8778), the agent (9308) and the audit reconciler (8780) that kobs run starts"
 	echo "      dashboards as PNG: bin/kobs dashboards render --prometheus http://127.0.0.1:9090 --es http://127.0.0.1:9200 --out data/dashboards"
 else
 	echo "kobs: Prometheus not installed (make deps installs it); no rules evaluate"

@@ -45,6 +45,10 @@ var apiTable = []struct {
 	{kmsg.DescribeCluster, 0, 1, (*Broker).handleDescribeCluster},
 	{kmsg.InitProducerID, 0, 4, (*Broker).handleInitProducerID},
 	{kmsg.DescribeProducers, 0, 0, (*Broker).handleDescribeProducers},
+	{kmsg.ElectLeaders, 0, 2, (*Broker).handleElectLeaders},
+	{kmsg.AlterPartitionAssignments, 0, 1, (*Broker).handleAlterPartitionReassignments},
+	{kmsg.ListPartitionReassignments, 0, 0, (*Broker).handleListPartitionReassignments},
+	{kmsg.DescribeQuorum, 0, 2, (*Broker).handleDescribeQuorum},
 }
 
 func apiVersions() []kmsg.ApiVersionsResponseApiKey {

@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/controller"
 	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
@@ -93,27 +94,30 @@ func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool) km
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			return st
 		}
+		ctx, cancel := b.adminCtx(0)
 		var err error
 		if name == offsetsTopic {
 			// As Kafka's AutoTopicCreationManager: an internal topic gets
 			// its own layout (offsets.topic.num.partitions, compacted),
 			// never num.partitions. Burrow asks for it before any group.
 			if err = b.ensureOffsetsTopic(); err == nil {
-				err = errTopicExists
+				err = controller.ErrTopicExists
 			}
 		} else {
-			t, err = b.createTopic(name, b.cfg.NumPartitions, nil)
+			t, err = b.createTopic(ctx, controller.TopicSpec{Name: name, Partitions: b.cfg.NumPartitions, ReplicationFactor: -1})
 		}
+		cancel()
 		switch {
-		case errors.Is(err, errTopicExists): // created concurrently
-			img = b.pub.Load()
-			t = img.Topic(name)
-		case errors.Is(err, errInvalidTopic):
+		case errors.Is(err, controller.ErrTopicExists): // created concurrently
+			t = b.pub.Load().Topic(name)
+		case errors.Is(err, controller.ErrInvalidTopic):
 			st.ErrorCode = kerr.InvalidTopicException.Code
 			return st
 		case err != nil:
 			b.log.Error("auto-create topic failed", "topic", name, "err", err)
-			st.ErrorCode = kerr.KafkaStorageError.Code
+			// Kafka answers LEADER_NOT_AVAILABLE while it cannot
+			// create (too few brokers, no controller); clients retry.
+			st.ErrorCode = kerr.LeaderNotAvailable.Code
 			return st
 		}
 		if t == nil {

@@ -1,12 +1,12 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/kobs-dev/kobs/broker/controller"
 	"github.com/kobs-dev/kobs/broker/wire"
 )
 
@@ -17,10 +17,14 @@ import (
 //     '.'/'_' collision check; an existing name is TOPIC_ALREADY_EXISTS; a
 //     name given twice in one request is INVALID_REQUEST for both.
 //   - NumPartitions/ReplicationFactor -1 take num.partitions and
-//     default.replication.factor; a factor above the live broker count (one)
-//     is INVALID_REPLICATION_FACTOR; a manual assignment must name only this
-//     broker, once per partition, for partitions 0..n-1
-//     (INVALID_REPLICA_ASSIGNMENT).
+//     default.replication.factor; a factor above the live broker count is
+//     INVALID_REPLICATION_FACTOR; a manual assignment must list partitions
+//     0..n-1 once each with the same number of distinct replicas, on
+//     registered brokers (INVALID_REPLICA_ASSIGNMENT).
+//   - The topic is created by the controller quorum (reached from any
+//     broker), which places replicas round-robin from a random start and
+//     elects leaders; the answer goes out once this broker's metadata has
+//     the topic.
 //   - Config overrides are validated against the topic config table
 //     (INVALID_CONFIG, with the reason in ErrorMessage).
 //   - ValidateOnly checks everything and creates nothing.
@@ -69,16 +73,18 @@ func (b *Broker) createOne(req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRe
 		return
 	}
 	n, rf := rt.NumPartitions, rt.ReplicationFactor
+	var assignment [][]int32
 	if len(rt.ReplicaAssignment) > 0 {
 		if n != -1 || rf != -1 {
 			fail(kerr.InvalidRequest.Code, "both numPartitions or replicationFactor and replicasAssignments were set; both cannot be used at the same time")
 			return
 		}
-		if err := b.checkAssignment(rt.ReplicaAssignment); err != nil {
+		var err error
+		if assignment, err = b.checkAssignment(rt.ReplicaAssignment); err != nil {
 			fail(kerr.InvalidReplicaAssignment.Code, err.Error())
 			return
 		}
-		n, rf = int32(len(rt.ReplicaAssignment)), int16(len(rt.ReplicaAssignment[0].Replicas))
+		n, rf = int32(len(assignment)), int16(len(assignment[0]))
 	}
 	if n == -1 {
 		n = b.cfg.NumPartitions
@@ -94,8 +100,15 @@ func (b *Broker) createOne(req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRe
 		fail(kerr.InvalidReplicationFactor.Code, "replication factor must be larger than 0")
 		return
 	}
-	if rf > 1 {
-		fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("replication factor: %d larger than available brokers: 1", rf))
+	img := b.pub.Load()
+	live := 0
+	for _, br := range img.Brokers {
+		if !br.Fenced {
+			live++
+		}
+	}
+	if int(rf) > live {
+		fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("Replication factor: %d larger than available brokers: %d.", rf, live))
 		return
 	}
 	configs := map[string]string{}
@@ -109,30 +122,24 @@ func (b *Broker) createOne(req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRe
 		fail(kerr.InvalidConfig.Code, err.Error())
 		return
 	}
-	b.mu.Lock()
-	_, exists := b.topics[rt.Topic]
-	collision := b.checkCollision(rt.Topic)
-	b.mu.Unlock()
-	if exists {
+	if img.Topic(rt.Topic) != nil {
 		fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
 		return
 	}
-	if collision != nil {
-		fail(kerr.InvalidTopicException.Code, collision.Error())
-		return
+	for _, other := range img.TopicNames() {
+		if collisionName(other) == collisionName(rt.Topic) {
+			fail(kerr.InvalidTopicException.Code, fmt.Sprintf("topic %q collides with existing topic %q", rt.Topic, other))
+			return
+		}
 	}
 	var id TopicID
 	if !req.ValidateOnly {
-		t, err := b.createTopic(rt.Topic, n, configs)
-		switch {
-		case errors.Is(err, errTopicExists):
-			fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("Topic '%s' already exists.", rt.Topic))
-			return
-		case errors.Is(err, errInvalidTopic):
-			fail(kerr.InvalidTopicException.Code, err.Error())
-			return
-		case err != nil:
-			fail(kerr.KafkaStorageError.Code, err.Error())
+		ctx, cancel := b.adminCtx(req.TimeoutMillis)
+		t, err := b.createTopic(ctx, controller.TopicSpec{Name: rt.Topic, Partitions: n, ReplicationFactor: rf,
+			Assignment: assignment, Configs: configs})
+		cancel()
+		if err != nil {
+			fail(kafkaCode(err))
 			return
 		}
 		id = t.ID
@@ -146,17 +153,26 @@ func (b *Broker) createOne(req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRe
 	}
 }
 
-// checkAssignment accepts only assignments this single broker can host.
-func (b *Broker) checkAssignment(as []kmsg.CreateTopicsRequestTopicReplicaAssignment) error {
-	seen := map[int32]bool{}
+// checkAssignment checks a manual assignment's shape: partitions 0..n-1
+// once each, the same number of distinct replicas for each. Whether the
+// brokers exist is the controller's to say.
+func (b *Broker) checkAssignment(as []kmsg.CreateTopicsRequestTopicReplicaAssignment) ([][]int32, error) {
+	out := make([][]int32, len(as))
 	for _, a := range as {
-		if a.Partition < 0 || int(a.Partition) >= len(as) || seen[a.Partition] {
-			return fmt.Errorf("partitions must be numbered 0..%d, each once", len(as)-1)
+		if a.Partition < 0 || int(a.Partition) >= len(as) || out[a.Partition] != nil {
+			return nil, fmt.Errorf("partitions must be numbered 0..%d, each once", len(as)-1)
 		}
-		seen[a.Partition] = true
-		if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.NodeID {
-			return fmt.Errorf("partition %d: replicas %v: only broker %d exists", a.Partition, a.Replicas, b.cfg.NodeID)
+		if len(a.Replicas) == 0 || len(a.Replicas) != len(as[0].Replicas) {
+			return nil, fmt.Errorf("partition %d: replicas %v: every partition needs the same number of replicas", a.Partition, a.Replicas)
 		}
+		seen := map[int32]bool{}
+		for _, r := range a.Replicas {
+			if seen[r] {
+				return nil, fmt.Errorf("partition %d: replicas %v: broker %d listed twice", a.Partition, a.Replicas, r)
+			}
+			seen[r] = true
+		}
+		out[a.Partition] = a.Replicas
 	}
-	return nil
+	return out, nil
 }

@@ -14,8 +14,10 @@ import (
 //   - delete.topic.enable=false refuses with TOPIC_DELETION_DISABLED.
 //   - Unknown names are UNKNOWN_TOPIC_OR_PARTITION, unknown ids (v6)
 //     UNKNOWN_TOPIC_ID; internal topics cannot be deleted (INVALID_REQUEST).
-//   - The topic disappears from metadata at once and its partition
-//     directories are removed; parked fetches on it wake and see it gone.
+//   - Sent to the controller quorum (from any broker); once the deletion is
+//     in this broker's metadata the answer goes out. Every replica deletes
+//     its partition directories as it applies the change; parked fetches
+//     on it wake and see it gone.
 //
 // Version notes: v5 ErrorMessage, v4 flexible, v6 topics by name or id.
 func (b *Broker) handleDeleteTopics(r *wire.Request) {
@@ -50,8 +52,13 @@ func (b *Broker) handleDeleteTopics(r *wire.Request) {
 			st.ErrorMessage = strp("internal topics cannot be deleted")
 		default:
 			st.Topic, st.TopicID = strp(t.Name), t.ID
-			if err := b.deleteTopic(t.Name); err != nil {
-				b.log.Error("delete topic left files behind", "topic", t.Name, "err", err)
+			ctx, cancel := b.adminCtx(req.TimeoutMillis)
+			err := b.deleteTopic(ctx, t.Name)
+			cancel()
+			if err != nil {
+				code, msg := kafkaCode(err)
+				st.ErrorCode, st.ErrorMessage = code, strp(msg)
+				b.log.Warn("delete topic failed", "topic", t.Name, "err", err)
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -151,13 +152,11 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 	default:
 		return kerr.InvalidRequest.Code, "unsupported resource type " + typ.String()
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t := b.topics[name]
+	t := b.pub.Load().Topic(name)
 	if t == nil {
 		return kerr.UnknownTopicOrPartition.Code, "topic " + name + " does not exist"
 	}
-	cfgs, err := next(t.configs)
+	cfgs, err := next(maps.Clone(t.Configs))
 	if err == nil {
 		err = validateTopicConfigs(cfgs)
 	}
@@ -170,13 +169,20 @@ func (b *Broker) alterTopicConfigs(typ kmsg.ConfigResourceType, name string, val
 	if validateOnly {
 		return 0, ""
 	}
-	t.configs = cfgs
-	if err := b.persistTopics(); err != nil {
-		return kerr.KafkaStorageError.Code, err.Error()
+	if b.ctl == nil {
+		return kafkaCode(errNoController)
 	}
-	// The replica manager applies the new settings to the logs and
-	// min.insync.replicas to the partitions when it sees the image.
-	b.publishLocked()
+	// The whole new set of overrides replaces the old one; every replica
+	// applies it to its logs when the image arrives.
+	changes := make(map[string]*string, len(cfgs))
+	for k, v := range cfgs {
+		changes[k] = &v
+	}
+	ctx, cancel := b.adminCtx(0)
+	defer cancel()
+	if err := b.ctl.AlterConfigs(ctx, name, changes, true); err != nil {
+		return kafkaCode(err)
+	}
 	b.log.Info("altered topic configs", "topic", name, "overrides", cfgs)
 	return 0, ""
 }

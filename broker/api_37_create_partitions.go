@@ -13,8 +13,9 @@ import (
 //
 // Behavior:
 //   - Count is the new total and must exceed the current count
-//     (INVALID_PARTITIONS); an explicit assignment must list only this
-//     broker for each new partition (INVALID_REPLICA_ASSIGNMENT).
+//     (INVALID_PARTITIONS); an explicit assignment gives the replicas of
+//     each new partition, checked by the controller quorum, which also
+//     places replicas when none is given (INVALID_REPLICA_ASSIGNMENT).
 //   - ValidateOnly checks and changes nothing. A topic named twice in one
 //     request is INVALID_REQUEST.
 //
@@ -31,7 +32,7 @@ func (b *Broker) handleCreatePartitions(r *wire.Request) {
 		st.Topic = rt.Topic
 		if seen[rt.Topic] > 1 {
 			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strp("topic named more than once in the request")
-		} else if code, msg := b.addPartitions(rt, req.ValidateOnly); code != 0 {
+		} else if code, msg := b.addPartitions(rt, req.ValidateOnly, req.TimeoutMillis); code != 0 {
 			st.ErrorCode, st.ErrorMessage = code, strp(msg)
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -39,50 +40,40 @@ func (b *Broker) handleCreatePartitions(r *wire.Request) {
 	r.Respond(resp)
 }
 
-func (b *Broker) addPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnly bool) (int16, string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	t := b.topics[rt.Topic]
+func (b *Broker) addPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnly bool, timeoutMs int32) (int16, string) {
+	t := b.pub.Load().Topic(rt.Topic)
 	if t == nil {
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", rt.Topic)
 	}
-	if t.internal {
+	if t.Internal {
 		// The group coordinator maps groups to partitions by count;
 		// more partitions would orphan committed offsets.
-		return kerr.InvalidRequest.Code, "cannot add partitions to internal topic " + t.name
+		return kerr.InvalidRequest.Code, "cannot add partitions to internal topic " + t.Name
 	}
-	cur := t.partitions
+	cur := int32(len(t.Partitions))
 	if rt.Count <= cur {
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("topic currently has %d partitions, which is higher than the requested %d", cur, rt.Count)
 	}
+	var assignment [][]int32
 	if rt.Assignment != nil {
 		if int32(len(rt.Assignment)) != rt.Count-cur {
 			return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("%d assignments given for %d new partitions", len(rt.Assignment), rt.Count-cur)
 		}
 		for _, a := range rt.Assignment {
-			if len(a.Replicas) != 1 || a.Replicas[0] != b.cfg.NodeID {
-				return kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("replicas %v: only broker %d exists", a.Replicas, b.cfg.NodeID)
-			}
+			assignment = append(assignment, a.Replicas)
 		}
 	}
 	if validateOnly {
 		return 0, ""
 	}
-	// The new partitions' directories are created before they are
-	// published; produce and fetch never wait for it.
-	for i := cur; i < rt.Count; i++ {
-		if _, err := b.replicas.Create(t.name, t.id, i, t.configs); err != nil {
-			for j := cur; j < i; j++ {
-				_ = b.replicas.Delete(t.name, j)
-			}
-			return kerr.KafkaStorageError.Code, err.Error()
-		}
+	if b.ctl == nil {
+		return kafkaCode(errNoController)
 	}
-	t.partitions = rt.Count
-	if err := b.persistTopics(); err != nil {
-		return kerr.KafkaStorageError.Code, err.Error()
+	ctx, cancel := b.adminCtx(timeoutMs)
+	defer cancel()
+	if err := b.ctl.CreatePartitions(ctx, rt.Topic, rt.Count, assignment); err != nil {
+		return kafkaCode(err)
 	}
-	b.publishLocked()
-	b.log.Info("added partitions", "topic", t.name, "from", cur, "to", rt.Count)
+	b.log.Info("added partitions", "topic", t.Name, "from", cur, "to", rt.Count)
 	return 0, ""
 }

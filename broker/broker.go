@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/kobs-dev/kobs/broker/controller"
 	"github.com/kobs-dev/kobs/broker/group"
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/metadata"
@@ -27,12 +26,14 @@ import (
 // Broker is one kobs broker: partition logs under log.dirs served over the
 // Kafka protocol.
 //
-// State lives in three places, none of them a lock the produce or fetch
-// path takes: the current metadata image (pub: topics, partitions, leaders,
-// ISR, configs; one atomic load), the replica manager (replicas: the
-// partitions this broker holds, each with its own append lock), and, until
-// the controller quorum owns it, the local topic store below, from which
-// the broker publishes its images.
+// State lives in two places, neither of them a lock the produce or fetch
+// path takes: the current metadata image (pub: brokers, topics, partitions,
+// leaders, ISR, configs; one atomic load), which the controller quorum
+// (broker/controller) publishes as it applies the metadata log, and the
+// replica manager (replicas: the partitions this broker holds, each with
+// its own append lock), which follows the images. Topic changes (create,
+// delete, partitions, configs) go to the controller and come back as
+// images.
 type Broker struct {
 	cfg       *Config
 	log       *slog.Logger
@@ -46,16 +47,14 @@ type Broker struct {
 
 	pub      *metadata.Publisher
 	replicas *replica.Manager
-	// external: images come from outside (WithExternalMetadata), not from
-	// the local topic store.
+	// ctl is this node's part of the metadata quorum; nil with external
+	// metadata (WithExternalMetadata: tests publish the images).
+	ctl            *controller.Controller
 	external       bool
 	alterPartition replica.AlterPartitionFunc
-
-	// mu serialises changes to the local topic store (create, delete,
-	// alter configs, add partitions) and the images published from it.
-	// Only admin paths take it; it may be held across disk work.
-	mu     sync.Mutex
-	topics map[string]*topic
+	// legacy are the topics of a pre-quorum kobs-topics.json, imported
+	// into the metadata log once the quorum is up (Start).
+	legacy []controller.TopicSpec
 
 	producerIDs *producerstate.IDs
 
@@ -77,11 +76,10 @@ type Broker struct {
 // Option changes how New builds a broker.
 type Option func(*Broker)
 
-// WithExternalMetadata makes the broker serve the images someone else
-// publishes on Metadata() (the controller quorum, or a test driving several
-// brokers) instead of its local topic store, and send ISR changes to
-// alter. Admin requests that change topics are then refused until a
-// controller takes them.
+// WithExternalMetadata makes the broker run no controller: it serves the
+// images someone else publishes on Metadata() (a test driving several
+// brokers) and sends ISR changes to alter. Requests that change topics are
+// refused (NOT_CONTROLLER).
 func WithExternalMetadata(alter replica.AlterPartitionFunc) Option {
 	return func(b *Broker) { b.external, b.alterPartition = true, alter }
 }
@@ -95,7 +93,6 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	b := &Broker{
 		cfg:    cfg,
 		log:    logger,
-		topics: map[string]*topic{},
 		closed: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -128,6 +125,29 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	}
 	b.advertised = slices.Clone(cfg.AdvertisedListeners)
 	b.pub = metadata.NewPublisher(metadata.Empty(clusterID))
+	if !b.external {
+		// The controller tags its lines component=controller itself.
+		ccfg := cfg.ControllerConfig(b.reg, logger)
+		ccfg.ClusterID = clusterID
+		if len(ccfg.Voters) == 1 {
+			// One voter elects itself: no need to wait out raft's
+			// default one-second timeouts at every start.
+			ccfg.RaftHeartbeatTimeout, ccfg.RaftElectionTimeout = 100*time.Millisecond, 100*time.Millisecond
+		}
+		ctl, err := controller.New(ccfg, b.pub)
+		if err != nil {
+			return nil, err
+		}
+		b.ctl = ctl
+		b.alterPartition = func(ctx context.Context, r replica.AlterPartitionRequest) (metadata.Partition, error) {
+			return ctl.AlterPartition(ctx, controller.AlterPartitionRequest{Topic: r.Topic, Partition: r.Partition,
+				LeaderID: r.LeaderID, BrokerEpoch: ctl.BrokerEpoch(), LeaderEpoch: r.LeaderEpoch,
+				PartitionEpoch: r.PartitionEpoch, NewISR: r.NewISR})
+		}
+		if b.legacy, err = controller.ReadLegacyTopics(cfg.LogDirs[0], cfg.NodeID); err != nil {
+			return nil, err
+		}
+	}
 	b.replicas = replica.NewManager(replica.ManagerConfig{
 		NodeID:    cfg.NodeID,
 		LogDirs:   cfg.LogDirs,
@@ -157,107 +177,24 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	return b, nil
 }
 
-// loadTopics restores topics from the metadata file, opens every
-// partition directory found in the log dirs and publishes the first image.
-// With external metadata it only opens the partitions found: the first
-// image published from outside says what they are.
+// loadTopics opens every partition directory found in the log dirs. What
+// they are (leader, follower, or stray) is for the first images to say;
+// nothing is deleted unless an image removes a replica it had named.
 func (b *Broker) loadTopics() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.external {
-		_, err := b.replicas.Load(func(name string) bool { return validateTopicName(name) == nil },
-			func(string) map[string]string { return nil })
-		return err
-	}
-	recs, err := readTopicsFile(b.cfg.LogDirs[0])
-	if err != nil {
-		return err
-	}
-	for _, r := range recs {
-		id, err := metadata.ParseTopicID(r.ID)
-		if err != nil {
-			return fmt.Errorf("topic %s: %w", r.Name, err)
-		}
-		t := &topic{name: r.Name, id: id, configs: r.Configs, internal: isInternalTopic(r.Name), partitions: r.Partitions}
-		if t.configs == nil {
-			t.configs = map[string]string{}
-		}
-		b.topics[t.name] = t
-	}
-	found, err := b.replicas.Load(func(name string) bool { return validateTopicName(name) == nil },
+	_, err := b.replicas.Load(func(name string) bool { return validateTopicName(name) == nil },
 		func(name string) map[string]string {
-			if t := b.topics[name]; t != nil {
-				return t.configs
+			for _, s := range b.legacy {
+				if s.Name == name {
+					return s.Configs
+				}
 			}
 			return nil
 		})
-	if err != nil {
-		return err
-	}
-	for _, f := range found {
-		t := b.topics[f.Topic]
-		if t == nil {
-			// A partition directory without a topic record: keep the
-			// data and rebuild the topic from partition.metadata.
-			id := f.TopicID
-			if id == (TopicID{}) {
-				id = metadata.NewTopicID()
-			}
-			b.log.Warn("partition directory has no topic metadata; restoring topic", "topic", f.Topic, "partition", f.Index)
-			t = &topic{name: f.Topic, id: id, configs: map[string]string{}, internal: isInternalTopic(f.Topic)}
-			b.topics[f.Topic] = t
-		}
-		t.partitions = max(t.partitions, f.Index+1)
-	}
-	// Partitions recorded but missing on disk (a wiped directory) start
-	// empty, as a new replica would.
-	for _, t := range b.topics {
-		b.metrics.addTopic(t.name)
-		for i := range t.partitions {
-			if _, err := b.replicas.Create(t.name, t.id, i, t.configs); err != nil {
-				return err
-			}
-		}
-	}
-	if err := b.persistTopics(); err != nil {
-		return err
-	}
-	b.publishLocked()
-	return nil
+	return err
 }
 
 func isInternalTopic(name string) bool {
 	return name == "__consumer_offsets" || name == "__transaction_state"
-}
-
-// publishLocked publishes an image of the local topic store: this broker
-// is the only one, leads every partition at leader epoch 0 and is the
-// controller. Callers hold b.mu, which keeps images in store order.
-func (b *Broker) publishLocked() {
-	if b.external {
-		return
-	}
-	self := b.cfg.NodeID
-	img := metadata.Empty(b.clusterID)
-	prev := b.pub.Load()
-	img.Offset = prev.Offset + 1
-	img.ControllerID = self
-	me := &metadata.Broker{ID: self}
-	for _, l := range b.advertised {
-		me.Endpoints = append(me.Endpoints, metadata.Endpoint{Listener: l.Name, Host: l.Host, Port: l.Port})
-	}
-	img.Brokers[self] = me
-	for _, t := range b.topics {
-		mt := &metadata.Topic{Name: t.name, ID: t.id, Internal: t.internal, Configs: maps.Clone(t.configs)}
-		for range t.partitions {
-			mt.Partitions = append(mt.Partitions, metadata.Partition{
-				Leader: self, Replicas: []int32{self}, ISR: []int32{self},
-			})
-		}
-		img.Topics[t.name] = mt
-		img.ByID[t.id] = mt
-	}
-	b.pub.Publish(img)
 }
 
 // onImage drops the BrokerTopicMetrics of topics the image no longer has,
@@ -271,16 +208,6 @@ func (b *Broker) onImage(prev, next *metadata.Image) {
 			b.metrics.removeTopic(name)
 		}
 	}
-}
-
-// persistTopics writes the topics file; callers hold b.mu.
-func (b *Broker) persistTopics() error {
-	recs := make([]topicRecord, 0, len(b.topics))
-	for _, t := range b.topics {
-		recs = append(recs, topicRecord{Name: t.name, ID: t.id.String(), Partitions: t.partitions, Configs: t.configs})
-	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
-	return writeTopicsFile(b.cfg.LogDirs[0], recs)
 }
 
 // Metadata is the broker's metadata publisher: the current image and its
@@ -304,9 +231,6 @@ func (b *Broker) HTTPAddr() string {
 
 // Start binds the listeners and starts serving and the background tasks.
 func (b *Broker) Start() error {
-	if err := b.startGroups(); err != nil {
-		return err
-	}
 	wcfg := wire.Config{
 		Versions:        apiVersions(),
 		MaxRequestBytes: b.cfg.SocketRequestMaxBytes,
@@ -346,10 +270,13 @@ func (b *Broker) Start() error {
 		}
 		b.srv.Serve(l.Name, ln)
 	}
-	// The image carries this broker's endpoints with the bound ports.
-	b.mu.Lock()
-	b.publishLocked()
-	b.mu.Unlock()
+	if err := b.startController(); err != nil {
+		b.srv.Close()
+		for _, o := range b.lns {
+			o.Close()
+		}
+		return err
+	}
 	b.registerWireMetrics()
 	b.registerOSMetrics()
 	if err := b.startHTTP(); err != nil {
@@ -359,9 +286,52 @@ func (b *Broker) Start() error {
 		}
 		return err
 	}
+	if err := b.startGroups(); err != nil {
+		b.Close()
+		return err
+	}
 	b.reg.Start(b.ctx)
 	b.replicas.Start()
 	b.startBackground()
+	return nil
+}
+
+// readyTimeout bounds how long Start waits for the quorum to register
+// this broker (the other voters may still be starting).
+const readyTimeout = 2 * time.Minute
+
+// startController joins the metadata quorum, registers this broker with
+// its bound endpoints and waits until the controller has unfenced it (it
+// caught up with the metadata log), then imports a pre-quorum
+// kobs-topics.json once.
+func (b *Broker) startController() error {
+	if b.ctl == nil {
+		return nil
+	}
+	self := metadata.Broker{ID: b.cfg.NodeID}
+	for _, l := range b.advertised {
+		self.Endpoints = append(self.Endpoints, metadata.Endpoint{Listener: l.Name, Host: l.Host, Port: l.Port})
+	}
+	if err := b.ctl.Start(self); err != nil {
+		return err
+	}
+	t := time.NewTimer(readyTimeout)
+	defer t.Stop()
+	select {
+	case <-b.ctl.Ready():
+	case err := <-b.ctl.Fatal():
+		return err
+	case <-t.C:
+		return fmt.Errorf("controller.quorum.voters: not registered with the metadata quorum after %v (are the other voters up?)", readyTimeout)
+	}
+	if len(b.legacy) > 0 {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+		defer cancel()
+		if err := b.ctl.Bootstrap(ctx, b.legacy); err != nil {
+			return fmt.Errorf("import %s into the metadata log: %w", controller.LegacyTopicsFile, err)
+		}
+		b.log.Info("imported single-node topic metadata into the metadata quorum", "topics", len(b.legacy), "file", controller.LegacyTopicsFile)
+	}
 	return nil
 }
 
@@ -518,6 +488,12 @@ func (b *Broker) Close() error {
 	var err error
 	b.once.Do(func() {
 		b.cancel()
+		if b.ctl != nil {
+			// Controlled shutdown first, as Kafka: the controller moves
+			// this broker's leaderships away and takes it out of the ISRs
+			// while its logs are still served.
+			err = b.ctl.Close()
+		}
 		if b.srv != nil {
 			b.srv.Close()
 		}
@@ -527,7 +503,7 @@ func (b *Broker) Close() error {
 		b.reg.Stop()
 		b.wg.Wait()
 		b.stopGroups()
-		err = errors.Join(b.writeCheckpoints(), b.closeLogs())
+		err = errors.Join(err, b.writeCheckpoints(), b.closeLogs())
 		close(b.closed)
 	})
 	return err
@@ -548,88 +524,3 @@ func (b *Broker) lookup(topicName string, idx int32) (*metadata.Topic, *replica.
 	}
 	return t, b.replicas.Partition(topicName, idx)
 }
-
-// createTopic creates a topic with n partitions and config overrides,
-// already validated by the caller: the partitions' directories are created
-// and opened first, then the topic is recorded and published, so produce
-// and fetch (which read only the image and the replica manager) never wait
-// for the disk work.
-func (b *Broker) createTopic(name string, n int32, configs map[string]string) (*metadata.Topic, error) {
-	if b.external {
-		return nil, errNoController
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.topics[name]; ok {
-		return nil, errTopicExists
-	}
-	if err := b.checkCollision(name); err != nil {
-		return nil, err
-	}
-	if configs == nil {
-		configs = map[string]string{}
-	}
-	t := &topic{name: name, id: metadata.NewTopicID(), configs: configs, internal: isInternalTopic(name), partitions: n}
-	for i := int32(0); i < n; i++ {
-		if _, err := b.replicas.Create(name, t.id, i, configs); err != nil {
-			for j := int32(0); j < i; j++ {
-				_ = b.replicas.Delete(name, j)
-			}
-			return nil, err
-		}
-	}
-	b.topics[name] = t
-	b.metrics.addTopic(name)
-	if err := b.persistTopics(); err != nil {
-		delete(b.topics, name)
-		for j := int32(0); j < n; j++ {
-			_ = b.replicas.Delete(name, j)
-		}
-		return nil, err
-	}
-	b.publishLocked()
-	b.log.Info("created topic", "topic", name, "partitions", n, "topic_id", t.id.String())
-	return b.pub.Load().Topic(name), nil
-}
-
-// checkCollision is Kafka's '.'/'_' collision rule; callers hold b.mu.
-func (b *Broker) checkCollision(name string) error {
-	c := collisionName(name)
-	for other := range b.topics {
-		if collisionName(other) == c {
-			return fmt.Errorf("%w: topic %q collides with existing topic %q", errInvalidTopic, name, other)
-		}
-	}
-	return nil
-}
-
-// deleteTopic removes a topic from the store and publishes the image
-// without it; the replica manager then deletes its partitions' files and
-// wakes fetches parked on them.
-func (b *Broker) deleteTopic(name string) error {
-	if b.external {
-		return errNoController
-	}
-	b.mu.Lock()
-	t := b.topics[name]
-	if t == nil {
-		b.mu.Unlock()
-		return nil
-	}
-	delete(b.topics, name)
-	b.metrics.removeTopic(name)
-	err := b.persistTopics()
-	b.publishLocked()
-	b.mu.Unlock()
-	if b.groups != nil {
-		b.groups.TopicDeleted(name)
-	}
-	b.log.Info("deleted topic", "topic", name, "topic_id", t.id.String())
-	return err
-}
-
-var (
-	errTopicExists  = errors.New("topic already exists")
-	errInvalidTopic = errors.New("invalid topic")
-	errNoController = errors.New("topic changes go through the controller, which this broker does not run")
-)

@@ -76,6 +76,9 @@ type Config struct {
 	ReplicaFetchBackoff  time.Duration // replica.fetch.backoff.ms
 	NumReplicaFetchers   int           // num.replica.fetchers
 	InterBrokerListener  string        // inter.broker.listener.name (default: the first listener)
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor,
+	// capped at the live brokers when __consumer_offsets is created.
+	OffsetsTopicReplicationFactor int16
 	// Metadata quorum (broker/controller). ControllerListeners are the
 	// entries of listeners named by controller.listener.names: the
 	// controller binds them (raft and the controller RPC), so they are not
@@ -160,13 +163,14 @@ var brokerKeys = map[string]string{
 	"producer.id.expiration.check.interval.ms": "600000",
 	"num.network.threads":                      "3",
 	// Replication.
-	"replica.lag.time.max.ms":    "30000",
-	"replica.fetch.max.bytes":    "1048576",
-	"replica.fetch.wait.max.ms":  "500",
-	"replica.fetch.min.bytes":    "1",
-	"replica.fetch.backoff.ms":   "1000",
-	"num.replica.fetchers":       "1",
-	"inter.broker.listener.name": "",
+	"replica.lag.time.max.ms":          "30000",
+	"replica.fetch.max.bytes":          "1048576",
+	"replica.fetch.wait.max.ms":        "500",
+	"replica.fetch.min.bytes":          "1",
+	"replica.fetch.backoff.ms":         "1000",
+	"num.replica.fetchers":             "1",
+	"inter.broker.listener.name":       "",
+	"offsets.topic.replication.factor": "3",
 	// Metadata quorum (broker/controller). Empty process.roles and
 	// controller.quorum.voters mean a single node: both roles, one voter on
 	// an ephemeral loopback port.
@@ -201,7 +205,6 @@ var acceptedKeys = map[string]bool{
 	"socket.send.buffer.bytes":                 true,
 	"socket.receive.buffer.bytes":              true,
 	"num.recovery.threads.per.data.dir":        true,
-	"offsets.topic.replication.factor":         true,
 	"transaction.state.log.replication.factor": true,
 	"transaction.state.log.min.isr":            true,
 	"controller.quorum.bootstrap.servers":      true,
@@ -339,6 +342,7 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.ReplicaFetchMinBytes = int32(parseInt("replica.fetch.min.bytes", 0, 1<<31-1))
 	c.ReplicaFetchBackoff = time.Duration(parseInt("replica.fetch.backoff.ms", 0, 1<<31-1)) * time.Millisecond
 	c.NumReplicaFetchers = int(parseInt("num.replica.fetchers", 1, 1024))
+	c.OffsetsTopicReplicationFactor = int16(parseInt("offsets.topic.replication.factor", 1, 1<<15-1))
 	if c.ReplicaFetchWaitMax >= c.ReplicaLagTimeMax {
 		// Kafka's rule: a follower waiting that long would fall out of the ISR.
 		fail("replica.fetch.wait.max.ms", fmt.Errorf("%v must be below replica.lag.time.max.ms %v", c.ReplicaFetchWaitMax, c.ReplicaLagTimeMax))
@@ -458,10 +462,18 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 		}
 	}
 	if !has("process.roles") && !has("controller.quorum.voters") {
-		// One node: a one-voter quorum on an ephemeral loopback port
-		// (the controller accepts port 0 for a single voter only).
+		// One node: a one-voter quorum on its CONTROLLER listener if it
+		// has one, else on an ephemeral loopback port (the controller
+		// accepts port 0 for a single voter only).
 		c.ProcessRoles = controller.Roles{Broker: true, Controller: true}
-		c.ControllerQuorumVoters = map[int32]string{c.NodeID: "127.0.0.1:0"}
+		addr := "127.0.0.1:0"
+		for _, l := range c.Listeners {
+			if slices.Contains(c.ControllerListenerNames, l.Name) {
+				addr = l.Addr()
+				break
+			}
+		}
+		c.ControllerQuorumVoters = map[int32]string{c.NodeID: addr}
 	} else {
 		var err error
 		if c.ProcessRoles, err = controller.ParseRoles(get("process.roles")); err != nil {

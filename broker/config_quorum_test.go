@@ -73,3 +73,13 @@ func TestQuorumConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestQuorumConfigSingleNodeUsesItsControllerListener(t *testing.T) {
+	c, err := NewConfig(quorumProps("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ControllerQuorumVoters[1] != "127.0.0.1:9093" || len(c.Listeners) != 1 {
+		t.Fatalf("voters %v listeners %v", c.ControllerQuorumVoters, c.Listeners)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/replica"
 
+	"github.com/kobs-dev/kobs/broker/controller"
 	"github.com/kobs-dev/kobs/broker/group"
 	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/wire"
@@ -87,15 +88,29 @@ func (b *Broker) stopGroups() {
 // compact-only log is never trimmed by retention.ms/retention.bytes, so
 // committed offsets stay until compaction replaces or tombstones them.
 func (b *Broker) ensureOffsetsTopic() error {
-	if t, _ := b.lookup(offsetsTopic, 0); t != nil {
+	img := b.pub.Load()
+	if img.Topic(offsetsTopic) != nil {
 		return nil
 	}
-	_, err := b.createTopic(offsetsTopic, b.groups.Partitions(), map[string]string{
-		"cleanup.policy":   "compact",
-		"compression.type": "producer",
-		"segment.bytes":    strconv.Itoa(int(b.cfg.OffsetsTopicSegmentBytes)),
-	})
-	if errors.Is(err, errTopicExists) {
+	// offsets.topic.replication.factor, capped at the live brokers so a
+	// single node (or a cluster still starting) can serve groups; Kafka
+	// would refuse until enough brokers are up.
+	live := int16(0)
+	for _, br := range img.Brokers {
+		if !br.Fenced {
+			live++
+		}
+	}
+	rf := max(1, min(b.cfg.OffsetsTopicReplicationFactor, live))
+	ctx, cancel := b.adminCtx(0)
+	defer cancel()
+	_, err := b.createTopic(ctx, controller.TopicSpec{Name: offsetsTopic, Partitions: b.groups.Partitions(),
+		ReplicationFactor: rf, Internal: true, Configs: map[string]string{
+			"cleanup.policy":   "compact",
+			"compression.type": "producer",
+			"segment.bytes":    strconv.Itoa(int(b.cfg.OffsetsTopicSegmentBytes)),
+		}})
+	if errors.Is(err, controller.ErrTopicExists) {
 		return nil
 	}
 	if err != nil {

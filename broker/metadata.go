@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,52 +12,15 @@ import (
 	"github.com/kobs-dev/kobs/internal/fsutil"
 )
 
-// This file owns what a single broker persists about itself and its topics
-// outside the partition logs. Kafka keeps topic metadata in the KRaft
-// metadata log; until kobs has its controller quorum, the broker keeps the
-// same facts (topic ids, partition counts, config overrides) in one JSON file
-// in the first log dir, written atomically. The per-log-dir meta.properties
-// and per-partition partition.metadata files are Kafka's own formats.
+// This file owns what a broker persists about itself outside the partition
+// logs and the metadata quorum: the per-log-dir meta.properties (Kafka's
+// KRaft format). Topic metadata lives in the metadata log
+// (broker/controller); a pre-quorum kobs-topics.json is imported from there
+// once.
 
 const (
 	metaPropertiesFile = "meta.properties"
-	topicsFile         = "kobs-topics.json"
 )
-
-type topicRecord struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"`
-	Partitions int32             `json:"partitions"`
-	Configs    map[string]string `json:"configs,omitempty"`
-}
-
-type topicsDoc struct {
-	Version int           `json:"version"`
-	Topics  []topicRecord `json:"topics"`
-}
-
-func readTopicsFile(dir string) ([]topicRecord, error) {
-	b, err := os.ReadFile(filepath.Join(dir, topicsFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read topic metadata: %w", err)
-	}
-	var doc topicsDoc
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", filepath.Join(dir, topicsFile), err)
-	}
-	return doc.Topics, nil
-}
-
-func writeTopicsFile(dir string, recs []topicRecord) error {
-	b, err := json.MarshalIndent(topicsDoc{Version: 1, Topics: recs}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(filepath.Join(dir, topicsFile), b)
-}
 
 // ensureMetaProperties reads or creates the log dir's meta.properties
 // (Kafka's KRaft format: version=1, cluster.id, node.id), refusing a dir

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/broker/group"
-	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/broker/replica"
 	"github.com/kobs-dev/kobs/broker/telemetry"
 	"github.com/kobs-dev/kobs/broker/wire"
@@ -474,53 +473,8 @@ func (m *metrics) registerBrokerGauges(b *Broker) {
 		return n
 	})
 
-	// The controller's view, from the image this broker serves.
-	isController := func() bool { return b.pub.Load().ControllerID == b.cfg.NodeID }
-	g("kafka.controller", "KafkaController", "ActiveControllerCount", func() int64 { return boolInt(isController()) })
-	imageCount := func(fn func(*metadata.Image) int64) func() int64 {
-		return func() int64 {
-			if !isController() {
-				return 0 // Kafka reports the controller gauges on the active controller only
-			}
-			return fn(b.pub.Load())
-		}
-	}
-	eachPartition := func(img *metadata.Image, pred func(*metadata.Partition) bool) (n int64) {
-		for _, t := range img.Topics {
-			for i := range t.Partitions {
-				if pred(&t.Partitions[i]) {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	g("kafka.controller", "KafkaController", "OfflinePartitionsCount", imageCount(func(img *metadata.Image) int64 {
-		return eachPartition(img, (*metadata.Partition).Offline)
-	}))
-	g("kafka.controller", "KafkaController", "PreferredReplicaImbalanceCount", imageCount(func(img *metadata.Image) int64 {
-		return eachPartition(img, func(p *metadata.Partition) bool { return len(p.Replicas) > 0 && p.Leader != p.Replicas[0] })
-	}))
-	g("kafka.controller", "KafkaController", "GlobalTopicCount", imageCount(func(img *metadata.Image) int64 { return int64(len(img.Topics)) }))
-	g("kafka.controller", "KafkaController", "GlobalPartitionCount", imageCount(func(img *metadata.Image) int64 {
-		return eachPartition(img, func(*metadata.Partition) bool { return true })
-	}))
-	g("kafka.controller", "KafkaController", "ActiveBrokerCount", imageCount(func(img *metadata.Image) (n int64) {
-		for _, br := range img.Brokers {
-			if !br.Fenced {
-				n++
-			}
-		}
-		return n
-	}))
-	g("kafka.controller", "KafkaController", "FencedBrokerCount", imageCount(func(img *metadata.Image) (n int64) {
-		for _, br := range img.Brokers {
-			if br.Fenced {
-				n++
-			}
-		}
-		return n
-	}))
+	// KafkaController and raft gauges are the controller's own
+	// (broker/controller registers them on controller nodes).
 
 	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "RequestQueueSize"), func() int64 { return int64(b.srv.QueueLen()) })
 	m.reg.Gauge(telemetry.Name("kafka.network", "RequestChannel", "ResponseQueueSize"), func() int64 { return b.srv.ResponsesWaiting() })

@@ -196,6 +196,12 @@ func consumerLag() Spec {
 				tb("Lag now", "short", "Current offset lag per partition, largest first.", 12, 6,
 					iq(`sort_desc(kafka_consumergroup_lag{`+g+`})`, "lag")),
 			}},
+			{Title: "Agent", Panels: []Panel{
+				ts("Agent up and partial", "short", "1 while the agent's last collection cycle read the cluster (kobs_agent_up; at 0 it withholds every lag metric rather than serve stale ones), and 1 when that cycle missed parts of the cluster (kobs_agent_partial).", 12, 6,
+					q(`kobs_agent_up`, "{{instance}} up"), q(`kobs_agent_partial`, "{{instance}} partial")),
+				ts("Agent freshness", "s", "Seconds since the agent's last successful cycle started, and how long its last cycle took. Lag numbers are this old.", 12, 6,
+					q(`time() - kobs_agent_last_success_timestamp_seconds`, "{{instance}} age"), q(`kobs_agent_cycle_seconds`, "{{instance}} cycle time")),
+			}},
 		},
 	}
 }

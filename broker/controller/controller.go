@@ -224,7 +224,7 @@ func (c *Controller) startRaft() error {
 	c.mux = newMux(ln, c.serveConn)
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger}})
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		ServerAddressProvider: nil, Stream: c.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
+		Stream: c.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
 	})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.cfg.DataDir, 2, hl)
 	if err != nil {
@@ -347,7 +347,7 @@ func (c *Controller) Close() error {
 	c.closeOnce.Do(func() {
 		if c.cfg.Roles.Broker && c.epoch.Load() > 0 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err := c.submit(ctx, &command{Op: opHeartbeat, Heartbeat: &heartbeat{ID: c.cfg.NodeID, Epoch: c.epoch.Load(), Shutdown: true}})
+			_, err := c.submit(ctx, &command{Op: opHeartbeat, Heartbeat: &heartbeat{ID: c.cfg.NodeID, Voter: -1, Epoch: c.epoch.Load(), Shutdown: true}})
 			cancel()
 			if err != nil {
 				c.logger.Warn("controlled shutdown not acknowledged; the controller fences this broker after broker.session.timeout.ms", "err", err)

@@ -658,7 +658,11 @@ func (p *planner) reassign(tp TopicPartition, target []int32) error {
 		np.ISR = intersect(cur.ISR, orig)
 		np.AddingReplicas, np.RemovingReplicas = nil, nil
 		if len(np.ISR) == 0 {
-			np.ISR = []int32{np.Replicas[0]}
+			// Every ISR member was an adding replica: as Kafka's
+			// PartitionReassignmentRevert, the first original replica
+			// becomes the ISR, an unclean choice, counted as one.
+			np.ISR = []int32{orig[0]}
+			p.unclean++
 		}
 		if !slices.Contains(np.ISR, np.Leader) || !p.img().Live(np.Leader) {
 			np.Leader, np.ISR, _, _ = p.chooseLeader(&np, np.ISR, false)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -389,6 +390,7 @@ func (c *Controller) lifecycle(self metadata.Broker) {
 	defer c.wg.Done()
 	self.ID = c.cfg.NodeID
 	var dupSince time.Time
+	lastAck, warned := time.Now(), false
 	for c.ctx.Err() == nil {
 		if c.cfg.Roles.Broker && c.epoch.Load() == 0 {
 			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.SessionTimeout)
@@ -436,8 +438,17 @@ func (c *Controller) lifecycle(self metadata.Broker) {
 			c.epoch.Store(0)
 			continue
 		case err != nil:
-			c.logger.Debug("heartbeat failed", "err", err)
+			if time.Since(lastAck) > c.cfg.SessionTimeout && !warned {
+				c.logger.Warn("no heartbeat acknowledged within broker.session.timeout.ms: the controller will fence (or has fenced) this node", "since", lastAck, "err", err)
+				warned = true
+			} else {
+				c.logger.Debug("heartbeat failed", "err", err)
+			}
 		default:
+			if warned {
+				c.logger.Info("heartbeats acknowledged again", "fenced", res.Fenced)
+			}
+			lastAck, warned = time.Now(), false
 			c.fencedSelf.Store(res.Fenced)
 			if !res.Fenced && c.cfg.Roles.Broker {
 				c.readyOnce.Do(func() { close(c.ready) })
@@ -534,11 +545,7 @@ func (c *Controller) fetchLoop() {
 	}
 }
 
-func parseUint(s string) (uint64, error) {
-	var v uint64
-	_, err := fmt.Sscan(s, &v)
-	return v, err
-}
+func parseUint(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 // callCtx bounds a write with a default deadline when ctx has none.
 func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {

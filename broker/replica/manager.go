@@ -145,7 +145,7 @@ func (m *Manager) Start() {
 // is late, is applied from the response when it is newer.
 func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 	if m.cfg.AlterPartition == nil {
-		p.alterDone()
+		p.alterDone(st.PartitionEpoch)
 		return
 	}
 	m.wg.Add(1)
@@ -156,8 +156,9 @@ func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 		np, err := m.cfg.AlterPartition(ctx, AlterPartitionRequest{Topic: p.Topic, Partition: p.Index,
 			LeaderID: st.Self, LeaderEpoch: st.LeaderEpoch, PartitionEpoch: st.PartitionEpoch, NewISR: isr})
 		if err != nil {
-			m.log.Warn("AlterPartition failed", "topic", p.Topic, "partition", p.Index, "isr", st.ISR, "new_isr", isr, "err", err)
-			p.alterDone()
+			m.log.Warn("AlterPartition failed; not retried for this partition epoch within replica.lag.time.max.ms",
+				"topic", p.Topic, "partition", p.Index, "isr", st.ISR, "new_isr", isr, "partition_epoch", st.PartitionEpoch, "err", err)
+			p.alterDone(st.PartitionEpoch)
 			return
 		}
 		if cur := p.State(); np.PartitionEpoch > cur.PartitionEpoch && np.LeaderEpoch == cur.LeaderEpoch {
@@ -167,7 +168,7 @@ func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 		if m.cfg.OnISRChange != nil {
 			m.cfg.OnISRChange(expand)
 		}
-		p.alterDone()
+		p.alterDone(-1)
 	}()
 }
 
@@ -278,11 +279,12 @@ func (m *Manager) Load(isTopicName func(string) bool, configs func(topic string)
 			}
 			p.m = m
 			p.hw.Store(min(hw[tp], l.LogEndOffset()))
+			id, _ := ReadPartitionMetadata(pdir)
+			p.TopicID = id
 			if err := m.add(p); err != nil {
 				l.Close()
 				return nil, err
 			}
-			id, _ := ReadPartitionMetadata(pdir)
 			found = append(found, Found{Topic: name, Index: idx, TopicID: id})
 		}
 	}
@@ -320,7 +322,7 @@ func (m *Manager) Create(topic string, id metadata.TopicID, idx int32, overrides
 	}
 	p, err := newPartition(topic, idx, dir, l)
 	if err == nil {
-		p.m = m
+		p.m, p.TopicID = m, id
 		err = m.add(p)
 	}
 	if err != nil {
@@ -397,6 +399,20 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 				continue
 			}
 			p := m.Partition(name, idx)
+			if p != nil && p.TopicID != (metadata.TopicID{}) && p.TopicID != t.ID {
+				if pt != nil && pt.ID == p.TopicID {
+					// The topic was deleted and created again under the
+					// same name between two images: the old data goes.
+					if err := m.Delete(name, idx); err != nil {
+						m.log.Error("deleting replica of a re-created topic left files behind", "topic", name, "partition", idx, "err", err)
+					}
+					p = nil
+				} else {
+					m.log.Error("partition directory belongs to another topic id; not serving it",
+						"topic", name, "partition", idx, "dir_topic_id", p.TopicID.String(), "topic_id", t.ID.String())
+					continue
+				}
+			}
 			if p == nil {
 				var err error
 				if p, err = m.Create(name, t.ID, idx, t.Configs); err != nil {
@@ -436,6 +452,21 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 	for _, p := range m.All() {
 		t := next.Topics[p.Topic]
 		if t != nil && int(p.Index) < len(t.Partitions) && t.Partitions[p.Index].HasReplica(self) {
+			continue
+		}
+		// Only a removal this manager saw happen deletes data: a
+		// partition on disk that no image has named yet (a data dir
+		// older than the metadata log, a replica whose topic is about
+		// to be imported) is kept and reported.
+		var pt *metadata.Topic
+		if prev != nil {
+			pt = prev.Topics[p.Topic]
+		}
+		if pt == nil || int(p.Index) >= len(pt.Partitions) || !pt.Partitions[p.Index].HasReplica(self) {
+			if !p.strayLogged {
+				p.strayLogged = true
+				m.log.Warn("partition directory not in the metadata; kept", "topic", p.Topic, "partition", p.Index, "dir", p.log.Dir())
+			}
 			continue
 		}
 		if err := m.Delete(p.Topic, p.Index); err != nil {

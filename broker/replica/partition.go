@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	klog "github.com/kobs-dev/kobs/broker/log"
 	"github.com/kobs-dev/kobs/broker/metadata"
@@ -47,7 +48,9 @@ type Partition struct {
 	Topic  string
 	Index  int32
 	LogDir string
-	log    *klog.Log
+	// TopicID is the topic id in partition.metadata (zero if unknown).
+	TopicID metadata.TopicID
+	log     *klog.Log
 
 	appendMu sync.Mutex
 	// producers is guarded by appendMu.
@@ -79,11 +82,19 @@ type Partition struct {
 	commitWaiters   []*commitWaiter
 	alterPending    bool
 	alterPendingISR []int32
+	// alterFailedEpoch/At: the partition epoch an AlterPartition was
+	// refused or lost for, and when; the same change is not sent again for
+	// that epoch until replica.lag.time.max.ms passed (a fenced leader
+	// waits for the image that deposes it instead of retrying in a loop).
+	alterFailedEpoch int32
+	alterFailedAt    time.Time
+
+	strayLogged bool // only touched by the image listener
 }
 
 func newPartition(topic string, index int32, logDir string, l *klog.Log) (*Partition, error) {
 	p := &Partition{Topic: topic, Index: index, LogDir: logDir, log: l, waiters: map[chan struct{}]struct{}{},
-		leaderEpoch: -1}
+		leaderEpoch: -1, alterFailedEpoch: -1}
 	p.state.Store(&State{Leader: metadata.NoLeader, Self: -1})
 	if err := p.loadProducerState(); err != nil {
 		return nil, fmt.Errorf("partition %s-%d: %w", topic, index, err)

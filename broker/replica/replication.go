@@ -183,7 +183,7 @@ func (p *Partition) UpdateFollower(id int32, fetchOffset int64, now time.Time) {
 	f.leo = fetchOffset
 	f.lastFetch, f.lastFetchLeaderLEO = now, leo
 	var expand []int32
-	if !p.alterPending && !st.InISR(id) && slices.Contains(st.Replicas, id) &&
+	if !p.alterPending && !p.alterBackoffLocked(st, now) && !st.InISR(id) && slices.Contains(st.Replicas, id) &&
 		fetchOffset >= p.hw.Load() && fetchOffset >= p.epochStart && now.Sub(f.lastCaughtUp) <= p.m.cfg.LagTimeMax {
 		// Kafka's isFollowerInSync: caught up to the high watermark and
 		// into this leader's epoch.
@@ -203,7 +203,7 @@ func (p *Partition) UpdateFollower(id int32, fetchOffset int64, now time.Time) {
 func (p *Partition) maybeShrinkISR(now time.Time) {
 	st := p.State()
 	p.rmu.Lock()
-	if !p.leading || p.alterPending || !st.IsLeader() {
+	if !p.leading || p.alterPending || !st.IsLeader() || p.alterBackoffLocked(st, now) {
 		p.rmu.Unlock()
 		return
 	}
@@ -231,10 +231,20 @@ func (p *Partition) maybeShrinkISR(now time.Time) {
 	p.m.alterISR(p, st, keep, false)
 }
 
-// alterDone ends an AlterPartition round trip.
-func (p *Partition) alterDone() {
+// alterBackoffLocked: an AlterPartition for this partition epoch failed
+// less than replica.lag.time.max.ms ago.
+func (p *Partition) alterBackoffLocked(st *State, now time.Time) bool {
+	return st.PartitionEpoch == p.alterFailedEpoch && now.Sub(p.alterFailedAt) < p.m.cfg.LagTimeMax
+}
+
+// alterDone ends an AlterPartition round trip; failedEpoch is the
+// partition epoch it was refused for, -1 when it succeeded.
+func (p *Partition) alterDone(failedEpoch int32) {
 	p.rmu.Lock()
 	p.alterPending, p.alterPendingISR = false, nil
+	if failedEpoch >= 0 {
+		p.alterFailedEpoch, p.alterFailedAt = failedEpoch, time.Now()
+	}
 	p.rmu.Unlock()
 	p.maybeAdvanceHW() // a shrink may let it move
 }

@@ -97,6 +97,9 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 				} else {
 					log.Debug("response write failed", "err", err)
 				}
+				if len(wbuf) >= bigDrop {
+					s.collectDropped()
+				}
 				return
 			}
 			l.responses.Add(1)

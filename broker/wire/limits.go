@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -200,19 +201,21 @@ func (p *memoryPool) usage() (available, used int64) {
 	return p.available, p.max - p.available
 }
 
-// frameChunk is how much of a request body is committed ahead of the bytes
-// that arrived: the buffer grows with the data, so a client announcing
-// 100 MB and sending 10 bytes costs kilobytes, not 100 MB.
-const frameChunk = 32 << 10
+// frameChunk is how much of a request body is committed before any of it
+// arrived: the buffer grows with the data, so a client announcing 100 MB and
+// sending 10 bytes costs 64 KiB, not 100 MB.
+const frameChunk = 64 << 10
 
-// readFrame reads a size-byte request body from r, growing the buffer as the
-// bytes arrive (doubling, so at most twice what was received is ever
-// allocated, and the copies add up to less than size).
+// readFrame reads a size-byte request body from r, growing the buffer
+// fourfold each time it fills: a client holds at most four times what it
+// sent (plus frameChunk), and a 1 MiB produce request costs 1.3 MiB of
+// allocations and 320 KiB of copies (BenchmarkReadFrame) instead of the
+// 2 MiB and 1 MiB of doubling.
 func readFrame(r io.Reader, size int) ([]byte, error) {
 	buf := make([]byte, 0, min(size, frameChunk))
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(size, 2*cap(buf)))
+			grown := make([]byte, len(buf), min(size, 4*cap(buf)))
 			copy(grown, buf)
 			buf = grown
 		}
@@ -252,6 +255,31 @@ func writeAll(c net.Conn, b []byte, timeout time.Duration) (int, error) {
 		}
 	}
 	return written, nil
+}
+
+// bigDrop is the size of an abandoned response worth a collection.
+const bigDrop = 16 << 20
+
+// collectDropped schedules a garbage collection after the server dropped a
+// large unsent response: one second later (the connection's goroutine has
+// returned by then), and at most one per logEvery, so that a burst of drops
+// costs one or two collections. Without it the memory of clients that never
+// read stays in the heap until the runtime's next cycle, whose goal was set
+// while those responses were live: after 30 clients abandoned 100 MB
+// fetches the heap could grow to twice that before Go collects it.
+func (s *Server) collectDropped() {
+	if !s.gcPending.CompareAndSwap(false, true) {
+		return // one is scheduled and will collect this one too
+	}
+	delay := time.Second
+	if since := time.Since(time.Unix(0, s.lastGC.Load())); since < logEvery {
+		delay = max(delay, logEvery-since)
+	}
+	time.AfterFunc(delay, func() {
+		s.lastGC.Store(time.Now().UnixNano())
+		s.gcPending.Store(false)
+		runtime.GC()
+	})
 }
 
 func isTimeout(err error) bool {

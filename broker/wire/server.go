@@ -94,6 +94,10 @@ type Server struct {
 	// set; the accept loops block on it at the limit.
 	slots chan struct{}
 	pool  *memoryPool
+	// lastGC is when collectDropped last ran a collection (unix nanos);
+	// gcPending is set while one is scheduled.
+	lastGC    atomic.Int64
+	gcPending atomic.Bool
 
 	// responsesWaiting counts answered requests whose connection has not
 	// picked the response up yet (RequestChannel ResponseQueueSize).

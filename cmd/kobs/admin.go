@@ -49,6 +49,10 @@ type adminFlags struct {
 	timeoutMs     int64
 	commandConfig string
 	conn          kafkaConnFlags // TLS and SASL, the flags of "kobs agent"
+
+	// clientOpts are the kgo options connect used (seeds, client id, TLS,
+	// SASL, --command-config), for a command that needs a second client.
+	clientOpts []kgo.Opt
 }
 
 // register adds --bootstrap-server and --timeout (milliseconds, as
@@ -114,6 +118,7 @@ func (a *adminFlags) connect(cmd *cobra.Command) (*kadm.Client, context.Context,
 	}
 	opts := append([]kgo.Opt{kgo.SeedBrokers(perfSplitBrokers(a.bootstrap)...), kgo.ClientID("kobs-admin")}, connOpts...)
 	opts = append(opts, extra...)
+	a.clientOpts = opts
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bootstrap-server %q: %w", a.bootstrap, err)

@@ -33,7 +33,7 @@ func TestToolsAgainstKfake(t *testing.T) {
 	commitOffsets(t, adm, "clerks", "ledger", start)
 
 	g := []string{"groups", "--bootstrap-server", addr}
-	out, _, err := kobs(t, append(g, "--describe", "--group", "clerks")...)
+	out, _, err := kobs(t, append(g, "--describe", "--group", "clerks", "--status-window", "0")...)
 	require.NoError(t, err)
 	rows := describeRows(t, out)
 	require.Equal(t, []string{"clerks", "ledger", "2", "30", "50", "20", "-", "-", "-"}, rows["ledger-2"][:9])

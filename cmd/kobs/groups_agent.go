@@ -25,8 +25,8 @@ func (o *groupsOpts) agentOffsetColumns() offsetExtension {
 			if o.statusWindow <= 0 || len(rows) == 0 {
 				return nil
 			}
-			seeds := kgo.SeedBrokers(perfSplitBrokers(o.admin.bootstrap)...)
-			cl, err := kgo.NewClient(seeds, kgo.ClientID("kobs-admin"))
+			// The same connection (TLS, SASL, client id) as the command's.
+			cl, err := kgo.NewClient(o.admin.clientOpts...)
 			if err != nil {
 				return err
 			}
@@ -41,7 +41,7 @@ func (o *groupsOpts) agentOffsetColumns() offsetExtension {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.statusWindow+budget)
 			defer cancel()
 			g, err := agent.DescribeGroup(sctx, cl, group, agent.DescribeOptions{
-				Samples: 3, Every: o.statusWindow / 2, ExactOpts: []kgo.Opt{seeds, kgo.ClientID("kobs-admin")},
+				Samples: 3, Every: o.statusWindow / 2, ExactOpts: o.admin.clientOpts,
 			})
 			if errors.Is(err, agent.ErrGroupNotFound) {
 				return nil

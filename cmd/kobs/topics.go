@@ -94,7 +94,7 @@ from metadata and each topic's min.insync.replicas. Exit status 0 on success, 1 
 	f.StringVar(&o.topic, "topic", "", "The topic to create, alter, describe or delete. A regular expression except with --create.")
 	f.Int32Var(&o.partitions, "partitions", 0, "The number of partitions for the topic being created or altered; the cluster default if not given with --create.")
 	f.Int32Var(&o.replicationFactor, "replication-factor", 0, "The replication factor for each partition of the topic being created; the cluster default if not given.")
-	f.StringArrayVar(&o.configs, "config", nil, "A topic configuration override name=value for the topic being created (repeatable).")
+	f.StringArrayVar(&o.configs, "config", nil, "A topic configuration override name=value (repeatable): with --create, and with --alter as kafka-topics.sh before 4.0.")
 	f.BoolVar(&o.ifExists, "if-exists", false, "With --alter, --delete or --describe: act only if the topic exists.")
 	f.BoolVar(&o.ifNotExists, "if-not-exists", false, "With --create: act only if the topic does not already exist.")
 	f.BoolVar(&o.underReplicated, "under-replicated-partitions", false, "With --describe: only show partitions whose ISR is smaller than their replica set.")

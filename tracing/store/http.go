@@ -363,7 +363,9 @@ func (s *Store) handleMsearch(rq *request, defaultIndex string) {
 	responses := make([]any, 0, len(lines)/2)
 	for i := 0; i < len(lines); i += 2 {
 		if err := rq.r.Context().Err(); err != nil {
-			return // the client left; nobody reads the rest
+			// The client left; nobody reads the rest.
+			s.log.Info("msearch cancelled: client gone", "done", i/2, "searches", len(lines)/2, "took", time.Since(start))
+			return
 		}
 		expr, params, herr := msearchHeader(lines[i], defaultIndex, rq.params)
 		var resp any

@@ -1,11 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +117,61 @@ func TestCancelledSearchStops(t *testing.T) {
 	out, aerr := tg.runAggs(context.Background(), query.NewMatchAllQuery(), specs, p)
 	require.Nil(t, aerr)
 	require.Len(t, out["k"].(map[string]any)["buckets"], 7)
+}
+
+// syncBuffer is a log sink the test can read while the store writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A client that gives up on a long _msearch over HTTP stops the work: the
+// store notices the closed request and answers no further searches.
+func TestClientLeavingStopsMsearch(t *testing.T) {
+	logs := &syncBuffer{}
+	ts := startStore(t, Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var bulk strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&bulk, `{"index":{"_index":"c"}}`+"\n"+`{"n":%d,"k":"v%d"}`+"\n", i, i%50)
+	}
+	status, _ := ts.do(t, "POST", "/_bulk", bulk.String())
+	require.Equal(t, 200, status)
+	const searches = 1000
+	var body strings.Builder
+	for range searches {
+		body.WriteString(`{"index":"c"}` + "\n" + `{"size":0,"aggs":{"k":{"terms":{"field":"k.keyword","size":50},"aggs":{"p":{"percentiles":{"field":"n"}}}}}}` + "\n")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", ts.URL+"/_msearch", strings.NewReader(body.String()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	_, err = http.DefaultClient.Do(req)
+	require.ErrorIs(t, err, context.DeadlineExceeded, "1000 aggregations take longer than 200ms")
+	var line string
+	eventually(t, 30*time.Second, func() error {
+		for l := range strings.SplitSeq(logs.String(), "\n") {
+			if strings.Contains(l, "msearch cancelled") {
+				line = l
+				return nil
+			}
+		}
+		return errors.New("the store did not notice the client leaving")
+	})
+	var done int
+	_, err = fmt.Sscanf(line[strings.Index(line, "done="):], "done=%d", &done)
+	require.NoError(t, err, line)
+	require.Less(t, done, searches, line)
 }
