@@ -24,8 +24,13 @@ type failingAnswer struct {
 
 // TestFailingISRLive: on a 3-broker kobs cluster (replication factor 3,
 // min.insync.replicas 2), killing broker 3 makes every partition
-// under-replicated and at min ISR with broker 3 missing; after its
-// restart the ISRs are whole again and nothing is reported.
+// under-replicated and at min ISR with broker 3 missing, a topic with
+// min.insync.replicas 3 under min ISR, and a replication-factor-1
+// partition on broker 3 offline; after its restart the ISRs are whole
+// again and nothing is reported. (A second broker down would leave one
+// of three controller voters: no quorum, so no ISR change is ever
+// committed; the topic with min.insync.replicas 3 shows under-min-ISR
+// with one broker down instead.)
 func TestFailingISRLive(t *testing.T) {
 	c := testcluster.StartCluster(t, 3,
 		testcluster.Prop("replica.lag.time.max.ms", "1500"),
@@ -41,6 +46,32 @@ func TestFailingISRLive(t *testing.T) {
 	minISR := "2"
 	_, err = adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
 	require.NoError(t, err)
+
+	// "strict" needs all three replicas in sync; "solo" has one replica
+	// per partition, so the partition on broker 3 goes offline with it.
+	all := "3"
+	_, err = adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &all}, "strict")
+	require.NoError(t, err)
+	_, err = adm.CreateTopic(ctx, 3, 1, nil, "solo")
+	require.NoError(t, err)
+	var soloOn3 []int32
+	waitFor(t, 30*time.Second, "solo's partitions placed", func() error {
+		md, err := adm.Metadata(kadm.WithAuthorizedOps(ctx), "solo")
+		if err != nil {
+			return err
+		}
+		soloOn3 = nil
+		for _, p := range md.Topics["solo"].Partitions {
+			if slices.Equal(p.Replicas, []int32{3}) {
+				soloOn3 = append(soloOn3, p.Partition)
+			}
+		}
+		if len(md.Topics["solo"].Partitions) != 3 {
+			return fmt.Errorf("solo has %d partitions", len(md.Topics["solo"].Partitions))
+		}
+		return nil
+	})
+	require.NotEmpty(t, soloOn3, "no partition of solo on broker 3")
 
 	a := startAgent(t, agent.Config{Brokers: c.Addrs(), Interval: 500 * time.Millisecond})
 	failing := func() (failingAnswer, error) {
@@ -60,7 +91,10 @@ func TestFailingISRLive(t *testing.T) {
 			return fmt.Errorf("stale")
 		}
 		for _, p := range f.Partitions {
-			if p.Topic == topic && (p.Has(agent.UnderReplicated) || p.Has(agent.AtMinISR) || p.Has(agent.UnderMinISR) || p.Has(agent.Offline)) {
+			// solo (1 replica, min 1) and strict (3 replicas, min 3) are
+			// at min ISR whenever healthy, as Kafka counts it.
+			atMin := p.Has(agent.AtMinISR) && p.Topic == topic
+			if (p.Topic == topic || p.Topic == "strict" || p.Topic == "solo") && (p.Has(agent.UnderReplicated) || atMin || p.Has(agent.UnderMinISR) || p.Has(agent.Offline)) {
 				return fmt.Errorf("%s-%d failing: %v", p.Topic, p.Partition, p.Conditions)
 			}
 		}
@@ -103,6 +137,21 @@ func TestFailingISRLive(t *testing.T) {
 		}
 		if len(f.ByBroker["3"]) < parts {
 			return fmt.Errorf("broker 3 missing from %v", f.ByBroker["3"])
+		}
+		strictOK, soloOffline := false, 0
+		for _, p := range f.Partitions {
+			if p.Topic == "strict" && p.Has(agent.UnderMinISR) && slices.Equal(p.Missing, []int32{3}) {
+				strictOK = true
+			}
+			if p.Topic == "solo" && p.Has(agent.Offline) && slices.Contains(soloOn3, p.Partition) {
+				soloOffline++
+			}
+		}
+		if !strictOK {
+			return fmt.Errorf("strict-0 not under min ISR")
+		}
+		if soloOffline != len(soloOn3) {
+			return fmt.Errorf("%d of solo's partitions on broker 3 (%v) offline", soloOffline, soloOn3)
 		}
 		m, err := scrape(a.URL)
 		if err != nil {
