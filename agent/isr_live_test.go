@@ -157,6 +157,11 @@ func TestFailingISRLive(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		// The rest of the cluster is still reported, and broker 3 named.
+		if m["kobs_agent_up"] != 1 || m[key("kobs_agent_broker_unreachable", "broker", "3")] != 1 || m["kafka_brokers"] != 2 {
+			return fmt.Errorf("up %v, broker 3 unreachable %v, kafka_brokers %v", m["kobs_agent_up"],
+				m[key("kobs_agent_broker_unreachable", "broker", "3")], m["kafka_brokers"])
+		}
 		for p := 0; p < parts; p++ {
 			pk := []string{"topic", topic, "partition", strconv.Itoa(p)}
 			if m[key("kafka_topic_partition_under_replicated_partition", pk...)] != 1 ||
