@@ -53,8 +53,9 @@ import (
 //  6. the broker is killed: KobsBrokerDown fires in Prometheus and reaches
 //     Alertmanager (its API and the critical webhook receiver).
 //
-// Only one broker exists until the replicated cluster lands, so the
-// under-replicated alert is not induced yet.
+// The replication failures (a follower down: the failing-ISR panel,
+// KobsUnderReplicatedPartitions) are induced by TestLiveReplication on a
+// 3-broker cluster.
 func TestLive(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kobs, Prometheus and Alertmanager; skipped with -short")
