@@ -24,7 +24,10 @@ import (
 //   - The topic is created by the controller quorum (reached from any
 //     broker), which places replicas round-robin from a random start and
 //     elects leaders; the answer goes out once this broker's metadata has
-//     the topic.
+//     the topic. If this broker then cannot open one of its replicas
+//     (file descriptors, a broken disk) the topic is deleted again and the
+//     answer is KAFKA_STORAGE_ERROR naming the partitions and the cause
+//     (admin.go rollBackUnopened); a half-made directory is removed.
 //   - Config overrides are validated against the topic config table
 //     (INVALID_CONFIG, with the reason in ErrorMessage).
 //   - Limits (broker/limits.go): a request adding more than 10,000 topics

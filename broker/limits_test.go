@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +254,51 @@ func TestPartitionLimitPerBroker(t *testing.T) {
 	for _, p := range []string{"lim-b-", "lim-c-"} {
 		require.Zero(t, partitionDirs(t, dir, p))
 	}
+}
+
+// TestCreateTopicRollsBackWhenAReplicaCannotOpen: when a partition's log
+// cannot be opened after the controller committed the topic (here a file
+// stands where its directory must go), the topic is deleted again, the
+// client gets KAFKA_STORAGE_ERROR naming the partition and the cause, no
+// partition directory of the topic is left, and the topic stays gone
+// across a restart.
+func TestCreateTopicRollsBackWhenAReplicaCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "rb-1")
+	require.NoError(t, os.WriteFile(blocker, []byte("not a directory"), 0o644))
+	b := testcluster.Start(t, append(fastRestart, testcluster.Dir(dir))...)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+
+	r, err := adm.CreateTopic(ctx, 3, 1, nil, "rb")
+	require.ErrorIs(t, err, kerr.KafkaStorageError)
+	require.Contains(t, r.ErrMessage, "[1]")
+	require.Contains(t, r.ErrMessage, "deleted again")
+	md, err := adm.ListTopics(ctx)
+	require.NoError(t, err)
+	require.False(t, md.Has("rb"), "the topic was rolled back")
+	for _, d := range []string{"rb-0", "rb-2"} {
+		require.NoDirExists(t, filepath.Join(dir, d))
+	}
+	require.FileExists(t, blocker, "what was there before is left alone")
+
+	// Without the obstacle the same name is created normally, and the
+	// broker restarts with it.
+	require.NoError(t, os.Remove(blocker))
+	_, err = adm.CreateTopic(ctx, 3, 1, nil, "rb")
+	require.NoError(t, err)
+	cl.Close()
+	require.NoError(t, b.Close())
+	b = testcluster.Start(t, append(fastRestart, testcluster.Dir(dir))...)
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl2.Close()
+	md, err = kadm.NewClient(cl2).ListTopics(ctx)
+	require.NoError(t, err)
+	require.True(t, md.Has("rb"))
+	require.Len(t, md["rb"].Partitions, 3)
+	require.Equal(t, 3, partitionDirs(t, dir, "rb-"))
 }
