@@ -58,13 +58,16 @@ test: deps vet unit race fuzz
 # primitives, scrape cost, log append/read/clean), then the trace benchmarks
 # (interceptor on/off, shipper rate, journey query latency by store size),
 # then the audit benchmarks (hook on/off, reconciler at 1,000 x 100),
-# then one agent cycle over 100,000 partitions and 100 groups on kfake.
+# then one agent cycle over 100,000 partitions and 100 groups on kfake, then
+# the replicated cluster (acks=all RF 3 against acks=1 RF 1, leader failover
+# time over 10 kills, restart of a broker holding 1,000 partitions).
 bench: build
 	KOBS=$(BIN) scripts/bench-produce.sh
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
 	scripts/bench-trace.sh
 	scripts/bench-audit.sh
 	KOBS=$(BIN) scripts/bench-agent.sh
+	scripts/bench-cluster.sh
 
 # Soak (not in `make test`, < 10 min): 20 leader kill -9 rounds and a rolling
 # restart of a 3-broker RF 3 cluster under an idempotent acks=all producer, a
