@@ -89,6 +89,10 @@ func killLeaderRounds(t *testing.T, c *testcluster.Cluster, p *producer, topic s
 	for round := 1; round <= rounds; round++ {
 		leader := leaderOf(t, c, topic)
 		before := p.ackCount()
+		ctrl := "no"
+		if quorumLeader(c.Node(leader).Addr()) == leader {
+			ctrl = "yes"
+		}
 		killAt := time.Now()
 		c.Node(leader).Kill()
 		goneAt := time.Now()
@@ -107,8 +111,8 @@ func killLeaderRounds(t *testing.T, c *testcluster.Cluster, p *producer, topic s
 		}
 		c.Node(leader).Restart()
 		waitFullISR(t, c, topic, 1, 90*time.Second)
-		report(t, "kill %2d: leader %d kill -9 -> first acknowledged produce %v, %s (acks so far %d, +%d this round)",
-			round, leader, d.Round(time.Millisecond), elected, p.ackCount(), p.ackCount()-before)
+		report(t, "kill %2d: leader %d kill -9 -> first acknowledged produce %v, %s, killed broker was the active controller: %s (acks so far %d, +%d this round)",
+			round, leader, d.Round(time.Millisecond), elected, ctrl, p.ackCount(), p.ackCount()-before)
 	}
 	return failovers
 }
