@@ -19,13 +19,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 log=$(mktemp "${TMPDIR:-/tmp}/bench-cluster.XXXXXX")
-trap 'rm -f "$log"' EXIT
 echo "bench-cluster: start, load $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
 rc=0
 $GO test -tags soak -count=1 -v -timeout 20m -run '^TestBench' ./internal/soak >"$log" 2>&1 || rc=$?
 grep -E '^SOAK: ' "$log" | sed 's/^SOAK: //' || true
 if ((rc != 0)); then
 	grep -vE '^SOAK: ' "$log" | tail -n 60 >&2
-	echo "bench-cluster: FAILED (exit $rc)" >&2
+	echo "bench-cluster: FAILED (exit $rc); full log with the brokers' logs kept in $log" >&2
+else
+	rm -f "$log"
 fi
 exit "$rc"

@@ -23,13 +23,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 log=$(mktemp "${TMPDIR:-/tmp}/soak.XXXXXX")
-trap 'rm -f "$log"' EXIT
 echo "soak: start, load $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
 rc=0
 $GO test -tags soak -count=1 -v -timeout 10m -run '^TestSoak' ./internal/soak 2>&1 | tee "$log" || rc=$?
 printf '\n==== soak summary ====\n'
 grep -E '^SOAK: |^--- (PASS|FAIL|SKIP)|^\s+--- |skip|LOSS' "$log" || true
 if ((rc != 0)); then
-	echo "soak: FAILED (exit $rc)"
+	echo "soak: FAILED (exit $rc); full log kept in $log"
+else
+	rm -f "$log"
 fi
 exit "$rc"

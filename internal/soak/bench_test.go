@@ -149,7 +149,20 @@ func TestBenchRestart1000Partitions(t *testing.T) {
 			return nil
 		})
 	}
+	lastProgress := time.Now()
 	full := func() error {
+		var states []string
+		defer func() {
+			// Progress every 15 s, so a slow recovery shows its shape.
+			if time.Since(lastProgress) > 15*time.Second && states != nil {
+				lastProgress = time.Now()
+				report(t, "bench restart: still waiting: %s", strings.Join(states, "; "))
+			}
+		}()
+		for _, addr := range c.Addrs() {
+			notFull, err := partitionsNotFull(addr, names, 3)
+			states = append(states, fmt.Sprintf("%s: %d of %d partitions below full ISR (err %v)", addr, notFull, len(names)*10, err))
+		}
 		for _, addr := range c.Addrs() {
 			notFull, err := partitionsNotFull(addr, names, 3)
 			if err != nil {
