@@ -24,8 +24,12 @@ import (
 // session timeout (the failover goal is stated for it) and a short lag
 // time, so a restarted replica rejoins the ISR quickly.
 func clusterOpts(extra ...testcluster.Opt) []testcluster.Opt {
+	session := "2000"
+	if v := os.Getenv("SOAK_SESSION_MS"); v != "" {
+		session = v // to compare against another session timeout
+	}
 	return append([]testcluster.Opt{
-		testcluster.Prop("broker.session.timeout.ms", "2000"),
+		testcluster.Prop("broker.session.timeout.ms", session),
 		testcluster.Prop("broker.heartbeat.interval.ms", "500"),
 		testcluster.Prop("replica.lag.time.max.ms", "3000"),
 		testcluster.Prop("default.replication.factor", "3"),
