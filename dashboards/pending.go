@@ -6,9 +6,6 @@ package dashboards
 // names as not yet checkable, and fails when one of them shows up in a
 // scrape: move it out of here then, and the test checks it like the rest.
 var Pending = map[string]string{
-	// Replication ([C]): the KRaft quorum under Kafka's raft-metrics names.
-	"kafka_server_raftmetrics_current_leader": "replication [C]",
-	"kafka_server_raftmetrics_current_epoch":  "replication [C]",
 	// Trace pipeline ([H]): drops are recorded as type:drop events in the
 	// trace store (the message trace dashboard shows them), but no process
 	// exports a Prometheus counter for the alert yet; the shipper, which
