@@ -122,3 +122,18 @@ func TestCoreGroupGone(t *testing.T) {
 	require.Equal(t, StatusComplete, r.Status)
 	require.Empty(t, c.agg["t"]["g"].Missing)
 }
+
+// An audited consumer that dies between flushes makes its group uncertain
+// in the buckets it was reading, not the bucket.
+func TestCoreConsumerDied(t *testing.T) {
+	c := testCore()
+	require.NoError(t, c.applyRecord(flushOf("p", TierProducer, "p", 1, 1500, Count{Topic: "t", Bucket: 0, Records: 100}), 1500))
+	require.NoError(t, c.applyRecord(flushOf("p", TierProducer, "p", 2, 5000), 5000))
+	require.NoError(t, c.applyRecord([]byte(`{"kind":"kobs.audit.flush/v1","instance":"c","seq":1,"tier":"consumer","client":"g","bucket_ms":1000,"flush_ms":1000,"ts":900,"counts":[{"topic":"t","bucket":0,"records":40,"bytes":1}]}`), 900))
+	c.observe(sampleOf(100, 100), 5000)
+	c.evaluate(5000)
+	r := c.reports("t", 0)[0]
+	require.Equal(t, StatusUncertain, r.Groups[0].Status, "%+v", r)
+	require.Equal(t, StatusComplete, r.ProducerVsBroker)
+	require.True(t, c.st.Instances["c"].Dead)
+}

@@ -71,7 +71,12 @@
 // # Broker tier and timestamps
 //
 // With message.timestamp.type=LogAppendTime the boundary offsets are exact:
-// the log is ordered by time. With CreateTime (the default) they are
+// the log is ordered by time. The producer hook still buckets by the
+// timestamp the client stamped (franz-go does not hand the log append time
+// back with the acknowledgement), so on such topics producer vs broker may
+// differ by the records produced within one produce latency of a boundary;
+// groups are judged against the broker tier, and consumers see the append
+// time. With CreateTime (the default) the boundaries are
 // near-exact: ListOffsets by timestamp returns the first offset whose
 // timestamp is at or after T in log order, so a record stamped before T
 // that was appended after a record stamped at or after T (out-of-order
@@ -102,8 +107,11 @@
 // The state grows with topics x (groups + producers) x retained buckets
 // (about 45 bytes per count in state.json; 1,000 topics x 100 groups x 10
 // buckets is 45 MB). New partitions of the audit topic are read after a
-// restart. Groups are evaluated from committed offsets, so a group that
-// never commits shows as missing everything; a group that rewinds its
+// restart. A group is known by its committed offsets or its hook: a group
+// that neither commits nor carries the hook is invisible, and one that only
+// carries the hook is judged by its polled count, which cannot tell re-reads
+// from new records when both happen in a bucket. A group that rewinds its
 // committed offset below records it consumed shows them missing until it
-// commits past them again.
+// commits past them again. A group that first appears (or resets to latest)
+// is expected to have consumed every bucket still retained.
 package audit

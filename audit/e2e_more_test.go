@@ -428,3 +428,52 @@ func TestAuditHookNeverFailsTheClient(t *testing.T) {
 	require.Positive(t, st.Unflushed)
 	require.Zero(t, st.Acked)
 }
+
+// TestAuditLogAppendTime: on a LogAppendTime topic the broker tier is exact:
+// per bucket it equals the records whose (append) timestamps fall in it, as
+// kcat reads them, and a kcat group that read everything is complete.
+func TestAuditLogAppendTime(t *testing.T) {
+	t.Parallel()
+	kcat := need(t, "kcat")
+	b := startBroker(t)
+	addr := b.Addr()
+	const topic, n = "appendtime", 20000
+	createTopic(t, addr, topic, 2, map[string]*string{"message.timestamp.type": ptr("LogAppendTime")})
+	r := startReconciler(t, addr, t.TempDir())
+	produced := produceAudited(t, addr, topic, n, 2500*time.Millisecond)
+	require.EqualValues(t, n, produced.total())
+
+	byAppend := counts{}
+	out := runCmd(t, kcat, "-b", addr, "-G", "gappend", "-c", fmt.Sprint(n), "-f", "%T\n", "-q",
+		"-X", "auto.offset.reset=earliest", "-X", "auto.commit.interval.ms=100", topic)
+	for _, f := range strings.Fields(out) {
+		var ts int64
+		_, err := fmt.Sscan(f, &ts)
+		require.NoError(t, err)
+		byAppend[bucketOf(ts, testBucket.Milliseconds())]++
+	}
+	require.EqualValues(t, n, byAppend.total())
+	waitReport(t, r, topic, 30*time.Second, func(m map[int64]BucketReport) error {
+		if err := allClosed(m, byAppend); err != nil {
+			return err
+		}
+		var producer int64
+		for bk, want := range byAppend {
+			br := m[bk]
+			g, err := group(br, "gappend")
+			if err != nil {
+				return err
+			}
+			if val(br.Broker) != want || g.Status != StatusComplete || val(g.Reached) != want {
+				return fmt.Errorf("bucket %v: broker %d, gappend %+v; want %d", br.Start, val(br.Broker), g, want)
+			}
+		}
+		for _, br := range m {
+			producer += max(0, val(br.Producer))
+		}
+		if producer != n {
+			return fmt.Errorf("producer total %d", producer)
+		}
+		return nil
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kobs-dev/kobs/internal/promtest"
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
 
@@ -113,9 +115,29 @@ func TestAuditGroups(t *testing.T) {
 		fmt.Sprintf(`kobs_audit_records_total{group="",tier="producer",topic="orders"} %d`, n),
 		fmt.Sprintf(`kobs_audit_records_total{group="",tier="broker",topic="orders"} %d`, n),
 		fmt.Sprintf(`kobs_audit_records_total{group="g2",tier="consumer",topic="orders"} %d`, n/2),
+		fmt.Sprintf(`kobs_audit_records_total{group="gkcat",tier="committed",topic="orders"} %d`, kc.total()),
+		fmt.Sprintf(`kobs_audit_records_total{group="g1",tier="committed",topic="orders"} %d`, n),
 		`kobs_audit_skipped_records_total{reason="corrupt"} 1`,
 		`kobs_audit_uncertain_buckets{topic="orders"} 0`,
 	} {
 		require.Contains(t, metrics, want)
 	}
+	// promtool's lint accepts the exposition.
+	lint := exec.Command(need(t, "promtool"), "check", "metrics")
+	lint.Stdin = strings.NewReader(metrics)
+	lintOut, err := lint.CombinedOutput()
+	require.NoError(t, err, "promtool check metrics:\n%s", lintOut)
+
+	// A real Prometheus scraping the reconciler sees the same.
+	prom := promtest.Start(t, strings.TrimPrefix(r.url, "http://"))
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		v, err := prom.Query(context.Background(), `kobs_audit_missing_records{topic="orders",group="g2"}`)
+		if err != nil {
+			return err
+		}
+		if int64(v) != n-half.total() {
+			return fmt.Errorf("prometheus: missing %v", v)
+		}
+		return nil
+	})
 }

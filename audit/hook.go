@@ -380,6 +380,15 @@ func (h *Hook) Close() {
 				h.cfg.log.Error("audit flushes not acknowledged before close", "unflushed", h.unflushed.Load(), "err", errors.Join(err, ctx.Err()))
 				break
 			}
+			h.pmu.Lock()
+			failed := len(h.pending)
+			h.pmu.Unlock()
+			if failed > 0 { // they failed at once: wait a little before re-sending
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
 		}
 		if cl := h.fcl.Load(); cl != nil {
 			cl.Close()

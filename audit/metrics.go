@@ -12,7 +12,7 @@ import (
 type collector struct{ r *Reconciler }
 
 var (
-	descRecords    = prometheus.NewDesc("kobs_audit_records_total", "Records counted per topic and tier (producer and consumer from audit hooks, broker from offsets at bucket boundaries); group is empty except for the consumer tier.", []string{"topic", "tier", "group"}, nil)
+	descRecords    = prometheus.NewDesc("kobs_audit_records_total", "Records counted per topic and tier: producer and consumer from audit hooks, broker from offsets at bucket boundaries, committed from each group's committed offsets (groups with or without hooks); group is empty for producer and broker.", []string{"topic", "tier", "group"}, nil)
 	descMissing    = prometheus.NewDesc("kobs_audit_missing_records", "Records of closed buckets in the retention window that the group did not consume (including those deleted by retention before it got there).", []string{"topic", "group"}, nil)
 	descDuplicates = prometheus.NewDesc("kobs_audit_duplicate_records", "Records of closed buckets in the retention window that the group consumed more than once (audited groups only).", []string{"topic", "group"}, nil)
 	descRatio      = prometheus.NewDesc("kobs_audit_completeness_ratio", "Consumed over expected records of closed buckets in the retention window (1 when none were expected).", []string{"topic", "group"}, nil)

@@ -450,6 +450,9 @@ func (c *core) account(t string, old, new *BucketReport) {
 			c.agg[t] = m
 		}
 		for _, g := range r.Groups {
+			if g.Reached == nil && g.Consumed == nil {
+				continue // nothing known of the group in this bucket
+			}
 			a := m[g.Group]
 			if a == nil {
 				a = &groupAgg{}
@@ -538,16 +541,22 @@ func (c *core) reconcile(t string, ts *topicState, b int64, bs *bucketState, off
 			var reached, lost int64
 			for p, e := range hi {
 				s := lo[p]
+				lost += overlap(ts.Lost[g][p], s, e)
 				co, ok := committed[p]
 				if !ok || co < s {
 					continue
 				}
 				top := min(co, e)
-				l := overlap(ts.Lost[g][p], s, top)
-				reached += top - s - l
-				lost += overlap(ts.Lost[g][p], s, e)
+				reached += top - s - overlap(ts.Lost[g][p], s, top)
 			}
 			gr.Reached, gr.Lost = &reached, lost
+			if d := reached - bs.ReachedCounted[g]; d > 0 {
+				if bs.ReachedCounted == nil {
+					bs.ReachedCounted = map[string]int64{}
+				}
+				bs.ReachedCounted[g] = reached
+				c.st.Totals[key3(t, string(TierCommitted), g)] += d
+			}
 			gr.Source = strings.TrimPrefix(gr.Source+"+offsets", "+")
 		}
 		groupKnown := known && (gr.Reached != nil || gr.Consumed != nil)
@@ -657,7 +666,7 @@ func (c *core) outOfWindow(t string) *BucketReport {
 // first, with the out-of-window bucket last when there is one.
 func (c *core) reports(topic string, sinceMs int64) []BucketReport {
 	ts := c.st.Topics[topic]
-	var out []BucketReport
+	out := []BucketReport{} // [] rather than null in JSON
 	if ts != nil {
 		for b, bs := range ts.Buckets {
 			if b >= bucketOf(sinceMs, c.bucketMs) && bs.result != nil {
@@ -669,5 +678,39 @@ func (c *core) reports(topic string, sinceMs int64) []BucketReport {
 	if r := c.outOfWindow(topic); r != nil {
 		out = append(out, *r)
 	}
+	return out
+}
+
+// TopicSummary is one topic's judged buckets within the retention window.
+type TopicSummary struct {
+	Topic     string         `json:"topic"`
+	Uncertain int            `json:"uncertain_buckets"`
+	Groups    []GroupSummary `json:"groups"`
+}
+
+// GroupSummary sums a group's judged buckets of a topic.
+type GroupSummary struct {
+	Group        string  `json:"group"`
+	Expected     int64   `json:"expected"`
+	Missing      int64   `json:"missing"`
+	Duplicates   int64   `json:"duplicates"`
+	Completeness float64 `json:"completeness"` // (expected - missing) / expected, 1 when none expected
+}
+
+func (c *core) summary() []TopicSummary {
+	out := []TopicSummary{}
+	for t := range c.st.Topics {
+		ts := TopicSummary{Topic: t, Uncertain: c.uncertain[t], Groups: []GroupSummary{}}
+		for g, a := range c.agg[t] {
+			ratio := 1.0
+			if a.Expected > 0 {
+				ratio = float64(a.Reached) / float64(a.Expected)
+			}
+			ts.Groups = append(ts.Groups, GroupSummary{Group: g, Expected: a.Expected, Missing: a.Missing, Duplicates: a.Duplicates, Completeness: ratio})
+		}
+		slices.SortFunc(ts.Groups, func(a, b GroupSummary) int { return strings.Compare(a.Group, b.Group) })
+		out = append(out, ts)
+	}
+	slices.SortFunc(out, func(a, b TopicSummary) int { return strings.Compare(a.Topic, b.Topic) })
 	return out
 }

@@ -375,6 +375,14 @@ func (r *Reconciler) Report(topic string, since time.Time) []BucketReport {
 	return r.c.reports(topic, since.UnixMilli())
 }
 
+// Summary sums every topic's judged buckets per group, the numbers the
+// gauges export.
+func (r *Reconciler) Summary() []TopicSummary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c.summary()
+}
+
 // Status is the reconciler's own health.
 type Status struct {
 	BucketMs    int64            `json:"bucket_ms"`
@@ -426,13 +434,17 @@ func (in *instance) state() string {
 }
 
 // Handler serves /metrics (the reconciler's own registry), and the JSON API:
-// /v1/audit/status, /v1/audit/report?topic=T&since=1h (a duration back
-// from now, or RFC 3339).
+// /v1/audit/status, /v1/audit/summary (every topic and group over the
+// judged buckets of the retention window), /v1/audit/report?topic=T&since=1h
+// (a duration back from now, or RFC 3339).
 func (r *Reconciler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/v1/audit/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, r.Status())
+	})
+	mux.HandleFunc("/v1/audit/summary", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, r.Summary())
 	})
 	mux.HandleFunc("/v1/audit/report", func(w http.ResponseWriter, req *http.Request) {
 		topic := req.URL.Query().Get("topic")

@@ -19,6 +19,10 @@ const (
 	TierProducer Tier = "producer"
 	TierConsumer Tier = "consumer"
 	TierBroker   Tier = "broker"
+	// TierCommitted counts, per group, the records its committed offsets
+	// passed over (still in the log when it got there): the consumed tier
+	// of groups without the hook, in kobs_audit_records_total.
+	TierCommitted Tier = "committed"
 )
 
 // flushKind marks a record as a kobs audit flush; anything else on the

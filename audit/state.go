@@ -155,6 +155,9 @@ type bucketState struct {
 	Consumer map[string]*tally `json:"consumer,omitempty"` // by group
 	// BrokerCounted says the broker count went into Totals already.
 	BrokerCounted bool `json:"broker_counted,omitempty"`
+	// ReachedCounted: per group, the reached records that went into the
+	// committed tier of Totals already.
+	ReachedCounted map[string]int64 `json:"reached_counted,omitempty"`
 	// MissedAtClose: groups that were missing records when the grace period
 	// ended; if they complete later the bucket is "late" for them.
 	MissedAtClose map[string]bool `json:"missed_at_close,omitempty"`

@@ -51,8 +51,48 @@ func (b *Broker) createTopic(ctx context.Context, spec controller.TopicSpec) (*m
 	if t == nil {
 		return nil, fmt.Errorf("%w: topic %s created but not in this broker's metadata yet", controller.ErrTimeout, spec.Name)
 	}
+	if err := b.rollBackUnopened(t); err != nil {
+		return nil, err
+	}
 	b.log.Info("created topic", "topic", spec.Name, "partitions", len(t.Partitions), "topic_id", t.ID.String())
 	return t, nil
+}
+
+// rollBackUnopened undoes a topic whose replicas on this broker could not
+// all be opened (file descriptors, a full or broken disk). The controller
+// committed the topic before any broker opened a log, so the undo is a
+// second change: the topic is deleted again, which deletes the replicas
+// that did open (here and on other brokers); the failed ones left no
+// directory (replica.Manager.Create). The error is KAFKA_STORAGE_ERROR
+// naming the partitions and the cause. Failures on other brokers are only
+// theirs to see (their log, OfflineReplicaCount): Kafka's KRaft brokers
+// likewise report them as offline log dirs, not to the creating client.
+func (b *Broker) rollBackUnopened(t *metadata.Topic) error {
+	var failed []string
+	var cause error
+	for i := range t.Partitions {
+		if !t.Partitions[i].HasReplica(b.cfg.NodeID) || b.replicas.Partition(t.Name, int32(i)) != nil {
+			continue
+		}
+		failed = append(failed, fmt.Sprint(i))
+		if cause == nil {
+			cause = b.replicas.OpenError(t.Name, int32(i))
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, adminTimeout)
+	defer cancel()
+	if derr := b.deleteTopic(ctx, t.Name); derr != nil {
+		b.log.Error("topic created but its replicas could not be opened, and deleting it again failed: its partitions stay offline",
+			"topic", t.Name, "partitions", failed, "err", cause, "delete_err", derr)
+		return fmt.Errorf("%w: topic %s created, but partitions %v could not be opened on broker %d (%v), and deleting it again failed (%v): they stay offline (OfflineReplicaCount)",
+			kerr.KafkaStorageError, t.Name, failed, b.cfg.NodeID, cause, derr)
+	}
+	b.log.Error("topic creation rolled back: replicas could not be opened", "topic", t.Name, "partitions", failed, "err", cause)
+	return fmt.Errorf("%w: partitions %v of topic %s could not be opened on broker %d (%v); the topic was deleted again",
+		kerr.KafkaStorageError, failed, t.Name, b.cfg.NodeID, cause)
 }
 
 func (b *Broker) deleteTopic(ctx context.Context, name string) error {

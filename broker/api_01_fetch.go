@@ -18,7 +18,8 @@ import (
 // Behavior:
 //   - Reads whole stored batches from the partition logs up to the high
 //     watermark, within PartitionMaxBytes per partition and MaxBytes in
-//     total; the first batch of the first partition with data is returned
+//     total, MaxBytes capped by the broker's fetch.max.bytes (default
+//     55 MiB, as Kafka's KafkaApis caps it); the first batch of the first partition with data is returned
 //     even when larger than the limits (KIP-74), so a consumer never stalls.
 //   - If fewer than MinBytes are available the request is parked, without
 //     holding a handler goroutine, until enough data arrives on any of its
@@ -132,9 +133,14 @@ func fetchHasError(resp *kmsg.FetchResponse) bool {
 func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SessionID = 0 // sessions declined, see the header
+	// As Kafka: min(request MaxBytes, fetch.max.bytes), so one client
+	// cannot make the broker build a response of any size it likes.
 	remaining := req.MaxBytes
 	if req.Version < 3 || remaining <= 0 {
 		remaining = 1<<31 - 1
+	}
+	if b.cfg.FetchMaxBytes > 0 {
+		remaining = min(remaining, b.cfg.FetchMaxBytes)
 	}
 	total := 0
 	follower := req.ReplicaID >= 0

@@ -20,7 +20,13 @@ import (
 //   - v0 with no topics, and v1+ with a null topic list, mean all topics.
 //   - An unknown topic is created when auto.create.topics.enable is true and
 //     the request allows it (always for v0-v3) with num.partitions; a name
-//     that is not a valid topic name gets INVALID_TOPIC_EXCEPTION.
+//     that is not a valid topic name gets INVALID_TOPIC_EXCEPTION. One
+//     request auto-creates at most kobs.max.auto.created.topics.per.request
+//     topics; the others get THROTTLING_QUOTA_EXCEEDED (retriable: the
+//     client's next request creates the next share), and a topic that
+//     would pass kobs.max.partitions.per.broker POLICY_VIOLATION (what
+//     Kafka passes on when its create policy refuses an auto-creation).
+//     Refusals are logged once per request and counted in ErrorsPerSec.
 //   - Brokers, leaders, leader epochs, replicas, ISR and the controller come
 //     from the current metadata image; replicas on brokers that are not
 //     live (fenced or unregistered) are listed as offline (v5+).
@@ -75,13 +81,28 @@ func (b *Broker) handleMetadata(r *wire.Request) {
 			names = append(names, t.Name)
 		}
 	}
+	ac := &autoCreations{left: b.cfg.MaxAutoCreatedTopicsPerRequest}
 	for _, name := range names {
-		resp.Topics = append(resp.Topics, b.topicMetadata(img, name, allowCreate && !all))
+		resp.Topics = append(resp.Topics, b.topicMetadata(img, name, allowCreate && !all, ac))
+	}
+	if ac.capped > 0 || ac.limited > 0 {
+		b.log.Warn("metadata request: auto-creation refused for some topics", "topics", len(names), "created", ac.created,
+			"refused_per_request", ac.capped, "kobs.max.auto.created.topics.per.request", b.cfg.MaxAutoCreatedTopicsPerRequest,
+			"refused_partition_limit", ac.limited, "kobs.max.partitions.per.broker", b.maxPartitions)
 	}
 	r.Respond(resp)
 }
 
-func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool) kmsg.MetadataResponseTopic {
+// autoCreations counts one Metadata request's topic auto-creations
+// against kobs.max.auto.created.topics.per.request.
+type autoCreations struct {
+	left    int // creations this request may still make
+	created int
+	capped  int // refused: the request made its share (THROTTLING_QUOTA_EXCEEDED)
+	limited int // refused: kobs.max.partitions.per.broker (POLICY_VIOLATION)
+}
+
+func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool, ac *autoCreations) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = strp(name)
 	t := img.Topic(name)
@@ -92,6 +113,20 @@ func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool) km
 		}
 		if !create || !b.cfg.AutoCreateTopics {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			return st
+		}
+		if ac.left <= 0 {
+			// Retriable: the client asks again and the next request
+			// creates the next share, each request bounded.
+			ac.capped++
+			st.ErrorCode = kerr.ThrottlingQuotaExceeded.Code
+			return st
+		}
+		ac.left--
+		cur := b.pub.Load()
+		if cur.Topic(name) == nil && b.checkPartitionLimit(cur, int(b.cfg.NumPartitions)*int(b.cfg.DefaultReplicationFactor)) != "" {
+			ac.limited++
+			st.ErrorCode = kerr.PolicyViolation.Code
 			return st
 		}
 		ctx, cancel := b.adminCtx(0)
@@ -124,6 +159,7 @@ func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool) km
 			st.ErrorCode = kerr.LeaderNotAvailable.Code
 			return st
 		}
+		ac.created++
 		img = b.pub.Load()
 	}
 	st.TopicID = t.ID

@@ -24,9 +24,17 @@ import (
 //   - The topic is created by the controller quorum (reached from any
 //     broker), which places replicas round-robin from a random start and
 //     elects leaders; the answer goes out once this broker's metadata has
-//     the topic.
+//     the topic. If this broker then cannot open one of its replicas
+//     (file descriptors, a broken disk) the topic is deleted again and the
+//     answer is KAFKA_STORAGE_ERROR naming the partitions and the cause
+//     (admin.go rollBackUnopened); a half-made directory is removed.
 //   - Config overrides are validated against the topic config table
 //     (INVALID_CONFIG, with the reason in ErrorMessage).
+//   - Limits (broker/limits.go): a request adding more than 10,000 topics
+//     plus partitions is refused as a whole with POLICY_VIOLATION, as
+//     Kafka's controller refuses an operation of more than 10,000 records;
+//     a topic whose replicas would pass kobs.max.partitions.per.broker on
+//     the live brokers gets POLICY_VIOLATION naming the limit.
 //   - ValidateOnly checks everything and creates nothing.
 //
 // Version notes: v1 ValidateOnly and ErrorMessage, v5 returns partitions,
@@ -38,9 +46,21 @@ func (b *Broker) handleCreateTopics(r *wire.Request) {
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
 	}
+	tooLarge := b.createTopicsTooLarge(req)
+	if tooLarge != "" {
+		b.log.Warn("create topics refused: request too large", "topics", len(req.Topics), "reason", tooLarge)
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
+		if tooLarge != "" {
+			// The whole request, as Kafka's controller refuses the whole
+			// operation; logged once above, not per topic.
+			st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, strp(tooLarge)
+			st.NumPartitions, st.ReplicationFactor = -1, -1
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		if seen[rt.Topic] > 1 {
 			st.ErrorCode = kerr.InvalidRequest.Code
 			st.ErrorMessage = strp("topic named more than once in the request")
@@ -53,6 +73,27 @@ func (b *Broker) handleCreateTopics(r *wire.Request) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	r.Respond(resp)
+}
+
+// createTopicsTooLarge says why a request adds more than
+// maxRecordsPerRequest topics and partitions, or "".
+func (b *Broker) createTopicsTooLarge(req *kmsg.CreateTopicsRequest) string {
+	records := int64(0)
+	for _, rt := range req.Topics {
+		n := int64(rt.NumPartitions)
+		switch {
+		case len(rt.ReplicaAssignment) > 0:
+			n = int64(len(rt.ReplicaAssignment))
+		case n == -1:
+			n = int64(b.cfg.NumPartitions)
+		}
+		records += 1 + max(0, n)
+	}
+	if records <= maxRecordsPerRequest {
+		return ""
+	}
+	return fmt.Sprintf("Unable to perform excessively large batch operation: %d topics with %d partitions in one request, at most %d topics plus partitions",
+		len(req.Topics), records-int64(len(req.Topics)), maxRecordsPerRequest)
 }
 
 func derefOr(s *string, def string) string {
@@ -131,6 +172,10 @@ func (b *Broker) createOne(req *kmsg.CreateTopicsRequest, rt kmsg.CreateTopicsRe
 			fail(kerr.InvalidTopicException.Code, fmt.Sprintf("topic %q collides with existing topic %q", rt.Topic, other))
 			return
 		}
+	}
+	if msg := b.checkPartitionLimit(img, int(n)*int(rf)); msg != "" {
+		fail(kerr.PolicyViolation.Code, msg)
+		return
 	}
 	var id TopicID
 	if !req.ValidateOnly {

@@ -16,6 +16,9 @@ import (
 //     (INVALID_PARTITIONS); an explicit assignment gives the replicas of
 //     each new partition, checked by the controller quorum, which also
 //     places replicas when none is given (INVALID_REPLICA_ASSIGNMENT).
+//   - More than 10,000 new partitions in one request is POLICY_VIOLATION
+//     for every topic (Kafka's controller batch limit); new replicas that
+//     would pass kobs.max.partitions.per.broker are POLICY_VIOLATION.
 //   - ValidateOnly checks and changes nothing. A topic named twice in one
 //     request is INVALID_REQUEST.
 //
@@ -24,13 +27,25 @@ func (b *Broker) handleCreatePartitions(r *wire.Request) {
 	req := r.Msg.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	seen := map[string]int{}
+	added := int64(0)
+	img := b.pub.Load()
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
+		if t := img.Topic(rt.Topic); t != nil {
+			added += max(0, int64(rt.Count)-int64(len(t.Partitions)))
+		}
+	}
+	tooLarge := ""
+	if added > maxRecordsPerRequest {
+		tooLarge = fmt.Sprintf("Unable to perform excessively large batch operation: %d new partitions in one request, at most %d", added, maxRecordsPerRequest)
+		b.log.Warn("create partitions refused: request too large", "topics", len(req.Topics), "reason", tooLarge)
 	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
-		if seen[rt.Topic] > 1 {
+		if tooLarge != "" {
+			st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, strp(tooLarge)
+		} else if seen[rt.Topic] > 1 {
 			st.ErrorCode, st.ErrorMessage = kerr.InvalidRequest.Code, strp("topic named more than once in the request")
 		} else if code, msg := b.addPartitions(rt, req.ValidateOnly, req.TimeoutMillis); code != 0 {
 			st.ErrorCode, st.ErrorMessage = code, strp(msg)
@@ -53,6 +68,10 @@ func (b *Broker) addPartitions(rt kmsg.CreatePartitionsRequestTopic, validateOnl
 	cur := int32(len(t.Partitions))
 	if rt.Count <= cur {
 		return kerr.InvalidPartitions.Code, fmt.Sprintf("topic currently has %d partitions, which is higher than the requested %d", cur, rt.Count)
+	}
+	if msg := b.checkPartitionLimit(b.pub.Load(), int(rt.Count-cur)*len(t.Partitions[0].Replicas)); msg != "" {
+		b.log.Info("create partitions refused", "topic", t.Name, "error", kerr.PolicyViolation, "reason", msg)
+		return kerr.PolicyViolation.Code, msg
 	}
 	var assignment [][]int32
 	if rt.Assignment != nil {

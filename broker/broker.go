@@ -58,6 +58,10 @@ type Broker struct {
 
 	producerIDs *producerstate.IDs
 
+	// maxPartitions is kobs.max.partitions.per.broker, derived from the
+	// file descriptor limit when not set (limits.go).
+	maxPartitions int
+
 	groups *group.Coordinator // set by Start (startGroups)
 
 	// reg holds the broker's Kafka MBeans; metrics is nil when telemetry
@@ -102,6 +106,12 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
+	nofile := raiseFileLimit(logger)
+	b.maxPartitions = cfg.MaxPartitionsPerBroker
+	if b.maxPartitions < 0 {
+		b.maxPartitions = derivedMaxPartitions(nofile)
+	}
+	logger.Info("partition limit", "kobs.max.partitions.per.broker", b.maxPartitions, "derived", cfg.MaxPartitionsPerBroker < 0)
 	clusterID := cfg.ClusterID
 	for _, dir := range cfg.LogDirs {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -570,8 +580,3 @@ func (b *Broker) lookup(topicName string, idx int32) (*metadata.Topic, *replica.
 	}
 	return t, b.replicas.Partition(topicName, idx)
 }
-
-var (
-	errTopicExists  = errors.New("topic already exists")
-	errInvalidTopic = errors.New("invalid topic")
-)

@@ -112,6 +112,15 @@ type Config struct {
 	JolokiaMaxObjects        int // kobs.jolokia.max.objects
 	JolokiaMaxResponseBytes  int // kobs.jolokia.max.response.bytes
 
+	// Request limits: what one client may make the broker hold or create.
+	FetchMaxBytes int32 // fetch.max.bytes: cap on every Fetch response (first batch excepted, KIP-74)
+	// kobs.max.partitions.per.broker: partition replicas a broker may hold
+	// (-1: derived from RLIMIT_NOFILE at start, see limits.go).
+	MaxPartitionsPerBroker int
+	// kobs.max.auto.created.topics.per.request: topics one Metadata
+	// request may auto-create; the rest get THROTTLING_QUOTA_EXCEEDED.
+	MaxAutoCreatedTopicsPerRequest int
+
 	// TopicDefaults holds server.properties values for topic configs, keyed
 	// by the topic config name (log.retention.ms -> retention.ms).
 	TopicDefaults map[string]string
@@ -197,6 +206,11 @@ var brokerKeys = map[string]string{
 	"kobs.jolokia.max.collection.size": "0",
 	"kobs.jolokia.max.objects":         "0",
 	"kobs.jolokia.max.response.bytes":  "16777216",
+
+	// Request limits.
+	"fetch.max.bytes":                          "57671680",
+	"kobs.max.partitions.per.broker":           "-1",
+	"kobs.max.auto.created.topics.per.request": "100",
 }
 
 // acceptedKeys are real Kafka keys that kobs accepts without acting on them
@@ -308,10 +322,6 @@ func NewConfig(props *Properties) (*Config, error) {
 
 	c.NumPartitions = int32(parseInt("num.partitions", 1, 1<<31-1))
 	c.DefaultReplicationFactor = int16(parseInt("default.replication.factor", 1, 1<<15-1))
-	if c.DefaultReplicationFactor > 1 {
-		// Until replication lands a single broker can only hold one copy.
-		c.Warnings = append(c.Warnings, fmt.Sprintf("default.replication.factor=%d: this kobs build keeps one replica per partition", c.DefaultReplicationFactor))
-	}
 	c.AutoCreateTopics = parseBool("auto.create.topics.enable")
 	c.DeleteTopicEnable = parseBool("delete.topic.enable")
 	c.SocketRequestMaxBytes = int32(parseInt("socket.request.max.bytes", 1, 1<<31-1))
@@ -369,6 +379,10 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.JolokiaMaxCollectionSize = int(parseInt("kobs.jolokia.max.collection.size", 0, 1<<31-1))
 	c.JolokiaMaxObjects = int(parseInt("kobs.jolokia.max.objects", 0, 1<<31-1))
 	c.JolokiaMaxResponseBytes = int(parseInt("kobs.jolokia.max.response.bytes", 4096, 1<<31-1))
+	// Request limits (Kafka: fetch.max.bytes at least 1024).
+	c.FetchMaxBytes = int32(parseInt("fetch.max.bytes", 1024, 1<<31-1))
+	c.MaxPartitionsPerBroker = int(parseInt("kobs.max.partitions.per.broker", -1, 1<<31-1))
+	c.MaxAutoCreatedTopicsPerRequest = int(parseInt("kobs.max.auto.created.topics.per.request", 0, 1<<31-1))
 
 	if c.GroupMinSessionTimeout > c.GroupMaxSessionTimeout {
 		fail("group.min.session.timeout.ms", fmt.Errorf("%v is above group.max.session.timeout.ms %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout))

@@ -88,6 +88,9 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	img    atomic.Pointer[metadata.Image] // last image seen
+	// openErrs: TopicPartition -> error of assigned replicas that could
+	// not be opened (OpenError), until one opens or leaves the image.
+	openErrs sync.Map
 }
 
 // NewManager returns an empty manager; Load opens what the log dirs hold.
@@ -309,16 +312,30 @@ func (m *Manager) Create(topic string, id metadata.TopicID, idx int32, overrides
 		}
 	}
 	pdir := filepath.Join(dir, fmt.Sprintf("%s-%d", topic, idx))
+	_, statErr := os.Lstat(pdir)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	// A partition this call created and could not open leaves nothing
+	// behind: no half-made directory for the next start to trip over.
+	undo := func(l *klog.Log, err error) (*Partition, error) {
+		if l != nil {
+			l.Close()
+		}
+		if fresh {
+			if rerr := os.RemoveAll(pdir); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove %s: %w", pdir, rerr))
+			}
+		}
+		return nil, err
+	}
 	l, err := klog.Open(pdir, m.cfg.LogConfig(overrides), klog.OpenOptions{
 		Logger:  m.log.With("topic", topic, "partition", idx),
 		OnFlush: m.cfg.OnFlush,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create partition %s-%d: %w", topic, idx, err)
+		return undo(nil, fmt.Errorf("create partition %s-%d: %w", topic, idx, err))
 	}
 	if err := WritePartitionMetadata(pdir, id); err != nil {
-		l.Close()
-		return nil, err
+		return undo(l, err)
 	}
 	p, err := newPartition(topic, idx, dir, l)
 	if err == nil {
@@ -326,10 +343,18 @@ func (m *Manager) Create(topic string, id metadata.TopicID, idx int32, overrides
 		err = m.add(p)
 	}
 	if err != nil {
-		l.Close()
-		return nil, err
+		return undo(l, err)
 	}
 	return p, nil
+}
+
+// OpenError is why the last attempt to open a replica the image assigns
+// to this broker failed, or nil (opened, or never tried).
+func (m *Manager) OpenError(topic string, idx int32) error {
+	if err, ok := m.openErrs.Load(TopicPartition{Topic: topic, Partition: idx}); ok {
+		return err.(error)
+	}
+	return nil
 }
 
 // Delete takes a partition out of the manager, wakes its parked fetches
@@ -416,9 +441,11 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 			if p == nil {
 				var err error
 				if p, err = m.Create(name, t.ID, idx, t.Configs); err != nil {
+					m.openErrs.Store(TopicPartition{Topic: name, Partition: idx}, err)
 					m.log.Error("cannot open assigned replica", "topic", name, "partition", idx, "err", err)
 					continue
 				}
+				m.openErrs.Delete(TopicPartition{Topic: name, Partition: idx})
 			} else if configChanged && pt != nil {
 				p.log.SetConfig(m.cfg.LogConfig(t.Configs))
 			}
@@ -473,6 +500,13 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 			m.log.Error("deleting removed replica left files behind", "topic", p.Topic, "partition", p.Index, "err", err)
 		}
 	}
+	m.openErrs.Range(func(k, _ any) bool {
+		tp := k.(TopicPartition)
+		if t := next.Topics[tp.Topic]; t == nil || int(tp.Partition) >= len(t.Partitions) || !t.Partitions[tp.Partition].HasReplica(self) {
+			m.openErrs.Delete(k)
+		}
+		return true
+	})
 }
 
 // HWCheckpointFile is Kafka's per-log-dir high watermark checkpoint.

@@ -131,32 +131,31 @@ func newAuditReportCmd() *cobra.Command {
 		asJSON, all          bool
 	)
 	cmd := &cobra.Command{
-		Use:   "report --topic T [--since 1h]",
-		Short: "Print the reconciliation of a topic, one table per bucket",
+		Use:   "report [--topic T] [--since 1h]",
+		Short: "Print a topic's reconciliation, one table per bucket, or without --topic every topic and group",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u := strings.TrimRight(server, "/") + "/v1/audit/report?" + url.Values{"topic": {topic}, "since": {since}}.Encode()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-			if err != nil {
-				return err
+			base := strings.TrimRight(server, "/")
+			u := base + "/v1/audit/summary"
+			if topic != "" {
+				u = base + "/v1/audit/report?" + url.Values{"topic": {topic}, "since": {since}}.Encode()
 			}
-			resp, err := http.DefaultClient.Do(req)
+			body, err := auditGet(ctx, u)
 			if err != nil {
 				return fmt.Errorf("audit reconciler at %s: %w", server, err)
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("audit reconciler: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 			}
 			if asJSON {
 				_, err = cmd.OutOrStdout().Write(body)
 				return err
+			}
+			if topic == "" {
+				var sum []audit.TopicSummary
+				if err := json.Unmarshal(body, &sum); err != nil {
+					return fmt.Errorf("audit reconciler answer: %w", err)
+				}
+				return printAuditSummary(cmd.OutOrStdout(), sum)
 			}
 			var rep audit.ReportResponse
 			if err := json.Unmarshal(body, &rep); err != nil {
@@ -167,12 +166,47 @@ func newAuditReportCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&server, "server", "http://"+audit.DefaultListen, "the reconciler's HTTP address")
-	f.StringVar(&topic, "topic", "", "topic to report (required)")
+	f.StringVar(&topic, "topic", "", "topic to report per bucket (default: a summary of every topic and group)")
 	f.StringVar(&since, "since", "1h", "from how long ago (a duration) or when (RFC 3339)")
 	f.BoolVar(&asJSON, "json", false, "print the JSON answer")
 	f.BoolVar(&all, "all", false, "also print buckets in which no tier counted a record")
-	_ = cmd.MarkFlagRequired("topic")
 	return cmd
+}
+
+func auditGet(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
+// printAuditSummary writes a row per topic and group over the judged
+// buckets the reconciler keeps.
+func printAuditSummary(w io.Writer, sum []audit.TopicSummary) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tGROUP\tEXPECTED\tMISSING\tDUPLICATES\tCOMPLETENESS\tUNCERTAIN BUCKETS")
+	for _, t := range sum {
+		if len(t.Groups) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t\t\t\t\t%d\n", t.Topic, t.Uncertain)
+		}
+		for _, g := range t.Groups {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.4f\t%d\n", t.Topic, g.Group, g.Expected, g.Missing, g.Duplicates, g.Completeness, t.Uncertain)
+		}
+	}
+	return tw.Flush()
 }
 
 func num(p *int64) string {

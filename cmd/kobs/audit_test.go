@@ -107,5 +107,12 @@ func TestAuditCLI(t *testing.T) {
 		return nil
 	})
 	t.Logf("kobs audit report:\n%s", out)
-	require.Contains(t, out, "GROUP")
+
+	// Without --topic: a row per topic and group.
+	var buf bytes.Buffer
+	c := exec.Command(bin, "audit", "report", "--server", url)
+	c.Stdout, c.Stderr = &buf, os.Stderr
+	require.NoError(t, c.Run())
+	t.Logf("kobs audit report (summary):\n%s", buf.String())
+	require.Regexp(t, `(?m)^cli\s+cli-group\s+500\s+0\s+0\s+1\.0000\s+0$`, buf.String())
 }
