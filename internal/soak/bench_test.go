@@ -122,9 +122,20 @@ func TestBenchFailover(t *testing.T) {
 // brokers (1,000 partitions, each broker holding a replica of every one);
 // one broker is stopped (SIGTERM) and restarted, timed until it is back in
 // the ISR of all 1,000 partitions on every broker's metadata.
+//
+// It runs at the broker's default broker.session.timeout.ms (9 s) and then
+// at the 2 s the failover benchmark uses: with 2 s, this restart has been
+// seen to set off a storm of fencings and ISR changes that does not settle
+// (see the report printed), which fails the run after 3 minutes.
 func TestBenchRestart1000Partitions(t *testing.T) {
+	for _, session := range []string{"9000", "2000"} {
+		t.Run("session_ms="+session, func(t *testing.T) { restart1000(t, session) })
+	}
+}
+
+func restart1000(t *testing.T, session string) {
 	topics := envInt("BENCH_TOPICS", 100)
-	c := testcluster.StartCluster(t, 3, clusterOpts()...)
+	c := testcluster.StartCluster(t, 3, clusterOpts(testcluster.Prop("broker.session.timeout.ms", session))...)
 	adm, done := admin(t, c.Addrs())
 	defer done()
 	var names []string
@@ -186,9 +197,9 @@ func TestBenchRestart1000Partitions(t *testing.T) {
 		}
 		n.Restart()
 		up := time.Since(start)
-		testcluster.Eventually(t, 5*time.Minute, full)
-		report(t, "bench restart (%s) of broker 2 holding %d partitions: serving after %v, back in every ISR after %v",
-			how, topics*10, up.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		testcluster.Eventually(t, 3*time.Minute, full)
+		report(t, "bench restart (%s) of broker 2 holding %d partitions, broker.session.timeout.ms=%s: serving after %v, back in every ISR after %v",
+			how, topics*10, session, up.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
 }
 
