@@ -69,10 +69,9 @@ func TestDeleteTopicOnFullDisk(t *testing.T) {
 	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "gone", Value: []byte("kept")}).FirstErr())
 
 	filler := fill(t, dir)
-	// The metadata log (bbolt) still has free pages in its file: spend
-	// them with topic creations (refused and rolled back: their
-	// directories cannot be made) until an append needs the file to grow
-	// and fails.
+	// The metadata log (bbolt) may still have free pages in its file:
+	// spend them with topic creations (rolled back: their directories
+	// cannot be made) until an append needs the file to grow and fails.
 	full := false
 	for i := 0; i < 500 && !full; i++ {
 		_, err := adm.CreateTopic(ctx, 1, 1, nil, "pad-"+strings.Repeat("p", 200)+string(rune('a'+i%26))+strings.Repeat("q", i/26))
@@ -85,6 +84,7 @@ func TestDeleteTopicOnFullDisk(t *testing.T) {
 		}
 	}
 	require.True(t, full, "the metadata log never failed to append on a full disk")
+	require.Zero(t, partitionDirs(t, dir, "pad-"), "rolled-back topics left directories")
 
 	resp, err := adm.DeleteTopics(ctx, "gone")
 	require.NoError(t, err)
