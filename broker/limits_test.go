@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -239,6 +241,11 @@ func TestPartitionLimitPerBroker(t *testing.T) {
 	pr, err = adm.CreatePartitions(ctx, 2, "lim-a")
 	require.NoError(t, err)
 	require.NoError(t, pr["lim-a"].Err)
+	// More than Kafka's 10,000 records in one request, whatever the limit.
+	pr, err = adm.CreatePartitions(ctx, 20000, "lim-a")
+	require.NoError(t, err)
+	require.ErrorIs(t, pr["lim-a"].Err, kerr.PolicyViolation)
+	require.Contains(t, pr["lim-a"].ErrMessage, "excessively large")
 
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 12
@@ -301,4 +308,48 @@ func TestCreateTopicRollsBackWhenAReplicaCannotOpen(t *testing.T) {
 	require.True(t, md.Has("rb"))
 	require.Len(t, md["rb"].Partitions, 3)
 	require.Equal(t, 3, partitionDirs(t, dir, "rb-"))
+}
+
+// TestPartitionLimitDerivedFromFileLimit: without
+// kobs.max.partitions.per.broker the limit is the soft RLIMIT_NOFILE / 6
+// (3 descriptors per partition, half left for the rest), logged at start
+// with the file limits, and enforced.
+func TestPartitionLimitDerivedFromFileLimit(t *testing.T) {
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	want := int(min(lim.Max, 1<<20*6) / 6) // the broker raises the soft limit to the hard one
+	logs := &syncBuf{}
+	dir := t.TempDir()
+	b := testcluster.Start(t, testcluster.Dir(dir), testcluster.Logs(logs))
+	require.Contains(t, logs.String(), fmt.Sprintf("kobs.max.partitions.per.broker=%d derived=true", want))
+	require.Contains(t, logs.String(), fmt.Sprintf("hard=%d", lim.Max))
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	r, err := kadm.NewClient(cl).CreateTopic(context.Background(), int32(want+1), 1, nil, "over")
+	require.ErrorIs(t, err, kerr.PolicyViolation)
+	if want+1 < 10000 {
+		require.Contains(t, r.ErrMessage, fmt.Sprintf("kobs.max.partitions.per.broker=%d", want))
+	} else {
+		require.Contains(t, r.ErrMessage, "excessively large")
+	}
+	require.Zero(t, partitionDirs(t, dir, "over-"))
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
