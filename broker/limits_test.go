@@ -73,6 +73,23 @@ func TestFetchMaxBytesCapsResponse(t *testing.T) {
 	require.LessOrEqual(t, len(p.RecordBatches), capBytes)
 	require.Greater(t, stored, 2*capBytes)
 
+	// MinBytes above the cap is satisfied by a capped response (Kafka caps
+	// MinBytes at fetch.max.bytes too) instead of waiting out MaxWait.
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.ReplicaID, req.SessionEpoch = 12, -1, -1
+	req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 1<<31-1, 1<<30, 60000
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "capped"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 0, 1<<31-1, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	start := time.Now()
+	fr, err := req.RequestWith(context.Background(), cl)
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), 30*time.Second, "answered without waiting out MaxWaitMillis")
+	require.NotEmpty(t, fr.Topics[0].Partitions[0].RecordBatches)
+
 	// A first batch larger than the cap is still returned, alone.
 	big := makeBatch(1, 3*capBytes)
 	resp := produceRaw(t, cl, "capped", big)
