@@ -188,7 +188,8 @@ func errorsPerSec(b *testcluster.Broker, request string, code int16) int64 {
 // and the broker restarts with exactly those.
 func TestMetadataAutoCreateCapped(t *testing.T) {
 	dir := t.TempDir()
-	b := testcluster.Start(t, append(fastRestart, testcluster.Dir(dir))...)
+	logs := &syncBuf{}
+	b := testcluster.Start(t, append(fastRestart, testcluster.Dir(dir), testcluster.Logs(logs))...)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.RequestTimeoutOverhead(2*time.Minute))
 	require.NoError(t, err)
 	defer cl.Close()
@@ -213,6 +214,7 @@ func TestMetadataAutoCreateCapped(t *testing.T) {
 	require.Len(t, resp.Topics, 100000)
 	require.Equal(t, map[int16]int{0: 100, kerr.ThrottlingQuotaExceeded.Code: 99900}, codes)
 	require.Equal(t, 100, partitionDirs(t, dir, "auto-"))
+	require.Contains(t, logs.String(), "auto-creation refused for some topics\" topics=100000 created=100 refused_per_request=99900")
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		if n := errorsPerSec(b, "Metadata", kerr.ThrottlingQuotaExceeded.Code); n != 99900 {
 			return fmt.Errorf("ErrorsPerSec{Metadata,THROTTLING_QUOTA_EXCEEDED} = %d", n)
