@@ -126,7 +126,11 @@ type Snapshot struct {
 
 // Partition returns a partition, or nil.
 func (s *Snapshot) Partition(topic string, p int32) *Partition {
-	t := s.Topics[topic]
+	return s.Topics[topic].partition(p)
+}
+
+// partition returns a partition of the topic, or nil (also on a nil topic).
+func (t *Topic) partition(p int32) *Partition {
 	if t == nil {
 		return nil
 	}
@@ -247,8 +251,11 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 	listOffsets := func(stage string, timestamp int64, isolation int8, set func(*Partition, int64)) {
 		defer wg.Done()
 		errs := listOffsets(ctx, cl, s, timestamp, isolation, stage, set, &mu)
+		mu.Lock()
+		defer mu.Unlock()
 		for _, e := range errs {
-			fail(stage, e)
+			s.Errors = append(s.Errors, e)
+			unreachable[e.Broker] = true
 		}
 	}
 	wg.Add(2)
@@ -368,22 +375,21 @@ func fromMetadata(meta kadm.Metadata, at time.Time) (*Snapshot, []string, map[in
 
 // listOffsets lists one kind of offset (timestamp -2 start, -1 end; with
 // isolation 1 the end is the last stable offset) for every partition with
-// a leader in one ListOffsets request that kgo splits per leader, using
-// the metadata the cycle just loaded: kadm's ListStartOffsets and friends
-// would each load the whole cluster's metadata again first.
+// a leader: one ListOffsets request per leader, built from the metadata
+// the cycle just read and sent to each leader at once. (kadm's
+// ListEndOffsets and kgo's own split would each look the metadata up
+// again first.) A leader that moved since answers NOT_LEADER for its
+// partitions, which are marked and read again next cycle.
 func listOffsets(ctx context.Context, cl *kgo.Client, s *Snapshot, timestamp int64, isolation int8,
 	stage string, set func(*Partition, int64), mu *sync.Mutex,
-) []error {
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	req.IsolationLevel = isolation
+) []CollectError {
+	byLeader := map[int32]*kmsg.ListOffsetsRequest{}
 	for _, name := range s.TopicNames() {
 		t := s.Topics[name]
 		if t.Err != "" {
 			continue
 		}
-		rt := kmsg.NewListOffsetsRequestTopic()
-		rt.Topic = name
+		topicAt := map[int32]int{} // leader -> index of this topic in its request
 		for _, p := range t.Partitions {
 			if p.Leader < 0 {
 				mu.Lock()
@@ -391,53 +397,69 @@ func listOffsets(ctx context.Context, cl *kgo.Client, s *Snapshot, timestamp int
 				mu.Unlock()
 				continue
 			}
+			req := byLeader[p.Leader]
+			if req == nil {
+				req = kmsg.NewPtrListOffsetsRequest()
+				req.ReplicaID = -1
+				req.IsolationLevel = isolation
+				byLeader[p.Leader] = req
+			}
+			i, ok := topicAt[p.Leader]
+			if !ok {
+				rt := kmsg.NewListOffsetsRequestTopic()
+				rt.Topic = name
+				req.Topics = append(req.Topics, rt)
+				i = len(req.Topics) - 1
+				topicAt[p.Leader] = i
+			}
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
 			rp.Partition = p.Partition
 			rp.CurrentLeaderEpoch = -1
 			rp.Timestamp = timestamp
 			rp.MaxNumOffsets = 1
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		if len(rt.Partitions) > 0 {
-			req.Topics = append(req.Topics, rt)
+			req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 		}
 	}
-	if len(req.Topics) == 0 {
-		return nil
-	}
-	var errs []error
-	for _, shard := range cl.RequestSharded(ctx, req) {
-		if shard.Err != nil {
-			errs = append(errs, &kadm.ShardErrors{Name: "ListOffsets", Errs: []kadm.ShardError{{Req: shard.Req, Err: shard.Err, Broker: shard.Meta}}})
-			// Mark the partitions this shard was for.
+	var (
+		wg   sync.WaitGroup
+		errs []CollectError
+	)
+	for leader, req := range byLeader {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kr, err := cl.Broker(int(leader)).Request(ctx, req)
 			mu.Lock()
-			for _, rt := range shard.Req.(*kmsg.ListOffsetsRequest).Topics {
-				for _, rp := range rt.Partitions {
-					if p := s.Partition(rt.Topic, rp.Partition); p != nil {
-						p.OffsetsErr = fmt.Sprintf("%s: broker %d: %v", stage, shard.Meta.NodeID, shard.Err)
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, CollectError{Stage: stage, Broker: leader, Err: err.Error()})
+				for _, rt := range req.Topics {
+					t := s.Topics[rt.Topic]
+					for _, rp := range rt.Partitions {
+						if p := t.partition(rp.Partition); p != nil {
+							p.OffsetsErr = fmt.Sprintf("%s: broker %d: %v", stage, leader, err)
+						}
 					}
 				}
+				return
 			}
-			mu.Unlock()
-			continue
-		}
-		resp := shard.Resp.(*kmsg.ListOffsetsResponse)
-		mu.Lock()
-		for _, rt := range resp.Topics {
-			for _, rp := range rt.Partitions {
-				p := s.Partition(rt.Topic, rp.Partition)
-				if p == nil {
-					continue
+			for _, rt := range kr.(*kmsg.ListOffsetsResponse).Topics {
+				t := s.Topics[rt.Topic]
+				for _, rp := range rt.Partitions {
+					p := t.partition(rp.Partition)
+					if p == nil {
+						continue
+					}
+					if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+						p.OffsetsErr = stage + ": " + err.Error()
+						continue
+					}
+					set(p, rp.Offset)
 				}
-				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-					p.OffsetsErr = stage + ": " + err.Error()
-					continue
-				}
-				set(p, rp.Offset)
 			}
-		}
-		mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	return errs
 }
 

@@ -306,14 +306,18 @@ func (b *Broker) Start() error {
 	return nil
 }
 
-// readyTimeout bounds how long Start waits for the quorum to register
-// this broker (the other voters may still be starting).
-const readyTimeout = 2 * time.Minute
+// readyTimeout bounds how long Start waits for a one-voter quorum to
+// register this broker.
+const readyTimeout = time.Minute
 
-// startController joins the metadata quorum, registers this broker with
-// its bound endpoints and waits until the controller has unfenced it (it
-// caught up with the metadata log), then imports a pre-quorum
-// kobs-topics.json once.
+// startController joins the metadata quorum and registers this broker
+// with its bound endpoints. A node that is the only voter waits until the
+// controller has unfenced it (it caught up with the metadata log), so a
+// single broker serves with its metadata from the first request; with
+// several voters the others may still be starting (Kafka's brokers start
+// one by one too), so Start returns and clients get empty metadata and
+// retry until the quorum has formed. A pre-quorum kobs-topics.json is
+// imported once the broker is registered.
 func (b *Broker) startController() error {
 	if b.ctl == nil {
 		return nil
@@ -325,6 +329,21 @@ func (b *Broker) startController() error {
 	if err := b.ctl.Start(self); err != nil {
 		return err
 	}
+	if len(b.cfg.ControllerQuorumVoters) > 1 {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			select {
+			case <-b.ctl.Ready():
+				b.log.Info("registered with the metadata quorum", "node.id", b.cfg.NodeID)
+				if err := b.bootstrapLegacy(); err != nil {
+					b.log.Error("importing the single-node topic metadata failed", "err", err)
+				}
+			case <-b.ctx.Done():
+			}
+		}()
+		return nil
+	}
 	t := time.NewTimer(readyTimeout)
 	defer t.Stop()
 	select {
@@ -332,17 +351,44 @@ func (b *Broker) startController() error {
 	case err := <-b.ctl.Fatal():
 		return err
 	case <-t.C:
-		return fmt.Errorf("controller.quorum.voters: not registered with the metadata quorum after %v (are the other voters up?)", readyTimeout)
+		return fmt.Errorf("controller.quorum.voters: not registered with the metadata quorum after %v", readyTimeout)
 	}
-	if len(b.legacy) > 0 {
-		ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
-		defer cancel()
-		if err := b.ctl.Bootstrap(ctx, b.legacy); err != nil {
-			return fmt.Errorf("import %s into the metadata log: %w", controller.LegacyTopicsFile, err)
-		}
-		b.log.Info("imported single-node topic metadata into the metadata quorum", "topics", len(b.legacy), "file", controller.LegacyTopicsFile)
+	return b.bootstrapLegacy()
+}
+
+// bootstrapLegacy imports a pre-quorum kobs-topics.json into the metadata
+// log (once per cluster; later calls change nothing).
+func (b *Broker) bootstrapLegacy() error {
+	if len(b.legacy) == 0 {
+		return nil
 	}
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	if err := b.ctl.Bootstrap(ctx, b.legacy); err != nil {
+		return fmt.Errorf("import %s into the metadata log: %w", controller.LegacyTopicsFile, err)
+	}
+	b.log.Info("imported single-node topic metadata into the metadata quorum", "topics", len(b.legacy), "file", controller.LegacyTopicsFile)
 	return nil
+}
+
+// Ready is closed once the metadata quorum has registered and unfenced
+// this broker (at once without a controller).
+func (b *Broker) Ready() <-chan struct{} {
+	if b.ctl == nil {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return b.ctl.Ready()
+}
+
+// Fatal delivers an error that should stop this node (another live
+// process registered its node.id); nil without a controller.
+func (b *Broker) Fatal() <-chan error {
+	if b.ctl == nil {
+		return nil
+	}
+	return b.ctl.Fatal()
 }
 
 // MountHTTP sets the handler served on kobs.http.listener; call it before

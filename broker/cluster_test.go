@@ -73,6 +73,23 @@ func startCtlCluster(t *testing.T, n int, props map[string]string) *ctlCluster {
 			c.stop(id)
 		}
 	})
+	// Start returns before the quorum has formed; wait until every broker
+	// sees all of them registered and unfenced.
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		for id := range c.nodes {
+			img := c.broker(id).Metadata().Load()
+			live := 0
+			for _, br := range img.Brokers {
+				if !br.Fenced {
+					live++
+				}
+			}
+			if live != n {
+				return fmt.Errorf("broker %d sees %d live brokers", id, live)
+			}
+		}
+		return nil
+	})
 	return c
 }
 

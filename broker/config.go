@@ -322,10 +322,6 @@ func NewConfig(props *Properties) (*Config, error) {
 
 	c.NumPartitions = int32(parseInt("num.partitions", 1, 1<<31-1))
 	c.DefaultReplicationFactor = int16(parseInt("default.replication.factor", 1, 1<<15-1))
-	if c.DefaultReplicationFactor > 1 {
-		// Until replication lands a single broker can only hold one copy.
-		c.Warnings = append(c.Warnings, fmt.Sprintf("default.replication.factor=%d: this kobs build keeps one replica per partition", c.DefaultReplicationFactor))
-	}
 	c.AutoCreateTopics = parseBool("auto.create.topics.enable")
 	c.DeleteTopicEnable = parseBool("delete.topic.enable")
 	c.SocketRequestMaxBytes = int32(parseInt("socket.request.max.bytes", 1, 1<<31-1))

@@ -104,7 +104,11 @@ func (b *Broker) ensureOffsetsTopic() error {
 	rf := max(1, min(b.cfg.OffsetsTopicReplicationFactor, live))
 	ctx, cancel := b.adminCtx(0)
 	defer cancel()
-	_, err := b.createTopic(ctx, controller.TopicSpec{Name: offsetsTopic, Partitions: b.groups.Partitions(),
+	n := b.cfg.OffsetsTopicNumPartitions
+	if b.groups != nil {
+		n = b.groups.Partitions()
+	}
+	_, err := b.createTopic(ctx, controller.TopicSpec{Name: offsetsTopic, Partitions: n,
 		ReplicationFactor: rf, Internal: true, Configs: map[string]string{
 			"cleanup.policy":   "compact",
 			"compression.type": "producer",

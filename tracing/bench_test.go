@@ -6,8 +6,10 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -289,7 +291,18 @@ func benchJourneyQuery(b *testing.B, n int) {
 	for i := 0; i < n; i += per {
 		post(b, ts.URL, "/_bulk", bulkOf(i, min(per, n-i), base))
 	}
-	b.Logf("filled %d events in %v (%.0f events/s)", n, time.Since(fill).Round(time.Millisecond), float64(n)/time.Since(fill).Seconds())
+	post(b, ts.URL, "/_flush", nil)
+	var disk int64
+	_ = filepath.WalkDir(ts.dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				disk += fi.Size()
+			}
+		}
+		return nil
+	})
+	b.Logf("filled %d events in %v (%.0f events/s); %d bytes on disk, %.0f bytes/event", n, time.Since(fill).Round(time.Millisecond),
+		float64(n)/time.Since(fill).Seconds(), disk, float64(disk)/float64(n))
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(b, err)
 	ctx := context.Background()

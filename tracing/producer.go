@@ -18,7 +18,8 @@ import (
 // per record to the trace topic once the record is acknowledged (or failed).
 //
 // Its work on the produce path is a few header appends and, at the ack, one
-// event encoded and handed to the Emitter, which never blocks.
+// event encoded and handed to the Emitter, which does not block unless
+// BlockWhenFull asks it to wait for room.
 type ProducerHook struct {
 	hookCore
 	clientID string

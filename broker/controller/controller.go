@@ -276,7 +276,7 @@ func (c *Controller) startRaft() error {
 			c.mux.Close()
 			return fmt.Errorf("controller: bootstrap quorum: %w", err)
 		}
-	} else if err := c.checkVoters(snaps); err != nil {
+	} else if err := c.checkVoters(rc, snaps); err != nil {
 		c.mux.Close()
 		return err
 	}
@@ -294,10 +294,11 @@ func (c *Controller) startRaft() error {
 // checkVoters refuses a restart whose controller.quorum.voters differ from
 // the voter set stored in the log: the quorum's membership is not changed
 // by editing the file.
-func (c *Controller) checkVoters(snaps raft.SnapshotStore) error {
-	conf, err := raft.GetConfiguration(raft.DefaultConfig(), noopFSM{}, c.store, c.store, snaps, c.transport)
+func (c *Controller) checkVoters(rc *raft.Config, snaps raft.SnapshotStore) error {
+	probe := *rc // GetConfiguration marks the config it is given as "skip startup"
+	conf, err := raft.GetConfiguration(&probe, noopFSM{}, c.store, c.store, snaps, c.transport)
 	if err != nil {
-		return nil // unreadable here; raft itself will complain
+		return fmt.Errorf("controller: read the quorum configuration from %s: %w", c.cfg.DataDir, err)
 	}
 	stored := map[int32]string{}
 	for _, s := range conf.Servers {

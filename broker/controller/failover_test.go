@@ -264,3 +264,36 @@ func TestNodeIDClash(t *testing.T) {
 		t.Fatalf("original broker 4 disturbed: %+v (epoch was %d)", b, epoch)
 	}
 }
+
+// Editing controller.quorum.voters does not change a formed quorum's
+// membership: a restart with another voter list is refused, naming it.
+func TestChangedVoterListRefused(t *testing.T) {
+	lns := listeners(t, 2)
+	dir := t.TempDir()
+	cfg := testConfig(1, map[int32]string{1: lns[0].Addr().String()}, dir)
+	cfg.Listener = lns[0]
+	c, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(metadata.Broker{ID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	c.Close()
+
+	cfg.Listener = nil
+	cfg.Voters = map[int32]string{1: lns[0].Addr().String(), 2: lns[1].Addr().String()}
+	c2, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if err := c2.Start(metadata.Broker{ID: 1}); err == nil || !strings.Contains(err.Error(), "controller.quorum.voters") {
+		t.Fatalf("restart with another voter list: %v", err)
+	}
+}

@@ -89,15 +89,29 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 		b.Close()
 		return err
 	}
+	// "ready" means registered with the metadata quorum: the other voters
+	// of a new cluster may still be starting.
+	select {
+	case <-b.Ready():
+	case <-ctx.Done():
+	case err := <-b.Fatal():
+		b.Close()
+		return err
+	}
 	logger.Info("kobs broker ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(),
 		"listeners", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b), "log.dirs", strings.Join(cfg.LogDirs, ","))
-	<-ctx.Done()
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case fatal = <-b.Fatal():
+		logger.Error("stopping", "err", fatal)
+	}
 	logger.Info("shutting down", "reason", context.Cause(ctx))
 	if err := b.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("kobs broker stopped")
-	return nil
+	return fatal
 }
 
 func newLogger(level string) (*slog.Logger, error) {

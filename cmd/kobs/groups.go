@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -436,8 +437,14 @@ func (o *groupsOpts) describe(ctx context.Context, cmd *cobra.Command, adm *kadm
 	if err != nil {
 		return err
 	}
+	var views []*offsetsView
+	if !o.members && !cmd.Flags().Changed("state") {
+		if views, err = o.offsetsViews(ctx, adm, groups); err != nil {
+			return err
+		}
+	}
 	var missing []string
-	for _, g := range groups {
+	for i, g := range groups {
 		var dead bool
 		switch {
 		case o.members:
@@ -445,10 +452,7 @@ func (o *groupsOpts) describe(ctx context.Context, cmd *cobra.Command, adm *kadm
 		case cmd.Flags().Changed("state"):
 			dead = printGroupState(cmd, g)
 		default:
-			dead, err = o.printOffsets(ctx, cmd, adm, g)
-			if err != nil {
-				return err
-			}
+			dead = printOffsets(cmd, g, views[i])
 		}
 		if dead {
 			missing = append(missing, g.Group)
@@ -534,25 +538,72 @@ func offsetRows(ctx context.Context, adm *kadm.Client, g describedGroup) ([]*off
 	return rows, nil
 }
 
-func (o *groupsOpts) printOffsets(ctx context.Context, cmd *cobra.Command, adm *kadm.Client, g describedGroup) (dead bool, err error) {
-	var rows []*offsetRow
-	if g.State != "Dead" {
-		if rows, err = offsetRows(ctx, adm, g); err != nil {
-			return false, err
+// offsetsView is one group's offsets table, before printing.
+type offsetsView struct {
+	rows []*offsetRow
+	cols []column
+}
+
+// maxFillConcurrency bounds how many groups' extension columns are filled
+// at once: the agent's columns sample each group over --status-window, so
+// --all-groups would otherwise take that window once per group.
+const maxFillConcurrency = 8
+
+// offsetsViews builds the offsets view of every group: the rows one group
+// after the other, then the extension columns of all groups concurrently.
+func (o *groupsOpts) offsetsViews(ctx context.Context, adm *kadm.Client, groups []describedGroup) ([]*offsetsView, error) {
+	exts := append(slices.Clone(groupOffsetExtensions), o.agentOffsetColumns())
+	views := make([]*offsetsView, len(groups))
+	for i, g := range groups {
+		v := &offsetsView{cols: slices.Clone(offsetColumns)}
+		for _, ext := range exts {
+			v.cols = append(v.cols, ext.Columns...)
 		}
+		if g.State != "Dead" {
+			rows, err := offsetRows(ctx, adm, g)
+			if err != nil {
+				return nil, err
+			}
+			v.rows = rows
+		}
+		views[i] = v
 	}
-	show, dead := groupStateNote(cmd, g.Group, g.State, len(rows))
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, maxFillConcurrency)
+	)
+	for i, g := range groups {
+		if len(views[i].rows) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			for _, ext := range exts {
+				if err := ext.Fill(ctx, adm, g.Group, views[i].rows); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("group %s: %w", g.Group, err))
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return views, errors.Join(errs...)
+}
+
+// printOffsets prints Kafka's note on the group's state and its offsets
+// table; dead reports a group that does not exist.
+func printOffsets(cmd *cobra.Command, g describedGroup, v *offsetsView) (dead bool) {
+	show, dead := groupStateNote(cmd, g.Group, g.State, len(v.rows))
 	if !show {
-		return dead, nil
+		return dead
 	}
-	t := table{cols: slices.Clone(offsetColumns)}
-	for _, ext := range append(slices.Clone(groupOffsetExtensions), o.agentOffsetColumns()) {
-		if err := ext.Fill(ctx, adm, g.Group, rows); err != nil {
-			return false, err
-		}
-		t.cols = append(t.cols, ext.Columns...)
-	}
-	for _, r := range rows {
+	t := table{cols: v.cols}
+	for _, r := range v.rows {
 		vals := []string{r.Group, r.Topic, strconv.Itoa(int(r.Partition)), dash(r.Current), dash(r.LogEnd), dash(r.Lag), r.ConsumerID, r.Host, r.ClientID}
 		for _, c := range t.cols[len(offsetColumns):] {
 			v, ok := r.Extra[c.header]
@@ -565,7 +616,7 @@ func (o *groupsOpts) printOffsets(ctx context.Context, cmd *cobra.Command, adm *
 	}
 	t.write(cmd.OutOrStdout(), "\n")
 	fmt.Fprintln(cmd.OutOrStdout())
-	return false, nil
+	return false
 }
 
 // printMembers is Kafka's --describe --members [--verbose].

@@ -315,3 +315,36 @@ func TestParseKafkaDateTime(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// TestGroupsDescribeAllGroups: --all-groups prints one table per group, in
+// group order, each with the agent's columns filled (they are sampled for
+// all groups at once).
+func TestGroupsDescribeAllGroups(t *testing.T) {
+	b := testcluster.Start(t, testcluster.Prop("group.initial.rebalance.delay.ms", "0"))
+	addr := b.Addr()
+	adm := admin(t, addr)
+	_, err := adm.CreateTopic(context.Background(), 1, 1, nil, "many")
+	require.NoError(t, err)
+	fillTimed(t, addr, "many", 1, 20, time.Now().Add(-time.Minute))
+	names := []string{"g-a", "g-b", "g-c"}
+	for i, g := range names {
+		commitOffsets(t, adm, g, "many", map[int32]int64{0: int64(5 * (i + 1))})
+	}
+	out, errOut, err := kobs(t, "groups", "--bootstrap-server", addr, "--describe", "--all-groups", "--status-window", "1s")
+	require.NoError(t, err, errOut)
+	var seen []string
+	for _, l := range nonEmptyLines(out) {
+		f := strings.Fields(l)
+		if f[0] == "GROUP" {
+			continue
+		}
+		require.Len(t, f, 11, l)
+		require.NotEqual(t, "-", f[9], "LAG-SECONDS filled: %s", l)
+		require.NotEqual(t, "-", f[10], "STATUS filled: %s", l)
+		seen = append(seen, f[0]+"@"+f[3])
+	}
+	require.Equal(t, []string{"g-a@5", "g-b@10", "g-c@15"}, seen)
+	for _, g := range names {
+		require.Contains(t, errOut, "Consumer group '"+g+"' has no active members.")
+	}
+}

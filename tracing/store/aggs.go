@@ -874,6 +874,16 @@ func (t *target) visit(ctx context.Context, idx *esIndex, q query.Query, specs [
 	if err := prep(specs); err != nil {
 		return err
 	}
+	// Each index decodes doc values by its own mapping; a field that is a
+	// keyword in one index and a number in another cannot be aggregated
+	// across both (daily indexes from before and after a mapping change).
+	ms := idx.mapping.Load()
+	for slot, f := range p.fields {
+		if l := ms.lookupLeaf(f); l != nil && (l.kind == kindKeyword) != (p.kinds[slot] == kindKeyword) {
+			return errIllegalArgument("Merging/Reducing the aggregations failed when computing the aggregation because the field you gave in the aggregation query existed as two different types in two different indices: [%s] is [%s] in index [%s] and [%s] in another",
+				f, kindName(l.kind), idx.name, kindName(p.kinds[slot]))
+		}
+	}
 	var dvr index.DocValueReader
 	if len(p.fields) > 0 {
 		if dvr, err = reader.DocValueReader(p.fields); err != nil {

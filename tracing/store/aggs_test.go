@@ -302,3 +302,19 @@ func TestCalendarZoneOrderAndHitFields(t *testing.T) {
 		require.Equal(t, []any{want}, hit["fields"].(map[string]any)["ts"], body)
 	}
 }
+
+// Daily indexes from before and after a mapping change (offset a keyword,
+// then a long) cannot be aggregated together: a clear error, not garbage.
+func TestAggregationAcrossConflictingMappings(t *testing.T) {
+	ts, _ := loadAggData(t)
+	status, _ := ts.do(t, "PUT", "/kobs-trace-2024.02.29", `{"mappings":{"properties":{"offset":{"type":"keyword"}}}}`)
+	require.Equal(t, 200, status)
+	status, _ = ts.do(t, "POST", "/kobs-trace-2024.02.29/_doc?refresh=true", `{"offset":"7"}`)
+	require.Equal(t, 201, status)
+	status, raw := ts.raw(t, "POST", "/kobs-trace-*/_search", `{"size":0,"aggs":{"o":{"terms":{"field":"offset"}}}}`)
+	require.Equal(t, 400, status, "%s", raw)
+	require.Contains(t, string(raw), "existed as two different types in two different indices")
+	// Each index alone still aggregates.
+	status, _ = ts.raw(t, "POST", "/kobs-trace-2024.03.01/_search", `{"size":0,"aggs":{"o":{"terms":{"field":"offset"}}}}`)
+	require.Equal(t, 200, status)
+}
