@@ -63,8 +63,9 @@ func TestBulkOfStarStarReadsRefusedWithinMemoryBound(t *testing.T) {
 	require.LessOrEqual(t, len(data), limit+1000*512, "the answer is the limit plus one short error per refused request")
 	// Everything the server allocated for the answer, garbage included, stays
 	// within a small multiple of the limit (before the limit: 355 MB of
-	// response and 3 GB of heap for this request on a small broker).
-	require.Less(t, allocated, uint64(40*limit))
+	// response and 3 GB of heap for this request on a small broker). Seen:
+	// 103 MiB, and 169 MiB under the race detector, which allocates more.
+	require.Less(t, allocated, uint64(64*limit))
 
 	var answers []map[string]any
 	require.NoError(t, json.Unmarshal(data, &answers))

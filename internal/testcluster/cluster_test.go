@@ -111,13 +111,17 @@ func TestClusterControllerFailover(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	// Every node's own Metadata lists the three brokers (asked one by one,
+	// so a failure names the node whose image lags).
 	Eventually(t, 30*time.Second, func() error {
-		md, err := adm.BrokerMetadata(context.Background())
-		if err != nil {
-			return err
-		}
-		if len(md.Brokers) != 3 {
-			return fmt.Errorf("%d brokers registered", len(md.Brokers))
+		for _, id := range c.IDs() {
+			ids, err := brokersSeenBy(c.Node(id).Addr())
+			if err != nil {
+				return fmt.Errorf("node %d: %w", id, err)
+			}
+			if len(ids) != 3 {
+				return fmt.Errorf("node %d's Metadata lists brokers %v", id, ids)
+			}
 		}
 		return nil
 	})
@@ -202,4 +206,26 @@ func TestInProcessCluster(t *testing.T) {
 			t.Fatalf("broker %d: %v", i+1, err)
 		}
 	}
+}
+
+// brokersSeenBy asks one broker for Metadata and returns the broker ids it
+// lists.
+func brokersSeenBy(addr string) ([]int32, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequestRetries(0))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int32
+	for _, b := range resp.Brokers {
+		ids = append(ids, b.NodeID)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
