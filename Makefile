@@ -10,6 +10,8 @@ FUZZTIME  ?= 10s
 export KOBS_REQUIRE_INTEROP := 1
 export KOBS_REQUIRE_PROMETHEUS := 1
 export KOBS_REQUIRE_BURROW := 1
+# The full-disk test mounts a small tmpfs (needs root, as the make test host has).
+export KOBS_REQUIRE_TMPFS := 1
 
 .PHONY: all build run test deps vet unit race fuzz bench clean dashboards alerts soak
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/binary"
 	"errors"
 	"slices"
 	"time"
@@ -49,8 +50,8 @@ func (b *Broker) handleFetch(r *wire.Request) {
 		r.Respond(resp)
 		return
 	}
-	resp, bytes := b.readFetch(req)
-	if bytes >= int(req.MinBytes) || req.MaxWaitMillis <= 0 || fetchHasError(resp) {
+	resp, bytes, cut := b.readFetch(req)
+	if bytes >= b.fetchMinBytes(req) || cut || req.MaxWaitMillis <= 0 || fetchHasError(resp) {
 		b.respondFetch(r, req, resp)
 		return
 	}
@@ -83,15 +84,15 @@ func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
 	defer deadline.Stop()
 	// Data may have arrived between the first read and watch.
 	for {
-		resp, bytes := b.readFetch(req)
-		if bytes >= int(req.MinBytes) || fetchHasError(resp) {
+		resp, bytes, cut := b.readFetch(req)
+		if bytes >= b.fetchMinBytes(req) || cut || fetchHasError(resp) {
 			b.respondFetch(r, req, resp)
 			return
 		}
 		select {
 		case <-wake:
 		case <-deadline.C:
-			resp, _ := b.readFetch(req)
+			resp, _, _ := b.readFetch(req)
 			b.respondFetch(r, req, resp)
 			return
 		case <-b.ctx.Done():
@@ -117,6 +118,15 @@ func (b *Broker) respondFetch(r *wire.Request, req *kmsg.FetchRequest, resp *kms
 	r.Respond(resp)
 }
 
+// fetchMinBytes is the request's MinBytes capped at fetch.max.bytes, as
+// Kafka caps it: a fetch that may carry at most the cap is satisfied by it.
+func (b *Broker) fetchMinBytes(req *kmsg.FetchRequest) int {
+	if b.cfg.FetchMaxBytes > 0 {
+		return int(min(req.MinBytes, b.cfg.FetchMaxBytes))
+	}
+	return int(req.MinBytes)
+}
+
 func fetchHasError(resp *kmsg.FetchResponse) bool {
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
@@ -129,8 +139,11 @@ func fetchHasError(resp *kmsg.FetchResponse) bool {
 }
 
 // readFetch builds a fetch response from the logs as they are now and
-// returns it with the number of record bytes it carries.
-func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
+// returns it with the number of record bytes it carries and whether the
+// byte limits left data behind (then waiting cannot bring MinBytes
+// closer: Kafka's delayed fetch counts the bytes available, not those
+// that fit).
+func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SessionID = 0 // sessions declined, see the header
 	// As Kafka: min(request MaxBytes, fetch.max.bytes), so one client
@@ -142,7 +155,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 	if b.cfg.FetchMaxBytes > 0 {
 		remaining = min(remaining, b.cfg.FetchMaxBytes)
 	}
-	total := 0
+	total, cut := 0, false
 	follower := req.ReplicaID >= 0
 	now := time.Now()
 	for _, rt := range req.Topics {
@@ -195,13 +208,32 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
 					sp.RecordBatches = data
 					total += len(data)
 					remaining -= int32(min(len(data), int(remaining)))
+					if next, ok := nextOffset(data); ok && next < upTo {
+						cut = true
+					}
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp, total
+	return resp, total, cut
+}
+
+// nextOffset is the offset after the last record batch (v2) in data.
+func nextOffset(data []byte) (int64, bool) {
+	var next int64
+	ok := false
+	for len(data) >= 27 {
+		size := int(int32(binary.BigEndian.Uint32(data[8:12]))) + 12
+		if data[16] != 2 || size < 27 || size > len(data) {
+			break
+		}
+		next = int64(binary.BigEndian.Uint64(data[0:8])) + int64(int32(binary.BigEndian.Uint32(data[23:27]))) + 1
+		ok = true
+		data = data[size:]
+	}
+	return next, ok
 }
 
 // leaderEpochError is Kafka's check of a request's current leader epoch

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -641,7 +642,9 @@ func TestGroupOffsetsIgnoreTimeRetention(t *testing.T) {
 		testcluster.Dir(dir),
 		testcluster.Prop("log.retention.ms", "1"),
 		testcluster.Prop("log.retention.check.interval.ms", "50"),
-		testcluster.Prop("offsets.topic.segment.bytes", "1024"))
+		testcluster.Prop("offsets.topic.segment.bytes", "1024"),
+		// The restart below registers again without waiting out a 9 s session.
+		testcluster.Prop("broker.session.timeout.ms", "2000"), testcluster.Prop("broker.heartbeat.interval.ms", "500"))
 	b := testcluster.Start(t, props...)
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
@@ -669,8 +672,27 @@ func TestGroupOffsetsIgnoreTimeRetention(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		commit(filler, int64(i))
 	}
+	// Evidence that retention passes ran after the commits: a topic of
+	// small segments, written after them, loses its old segments to
+	// log.retention.ms. A pass that deleted them started after they
+	// rolled, so it also visited every __consumer_offsets partition with
+	// g-kept's record in an old segment.
+	_, err = adm.CreateTopic(ctx, 1, 1, map[string]*string{"segment.bytes": kmsg.StringPtr("1024")}, "trimmed")
+	require.NoError(t, err)
+	for range 20 { // one ~250-byte batch each: several 1024-byte segments
+		require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "trimmed", Value: []byte(strings.Repeat("x", 200))}).FirstErr())
+	}
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		start, err := adm.ListStartOffsets(ctx, "trimmed")
+		if err != nil {
+			return err
+		}
+		if o, _ := start.Lookup("trimmed", 0); o.Offset == 0 {
+			return errors.New("no retention pass has deleted a segment of topic trimmed yet")
+		}
+		return nil
+	})
 	cl.Close()
-	time.Sleep(300 * time.Millisecond) // several retention passes
 	require.NoError(t, b.Close())
 
 	b = testcluster.Start(t, props...)

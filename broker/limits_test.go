@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +72,23 @@ func TestFetchMaxBytesCapsResponse(t *testing.T) {
 	require.NotEmpty(t, p.RecordBatches)
 	require.LessOrEqual(t, len(p.RecordBatches), capBytes)
 	require.Greater(t, stored, 2*capBytes)
+
+	// MinBytes above the cap is satisfied by a capped response (Kafka caps
+	// MinBytes at fetch.max.bytes too) instead of waiting out MaxWait.
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.ReplicaID, req.SessionEpoch = 12, -1, -1
+	req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 1<<31-1, 1<<30, 60000
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "capped"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch = 0, 1<<31-1, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	start := time.Now()
+	fr, err := req.RequestWith(context.Background(), cl)
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), 30*time.Second, "answered without waiting out MaxWaitMillis")
+	require.NotEmpty(t, fr.Topics[0].Partitions[0].RecordBatches)
 
 	// A first batch larger than the cap is still returned, alone.
 	big := makeBatch(1, 3*capBytes)
@@ -169,7 +188,8 @@ func errorsPerSec(b *testcluster.Broker, request string, code int16) int64 {
 // and the broker restarts with exactly those.
 func TestMetadataAutoCreateCapped(t *testing.T) {
 	dir := t.TempDir()
-	b := testcluster.Start(t, append(fastRestart, testcluster.Dir(dir))...)
+	logs := &syncBuf{}
+	b := testcluster.Start(t, append(fastRestart, testcluster.Dir(dir), testcluster.Logs(logs))...)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.RequestTimeoutOverhead(2*time.Minute))
 	require.NoError(t, err)
 	defer cl.Close()
@@ -194,6 +214,7 @@ func TestMetadataAutoCreateCapped(t *testing.T) {
 	require.Len(t, resp.Topics, 100000)
 	require.Equal(t, map[int16]int{0: 100, kerr.ThrottlingQuotaExceeded.Code: 99900}, codes)
 	require.Equal(t, 100, partitionDirs(t, dir, "auto-"))
+	require.Contains(t, logs.String(), "auto-creation refused for some topics\" topics=100000 created=100 refused_per_request=99900")
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		if n := errorsPerSec(b, "Metadata", kerr.ThrottlingQuotaExceeded.Code); n != 99900 {
 			return fmt.Errorf("ErrorsPerSec{Metadata,THROTTLING_QUOTA_EXCEEDED} = %d", n)
@@ -239,6 +260,11 @@ func TestPartitionLimitPerBroker(t *testing.T) {
 	pr, err = adm.CreatePartitions(ctx, 2, "lim-a")
 	require.NoError(t, err)
 	require.NoError(t, pr["lim-a"].Err)
+	// More than Kafka's 10,000 records in one request, whatever the limit.
+	pr, err = adm.CreatePartitions(ctx, 20000, "lim-a")
+	require.NoError(t, err)
+	require.ErrorIs(t, pr["lim-a"].Err, kerr.PolicyViolation)
+	require.Contains(t, pr["lim-a"].ErrMessage, "excessively large")
 
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 12
@@ -301,4 +327,48 @@ func TestCreateTopicRollsBackWhenAReplicaCannotOpen(t *testing.T) {
 	require.True(t, md.Has("rb"))
 	require.Len(t, md["rb"].Partitions, 3)
 	require.Equal(t, 3, partitionDirs(t, dir, "rb-"))
+}
+
+// TestPartitionLimitDerivedFromFileLimit: without
+// kobs.max.partitions.per.broker the limit is the soft RLIMIT_NOFILE / 6
+// (3 descriptors per partition, half left for the rest), logged at start
+// with the file limits, and enforced.
+func TestPartitionLimitDerivedFromFileLimit(t *testing.T) {
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	want := int(min(lim.Max, 1<<20*6) / 6) // the broker raises the soft limit to the hard one
+	logs := &syncBuf{}
+	dir := t.TempDir()
+	b := testcluster.Start(t, testcluster.Dir(dir), testcluster.Logs(logs))
+	require.Contains(t, logs.String(), fmt.Sprintf("kobs.max.partitions.per.broker=%d derived=true", want))
+	require.Contains(t, logs.String(), fmt.Sprintf("hard=%d", lim.Max))
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	r, err := kadm.NewClient(cl).CreateTopic(context.Background(), int32(want+1), 1, nil, "over")
+	require.ErrorIs(t, err, kerr.PolicyViolation)
+	if want+1 < 10000 {
+		require.Contains(t, r.ErrMessage, fmt.Sprintf("kobs.max.partitions.per.broker=%d", want))
+	} else {
+		require.Contains(t, r.ErrMessage, "excessively large")
+	}
+	require.Zero(t, partitionDirs(t, dir, "over-"))
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -3,6 +3,7 @@ package replica
 import (
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -109,4 +110,37 @@ func TestManagerLoadFindsPartitions(t *testing.T) {
 	for _, f := range found {
 		require.Equal(t, id, f.TopicID)
 	}
+}
+
+// TestCreateFailureLeavesNoDirectory: a partition whose log cannot be
+// opened (here: out of file descriptors after its directory was made)
+// leaves no directory behind, so neither a retry nor the next start trips
+// over a half-made partition. The soft RLIMIT_NOFILE is lowered step by
+// step from what is open now until Create succeeds; every failed attempt
+// must have cleaned up.
+func TestCreateFailureLeavesNoDirectory(t *testing.T) {
+	dir := t.TempDir()
+	m := newTestManager(t, 1, dir)
+	var orig syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig))
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open file descriptors: %v", err)
+	}
+	failures := 0
+	var p *Partition
+	for extra := 0; extra < 64 && p == nil; extra++ {
+		lim := orig
+		lim.Cur = uint64(len(fds) + extra)
+		require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
+		p, err = m.Create("t", metadata.NewTopicID(), 0, nil)
+		require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig))
+		if err != nil {
+			failures++
+			require.NoDirExists(t, filepath.Join(dir, "t-0"), "attempt with %d descriptors: %v", lim.Cur, err)
+		}
+	}
+	require.NotNil(t, p)
+	require.Positive(t, failures, "no attempt ran out of descriptors")
+	require.DirExists(t, filepath.Join(dir, "t-0"))
 }
