@@ -13,7 +13,7 @@ export KOBS_REQUIRE_BURROW := 1
 # The full-disk test mounts a small tmpfs (needs root, as the make test host has).
 export KOBS_REQUIRE_TMPFS := 1
 
-.PHONY: all build run test deps vet unit race fuzz bench clean dashboards alerts
+.PHONY: all build run test deps vet unit race fuzz bench clean dashboards alerts soak
 
 all: build
 
@@ -60,13 +60,23 @@ test: deps vet unit race fuzz
 # primitives, scrape cost, log append/read/clean), then the trace benchmarks
 # (interceptor on/off, shipper rate, journey query latency by store size),
 # then the audit benchmarks (hook on/off, reconciler at 1,000 x 100),
-# then one agent cycle over 100,000 partitions and 100 groups on kfake.
+# then one agent cycle over 100,000 partitions and 100 groups on kfake, then
+# the replicated cluster (acks=all RF 3 against acks=1 RF 1, leader failover
+# time over 10 kills, restart of a broker holding 1,000 partitions).
 bench: build
 	KOBS=$(BIN) scripts/bench-produce.sh
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./broker/... ./exporters/...
 	scripts/bench-trace.sh
 	scripts/bench-audit.sh
 	KOBS=$(BIN) scripts/bench-agent.sh
+	scripts/bench-cluster.sh
+
+# Soak (not in `make test`, < 10 min): 20 leader kill -9 rounds and a rolling
+# restart of a 3-broker RF 3 cluster under an idempotent acks=all producer, a
+# connection flood and a disk-full cycle (tmpfs, needs root); each part prints
+# acknowledged vs read back and fails on any loss or duplicate.
+soak:
+	scripts/soak.sh
 
 # Generated Grafana dashboards (dashboards/generated) and Prometheus rules,
 # their promtool tests and scrape config (alerts/generated); tests fail when
