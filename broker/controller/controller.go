@@ -56,7 +56,11 @@ type Controller struct {
 	leaderHint atomic.Int32 // broker-only nodes: last known active controller
 	clientsMu  sync.Mutex
 	clients    map[string]*rpcClient // writes, by address
-	fetchers   map[string]*rpcClient // broker-only log fetches (long polls), by address
+	// hbClients carry heartbeats on their own connections: a heartbeat
+	// must never wait behind a burst of forwarded writes (AlterPartition)
+	// on a shared connection, or the broker looks silent and is fenced.
+	hbClients map[string]*rpcClient
+	fetchers  map[string]*rpcClient // broker-only log fetches (long polls), by address
 
 	// broker lifecycle
 	incarnation string
@@ -107,7 +111,7 @@ func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	c := &Controller{
 		cfg: cfg, pub: pub, logger: cfg.Logger.With("component", "controller", "node", cfg.NodeID),
 		sessions: map[int32]*session{}, voterLEO: map[int32]replicaProgress{},
-		clients: map[string]*rpcClient{}, fetchers: map[string]*rpcClient{}, incarnation: hex.EncodeToString(inc[:]),
+		clients: map[string]*rpcClient{}, hbClients: map[string]*rpcClient{}, fetchers: map[string]*rpcClient{}, incarnation: hex.EncodeToString(inc[:]),
 		ready: make(chan struct{}), fatal: make(chan error, 1),
 	}
 	c.leaderHint.Store(-1)
@@ -390,6 +394,9 @@ func (c *Controller) stop() error {
 	for _, cl := range c.fetchers {
 		cl.close()
 	}
+	for _, cl := range c.hbClients {
+		cl.close()
+	}
 	c.clientsMu.Unlock()
 	c.wg.Wait()
 	if c.store != nil {
@@ -520,7 +527,11 @@ func (c *Controller) forward(ctx context.Context, addr string, cmd *command) (*r
 	if !ok || time.Until(deadline) > 30*time.Second {
 		deadline = time.Now().Add(30 * time.Second)
 	}
-	resp, err := c.client(addr).call(&rpcRequest{Op: "cmd", Cmd: cmd, ClusterID: c.cfg.ClusterID}, deadline)
+	cl := c.client(addr)
+	if cmd.Op == opHeartbeat {
+		cl = c.clientIn(c.hbClients, addr)
+	}
+	resp, err := cl.call(&rpcRequest{Op: "cmd", Cmd: cmd, ClusterID: c.cfg.ClusterID}, deadline)
 	if err != nil {
 		return nil, netErr{err}
 	}

@@ -56,8 +56,11 @@
 // broker heartbeats every broker.heartbeat.interval.ms with its epoch and
 // the metadata offset it applied; the controller unfences a broker whose
 // applied offset reached its own registration (it caught up) and fences
-// one silent for broker.session.timeout.ms. A new active controller gives
-// every broker a full session. A second process registering a node.id that
+// one silent for broker.session.timeout.ms. A heartbeat that changes
+// nothing is answered at once, without waiting for other decisions or a
+// log append, and travels on its own controller-RPC connection: a burst of
+// AlterPartition commits must not make a live broker look silent. A new
+// active controller gives every broker a full session. A second process registering a node.id that
 // a live process holds gets DUPLICATE_BROKER_REGISTRATION; the newcomer
 // waits one session (its predecessor may just have died) and then
 // reports the clash on Fatal, naming node.id.

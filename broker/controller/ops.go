@@ -82,6 +82,9 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 		// Liveness is recorded before queueing behind other operations: a
 		// slow commit must not make a broker look silent and get it fenced.
 		c.touch(cmd.Heartbeat)
+		if res, ok := c.quietHeartbeat(cmd.Heartbeat); ok {
+			return res, nil
+		}
 	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
@@ -219,6 +222,28 @@ func (c *Controller) touch(hb *heartbeat) {
 		}
 		s.lastSeen, s.offset = now, hb.Offset
 	}
+}
+
+// quietHeartbeat answers a heartbeat that changes nothing (a voter's
+// progress report, or a registered broker of the current epoch that is not
+// shutting down and is either unfenced or fenced and not caught up yet)
+// without opMu or a raft commit: liveness is the active controller's
+// memory (touch), as in Kafka's BrokerHeartbeatManager, and only state
+// changes become records. A heartbeat must not queue behind a burst of
+// AlterPartition commits, or the broker is fenced for the controller's
+// slowness.
+func (c *Controller) quietHeartbeat(hb *heartbeat) (*result, bool) {
+	if !c.active.Load() || hb.Shutdown {
+		return nil, false
+	}
+	if hb.ID < 0 {
+		return &result{}, true
+	}
+	b := c.fsm.state().img.Brokers[hb.ID]
+	if b == nil || b.Epoch != hb.Epoch || b.Fenced && hb.Offset >= b.Epoch {
+		return nil, false
+	}
+	return &result{Fenced: b.Fenced}, true
 }
 
 // heartbeat renews a broker's session; a fenced broker that has applied

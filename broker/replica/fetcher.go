@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"time"
@@ -43,6 +42,18 @@ type fetcher struct {
 	done   chan struct{}
 	// parts is guarded by Manager.fmu.
 	parts map[TopicPartition]*Partition
+	// held: partitions the leader answered with a partition error
+	// (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, ...), left out of the
+	// fetches until their leader epoch changes (a new image) or
+	// replica.fetch.backoff.ms passed, as Kafka's AbstractFetcherThread
+	// delays one partition instead of the whole fetcher. Only run's
+	// goroutine uses it.
+	held map[TopicPartition]hold
+}
+
+type hold struct {
+	epoch int32 // the leader epoch the error was for
+	until time.Time
 }
 
 func (m *Manager) assignFetcher(p *Partition, leader int32, addr string) {
@@ -70,7 +81,7 @@ func (m *Manager) assignFetcher(p *Partition, leader int32, addr string) {
 			return
 		}
 		f = &fetcher{m: m, key: key, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{}),
-			parts: map[TopicPartition]*Partition{}}
+			parts: map[TopicPartition]*Partition{}, held: map[TopicPartition]hold{}}
 		f.ctx, f.cancel = context.WithCancel(m.ctx)
 		m.fetchers[key] = f
 		go f.run()
@@ -168,12 +179,38 @@ func (f *fetcher) run() {
 			continue
 		}
 		var trunc, fetch []*Partition
+		var next time.Time // earliest end of a hold
+		now := time.Now()
 		for _, p := range parts {
+			if h, ok := f.held[p.tp()]; ok {
+				if p.State().LeaderEpoch == h.epoch && now.Before(h.until) {
+					if next.IsZero() || h.until.Before(next) {
+						next = h.until
+					}
+					continue
+				}
+				delete(f.held, p.tp())
+			}
 			if p.truncate.Load() {
 				trunc = append(trunc, p)
 			} else {
 				fetch = append(fetch, p)
 			}
+		}
+		if len(f.held) > len(parts) {
+			f.forgetHolds(parts)
+		}
+		if len(trunc) == 0 && len(fetch) == 0 {
+			// Every partition is held: wait for a new image or the
+			// first hold to end.
+			t := time.NewTimer(time.Until(next))
+			select {
+			case <-f.wake:
+			case <-t.C:
+			case <-f.ctx.Done():
+			}
+			t.Stop()
+			continue
 		}
 		var err error
 		if len(trunc) > 0 {
@@ -200,9 +237,32 @@ func (f *fetcher) run() {
 
 func (f *fetcher) leader() *kgo.Broker { return f.cl.SeedBrokers()[0] }
 
-// errPartitions is returned when some partitions got errors that need a
-// new image (fenced, not leader): the fetcher backs off.
-var errPartitions = errors.New("partition errors")
+// holdPartition leaves p out of this fetcher's requests until its leader
+// epoch moves past epoch or replica.fetch.backoff.ms passed; the other
+// partitions keep fetching. Logged once per partition and epoch, counted
+// in PartitionsHeld.
+func (f *fetcher) holdPartition(p *Partition, epoch int32, what string, code int16) {
+	if h, ok := f.held[p.tp()]; !ok || h.epoch != epoch {
+		f.m.log.Warn("replica fetch partition error; holding the partition until a new leader epoch or the backoff ends",
+			"topic", p.Topic, "partition", p.Index, "request", what, "leader", f.key.leader, "leader_epoch", epoch,
+			"backoff", f.m.cfg.FetchBackoff, "err", kerr.ErrorForCode(code))
+	}
+	f.m.heldPartitions.Add(1)
+	f.held[p.tp()] = hold{epoch: epoch, until: time.Now().Add(f.m.cfg.FetchBackoff)}
+}
+
+// forgetHolds drops holds of partitions this fetcher no longer owns.
+func (f *fetcher) forgetHolds(parts []*Partition) {
+	own := make(map[TopicPartition]bool, len(parts))
+	for _, p := range parts {
+		own[p.tp()] = true
+	}
+	for tp := range f.held {
+		if !own[tp] {
+			delete(f.held, tp)
+		}
+	}
+}
 
 // truncate asks the leader where each partition's latest epoch ends and
 // cuts the log there (book ch. 8.1.4): whatever this replica wrote past
@@ -211,6 +271,7 @@ func (f *fetcher) truncate(parts []*Partition) error {
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.ReplicaID = f.m.cfg.NodeID
 	asked := map[TopicPartition]int32{}
+	current := map[TopicPartition]int32{} // leader epoch sent
 	byTopic := map[string]int{}
 	for _, p := range parts {
 		epoch := p.LatestEpoch()
@@ -235,6 +296,7 @@ func (f *fetcher) truncate(parts []*Partition) error {
 		}
 		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
 		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = p.Index, p.State().LeaderEpoch, epoch
+		current[p.tp()] = rp.CurrentLeaderEpoch
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	if len(req.Topics) == 0 {
@@ -246,7 +308,6 @@ func (f *fetcher) truncate(parts []*Partition) error {
 	if err != nil {
 		return fmt.Errorf("OffsetForLeaderEpoch: %w", err)
 	}
-	var perr error
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			p := f.m.Partition(rt.Topic, rp.Partition)
@@ -255,7 +316,7 @@ func (f *fetcher) truncate(parts []*Partition) error {
 				continue
 			}
 			if rp.ErrorCode != 0 {
-				perr = fmt.Errorf("%w: OffsetForLeaderEpoch %s-%d: %v", errPartitions, rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+				f.holdPartition(p, current[p.tp()], "OffsetForLeaderEpoch", rp.ErrorCode)
 				continue
 			}
 			leo := p.log.LogEndOffset()
@@ -283,7 +344,7 @@ func (f *fetcher) truncate(parts []*Partition) error {
 			p.truncate.Store(false)
 		}
 	}
-	return perr
+	return nil
 }
 
 // fetch sends one follower Fetch for parts and applies the answer.
@@ -331,7 +392,6 @@ func (f *fetcher) fetch(parts []*Partition) error {
 	if resp.ErrorCode != 0 {
 		return fmt.Errorf("fetch: %w", kerr.ErrorForCode(resp.ErrorCode))
 	}
-	var perr error
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			s, ok := sentTo[TopicPartition{Topic: rt.Topic, Partition: rp.Partition}]
@@ -359,11 +419,11 @@ func (f *fetcher) fetch(parts []*Partition) error {
 					p.truncate.Store(true) // ahead of the leader: find out where we diverge
 				}
 			default:
-				perr = fmt.Errorf("%w: fetch %s-%d: %v", errPartitions, rt.Topic, rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+				f.holdPartition(p, s.epoch, "Fetch", rp.ErrorCode)
 			}
 		}
 	}
-	return perr
+	return nil
 }
 
 // apply appends fetched batches, skipping any below offset (the first

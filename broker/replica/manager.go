@@ -88,6 +88,9 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	img    atomic.Pointer[metadata.Image] // last image seen
+	// heldPartitions counts follower partitions held out of fetches
+	// after a partition error (fetcher.holdPartition).
+	heldPartitions atomic.Int64
 	// openErrs: TopicPartition -> error of assigned replicas that could
 	// not be opened (OpenError), until one opens or leaves the image.
 	openErrs sync.Map
@@ -174,6 +177,12 @@ func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 		p.alterDone(-1)
 	}()
 }
+
+// PartitionHolds is how many times a follower partition was left out of
+// its fetcher's requests after the leader answered it with a partition
+// error (FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, ...), while the
+// fetcher kept fetching the others.
+func (m *Manager) PartitionHolds() int64 { return m.heldPartitions.Load() }
 
 // MaxLag is the largest follower lag in messages (ReplicaFetcherManager
 // MaxLag, clientId=Replica).

@@ -1,0 +1,62 @@
+package broker_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kobs-dev/kobs/broker/metadata"
+	"github.com/kobs-dev/kobs/internal/testcluster"
+)
+
+// A partition the leader fences (FENCED_LEADER_EPOCH: the follower has not
+// seen the new leader epoch yet) is held out of its fetcher's requests
+// until the follower's image moves; the fetcher's other partitions keep
+// replicating instead of the whole fetcher backing off for
+// replica.fetch.backoff.ms (Kafka's AbstractFetcherThread).
+func TestReplicationFencedPartitionDoesNotStallFetcher(t *testing.T) {
+	c := newRepCluster(t, 2)
+	c.createTopic("held", nil, 1, 1, 2)
+	c.createTopic("flowing", nil, 1, 1, 2)
+	cl := c.client()
+	replicated := func(topic string, want int64) {
+		t.Helper()
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			if l := leo(c.broker(2), topic); l != want {
+				return fmt.Errorf("follower log end of %s %d, want %d", topic, l, want)
+			}
+			return nil
+		})
+	}
+	produceValues0(t, cl, "held", "a", 5)
+	produceValues0(t, cl, "flowing", "a", 5)
+	replicated("held", 5)
+	replicated("flowing", 5)
+	// The follower comes back with a backoff far longer than any wait
+	// below.
+	c.props["replica.fetch.backoff.ms"] = "60000"
+	c.stop(2)
+	c.start(2)
+	produceValues0(t, cl, "flowing", "a", 5)
+	replicated("flowing", 10)
+
+	// Only the leader learns a new leader epoch for "held": the follower's
+	// fetches of it are answered FENCED_LEADER_EPOCH from now on.
+	c.publishTo([]int32{1}, func(img *metadata.Image) {
+		p := &img.Topics["held"].Partitions[0]
+		p.LeaderEpoch, p.PartitionEpoch = p.LeaderEpoch+1, p.PartitionEpoch+1
+	})
+	for round := range 4 {
+		produceValues0(t, cl, "flowing", fmt.Sprintf("r%d", round), 5)
+		replicated("flowing", int64(15+5*round))
+	}
+	require.NotZero(t, c.broker(2).Replicas().PartitionHolds(), "the fenced partition was never held")
+
+	// The follower learns the epoch: the hold ends without waiting out
+	// the backoff.
+	c.publish(func(*metadata.Image) {})
+	produceValues0(t, cl, "held", "b", 5)
+	replicated("held", 10)
+}
