@@ -431,8 +431,10 @@ func TestReplicationLeaderChange(t *testing.T) {
 		t.Fatalf("deposed leader answered acks=all: %+v", r)
 	case <-time.After(300 * time.Millisecond):
 	}
-	// The new leader takes writes meanwhile.
-	produceValues0(t, c.client(), topic, "b", 7)
+	// The new leader takes writes meanwhile. The client knows broker 2
+	// only: broker 1 still names itself leader, and a client that learned
+	// that would park its acks=all produce there beside the one above.
+	produceValues0(t, c.client(kgo.SeedBrokers(c.broker(2).Addrs()[0])), topic, "b", 7)
 	require.Equal(t, int64(17), leo(c.broker(2), topic))
 
 	c.publish(func(*metadata.Image) {}) // broker 1 learns the news
