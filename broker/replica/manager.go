@@ -324,13 +324,33 @@ func (m *Manager) Create(topic string, id metadata.TopicID, idx int32, overrides
 	_, statErr := os.Lstat(pdir)
 	fresh := errors.Is(statErr, os.ErrNotExist)
 	// A partition this call created and could not open leaves nothing
-	// behind: no half-made directory for the next start to trip over.
+	// behind: no half-made directory for the next start to trip over. The
+	// usual cause is running out of file descriptors, and then os.RemoveAll
+	// cannot open the directory to list it; so a fresh directory is made
+	// and opened here, before the log takes its descriptors, and the
+	// cleanup lists and unlinks through that handle (unlink and rmdir take
+	// no descriptor).
+	var dirf *os.File
+	if fresh {
+		if err := os.MkdirAll(pdir, 0o755); err != nil {
+			return nil, fmt.Errorf("create partition %s-%d: %w", topic, idx, err)
+		}
+		f, err := os.Open(pdir)
+		if err != nil {
+			if rerr := os.Remove(pdir); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove %s: %w", pdir, rerr))
+			}
+			return nil, fmt.Errorf("create partition %s-%d: %w", topic, idx, err)
+		}
+		dirf = f
+		defer dirf.Close()
+	}
 	undo := func(l *klog.Log, err error) (*Partition, error) {
 		if l != nil {
 			l.Close()
 		}
 		if fresh {
-			if rerr := os.RemoveAll(pdir); rerr != nil {
+			if rerr := removeThrough(dirf, pdir); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("remove %s: %w", pdir, rerr))
 			}
 		}
@@ -554,4 +574,23 @@ func ParsePartitionDir(name string) (string, int32, bool) {
 		return "", 0, false
 	}
 	return name[:i], int32(p), true
+}
+
+// removeThrough removes dir, a flat directory Create made, listing it
+// through the already open handle d so that no new descriptor is needed.
+func removeThrough(d *os.File, dir string) error {
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -116,22 +116,23 @@ func TestManagerLoadFindsPartitions(t *testing.T) {
 // opened (here: out of file descriptors after its directory was made)
 // leaves no directory behind, so neither a retry nor the next start trips
 // over a half-made partition. The soft RLIMIT_NOFILE is lowered step by
-// step from what is open now until Create succeeds; every failed attempt
+// step from the lowest free descriptor number until Create succeeds; every failed attempt
 // must have cleaned up.
 func TestCreateFailureLeavesNoDirectory(t *testing.T) {
 	dir := t.TempDir()
 	m := newTestManager(t, 1, dir)
 	var orig syscall.Rlimit
 	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig))
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("cannot count open file descriptors: %v", err)
-	}
+	// RLIMIT_NOFILE bounds descriptor numbers: start at the lowest free one.
+	probeFile, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	lowestFree := probeFile.Fd()
+	require.NoError(t, probeFile.Close())
 	failures := 0
 	var p *Partition
 	for extra := 0; extra < 64 && p == nil; extra++ {
 		lim := orig
-		lim.Cur = uint64(len(fds) + extra)
+		lim.Cur = uint64(lowestFree) + uint64(extra)
 		require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
 		p, err = m.Create("t", metadata.NewTopicID(), 0, nil)
 		require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig))
@@ -143,4 +144,35 @@ func TestCreateFailureLeavesNoDirectory(t *testing.T) {
 	require.NotNil(t, p)
 	require.Positive(t, failures, "no attempt ran out of descriptors")
 	require.DirExists(t, filepath.Join(dir, "t-0"))
+}
+
+// TestCleanupNeedsNoDescriptor: the cleanup of a half-made partition runs
+// when descriptors have run out, so it must not need a new one (CI once
+// saw os.RemoveAll fail there with "openfdat: too many open files").
+func TestCleanupNeedsNoDescriptor(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "t-0")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	for _, n := range []string{"00000000000000000000.log", "00000000000000000000.index", "partition.metadata"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644))
+	}
+	d, err := os.Open(dir)
+	require.NoError(t, err)
+	defer d.Close()
+	// RLIMIT_NOFILE bounds descriptor numbers, not their count: the
+	// lowest free number as the limit leaves no descriptor to open.
+	probeFile, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	lowestFree := probeFile.Fd()
+	require.NoError(t, probeFile.Close())
+	var orig syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig))
+	lim := orig
+	lim.Cur = uint64(lowestFree)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
+	_, probe := os.Open(dir)
+	err = removeThrough(d, dir)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig))
+	require.ErrorIs(t, probe, syscall.EMFILE, "the limit left a descriptor spare; the test proves nothing")
+	require.NoError(t, err)
+	require.NoDirExists(t, dir)
 }
