@@ -60,3 +60,47 @@ func TestReplicationFencedPartitionDoesNotStallFetcher(t *testing.T) {
 	produceValues0(t, cl, "held", "b", 5)
 	replicated("held", 10)
 }
+
+// A follower that learns a new leader epoch before its leader does (the
+// new image reached it first) is answered UNKNOWN_LEADER_EPOCH; that hold
+// is short and doubling, not replica.fetch.backoff.ms, so replication
+// resumes as soon as the leader applies the image (a whole backoff there
+// added a second to every failover).
+func TestReplicationLeaderBehindHoldIsShort(t *testing.T) {
+	c := newRepCluster(t, 2)
+	c.createTopic("behind", nil, 1, 1, 2)
+	cl := c.client()
+	replicated := func(want int64) {
+		t.Helper()
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			if l := leo(c.broker(2), "behind"); l != want {
+				return fmt.Errorf("follower log end %d, want %d", l, want)
+			}
+			return nil
+		})
+	}
+	produceValues0(t, cl, "behind", "a", 5)
+	replicated(5)
+	c.props["replica.fetch.backoff.ms"] = "60000"
+	c.stop(2)
+	c.start(2)
+	replicated(5)
+
+	// Only the follower learns the next leader epoch (leader unchanged).
+	holds := c.broker(2).Replicas().PartitionHolds()
+	c.publishTo([]int32{2}, func(img *metadata.Image) {
+		p := &img.Topics["behind"].Partitions[0]
+		p.LeaderEpoch, p.PartitionEpoch = p.LeaderEpoch+1, p.PartitionEpoch+1
+	})
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if c.broker(2).Replicas().PartitionHolds() < holds+2 {
+			return fmt.Errorf("follower not held (twice) yet")
+		}
+		return nil
+	})
+	// The leader catches up: replication resumes long before the 60 s
+	// backoff.
+	c.publish(func(*metadata.Image) {})
+	produceValues0(t, cl, "behind", "b", 5)
+	replicated(10)
+}
