@@ -267,12 +267,6 @@ func (f *fetcher) leader() *kgo.Broker { return f.cl.SeedBrokers()[0] }
 // when our own image moves.
 func (f *fetcher) holdPartition(p *Partition, epoch int32, what string, code int16) {
 	prev, seen := f.held[p.tp()]
-	if !seen || prev.epoch != epoch {
-		f.m.log.Warn("replica fetch partition error; holding the partition until a new leader epoch or the backoff ends",
-			"topic", p.Topic, "partition", p.Index, "request", what, "leader", f.key.leader, "leader_epoch", epoch,
-			"backoff", f.m.cfg.FetchBackoff, "err", kerr.ErrorForCode(code))
-	}
-	f.m.heldPartitions.Add(1)
 	wait := f.m.cfg.FetchBackoff
 	switch code {
 	case kerr.UnknownLeaderEpoch.Code, kerr.NotLeaderForPartition.Code, kerr.UnknownTopicOrPartition.Code:
@@ -282,6 +276,12 @@ func (f *fetcher) holdPartition(p *Partition, epoch int32, what string, code int
 		}
 		wait = min(wait, f.m.cfg.FetchBackoff)
 	}
+	if !seen || prev.epoch != epoch {
+		f.m.log.Warn("replica fetch partition error; holding the partition until a new leader epoch or the hold ends",
+			"topic", p.Topic, "partition", p.Index, "request", what, "leader", f.key.leader, "leader_epoch", epoch,
+			"hold", wait, "err", kerr.ErrorForCode(code))
+	}
+	f.m.heldPartitions.Add(1)
 	f.held[p.tp()] = hold{epoch: epoch, until: time.Now().Add(wait), wait: wait}
 }
 
