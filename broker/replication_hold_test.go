@@ -53,6 +53,8 @@ func TestReplicationFencedPartitionDoesNotStallFetcher(t *testing.T) {
 		replicated("flowing", int64(15+5*round))
 	}
 	require.NotZero(t, c.broker(2).Replicas().PartitionHolds(), "the fenced partition was never held")
+	require.Equal(t, c.broker(2).Replicas().PartitionHolds(),
+		gauge(t, c.broker(2), "kafka.server:type=ReplicaFetcherManager,name=PartitionHoldsPerSec,clientId=Replica"))
 
 	// The follower learns the epoch: the hold ends without waiting out
 	// the backoff.

@@ -282,6 +282,9 @@ func (f *fetcher) holdPartition(p *Partition, epoch int32, what string, code int
 			"hold", wait, "err", kerr.ErrorForCode(code))
 	}
 	f.m.heldPartitions.Add(1)
+	if f.m.cfg.OnPartitionHold != nil {
+		f.m.cfg.OnPartitionHold()
+	}
 	f.held[p.tp()] = hold{epoch: epoch, until: time.Now().Add(wait), wait: wait}
 }
 
