@@ -87,6 +87,9 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		if o.resp != nil {
 			var size, n int
 			wbuf, size, n, err = writeResponse(c, wbuf, r.Header.CorrelationID, o.resp, s.cfg.WriteTimeout)
+			if o.after != nil {
+				o.after()
+			}
 			l.bytesOut.Add(int64(n))
 			if err != nil {
 				if isTimeout(err) {
