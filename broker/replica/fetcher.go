@@ -227,9 +227,27 @@ func (f *fetcher) run() {
 		var err error
 		if len(trunc) > 0 {
 			err = f.truncate(trunc)
+			// Truncated partitions fetch in this round, as Kafka's
+			// fetcher truncates and then fetches in one doWork: left to
+			// the next round they waited out a long poll without them
+			// (replica.fetch.wait.max.ms) while acks=all produce to them
+			// waited too.
+			for _, p := range trunc {
+				if _, held := f.held[p.tp()]; !held && !p.truncate.Load() {
+					fetch = append(fetch, p)
+				}
+			}
 		}
 		if err == nil && len(fetch) > 0 {
-			err = f.fetch(fetch)
+			// A held partition rejoins when its hold ends, not when a
+			// long poll without it returns (up to replica.fetch.wait.max.ms
+			// later, which after a topic creation or a leader change is
+			// an acks=all produce waiting that long).
+			wait := f.m.cfg.FetchWaitMax
+			if end, ok := f.nextHoldEnd(); ok {
+				wait = max(min(wait, time.Until(end)), 0)
+			}
+			err = f.fetch(fetch, wait)
 		}
 		if err != nil {
 			if f.ctx.Err() != nil {
@@ -286,6 +304,19 @@ func (f *fetcher) holdPartition(p *Partition, epoch int32, what string, code int
 		f.m.cfg.OnPartitionHold()
 	}
 	f.held[p.tp()] = hold{epoch: epoch, until: time.Now().Add(wait), wait: wait}
+}
+
+// nextHoldEnd is when the first running hold ends (holds the truncation
+// just made included).
+func (f *fetcher) nextHoldEnd() (time.Time, bool) {
+	var next time.Time
+	now := time.Now()
+	for _, h := range f.held {
+		if h.until.After(now) && (next.IsZero() || h.until.Before(next)) {
+			next = h.until
+		}
+	}
+	return next, !next.IsZero()
 }
 
 // release forgets p's ended hold once the leader answered it without an
@@ -393,12 +424,13 @@ func (f *fetcher) truncate(parts []*Partition) error {
 	return nil
 }
 
-// fetch sends one follower Fetch for parts and applies the answer.
-func (f *fetcher) fetch(parts []*Partition) error {
+// fetch sends one follower Fetch for parts, long-polling up to maxWait,
+// and applies the answer.
+func (f *fetcher) fetch(parts []*Partition, maxWait time.Duration) error {
 	cfg := f.m.cfg
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = cfg.NodeID
-	req.MaxWaitMillis = int32(cfg.FetchWaitMax.Milliseconds())
+	req.MaxWaitMillis = int32(maxWait.Milliseconds())
 	req.MinBytes = cfg.FetchMinBytes
 	req.MaxBytes = max(cfg.FetchMaxBytes, 10<<20) // replica.fetch.response.max.bytes
 	req.SessionEpoch = -1                         // full fetches, no session
