@@ -91,8 +91,10 @@ func TestReplicationLeaderBehindHoldIsShort(t *testing.T) {
 	c.props["replica.fetch.backoff.ms"] = "60000"
 	c.props["replica.fetch.wait.max.ms"] = "20000"
 	c.props["replica.lag.time.max.ms"] = "60000" // above the long poll
-	c.stop(2)                                    // the follower, then the leader, and back the other way:
-	c.stop(1)                                    // a follower that found the leader down would back off
+	// Follower down, then leader, and back the other way round: a
+	// follower that found its leader down would back off for a minute.
+	c.stop(2)
+	c.stop(1)
 	c.start(1)
 	c.start(2)
 	produceValues0(t, cl, "quiet", "a", 1)
@@ -135,8 +137,10 @@ func TestReplicationTruncatedPartitionFetchesAtOnce(t *testing.T) {
 	produceValues0(t, cl, "moving", "a", 1)
 	c.props["replica.fetch.wait.max.ms"] = "20000"
 	c.props["replica.lag.time.max.ms"] = "60000" // above the long poll
-	c.stop(2)                                    // the follower, then the leader, and back the other way:
-	c.stop(1)                                    // a follower that found the leader down would back off
+	// Follower down, then leader, and back the other way round: a
+	// follower that found its leader down would back off for a minute.
+	c.stop(2)
+	c.stop(1)
 	c.start(1)
 	c.start(2)
 	// The follower replicates again: from here it sits in long polls.
