@@ -14,6 +14,8 @@
 #   TRACE_QUERY_SIZES  the stored-event counts to measure (default 1000000;
 #                      TRACE_BENCH_10M=1 appends 10000000)
 #   BENCHTIME          -benchtime for the query benchmarks (default 100x)
+#   TRACE_BENCH_DIR    keep the filled stores there and reuse them on the next
+#                      run (a fill is most of the time of a 10M run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${TRACE_QUERY_SIZES:-"1000000"}
@@ -33,5 +35,7 @@ go test ./tracing -run '^$' -bench 'BenchmarkStoreBulk' -benchtime 10x
 
 for n in $SIZES; do
 	echo "== journey and topic-page queries on $n stored events (p50/p99 ms) =="
-	TRACE_BENCH_EVENTS=$n go test ./tracing -run '^$' -bench 'BenchmarkJourneyQuery$' -benchtime "$BENCHTIME" -timeout 6h
+	# -v: the fill rate and bytes per event are logged by the parent benchmark.
+	TRACE_BENCH_EVENTS=$n go test ./tracing -run '^$' -bench 'BenchmarkJourneyQuery$' -benchtime "$BENCHTIME" -timeout 6h -v |
+		grep -v '^=== RUN'
 done

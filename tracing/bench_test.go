@@ -316,8 +316,27 @@ func fillStore(b *testing.B, url string, n int, base time.Time) {
 }
 
 func benchJourneyQuery(b *testing.B, n int) {
-	ts := startTraceStore(b)
 	base := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
+	// TRACE_BENCH_DIR keeps the filled store for the next run (a 10M fill
+	// takes the better part of an hour): a directory holding a completed
+	// fill of the same size is queried without filling it again.
+	var ts *traceStore
+	var filledMarker string
+	if d := os.Getenv("TRACE_BENCH_DIR"); d != "" {
+		dir := filepath.Join(d, fmt.Sprintf("events-%d", n))
+		require.NoError(b, os.MkdirAll(dir, 0o755))
+		ts = &traceStore{t: b, dir: dir, addr: "127.0.0.1:0"}
+		ts.start()
+		b.Cleanup(ts.Stop)
+		filledMarker = filepath.Join(dir, "filled")
+		if _, err := os.Stat(filledMarker); err == nil {
+			b.Logf("reusing the store filled with %d events in %s", n, dir)
+			benchJourneyQueries(b, ts, n, base)
+			return
+		}
+	} else {
+		ts = startTraceStore(b)
+	}
 	for day := range 2 {
 		putIndex(b, ts.URL, IndexName(IndexPrefix, base.AddDate(0, 0, day).UnixMilli()), Mapping)
 	}
@@ -342,6 +361,13 @@ func benchJourneyQuery(b *testing.B, n int) {
 	})
 	b.Logf("filled %d events over HTTP _bulk in %v (%.0f events/s); %d bytes on disk, %.0f bytes/event", n, filled.Round(time.Millisecond),
 		float64(n)/filled.Seconds(), disk, float64(disk)/float64(n))
+	if filledMarker != "" {
+		require.NoError(b, os.WriteFile(filledMarker, nil, 0o644))
+	}
+	benchJourneyQueries(b, ts, n, base)
+}
+
+func benchJourneyQueries(b *testing.B, ts *traceStore, n int, base time.Time) {
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(b, err)
 	ctx := context.Background()
