@@ -36,6 +36,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -125,6 +126,7 @@ func main() {
 		conns      = flag.Int("conns", 2, "concurrent _bulk connections")
 		queries    = flag.Int("queries", 200, "queries per shape")
 		dir        = flag.String("dir", "", "data directory (default: a temporary one, removed at exit)")
+		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the ingest to this file")
 	)
 	flag.Parse()
 	if *dir == "" {
@@ -166,6 +168,15 @@ func main() {
 	for i := 0; i < *events; i += *perBulk {
 		bodies = append(bodies, bulkBody(i, min(*perBulk, *events-i), base))
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
 	cpu0, wall0 := cpuTime(), time.Now()
 	var next int
 	var mu sync.Mutex
@@ -201,6 +212,7 @@ func main() {
 		log.Fatal(err)
 	}
 	ingestWall, ingestCPU := time.Since(wall0), cpuTime()-cpu0
+	pprof.StopCPUProfile()
 	settleCPU0 := cpuTime()
 	settle, err := eng.settle()
 	if err != nil {
