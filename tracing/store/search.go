@@ -822,33 +822,31 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 		setTotal(0)
 		return resp, nil
 	}
-	req := bleve.NewSearchRequestOptions(q, r.size, r.from, false)
-	req.SortByCustom(plan.order)
-	fields := []string{fieldSource}
-	if r.version {
-		fields = append(fields, fieldVersion)
-	}
-	if r.seqNoPrimTerm {
-		fields = append(fields, fieldSeqNo)
-	}
-	req.Fields = fields
 	if len(r.searchAfter) > 0 {
-		after, err := plan.afterValues(r.searchAfter)
-		if err != nil {
+		if _, err := plan.afterValues(r.searchAfter); err != nil {
 			return nil, err
 		}
-		req.SearchAfter = after
-		req.From = 0
 	}
+	req := newSearchRequest(q, r, plan)
 	scored := plan.byScore || r.trackScores
-	if !scored {
-		req.Score = "none"
-	}
-	res, serr := t.searcher().SearchInContext(ctx, req)
+	res, narrowed, serr := t.topN(ctx, req, q, plan, r)
 	if serr != nil {
 		return nil, searchErr(serr)
 	}
-	setTotal(res.Total)
+	if !narrowed {
+		setTotal(res.Total)
+	} else if r.trackTotal != 0 || r.totalAsInt {
+		// The narrowed search's total covers its slice only.
+		limit := r.trackTotal
+		if r.totalAsInt {
+			limit = -1
+		}
+		n, err := t.countCapped(ctx, q, limit)
+		if err != nil {
+			return nil, searchErr(err)
+		}
+		setTotal(n)
+	}
 	if scored && len(res.Hits) > 0 {
 		resp.Hits.MaxScore = ptr(res.MaxScore)
 	}
@@ -888,4 +886,27 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 		resp.Hits.Hits = append(resp.Hits.Hits, hit)
 	}
 	return resp, nil
+}
+
+// newSearchRequest is the bleve request for r's hits (plan.afterValues is
+// checked by the caller).
+func newSearchRequest(q query.Query, r *searchRequest, plan *sortPlan) *bleve.SearchRequest {
+	req := bleve.NewSearchRequestOptions(q, r.size, r.from, false)
+	req.SortByCustom(plan.order)
+	fields := []string{fieldSource}
+	if r.version {
+		fields = append(fields, fieldVersion)
+	}
+	if r.seqNoPrimTerm {
+		fields = append(fields, fieldSeqNo)
+	}
+	req.Fields = fields
+	if len(r.searchAfter) > 0 {
+		req.SearchAfter, _ = plan.afterValues(r.searchAfter)
+		req.From = 0
+	}
+	if !plan.byScore && !r.trackScores {
+		req.Score = "none"
+	}
+	return req
 }
