@@ -829,23 +829,14 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 	}
 	req := newSearchRequest(q, r, plan)
 	scored := plan.byScore || r.trackScores
-	res, narrowed, serr := t.topN(ctx, req, q, plan, r)
+	res, total, serr := t.topN(ctx, req, q, plan, r)
 	if serr != nil {
 		return nil, searchErr(serr)
 	}
-	if !narrowed {
+	if total == nil {
 		setTotal(res.Total)
-	} else if r.trackTotal != 0 || r.totalAsInt {
-		// The narrowed search's total covers its slice only.
-		limit := r.trackTotal
-		if r.totalAsInt {
-			limit = -1
-		}
-		n, err := t.countCapped(ctx, q, limit)
-		if err != nil {
-			return nil, searchErr(err)
-		}
-		setTotal(n)
+	} else {
+		setTotal(*total) // the narrowed search's Total covers its slice only
 	}
 	if scored && len(res.Hits) > 0 {
 		resp.Hits.MaxScore = ptr(res.MaxScore)

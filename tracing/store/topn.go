@@ -21,50 +21,81 @@ import (
 // AND field >= L); if that slice holds at least from+size matches, they
 // are the top ones: every match left out has all its values below L, so it
 // ranks below every match kept (and documents without the field rank last).
-// Otherwise the slice widens, and at worst the whole query runs. The total
-// is then counted without sorting, up to track_total_hits.
+// Otherwise the slice widens, and at worst the whole query runs. It is
+// done only for queries with more than narrowAbove matches, counted first
+// without sorting (the count is the total such searches answer).
 
 // narrowAttempts bounds the widening: the slice grows 16x per attempt, so a
 // miss costs at most a fraction of the final search.
 const narrowAttempts = 4
 
-// topN runs req (whose query is q) and reports whether the hits came from
-// a narrowed search, whose Total is not the query's.
-func (t *target) topN(ctx context.Context, req *bleve.SearchRequest, q query.Query, plan *sortPlan, r *searchRequest) (*bleve.SearchResult, bool, error) {
+// narrowAbove is the number of matches from which narrowing pays: up to it
+// the whole search reads few doc values, and a selective query (a key, an
+// offset) would only waste the slices, finding too few matches in each. A
+// variable so tests can narrow small data sets.
+var narrowAbove int64 = maxResultWindow
+
+// topN runs req (whose query is q). When it narrowed the search, total is
+// the query's match count (up to the limit track_total_hits sets, plus
+// one), which the narrowed result's Total is not; otherwise total is nil.
+func (t *target) topN(ctx context.Context, req *bleve.SearchRequest, q query.Query, plan *sortPlan, r *searchRequest) (*bleve.SearchResult, *uint64, error) {
 	need := r.from + r.size
 	if f, ok := t.narrowable(plan, r); ok && need > 0 && need <= maxResultWindow {
-		lo, hi, docs, err := t.fieldBounds(f)
-		if err != nil {
-			return nil, false, err
+		// Count first, without sorting: few matches are sorted whole, and
+		// many need the count for hits.total anyway.
+		limit := max(r.trackTotal, narrowAbove)
+		if r.totalAsInt || r.trackTotal < 0 {
+			limit = -1
 		}
-		minF, maxF := numeric.Int64ToFloat64(lo), numeric.Int64ToFloat64(hi)
-		if docs > 0 && maxF > minF {
-			// Start where the field's values would hold need matches if
-			// they were spread evenly and 1 document in 8 matched.
-			w := (maxF - minF) * float64(need) / float64(docs) * 8
-			for range narrowAttempts {
-				from := maxF - w
-				if from <= minF || math.IsInf(w, 0) {
-					break
-				}
-				incl := true
-				rq := query.NewNumericRangeInclusiveQuery(&from, nil, &incl, nil)
-				rq.SetField(f)
-				req.Query = query.NewConjunctionQuery([]query.Query{q, rq})
-				res, err := t.searcher().SearchInContext(ctx, req)
-				if err != nil {
-					return nil, false, err
-				}
-				if res.Total >= uint64(need) {
-					return res, true, nil
-				}
-				w *= 16
+		n, err := t.countCapped(ctx, q, limit)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n > uint64(narrowAbove) {
+			res, err := t.narrowed(ctx, req, q, f, need)
+			if err != nil || res != nil {
+				return res, &n, err
 			}
 		}
 	}
 	req.Query = q
 	res, err := t.searcher().SearchInContext(ctx, req)
-	return res, false, err
+	return res, nil, err
+}
+
+// narrowed searches the newest slices of field f until one holds need
+// matches; nil when none did (the caller runs the whole search).
+func (t *target) narrowed(ctx context.Context, req *bleve.SearchRequest, q query.Query, f string, need int) (*bleve.SearchResult, error) {
+	lo, hi, docs, err := t.fieldBounds(f)
+	if err != nil {
+		return nil, err
+	}
+	minF, maxF := numeric.Int64ToFloat64(lo), numeric.Int64ToFloat64(hi)
+	if docs == 0 || maxF <= minF {
+		return nil, nil
+	}
+	// Start where the field's values would hold need matches if they were
+	// spread evenly and 1 document in 8 matched.
+	w := (maxF - minF) * float64(need) / float64(docs) * 8
+	for range narrowAttempts {
+		from := maxF - w
+		if from <= minF || math.IsInf(w, 0) {
+			return nil, nil
+		}
+		incl := true
+		rq := query.NewNumericRangeInclusiveQuery(&from, nil, &incl, nil)
+		rq.SetField(f)
+		req.Query = query.NewConjunctionQuery([]query.Query{q, rq})
+		res, err := t.searcher().SearchInContext(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if res.Total >= uint64(need) {
+			return res, nil
+		}
+		w *= 16
+	}
+	return nil, nil
 }
 
 // narrowable returns the field of the first sort key when the search can
