@@ -217,8 +217,8 @@ func replication() Spec {
 					iq(`(kobs_partition_isr_missing == 1) * on (topic, partition) group_left () (kobs_partition_failing_since_timestamp_seconds * 1000)`, "failing since"))),
 				st("Under-replicated partitions", "short", "Partitions whose ISR is smaller than their replica set (agent view, kafka_exporter name).",
 					q(`sum(kafka_topic_partition_under_replicated_partition)`, "under-replicated")),
-				st("Under min ISR (agent)", "short", "Partitions whose ISR is below the topic's min.insync.replicas, from the agent.",
-					q(`sum(kobs_partition_under_min_isr)`, "under min ISR")),
+				duringFailure(st("Under min ISR (agent)", "short", "Partitions whose ISR is below the topic's min.insync.replicas, from the agent. The agent reports failing partitions only, so this is empty while every partition is healthy.",
+					q(`sum(kobs_partition_under_min_isr)`, "under min ISR"))),
 			}},
 			{Title: "ISR churn and follower lag", Panels: []Panel{
 				ts("ISR shrinks / expands", "ops", "ISR shrinks and expands per second per broker (ReplicaManager IsrShrinksPerSec, IsrExpandsPerSec). Steady shrinking and expanding means a flapping follower.", 12, 8,
