@@ -227,7 +227,12 @@ func TestLive(t *testing.T) {
 		}
 		return ""
 	})
-	t.Logf("replication panels: one quorum leader and epoch on 3 brokers, 3 active brokers, follower lag from 3 brokers")
+	// ... and every broker is a follower (the gauge exists on any broker).
+	waitFor(ctx, t, "every broker follows partitions (replicas it does not lead)", func() (bool, string) {
+		ss, err := pc.Query(ctx, `kafka_server_replicamanager_partitioncount - kafka_server_replicamanager_leadercount > 0`, time.Now())
+		return err == nil && len(ss) == 3, fmt.Sprint(ss, err)
+	})
+	t.Logf("replication panels: one quorum leader and epoch on 3 brokers, 3 active brokers, follower lag from 3 brokers that all follow partitions")
 
 	// Variables: label_values(selector, label) has values, as Grafana asks.
 	for _, s := range dashboards.All() {
@@ -463,6 +468,14 @@ func TestLive(t *testing.T) {
 		return hook.got("/kobs/critical", "KobsBrokerDown", "instance="+vtel), hook.String()
 	})
 	t.Logf("KobsUnderReplicatedPartitions reached the warning webhook; KobsBrokerDown for broker %d is active in Alertmanager and reached the critical webhook", victim)
+
+	if ss, err := pc.Query(ctx, `max_over_time(kafka_server_replicafetchermanager_maxlag[10m])`, time.Now()); err == nil {
+		lags := map[string]float64{}
+		for _, x := range ss {
+			lags[x.Labels["instance"]] = x.Values[0]
+		}
+		t.Logf("largest follower lag (MaxLag) per broker over the run: %v", lags)
+	}
 
 	// 6. Render every dashboard: the stopped consumer's lag and the
 	// missing follower are on them.
