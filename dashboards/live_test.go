@@ -227,12 +227,23 @@ func TestLive(t *testing.T) {
 		}
 		return ""
 	})
+	panelCheck(ctx, t, r, "kobs-replication", "Quorum requests", func(ss []sample) string {
+		// The active controller replicates to the two other voters.
+		v := byLegend(ss)
+		for _, x := range ss {
+			inst := strings.TrimSuffix(x.Legend, " requests")
+			if inst != x.Legend && x.Value > 0 && v[inst+" responses"] > 0 {
+				return ""
+			}
+		}
+		return fmt.Sprint("no node sends quorum requests that are answered: ", v)
+	})
 	// ... and every broker is a follower (the gauge exists on any broker).
 	waitFor(ctx, t, "every broker follows partitions (replicas it does not lead)", func() (bool, string) {
 		ss, err := pc.Query(ctx, `kafka_server_replicamanager_partitioncount - kafka_server_replicamanager_leadercount > 0`, time.Now())
 		return err == nil && len(ss) == 3, fmt.Sprint(ss, err)
 	})
-	t.Logf("replication panels: one quorum leader and epoch on 3 brokers, 3 active brokers, follower lag from 3 brokers that all follow partitions")
+	t.Logf("replication panels: one quorum leader and epoch on 3 brokers, 3 active brokers, answered quorum requests, follower lag from 3 brokers that all follow partitions")
 
 	// Variables: label_values(selector, label) has values, as Grafana asks.
 	for _, s := range dashboards.All() {
