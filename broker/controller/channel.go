@@ -34,10 +34,12 @@ import (
 // open to this one (Kafka counts those in socket-server-metrics of the
 // CONTROLLER listener).
 //
-// Counted as Kafka's Selector does: a request once it went out (a dial
-// that fails sends nothing), a response once one was read; an RPC that
-// failed on the wire or with an error from the peer counts as a request
-// without a response. Bytes are what the sockets carried.
+// A request counts once this node had a connection to send it on (a dial
+// that fails sends nothing; Kafka's Selector counts a request once its
+// bytes are written, so a write that fails midway counts here and not
+// there), a response once one was read without error; an RPC that failed
+// on the wire or with an error from the peer counts as a request without
+// a response. Bytes are what the sockets carried.
 type channelStats struct {
 	created, closed     atomic.Int64
 	bytesIn, bytesOut   atomic.Int64
