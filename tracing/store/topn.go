@@ -109,6 +109,7 @@ func (t *target) narrowable(plan *sortPlan, r *searchRequest) (string, bool) {
 	if !s.desc || s.missingFirst {
 		return "", false
 	}
+	mapped := false
 	for _, idx := range t.indexes {
 		l := idx.mapping.Load().lookupLeaf(s.field)
 		if l == nil {
@@ -117,8 +118,9 @@ func (t *target) narrowable(plan *sortPlan, r *searchRequest) (string, bool) {
 		if !l.indexed || (l.kind != kindLong && l.kind != kindDouble && l.kind != kindDate) {
 			return "", false
 		}
+		mapped = true
 	}
-	return s.field, true
+	return s.field, mapped // _doc, _id and unmapped fields are not narrowed
 }
 
 // fieldBounds returns the smallest and largest value of a numeric field in
