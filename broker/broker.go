@@ -244,6 +244,7 @@ func (b *Broker) Start() error {
 	wcfg := wire.Config{
 		Versions:        apiVersions(),
 		MaxRequestBytes: b.cfg.SocketRequestMaxBytes,
+		Decoders:        bodyDecoders,
 		Handlers:        b.cfg.NumIOThreads,
 		QueueSize:       b.cfg.QueuedMaxRequests,
 		NetworkThreads:  b.cfg.NumNetworkThreads,

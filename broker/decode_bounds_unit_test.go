@@ -1,0 +1,76 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func createTopicsRequest(version int16, topics, assignments, configs int) *kmsg.CreateTopicsRequest {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version, req.TimeoutMillis, req.ValidateOnly = version, 1234, version >= 1
+	for i := range topics {
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic = fmt.Sprintf("t%d", i)
+		t.NumPartitions, t.ReplicationFactor = -1, -1
+		for p := range assignments {
+			a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+			a.Partition, a.Replicas = int32(p), []int32{1, 2, 3}
+			t.ReplicaAssignment = append(t.ReplicaAssignment, a)
+		}
+		for c := range configs {
+			cf := kmsg.NewCreateTopicsRequestTopicConfig()
+			cf.Name = fmt.Sprintf("c%d", c)
+			if c%2 == 0 {
+				cf.Value = kmsg.StringPtr("v")
+			}
+			t.Configs = append(t.Configs, cf)
+		}
+		req.Topics = append(req.Topics, t)
+	}
+	return req
+}
+
+// TestDecodeCreateTopicsWithinBound: at every version, a request within
+// the bound decodes exactly as kmsg decodes it.
+func TestDecodeCreateTopicsWithinBound(t *testing.T) {
+	for v := int16(0); v <= 7; v++ {
+		req := createTopicsRequest(v, 50, 20, 9) // 50 + 1,000 + 450 elements
+		got, err := decodeCreateTopics(v, req.AppendTo(nil))
+		require.NoError(t, err, "v%d", v)
+		require.Equal(t, req, got, "v%d", v)
+	}
+}
+
+// TestDecodeCreateTopicsOverBound: past maxRecordsPerRequest topics,
+// assignments and configs, only the first names are decoded, at every
+// version; a truncated body is an error, as kmsg's.
+func TestDecodeCreateTopicsOverBound(t *testing.T) {
+	for v := int16(0); v <= 7; v++ {
+		// Few topics, many configs: every topic is answered.
+		got, err := decodeCreateTopics(v, createTopicsRequest(v, 3, 0, 4000).AppendTo(nil))
+		require.NoError(t, err)
+		o, ok := got.(*oversizedCreateTopics)
+		require.True(t, ok, "v%d: %T", v, got)
+		require.Equal(t, 3, o.topics)
+		require.Equal(t, 3+3*4000, o.elements)
+		require.Len(t, o.Topics, 3)
+		require.Equal(t, "t2", o.Topics[2].Topic)
+		require.Empty(t, o.Topics[2].Configs)
+		require.Equal(t, v, o.GetVersion())
+
+		// More topics than the bound: the first maxRecordsPerRequest are named.
+		got, err = decodeCreateTopics(v, createTopicsRequest(v, maxRecordsPerRequest+5, 0, 0).AppendTo(nil))
+		require.NoError(t, err)
+		o = got.(*oversizedCreateTopics)
+		require.Equal(t, maxRecordsPerRequest+5, o.topics)
+		require.Len(t, o.Topics, maxRecordsPerRequest)
+		require.Equal(t, fmt.Sprintf("t%d", maxRecordsPerRequest-1), o.Topics[maxRecordsPerRequest-1].Topic)
+
+		body := createTopicsRequest(v, 20, 2, 2).AppendTo(nil)
+		_, err = decodeCreateTopics(v, body[:len(body)/2])
+		require.Error(t, err, "v%d truncated", v)
+	}
+}
