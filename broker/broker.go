@@ -124,6 +124,9 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		clusterID = id
 	}
 	b.clusterID = clusterID
+	if err := checkLogsFitFileLimit(cfg.LogDirs, b.maxPartitions, cfg.MaxPartitionsPerBroker < 0, nofile, logger); err != nil {
+		return nil, err
+	}
 	ids, err := producerstate.OpenIDs(filepath.Join(cfg.LogDirs[0], "kobs-producer-ids"))
 	if err != nil {
 		return nil, err
