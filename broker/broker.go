@@ -142,6 +142,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		// The controller tags its lines component=controller itself.
 		ccfg := cfg.ControllerConfig(b.reg, logger)
 		ccfg.ClusterID = clusterID
+		ccfg.MaxPartitionsPerBroker = b.maxPartitions
 		if len(ccfg.Voters) == 1 {
 			// One voter elects itself: no need to wait out raft's
 			// default one-second timeouts at every start.

@@ -73,8 +73,12 @@ func derivedMaxPartitions(nofile uint64) int {
 // each taken to have this broker's limit (the brokers of a cluster share
 // their configuration). It answers the error message, or "".
 //
-// The check runs on the broker that takes the request, against its image:
-// two requests racing may together pass the limit by what each adds.
+// The check runs on the broker that takes the request, against its image,
+// to answer early with the room left in the cluster. It is not the one
+// that holds: two requests racing could pass it together, so the active
+// controller checks again, per broker, where creations are decided one at
+// a time (controller.Config.MaxPartitionsPerBroker), which also covers
+// internal topics.
 func (b *Broker) checkPartitionLimit(img *metadata.Image, newReplicas int) string {
 	limit := b.maxPartitions
 	if limit <= 0 || newReplicas <= 0 {

@@ -35,6 +35,7 @@ var (
 	ErrStaleBrokerEpoch            = kerr.StaleBrokerEpoch
 	ErrBrokerIDNotRegistered       = kerr.BrokerIDNotRegistered
 	ErrUnknownServer               = kerr.UnknownServerError
+	ErrPolicyViolation             = kerr.PolicyViolation
 )
 
 // codedError is a Kafka error code with a message saying what exactly was
