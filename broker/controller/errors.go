@@ -36,6 +36,7 @@ var (
 	ErrBrokerIDNotRegistered       = kerr.BrokerIDNotRegistered
 	ErrUnknownServer               = kerr.UnknownServerError
 	ErrPolicyViolation             = kerr.PolicyViolation
+	ErrKafkaStorage                = kerr.KafkaStorageError
 )
 
 // codedError is a Kafka error code with a message saying what exactly was
