@@ -90,8 +90,7 @@ func (b *Broker) handleCreateTopics(r *wire.Request) {
 // larger than the request.
 func (b *Broker) refuseOversizedCreateTopics(r *wire.Request, o *oversizedCreateTopics) {
 	resp := o.ResponseKind().(*kmsg.CreateTopicsResponse)
-	msg := fmt.Sprintf("Unable to perform excessively large batch operation: the request names %d topics (%d topics, partition assignments and configs counted before refusing it), at most %d in all; answered for its first %d topics only",
-		o.topics, o.elements, maxRecordsPerRequest, len(o.Topics))
+	msg := oversizedMessage(o.topics, o.elements, len(o.Topics), "topics, partition assignments and configs")
 	b.log.Warn("create topics refused: request too large, refused before decoding it whole",
 		"topics", o.topics, "elements_counted", o.elements, "answered", len(o.Topics), "bytes", r.Size, "client", r.Header.ClientID)
 	for _, rt := range o.Topics {

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/internal/testcluster"
@@ -124,4 +127,49 @@ func TestCreateTopicsFrameOfMillionsBounded(t *testing.T) {
 	_, err = io.ReadFull(c, body)
 	require.NoError(t, err)
 	require.Equal(t, int32(8), int32(binary.BigEndian.Uint32(body)))
+}
+
+// TestDeleteTopicsAndCreatePartitionsOversizedRefused: DeleteTopics and
+// CreatePartitions naming more than 10,000 topics are refused from their
+// wire bytes, POLICY_VIOLATION for the first 10,000, and delete nothing.
+func TestDeleteTopicsAndCreatePartitionsOversizedRefused(t *testing.T) {
+	b := testcluster.Start(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx := context.Background()
+	_, err = kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t00000")
+	require.NoError(t, err)
+
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.Version, del.TimeoutMillis = 6, 30000
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cp.Version, cp.TimeoutMillis = 3, 30000
+	for i := range 10001 {
+		dt := kmsg.NewDeleteTopicsRequestTopic()
+		dt.Topic = kmsg.StringPtr(fmt.Sprintf("t%05d", i))
+		del.Topics = append(del.Topics, dt)
+		ct := kmsg.NewCreatePartitionsRequestTopic()
+		ct.Topic, ct.Count = fmt.Sprintf("t%05d", i), 2
+		cp.Topics = append(cp.Topics, ct)
+	}
+	dresp, err := del.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, 10000, len(dresp.Topics))
+	for _, st := range dresp.Topics {
+		require.Equal(t, kerr.PolicyViolation.Code, st.ErrorCode, derefStr(st.Topic))
+	}
+	require.Contains(t, derefStr(dresp.Topics[0].ErrorMessage), "names 10001 topics")
+	cresp, err := cp.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, 10000, len(cresp.Topics))
+	require.Equal(t, "t09999", cresp.Topics[9999].Topic)
+	for _, st := range cresp.Topics {
+		require.Equal(t, kerr.PolicyViolation.Code, st.ErrorCode, st.Topic)
+	}
+
+	md, err := kadm.NewClient(cl).ListTopics(ctx, "t00000")
+	require.NoError(t, err)
+	require.True(t, md.Has("t00000"))
+	require.Len(t, md["t00000"].Partitions, 1)
 }

@@ -74,3 +74,95 @@ func TestDecodeCreateTopicsOverBound(t *testing.T) {
 		require.Error(t, err, "v%d truncated", v)
 	}
 }
+
+func createPartitionsRequest(version int16, topics, assignments int) *kmsg.CreatePartitionsRequest {
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	req.Version, req.TimeoutMillis, req.ValidateOnly = version, 1234, true
+	for i := range topics {
+		t := kmsg.NewCreatePartitionsRequestTopic()
+		t.Topic, t.Count = fmt.Sprintf("t%d", i), int32(3+assignments)
+		for range assignments {
+			a := kmsg.NewCreatePartitionsRequestTopicAssignment()
+			a.Replicas = []int32{1, 2}
+			t.Assignment = append(t.Assignment, a)
+		}
+		req.Topics = append(req.Topics, t)
+	}
+	return req
+}
+
+// TestDecodeCreatePartitionsBounded: within the bound, kmsg's decoding at
+// every version; past it, the first names only; truncated, an error.
+func TestDecodeCreatePartitionsBounded(t *testing.T) {
+	for v := int16(0); v <= 3; v++ {
+		req := createPartitionsRequest(v, 40, 30)
+		got, err := decodeCreatePartitions(v, req.AppendTo(nil))
+		require.NoError(t, err, "v%d", v)
+		require.Equal(t, req, got, "v%d", v)
+
+		got, err = decodeCreatePartitions(v, createPartitionsRequest(v, 4, 3000).AppendTo(nil))
+		require.NoError(t, err)
+		o, ok := got.(*oversizedCreatePartitions)
+		require.True(t, ok, "v%d: %T", v, got)
+		require.Equal(t, 4, o.topics)
+		require.Equal(t, 4+4*3000, o.elements)
+		require.Len(t, o.Topics, 4)
+		require.Equal(t, "t3", o.Topics[3].Topic)
+
+		got, err = decodeCreatePartitions(v, createPartitionsRequest(v, maxRecordsPerRequest+1, 0).AppendTo(nil))
+		require.NoError(t, err)
+		require.Len(t, got.(*oversizedCreatePartitions).Topics, maxRecordsPerRequest)
+
+		body := req.AppendTo(nil)
+		_, err = decodeCreatePartitions(v, body[:len(body)/2])
+		require.Error(t, err, "v%d truncated", v)
+	}
+}
+
+func deleteTopicsRequest(version int16, topics int) *kmsg.DeleteTopicsRequest {
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.Version, req.TimeoutMillis = version, 1234
+	for i := range topics {
+		name := fmt.Sprintf("t%d", i)
+		if version < 6 {
+			req.TopicNames = append(req.TopicNames, name)
+			continue
+		}
+		t := kmsg.NewDeleteTopicsRequestTopic()
+		if i%2 == 0 {
+			t.Topic = kmsg.StringPtr(name)
+		} else {
+			t.TopicID[0], t.TopicID[15] = byte(i), 7
+		}
+		req.Topics = append(req.Topics, t)
+	}
+	return req
+}
+
+// TestDecodeDeleteTopicsBounded: within the bound, kmsg's decoding at
+// every version; past it, the first names (v0-5) or names and ids (v6)
+// only; truncated, an error.
+func TestDecodeDeleteTopicsBounded(t *testing.T) {
+	for v := int16(0); v <= 6; v++ {
+		req := deleteTopicsRequest(v, 100)
+		got, err := decodeDeleteTopics(v, req.AppendTo(nil))
+		require.NoError(t, err, "v%d", v)
+		require.Equal(t, req, got, "v%d", v)
+
+		big := deleteTopicsRequest(v, maxRecordsPerRequest+3)
+		got, err = decodeDeleteTopics(v, big.AppendTo(nil))
+		require.NoError(t, err)
+		o, ok := got.(*oversizedDeleteTopics)
+		require.True(t, ok, "v%d: %T", v, got)
+		require.Equal(t, maxRecordsPerRequest+3, o.topics)
+		if v < 6 {
+			require.Equal(t, big.TopicNames[:maxRecordsPerRequest], o.TopicNames)
+		} else {
+			require.Equal(t, big.Topics[:maxRecordsPerRequest], o.Topics)
+		}
+
+		body := big.AppendTo(nil)
+		_, err = decodeDeleteTopics(v, body[:len(body)/3])
+		require.Error(t, err, "v%d truncated", v)
+	}
+}
