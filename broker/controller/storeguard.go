@@ -25,8 +25,8 @@ import (
 //     store stays unwritable, and the recovery at INFO with how long it
 //     lasted and how many writes failed; raft's own per-attempt lines are
 //     logged at DEBUG meanwhile (Quiet);
-//   - lets the controller answer KAFKA_STORAGE_ERROR at once instead of
-//     timing out (Failing);
+//   - lets a lone voter answer KAFKA_STORAGE_ERROR at once instead of
+//     timing out (Failing; with several voters another one takes over);
 //   - in a one-voter quorum, waits before each log append while failing
 //     (250 ms doubling to 5 s), so the lone voter retries a few times a
 //     minute instead of eight times a second, and picks up within 5 s once
@@ -166,9 +166,10 @@ func (s *guardedStore) Close() error {
 }
 
 // storageFailure is KAFKA_STORAGE_ERROR naming the failure when this
-// node's metadata log cannot be written and no other voter leads, or nil.
+// lone voter's metadata log cannot be written, or nil. With several
+// voters a write waits for the others to elect a leader instead.
 func (c *Controller) storageFailure() error {
-	if c.store == nil {
+	if c.store == nil || len(c.cfg.Voters) != 1 {
 		return nil
 	}
 	if id := c.leaderID(); id >= 0 && id != c.cfg.NodeID {
