@@ -166,3 +166,40 @@ func TestDecodeDeleteTopicsBounded(t *testing.T) {
 		require.Error(t, err, "v%d truncated", v)
 	}
 }
+
+// FuzzBoundedDecoders: on any bytes the bounded decoders neither panic
+// nor disagree with kmsg: what they decode whole is what kmsg decodes, and
+// what kmsg refuses they refuse.
+func FuzzBoundedDecoders(f *testing.F) {
+	f.Add(int16(0), int8(0), createTopicsRequest(0, 2, 1, 1).AppendTo(nil))
+	f.Add(int16(5), int8(0), createTopicsRequest(5, 3, 2, 2).AppendTo(nil))
+	f.Add(int16(1), int8(1), createPartitionsRequest(1, 2, 2).AppendTo(nil))
+	f.Add(int16(3), int8(1), createPartitionsRequest(3, 2, 1).AppendTo(nil))
+	f.Add(int16(3), int8(2), deleteTopicsRequest(3, 3).AppendTo(nil))
+	f.Add(int16(6), int8(2), deleteTopicsRequest(6, 3).AppendTo(nil))
+	f.Fuzz(func(t *testing.T, version int16, which int8, body []byte) {
+		var dec func(int16, []byte) (kmsg.Request, error)
+		var ref kmsg.Request
+		switch which % 3 {
+		case 0:
+			dec, ref, version = decodeCreateTopics, kmsg.NewPtrCreateTopicsRequest(), version&7
+		case 1:
+			dec, ref, version = decodeCreatePartitions, kmsg.NewPtrCreatePartitionsRequest(), version&3
+		default:
+			dec, ref, version = decodeDeleteTopics, kmsg.NewPtrDeleteTopicsRequest(), min(version&7, 6)
+		}
+		ref.SetVersion(version)
+		refErr := ref.ReadFrom(body)
+		got, err := dec(version, body)
+		switch got.(type) {
+		case *oversizedCreateTopics, *oversizedCreatePartitions, *oversizedDeleteTopics:
+			return // refused from the wire bytes: kmsg may decode what follows the answered topics
+		}
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("v%d: bounded decoder err %v, kmsg err %v", version, err, refErr)
+		}
+		if err == nil {
+			require.Equal(t, ref, got)
+		}
+	})
+}
