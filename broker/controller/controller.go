@@ -230,7 +230,7 @@ func (c *Controller) startRaft() error {
 	c.store.pace = len(c.cfg.Voters) == 1
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger, c.store.Quiet}})
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: c.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
+		Stream: channelStream{c.mux, &c.m.channel}, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
 	})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.cfg.DataDir, 2, hl)
 	if err != nil {
@@ -286,7 +286,7 @@ func (c *Controller) startRaft() error {
 		c.mux.Close()
 		return err
 	}
-	r, err := raft.NewRaft(rc, c.fsm, c.store, c.store, snaps, c.transport)
+	r, err := raft.NewRaft(rc, c.fsm, c.store, c.store, snaps, channelTransport{c.transport, &c.m.channel})
 	if err != nil {
 		c.mux.Close()
 		return fmt.Errorf("controller: start raft: %w", err)
