@@ -105,6 +105,12 @@ func TestDeleteTopicOnFullDisk(t *testing.T) {
 	require.True(t, md.Has("gone"))
 	require.DirExists(t, filepath.Join(dir, "gone-0"))
 	require.Equal(t, 1, strings.Count(logs.String(), "metadata log cannot be written"), "said once")
+	offline := func() float64 {
+		v, ok := jolokiaValue(t, b, "kafka.log:type=LogManager,name=OfflineLogDirectoryCount", "Value")
+		require.True(t, ok)
+		return v
+	}
+	require.Equal(t, 1.0, offline(), "the log dir of the unwritable metadata log counts as offline")
 
 	// Space returns: the controller takes over again by itself.
 	require.NoError(t, os.Remove(filler))
@@ -116,6 +122,7 @@ func TestDeleteTopicOnFullDisk(t *testing.T) {
 		return err
 	})
 	require.Contains(t, logs.String(), "metadata log writable again")
+	require.Zero(t, offline())
 	t.Logf("controller terms while the metadata log was full: %s", activeEpochs(logs.String()))
 	cl.Close()
 

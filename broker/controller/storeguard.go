@@ -165,6 +165,16 @@ func (s *guardedStore) Close() error {
 	return s.BoltStore.Close()
 }
 
+// MetadataLogFailure is the error that keeps this voter's metadata log
+// unwritable, or nil (also on a broker-only node, which has none).
+func (c *Controller) MetadataLogFailure() error {
+	if c.store == nil {
+		return nil
+	}
+	err, _, _ := c.store.Failing()
+	return err
+}
+
 // storageFailure is KAFKA_STORAGE_ERROR naming the failure when this
 // lone voter's metadata log cannot be written, or nil. With several
 // voters a write waits for the others to elect a leader instead.
