@@ -29,7 +29,17 @@ var bodyDecoders = map[int16]wire.BodyDecoder{
 	kmsg.CreateTopics.Int16():     decodeCreateTopics,
 	kmsg.CreatePartitions.Int16(): decodeCreatePartitions,
 	kmsg.DeleteTopics.Int16():     decodeDeleteTopics,
+	kmsg.Metadata.Int16():         decodeMetadata,
 }
+
+// maxMetadataTopics is the most topics one Metadata request may name.
+// Kafka has no such bound, but a 100 MB Metadata request of 35 million
+// one-letter names decodes into 1.6 GB, and its answer would be larger
+// still; clients asking for every topic send a null list, which this does
+// not bound. Past it, the first maxRecordsPerRequest named topics are
+// answered INVALID_REQUEST (Metadata has no error message field; the
+// broker logs the reason).
+const maxMetadataTopics = 200000
 
 // oversizedMessage is the POLICY_VIOLATION message of a request refused
 // from its wire bytes.
@@ -193,6 +203,44 @@ func decodeDeleteTopics(version int16, body []byte) (kmsg.Request, error) {
 		return nil, err
 	}
 	return &oversizedDeleteTopics{DeleteTopicsRequest: req, topics: topics}, nil
+}
+
+// oversizedMetadata is a Metadata request refused from its wire bytes.
+// Topics holds its first answered topics only.
+type oversizedMetadata struct {
+	*kmsg.MetadataRequest
+	topics int // as the request's array claims
+}
+
+// decodeMetadata decodes a Metadata body with kmsg when it names at most
+// maxMetadataTopics topics, and otherwise returns an *oversizedMetadata.
+func decodeMetadata(version int16, body []byte) (kmsg.Request, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = version
+	flexible := req.IsFlexible()
+	r := kbin.Reader{Src: body}
+	topics := int(arrayLen(&r, flexible))
+	if topics <= maxMetadataTopics {
+		if err := req.ReadFrom(body); err != nil {
+			return nil, err
+		}
+		return req, nil
+	}
+	for i := 0; i < maxRecordsPerRequest && r.Ok(); i++ {
+		t := kmsg.NewMetadataRequestTopic()
+		if version >= 10 {
+			copy(t.TopicID[:], r.Span(16))
+		}
+		if name := readNullableString(&r, flexible); name != nil || version < 10 {
+			t.Topic = kmsg.StringPtr(string(name))
+		}
+		skipTags(&r, flexible)
+		req.Topics = append(req.Topics, t)
+	}
+	if err := r.Complete(); err != nil {
+		return nil, err
+	}
+	return &oversizedMetadata{MetadataRequest: req, topics: topics}, nil
 }
 
 // arrayLen reads an array length; -1 is a null array.

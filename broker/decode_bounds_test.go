@@ -173,3 +173,35 @@ func TestDeleteTopicsAndCreatePartitionsOversizedRefused(t *testing.T) {
 	require.True(t, md.Has("t00000"))
 	require.Len(t, md["t00000"].Partitions, 1)
 }
+
+// TestMetadataNamingTooManyTopicsRefused: a Metadata request naming more
+// than 200,000 topics (a 100 MB one of 35 million names decoded into
+// 1.6 GB) gets its first 10,000 topics answered INVALID_REQUEST with the
+// brokers listed; nothing is auto-created, and the connection serves on.
+func TestMetadataNamingTooManyTopicsRefused(t *testing.T) {
+	b := testcluster.Start(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx := context.Background()
+
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version, req.AllowAutoTopicCreation = 12, true
+	for i := range 200001 {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(fmt.Sprintf("md-%06d", i))
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, 10000, len(resp.Topics))
+	require.Equal(t, "md-009999", derefStr(resp.Topics[9999].Topic))
+	for _, st := range resp.Topics {
+		require.Equal(t, kerr.InvalidRequest.Code, st.ErrorCode)
+	}
+	require.Len(t, resp.Brokers, 1)
+
+	md, err := kadm.NewClient(cl).ListTopics(ctx)
+	require.NoError(t, err)
+	require.Empty(t, md.Names(), "nothing auto-created")
+}

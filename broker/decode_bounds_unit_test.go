@@ -167,6 +167,45 @@ func TestDecodeDeleteTopicsBounded(t *testing.T) {
 	}
 }
 
+func metadataRequest(version int16, topics int) *kmsg.MetadataRequest {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version, req.AllowAutoTopicCreation = version, version >= 4
+	req.IncludeTopicAuthorizedOperations = version >= 8
+	for i := range topics {
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(fmt.Sprintf("t%d", i))
+		if version >= 10 && i%2 == 1 {
+			t.Topic, t.TopicID[0], t.TopicID[15] = nil, byte(i), 9
+		}
+		req.Topics = append(req.Topics, t)
+	}
+	return req
+}
+
+// TestDecodeMetadataBounded: within maxMetadataTopics, kmsg's decoding at
+// every version; past it, the first maxRecordsPerRequest topics only;
+// truncated, an error.
+func TestDecodeMetadataBounded(t *testing.T) {
+	for v := int16(0); v <= 12; v++ {
+		req := metadataRequest(v, 50)
+		got, err := decodeMetadata(v, req.AppendTo(nil))
+		require.NoError(t, err, "v%d", v)
+		require.Equal(t, req, got, "v%d", v)
+
+		big := metadataRequest(v, maxMetadataTopics+1)
+		got, err = decodeMetadata(v, big.AppendTo(nil))
+		require.NoError(t, err)
+		o, ok := got.(*oversizedMetadata)
+		require.True(t, ok, "v%d: %T", v, got)
+		require.Equal(t, maxMetadataTopics+1, o.topics)
+		require.Equal(t, big.Topics[:maxRecordsPerRequest], o.Topics, "v%d", v)
+
+		body := big.AppendTo(nil)
+		_, err = decodeMetadata(v, body[:maxRecordsPerRequest])
+		require.Error(t, err, "v%d truncated", v)
+	}
+}
+
 // FuzzBoundedDecoders: on any bytes the bounded decoders neither panic
 // nor disagree with kmsg: what they decode whole is what kmsg decodes, and
 // what kmsg refuses they refuse.
@@ -177,22 +216,26 @@ func FuzzBoundedDecoders(f *testing.F) {
 	f.Add(int16(3), int8(1), createPartitionsRequest(3, 2, 1).AppendTo(nil))
 	f.Add(int16(3), int8(2), deleteTopicsRequest(3, 3).AppendTo(nil))
 	f.Add(int16(6), int8(2), deleteTopicsRequest(6, 3).AppendTo(nil))
+	f.Add(int16(4), int8(3), metadataRequest(4, 3).AppendTo(nil))
+	f.Add(int16(12), int8(3), metadataRequest(12, 3).AppendTo(nil))
 	f.Fuzz(func(t *testing.T, version int16, which int8, body []byte) {
 		var dec func(int16, []byte) (kmsg.Request, error)
 		var ref kmsg.Request
-		switch which % 3 {
+		switch (int(which)%4 + 4) % 4 {
 		case 0:
 			dec, ref, version = decodeCreateTopics, kmsg.NewPtrCreateTopicsRequest(), version&7
 		case 1:
 			dec, ref, version = decodeCreatePartitions, kmsg.NewPtrCreatePartitionsRequest(), version&3
-		default:
+		case 2:
 			dec, ref, version = decodeDeleteTopics, kmsg.NewPtrDeleteTopicsRequest(), min(version&7, 6)
+		default:
+			dec, ref, version = decodeMetadata, kmsg.NewPtrMetadataRequest(), min(version&15, 12)
 		}
 		ref.SetVersion(version)
 		refErr := ref.ReadFrom(body)
 		got, err := dec(version, body)
 		switch got.(type) {
-		case *oversizedCreateTopics, *oversizedCreatePartitions, *oversizedDeleteTopics:
+		case *oversizedCreateTopics, *oversizedCreatePartitions, *oversizedDeleteTopics, *oversizedMetadata:
 			return // refused from the wire bytes: kmsg may decode what follows the answered topics
 		}
 		if (err == nil) != (refErr == nil) {
