@@ -35,8 +35,14 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		if s.cfg.IdleTimeout > 0 {
 			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		}
+		// After the deadline is set: Close sets draining, then a past
+		// deadline, so one of the two stops this read.
+		if s.draining.Load() {
+			return
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			switch {
+			case s.draining.Load():
 			case isTimeout(err):
 				l.idleClosed.Add(1)
 				log.Debug("closing idle connection (connections.max.idle.ms)", "idle", s.cfg.IdleTimeout)
@@ -127,7 +133,7 @@ func (s *Server) readBody(l *listener, c net.Conn, br io.Reader, size int, log *
 	}
 	frame, err := readFrame(br, size)
 	if err != nil {
-		if isTimeout(err) {
+		if isTimeout(err) && !s.draining.Load() {
 			l.readTimeouts.Add(1)
 			l.timeoutLog.log(s.log, slog.LevelWarn, "closing connection: request body did not arrive in time",
 				"listener", l.name, "remote", c.RemoteAddr().String(), "announced_bytes", size,
@@ -176,7 +182,7 @@ func (s *Server) decode(frame []byte) (*Request, error) {
 	case h.Version < v.MinVersion || h.Version > v.MaxVersion:
 		return nil, &VersionError{Header: h, Known: true, Min: v.MinVersion, Max: v.MaxVersion}
 	}
-	if r.Msg, err = ParseBody(h, rest); err != nil {
+	if r.Msg, err = parseBody(h, rest, s.cfg.Decoders); err != nil {
 		return nil, err
 	}
 	return r, nil
