@@ -54,6 +54,7 @@ func TestClassifyKadmMetadata(t *testing.T) {
 	p2 := got[TopicPartition{"orders", 2}]
 	require.Equal(t, []Condition{UnderReplicated, UnderMinISR, NotPreferredLeader}, p2.Conditions)
 	require.Equal(t, []int32{3, 2}, p2.Missing)
+	require.Equal(t, []int32{3}, p2.OfflineReplicas, "broker 3 is not live")
 
 	p3 := got[TopicPartition{"orders", 3}]
 	require.Equal(t, []Condition{Offline, UnderReplicated, UnderMinISR}, p3.Conditions)
@@ -63,6 +64,10 @@ func TestClassifyKadmMetadata(t *testing.T) {
 	// kafka-topics.sh --unavailable-partitions has it.
 	l0 := got[TopicPartition{"logs", 0}]
 	require.Equal(t, []Condition{Offline, AtMinISR}, l0.Conditions)
+	// Its ISR still names broker 3 (nothing is missing from it), but the
+	// replica is offline: the broker to look at.
+	require.Empty(t, l0.Missing)
+	require.Equal(t, []int32{3}, l0.OfflineReplicas)
 
 	failing := Classify(s)
 	require.Len(t, UnderReplicatedPartitions(failing), 3)

@@ -533,6 +533,15 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 	if c.ProcessRoles.Broker && len(c.Listeners) == 0 {
 		fail("listeners", errors.New("no listener left for clients besides the controller listener"))
 	}
+	if !c.ProcessRoles.Broker && c.ProcessRoles.Controller {
+		// As Kafka's KafkaConfig: a dedicated controller serves no client.
+		switch {
+		case len(c.ControllerListeners) == 0:
+			fail("controller.listener.names", fmt.Errorf("must contain at least one value appearing in the 'listeners' configuration when running the KRaft controller role (listeners %v)", c.Listeners))
+		case len(c.Listeners) > 0:
+			fail("listeners", fmt.Errorf("must only contain KRaft controller listeners from controller.listener.names %v when process.roles=controller (found %s)", c.ControllerListenerNames, c.Listeners[0]))
+		}
+	}
 	if (len(c.ControllerQuorumVoters) > 1 || !c.ProcessRoles.Controller) && c.ClusterID == "" {
 		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter or this node is broker-only: every node must name the same cluster"))
 	}

@@ -179,7 +179,9 @@ func (c *Controller) Publisher() *metadata.Publisher { return c.pub }
 // Image is the current metadata image of this node.
 func (c *Controller) Image() *metadata.Image { return c.pub.Load() }
 
-// Ready is closed once this broker is registered and unfenced.
+// Ready is closed once this broker is registered and unfenced; on a
+// controller-only node, once an active controller acknowledged its
+// heartbeat (the quorum has formed).
 func (c *Controller) Ready() <-chan struct{} { return c.ready }
 
 // Fatal delivers an error that should stop the node: another live process
@@ -493,14 +495,15 @@ func (c *Controller) submit(ctx context.Context, cmd *command) (*result, error) 
 }
 
 // awaitApplied waits (within ctx) until this node applied the metadata
-// offset a forwarded command was committed at.
+// offset a forwarded command was committed at and its image's listeners
+// ran.
 func (c *Controller) awaitApplied(ctx context.Context, res *result) {
 	if res == nil || res.Offset <= 0 {
 		return
 	}
 	for {
 		_, _, changed := c.fsm.since(^uint64(0), 0)
-		if c.fsm.state().img.Offset >= res.Offset {
+		if c.fsm.published.Load() >= res.Offset {
 			return
 		}
 		select {
