@@ -103,6 +103,13 @@ func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("controller: invalid configuration:\n%w", err)
 	}
+	if len(cfg.Voters) == 0 {
+		voters, err := discoverVoters(cfg, bootstrapTimeout)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Voters = voters
+	}
 	if pub == nil {
 		pub = metadata.NewPublisher(metadata.Empty(cfg.ClusterID))
 	}
@@ -564,6 +571,12 @@ func (c *Controller) serveConn(conn net.Conn) {
 			resp.Result, resp.Err = res, toWire(err)
 		case req.Op == "fetch" && req.Fetch != nil:
 			resp.Fetch = c.serveFetch(req.Fetch)
+		case req.Op == "voters":
+			if c.raft == nil {
+				resp.Err = toWire(errorf(ErrNotController, "node %d is not a voter of the metadata quorum", c.cfg.NodeID))
+				break
+			}
+			resp.Voters = c.cfg.Voters
 		default:
 			resp.Err = toWire(errorf(ErrInvalidRequest, "unknown controller rpc %q", req.Op))
 		}

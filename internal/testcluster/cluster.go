@@ -21,7 +21,8 @@ import (
 // voter's CONTROLLER listener on loopback. Broker ids are 1..N. By default
 // every broker is also a voter (process.roles=broker,controller); with
 // DedicatedControllers(k) the voters are k controller-only processes with
-// node ids ControllerIDBase+1.. and the brokers are broker-only.
+// node ids ControllerIDBase+1.. and the brokers are broker-only, given
+// the controllers as controller.quorum.bootstrap.servers.
 type Cluster struct {
 	t         testing.TB
 	ClusterID string
@@ -125,7 +126,15 @@ func tryStartCluster(t testing.TB, n int, opts []Opt) (*Cluster, error) {
 			cf.props["process.roles"] = "controller"
 			p.controller, p.controllerOnly = lns[i-n].Addr().String(), true
 		default:
+			// As Kafka 4's broker.properties: the brokers learn the
+			// voters from controller.quorum.bootstrap.servers.
 			cf.props["process.roles"] = "broker"
+			delete(cf.props, "controller.quorum.voters")
+			var addrs []string
+			for _, ln := range lns {
+				addrs = append(addrs, ln.Addr().String())
+			}
+			cf.props["controller.quorum.bootstrap.servers"] = strings.Join(addrs, ",")
 		}
 		procs[i] = p
 	}
