@@ -237,7 +237,7 @@ func (c *Controller) startRaft() error {
 	c.mux = newMux(ln, c.serveConn)
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger}})
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: c.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
+		Stream: channelStream{c.mux, &c.m.channel}, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
 	})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.cfg.DataDir, 2, hl)
 	if err != nil {
@@ -293,7 +293,7 @@ func (c *Controller) startRaft() error {
 		c.mux.Close()
 		return err
 	}
-	r, err := raft.NewRaft(rc, c.fsm, c.store, c.store, snaps, c.transport)
+	r, err := raft.NewRaft(rc, c.fsm, c.store, c.store, snaps, channelTransport{c.transport, &c.m.channel})
 	if err != nil {
 		c.mux.Close()
 		return fmt.Errorf("controller: start raft: %w", err)

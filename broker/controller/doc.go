@@ -147,7 +147,13 @@
 // log-end-epoch, commit-latency-avg/-max, append-records-rate,
 // fetch-records-rate; rates and averages over Kafka's two 30 s samples;
 // broker-only nodes report as "observer" with their applied offset) and
-// kafka.server:type=MetadataLoader,name=CurrentControllerId; broker nodes
+// kafka.server:type=MetadataLoader,name=CurrentControllerId, and Kafka's
+// kafka.server:type=raft-channel-metrics bean (channel.go): the node's
+// client side of the quorum, measured on the sockets and RPCs themselves
+// (a voter's outbound raft RPCs, a broker-only node's log fetches):
+// connection-count, connection-creation-total, connection-close-total,
+// request-total, response-total, outgoing-byte-total and
+// incoming-byte-total. Broker nodes
 // kafka.server:type=broker-metadata-metrics (last-applied-record-offset,
 // -timestamp from the entry's append time, -lag-ms, metadata load and apply
 // error counts).

@@ -540,7 +540,7 @@ func (c *Controller) fetchLoop() {
 			id = ids[try%len(ids)]
 		}
 		after := uint64(c.fsm.state().img.Offset)
-		resp, err := c.clientIn(c.fetchers, c.cfg.Voters[id]).call(&rpcRequest{Op: "fetch", Fetch: &fetchRequest{After: after, MaxWaitMs: 500}, ClusterID: c.cfg.ClusterID}, time.Now().Add(5*time.Second))
+		resp, err := c.fetcher(c.cfg.Voters[id]).call(&rpcRequest{Op: "fetch", Fetch: &fetchRequest{After: after, MaxWaitMs: 500}, ClusterID: c.cfg.ClusterID}, time.Now().Add(5*time.Second))
 		if err == nil && resp.Err != nil {
 			err = fromWire(resp.Err)
 		}
