@@ -81,14 +81,15 @@ func tryStartCluster(t testing.TB, n int, opts []Opt) (*Cluster, error) {
 	}
 	dedicated := probe.controllers
 	// Voters: the brokers themselves, or the dedicated controllers.
-	voterIDs := make([]int32, 0, max(n, dedicated))
+	var voterIDs []int32
 	for i := range n {
-		if dedicated == 0 {
-			voterIDs = append(voterIDs, int32(i+1))
-		}
+		voterIDs = append(voterIDs, int32(i+1))
 	}
-	for i := range dedicated {
-		voterIDs = append(voterIDs, int32(ControllerIDBase+i+1))
+	if dedicated > 0 {
+		voterIDs = voterIDs[:0]
+		for i := range dedicated {
+			voterIDs = append(voterIDs, int32(ControllerIDBase+i+1))
+		}
 	}
 	var lns []net.Listener
 	var voters []string
