@@ -324,11 +324,13 @@ func (b *Broker) Start() error {
 // startControllerOnly runs a process.roles=controller node as Kafka runs
 // one: a voter of the metadata quorum on its CONTROLLER listener, without
 // the data plane. It registers no broker (so Metadata never lists it), and
-// its telemetry carries the KafkaController and raft-metrics beans.
+// its telemetry carries the KafkaController and raft-metrics beans, and
+// the disk beans (LogDirectoryOffline: the metadata log's dir full).
 func (b *Broker) startControllerOnly() error {
 	if err := b.ctl.Start(metadata.Broker{ID: b.cfg.NodeID}); err != nil {
 		return err
 	}
+	b.registerOSMetrics()
 	if err := b.startHTTP(); err != nil {
 		_ = b.ctl.Close()
 		return err

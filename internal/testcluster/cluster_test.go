@@ -1,11 +1,14 @@
 package testcluster
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,6 +316,23 @@ func TestClusterDedicatedControllers(t *testing.T) {
 	if !slices.Equal(voters, ctrls) || !slices.Contains(ctrls, leader) {
 		t.Fatalf("quorum: leader %d voters %v, want one of %v", leader, voters, ctrls)
 	}
+	// Each controller serves its telemetry: one of them is the active
+	// controller, and its log dir (the metadata log's) is online.
+	active := 0.0
+	for _, id := range ctrls {
+		m, err := controllerMetrics(c.Node(id).Logs())
+		if err != nil {
+			t.Fatalf("controller %d: %v", id, err)
+		}
+		off, ok := m["kafka_log_logmanager_offlinelogdirectorycount"]
+		if !ok || off != 0 {
+			t.Fatalf("controller %d: offline log dirs %v (present %v)", id, off, ok)
+		}
+		active += m["kafka_controller_kafkacontroller_activecontrollercount"]
+	}
+	if active != 1 {
+		t.Fatalf("%v active controllers among %v", active, ctrls)
+	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Node(1).Addr()))
 	if err != nil {
@@ -356,4 +376,45 @@ func TestClusterDedicatedControllers(t *testing.T) {
 	if c.Node(leader).Pid() == 0 {
 		t.Fatalf("controller %d did not restart", leader)
 	}
+}
+
+// controllerMetrics scrapes the /metrics named on a dedicated
+// controller's ready line and returns the unlabelled samples.
+func controllerMetrics(logs string) (map[string]float64, error) {
+	var url string
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "kobs controller ready") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "telemetry="); ok {
+				for _, u := range strings.Split(v, ",") {
+					if strings.HasSuffix(u, "/metrics") {
+						url = u
+					}
+				}
+			}
+		}
+	}
+	if url == "" {
+		return nil, fmt.Errorf("no telemetry address on the ready line:\n%s", logs)
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, sc.Err()
 }
