@@ -6,6 +6,9 @@
 // full, trace topic unreachable) is counted and recorded in a drop event
 // (drops.go) that is itself shipped, so a journey with missing hops says
 // "trace incomplete" and names the client and the time instead of "not
-// found". FetchRecord (lookup.go) reads a record from Kafka by position, to
+// found". The shipper sums the drop events it reads into the Prometheus
+// counter kobs_trace_events_dropped_total{client,tier,reason}
+// (shipper_metrics.go), the one place every client's drops can be scraped
+// from. FetchRecord (lookup.go) reads a record from Kafka by position, to
 // tell a record without trace events from no record at all.
 package tracing

@@ -16,6 +16,8 @@ const (
 	reasonBufferFull = "trace buffer full"
 	reasonNotStarted = "trace producer not started"
 	reasonClosed     = "trace producer closed"
+	// reasonWriteFailed prefixes the trace topic's error.
+	reasonWriteFailed = "trace topic write failed: "
 )
 
 // maxDropIDs bounds the message ids one drop event lists; beyond it only

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/rcrowley/go-metrics"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -70,7 +73,7 @@ func TestDropsAreRecordedAndJourneysSayIncomplete(t *testing.T) {
 	b := newBroker(t)
 	ts := startTraceStore(t)
 	es := ts.es(t)
-	startShipper(t, b.Addr(), ts.URL)
+	shipper := startShipper(t, b.Addr(), ts.URL)
 
 	reg := metrics.NewRegistry()
 	h, err := NewProducerHook(MaxBufferedEvents(3), Metrics(reg), DropWindow(50*time.Millisecond))
@@ -84,6 +87,10 @@ func TestDropsAreRecordedAndJourneysSayIncomplete(t *testing.T) {
 	require.Equal(t, st.Dropped, reg.Get("kobs-trace-events-dropped").(metrics.Gauge).Snapshot().Value())
 
 	waitCount(t, es, st.Written+st.DropEvents, ingestWait)
+	// Every drop event is stored, so the shipper has read them all: its
+	// counter holds every drop, under the client's id.
+	require.Equal(t, map[string]float64{`client="lossy-app",reason="buffer_full",tier="producer"`: float64(st.Dropped)},
+		scrapeDrops(t, shipper))
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)
@@ -192,7 +199,7 @@ func TestConsumerDropsNameTheGroup(t *testing.T) {
 	b := newBroker(t)
 	ts := startTraceStore(t)
 	es := ts.es(t)
-	startShipper(t, b.Addr(), ts.URL)
+	shipper := startShipper(t, b.Addr(), ts.URL)
 	ph, err := NewProducerHook()
 	require.NoError(t, err)
 	produceAll(t, b.Addr(), topic, "producer-app", n, 100, ph)
@@ -208,6 +215,8 @@ func TestConsumerDropsNameTheGroup(t *testing.T) {
 	require.Positive(t, st.Dropped)
 	require.Equal(t, int64(n), st.Written+st.Dropped)
 	waitCount(t, es, n+st.Written+st.DropEvents, ingestWait)
+	require.Equal(t, map[string]float64{`client="consumer-slow-readers",reason="buffer_full",tier="consumer"`: float64(st.Dropped)},
+		scrapeDrops(t, shipper))
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)
@@ -230,4 +239,42 @@ func TestConsumerDropsNameTheGroup(t *testing.T) {
 		}
 	}
 	require.Equal(t, int(st.Dropped), incomplete)
+}
+
+// scrapeDrops scrapes the shipper's /metrics over HTTP and returns the
+// kobs_trace_events_dropped_total series (labels rendered sorted) and values.
+func scrapeDrops(t *testing.T, s *Shipper) map[string]float64 {
+	t.Helper()
+	srv := httptest.NewServer(s.MetricsHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	out := map[string]float64{}
+	mf := mfs["kobs_trace_events_dropped_total"]
+	require.NotNil(t, mf, "no kobs_trace_events_dropped_total in the scrape")
+	require.Equal(t, dto.MetricType_COUNTER, mf.GetType())
+	for _, m := range mf.GetMetric() {
+		var ls []string
+		for _, l := range m.GetLabel() {
+			ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+		}
+		out[strings.Join(ls, ",")] = m.GetCounter().GetValue()
+	}
+	// The shipper's own counters are there too.
+	require.Contains(t, mfs, "kobs_trace_shipper_events_total")
+	return out
+}
+
+func TestDropReasonLabel(t *testing.T) {
+	for reason, want := range map[string]string{
+		reasonBufferFull: "buffer_full", reasonNotStarted: "not_started", reasonClosed: "closed",
+		reasonWriteFailed + "NOT_LEADER_FOR_PARTITION: ...": "write_failed", "something new": "other", "": "other",
+	} {
+		require.Equal(t, want, dropReasonLabel(reason), reason)
+	}
 }

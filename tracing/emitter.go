@@ -261,7 +261,7 @@ func (e *Emitter) send(cl *kgo.Client, value []byte, n int64) {
 			e.dropPacked(r.Value, reasonBufferFull)
 		default:
 			e.failed.Add(n)
-			e.dropPacked(r.Value, "trace topic write failed: "+err.Error())
+			e.dropPacked(r.Value, reasonWriteFailed+err.Error())
 		}
 		putBuf(r.Value)
 		e.release(n)

@@ -103,6 +103,7 @@ type Shipper struct {
 	es  *elastic.Client
 
 	shipped, corrupt, rejected, retries, committed atomic.Int64
+	drops                                          dropCounts // kobs_trace_events_dropped_total
 
 	indexes map[string]bool    // indexes known to exist, this process
 	groups  map[[2]string]bool // (topic, group) pairs written to GroupsIndex
@@ -349,6 +350,9 @@ func (s *Shipper) add(ctx context.Context, bp *elastic.BulkProcessor, r *kgo.Rec
 		s.corrupt.Add(1)
 		s.log.Warn("skipping corrupt trace event", "partition", r.Partition, "offset", r.Offset, "err", err)
 		return nil
+	}
+	if e.Type == TypeDrop {
+		s.drops.add(&e)
 	}
 	idx := IndexName(s.cfg.IndexPrefix, e.TS)
 	if err := s.ensureIndex(ctx, idx, Mapping); err != nil {

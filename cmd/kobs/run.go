@@ -146,14 +146,20 @@ func runAll(ctx context.Context, cfgs []*broker.Config, storeCfg store.Config, a
 		pending++
 		go func() { errs <- serveAgent(ctx, a, agentLn) }()
 	}
+	// The shipper's /metrics (kobs_trace_events_dropped_total) is served
+	// on the trace store's address: GET /metrics there is not the
+	// Elasticsearch API (it would read an index named "metrics").
+	shipper, err := tracing.NewShipper(tracing.ShipperConfig{
+		Brokers: kafka, URL: storeURL, Logger: logger.With("component", "trace-shipper"),
+	})
+	if err != nil {
+		_ = st.Close()
+		return err
+	}
 	go func() {
-		errs <- st.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": qr.Handler()})
+		errs <- st.ServeWith(ctx, ln, map[string]http.Handler{"/v1/trace/": qr.Handler(), "GET /metrics": shipper.MetricsHandler()})
 	}()
-	go func() {
-		errs <- tracing.RunShipper(ctx, tracing.ShipperConfig{
-			Brokers: kafka, URL: storeURL, Logger: logger.With("component", "trace-shipper"),
-		})
-	}()
+	go func() { errs <- shipper.Run(ctx) }()
 
 	// The audit reconciler on the broker: completeness per topic, group and
 	// bucket on --audit-listen (it logs "kobs audit ready").
@@ -164,7 +170,7 @@ func runAll(ctx context.Context, cfgs []*broker.Config, storeCfg store.Config, a
 		telemetry = append(telemetry, telemetryEndpoints(b))
 	}
 	logger.Info("kobs ready", "kafka", strings.Join(kafka, ","), "telemetry", strings.Join(telemetry, ","),
-		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.topic", tracing.DefaultTopic, "agent", agentURL,
+		"tracestore", storeURL, "journeys", storeURL+"/v1/trace/", "trace.metrics", storeURL+"/metrics", "trace.topic", tracing.DefaultTopic, "agent", agentURL,
 		"log.dirs", strings.Join(logDirs(cfgs), ","), "tracestore.dir", storeCfg.Dir)
 
 	// The first component to stop (a signal, or a failure) stops the rest.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -124,6 +125,14 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 				require.Empty(t, j.Produced.Error)
 				require.Equal(t, r.Partition, j.Stored.Partition)
 				require.Equal(t, r.Offset, j.Stored.Offset)
+				// The shipper's metrics are on the trace store's /metrics.
+				mresp, err := http.Get(where["trace.metrics"])
+				require.NoError(t, err)
+				metrics, err := io.ReadAll(mresp.Body)
+				mresp.Body.Close()
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, mresp.StatusCode, "%s", metrics)
+				require.Regexp(t, `(?m)^kobs_trace_shipper_events_total\{outcome="stored"\} [1-9]`, string(metrics))
 				return
 			}
 			last = fmt.Sprint(resp.StatusCode, body, derr)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -33,6 +35,7 @@ func newTraceShipCmd() *cobra.Command {
 	var (
 		cfg       tracing.ShipperConfig
 		bootstrap string
+		listen    string
 	)
 	cmd := &cobra.Command{
 		Use:   "ship",
@@ -51,7 +54,20 @@ func newTraceShipCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "trace shipper: %s (topic %s, group %s) -> %s\n", bootstrap, cfg.Topic, cfg.Group, cfg.URL)
+			metricsAt := ""
+			if listen != "" {
+				ln, err := net.Listen("tcp", listen)
+				if err != nil {
+					return fmt.Errorf("trace shipper: listen %s: %w", listen, err)
+				}
+				metricsAt = ", metrics on http://" + ln.Addr().String() + "/metrics"
+				mux := http.NewServeMux()
+				mux.Handle("GET /metrics", s.MetricsHandler())
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = srv.Serve(ln) }()
+				defer srv.Close()
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "trace shipper: %s (topic %s, group %s) -> %s%s\n", bootstrap, cfg.Topic, cfg.Group, cfg.URL, metricsAt)
 			err = s.Run(ctx)
 			st := s.Stats()
 			cfg.Logger.Info("trace shipper stopped", "shipped", st.Shipped, "corrupt", st.Corrupt,
@@ -62,6 +78,7 @@ func newTraceShipCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&bootstrap, "bootstrap-server", "127.0.0.1:9092", "comma-separated host:port list of the cluster holding the trace topic")
 	f.StringVar(&cfg.URL, "url", "http://127.0.0.1:9200", "Elasticsearch-7-compatible URL (kobs tracestore by default)")
+	f.StringVar(&listen, "listen", tracing.DefaultShipperListen, "HTTP address of /metrics (kobs_trace_events_dropped_total, kobs_trace_shipper_*); empty disables it")
 	f.StringVar(&cfg.Topic, "topic", tracing.DefaultTopic, "trace topic")
 	f.StringVar(&cfg.Group, "group", "kobs-trace-shipper", "consumer group of the shipper")
 	f.StringVar(&cfg.IndexPrefix, "index-prefix", tracing.IndexPrefix, "prefix of the daily indexes")

@@ -14,6 +14,9 @@
 //   - aggregations (aggs.go) computed from doc values in one pass over the
 //     matching documents: the bucket and metric types Grafana's
 //     Elasticsearch datasource sends, answered in Elasticsearch's shape;
+//   - searches for "the newest N" by a time field (topn.go), answered from
+//     the newest slice of the field's values when that suffices, so a topic
+//     page costs the same at any data size;
 //   - the HTTP handler that answers with Elasticsearch 7.17's JSON response
 //     and error shapes, so the same shipper and queries work unchanged against
 //     a real Elasticsearch or OpenSearch cluster;

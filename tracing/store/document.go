@@ -18,6 +18,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/document"
+	"github.com/blevesearch/bleve/v2/numeric"
 	"github.com/blevesearch/bleve/v2/registry"
 	index "github.com/blevesearch/bleve_index_api"
 )
@@ -104,6 +105,8 @@ func (b *docBuilder) build(id string, src []byte, obj map[string]any, version, s
 	b.doc.AddField(document.NewTextFieldWithIndexingOptions(fieldSource, nil, src, index.StoreField))
 	b.doc.AddField(document.NewNumericFieldWithIndexingOptions(fieldVersion, nil, float64(version), index.StoreField))
 	b.doc.AddField(document.NewNumericFieldWithIndexingOptions(fieldSeqNo, nil, float64(seqNo), index.StoreField))
+	// The same number as a doc value: sorting by _doc (index order) reads it.
+	b.doc.AddField(document.NewTextFieldCustom(fieldSeqNo, nil, fullPrecisionTerm(float64(seqNo)), index.IndexField|index.DocValues, nil))
 	return b.doc, nil
 }
 
@@ -223,8 +226,13 @@ func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos [
 		return errMapperParsing(cause, "failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '%s'",
 			path, esType, b.id, preview(v))
 	}
+	// bleve derives a field's doc values from its indexed terms, so a field
+	// Elasticsearch keeps doc values for (the default, even with
+	// "index": false) is indexed here too; the query compiler refuses to
+	// search it when the mapping says it is not indexed, as Elasticsearch 7
+	// does. Without this, sum/avg/terms over such a field saw no values.
 	opts := index.FieldIndexingOptions(0)
-	if l.indexed {
+	if l.indexed || l.docValues {
 		opts |= index.IndexField
 	}
 	if l.docValues {
@@ -273,17 +281,13 @@ func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos [
 		if l.kind == kindLong {
 			f = math.Trunc(f) // Elasticsearch coerces 1.5 to 1 for integer types
 		}
-		if opts != 0 {
-			b.doc.AddField(document.NewNumericFieldWithIndexingOptions(path, pos, f, opts))
-		}
+		b.addNumber(path, pos, f, l, opts)
 	case kindDate:
 		ms, err := dateValue(v, l.format)
 		if err != nil {
 			return fail(&esError{Type: "illegal_argument_exception", Reason: err.Error()})
 		}
-		if opts != 0 {
-			b.doc.AddField(document.NewNumericFieldWithIndexingOptions(path, pos, float64(ms), opts))
-		}
+		b.addNumber(path, pos, float64(ms), l, opts)
 	case kindBool:
 		var bv bool
 		switch x := v.(type) {
@@ -317,6 +321,25 @@ func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos [
 		b.fieldNames[p] = struct{}{}
 	}
 	return nil
+}
+
+// addNumber adds a numeric field. A searchable number gets bleve's 16
+// prefix terms (what numeric range queries walk); a number kept only for
+// doc values ("index": false) gets just the full-precision term, which is
+// all that aggregations and sorting read, at a sixteenth of the cost.
+func (b *docBuilder) addNumber(path string, pos []uint64, f float64, l *leaf, opts index.FieldIndexingOptions) {
+	switch {
+	case l.indexed:
+		b.doc.AddField(document.NewNumericFieldWithIndexingOptions(path, pos, f, opts))
+	case l.docValues:
+		b.doc.AddField(document.NewTextFieldCustom(path, pos, fullPrecisionTerm(f), opts, nil))
+	}
+}
+
+// fullPrecisionTerm is bleve's shift-0 prefix-coded term for f, the term
+// doc-value readers and numeric sorts decode.
+func fullPrecisionTerm(f float64) []byte {
+	return numeric.MustNewPrefixCodedInt64(numeric.Float64ToInt64(f), 0)
 }
 
 func jsonTokenName(v any) string {

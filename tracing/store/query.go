@@ -424,6 +424,15 @@ func objectParams(raw json.RawMessage, key string) (map[string]any, any, error) 
 
 func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (query.Query, *esError) {
 	l := c.leaf(field)
+	if l != nil && !l.indexed && l.kind != kindObject {
+		// Elasticsearch 7 refuses rather than answering "no hits": the
+		// field's values exist (in _source, and in doc values unless
+		// disabled), they are just not searchable. A field kept for doc
+		// values has terms in bleve (see docBuilder.addNumber) that are not
+		// the ones a range query walks, so answering would be wrong too.
+		msg := fmt.Sprintf("Cannot search on field [%s] since it is not indexed.", field)
+		return nil, errQueryShard(&esError{Type: "illegal_argument_exception", Reason: msg}, "failed to create query: %s", msg)
+	}
 	switch typ {
 	case "term":
 		p, v, err := objectParams(params, "value")

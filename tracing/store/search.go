@@ -568,7 +568,7 @@ func (t *target) count(ctx context.Context, r *searchRequest, now time.Time) (*c
 // sortPlan is the bleve sort order plus how to render each value back.
 type sortPlan struct {
 	order   search.SortOrder
-	kinds   []kind // 0 for _score/_id/_doc
+	kinds   []kind // 0 for _score/_id
 	fields  []string
 	specs   []sortSpec
 	byScore bool
@@ -586,9 +586,16 @@ func (t *target) planSort(specs []sortSpec) (*sortPlan, *esError) {
 		case "_score":
 			p.order = append(p.order, &search.SortScore{Desc: s.desc})
 			p.byScore = true
-		case "_doc", "_id":
-			// bleve has no index-order sort; _id order is a stable stand-in.
+		case "_id":
 			p.order = append(p.order, &search.SortDocID{Desc: s.desc})
+		case "_doc", "_seq_no":
+			// Index order. Elasticsearch's _doc is the Lucene doc id, which
+			// on one shard follows the order documents were written in, as
+			// _seq_no does; each document carries its _seq_no as a doc value
+			// (docBuilder.build). bleve's internal ids do not follow write
+			// order once segments merge, so they cannot stand in.
+			k = kindLong
+			p.order = append(p.order, &search.SortField{Field: fieldSeqNo, Desc: s.desc, Type: search.SortFieldAsNumber})
 		default:
 			l := t.leaf(s.field)
 			if l == nil {
@@ -603,6 +610,9 @@ func (t *target) planSort(specs []sortSpec) (*sortPlan, *esError) {
 				}
 				if k == kindObject {
 					return nil, errIllegalArgument("Fielddata is not supported on field [%s] of type [object]", s.field)
+				}
+				if !l.docValues {
+					return nil, errIllegalArgument("Can't load fielddata on [%s] because fielddata is unsupported on fields of type [%s]. Use doc values instead.", s.field, kindName(k))
 				}
 			}
 			sf := &search.SortField{Field: s.field, Desc: s.desc, Type: search.SortFieldAsString}
@@ -627,7 +637,7 @@ func (p *sortPlan) value(k int, hit *search.DocumentMatch) any {
 	if p.fields[k] == "_score" {
 		return hit.Score
 	}
-	if p.fields[k] == "_doc" || p.fields[k] == "_id" {
+	if p.fields[k] == "_id" {
 		return hit.ID
 	}
 	raw := ""
@@ -812,33 +822,22 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 		setTotal(0)
 		return resp, nil
 	}
-	req := bleve.NewSearchRequestOptions(q, r.size, r.from, false)
-	req.SortByCustom(plan.order)
-	fields := []string{fieldSource}
-	if r.version {
-		fields = append(fields, fieldVersion)
-	}
-	if r.seqNoPrimTerm {
-		fields = append(fields, fieldSeqNo)
-	}
-	req.Fields = fields
 	if len(r.searchAfter) > 0 {
-		after, err := plan.afterValues(r.searchAfter)
-		if err != nil {
+		if _, err := plan.afterValues(r.searchAfter); err != nil {
 			return nil, err
 		}
-		req.SearchAfter = after
-		req.From = 0
 	}
+	req := newSearchRequest(q, r, plan)
 	scored := plan.byScore || r.trackScores
-	if !scored {
-		req.Score = "none"
-	}
-	res, serr := t.searcher().SearchInContext(ctx, req)
+	res, total, serr := t.topN(ctx, req, q, plan, r)
 	if serr != nil {
 		return nil, searchErr(serr)
 	}
-	setTotal(res.Total)
+	if total == nil {
+		setTotal(res.Total)
+	} else {
+		setTotal(*total) // the narrowed search's Total covers its slice only
+	}
 	if scored && len(res.Hits) > 0 {
 		resp.Hits.MaxScore = ptr(res.MaxScore)
 	}
@@ -878,4 +877,27 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 		resp.Hits.Hits = append(resp.Hits.Hits, hit)
 	}
 	return resp, nil
+}
+
+// newSearchRequest is the bleve request for r's hits (plan.afterValues is
+// checked by the caller).
+func newSearchRequest(q query.Query, r *searchRequest, plan *sortPlan) *bleve.SearchRequest {
+	req := bleve.NewSearchRequestOptions(q, r.size, r.from, false)
+	req.SortByCustom(plan.order)
+	fields := []string{fieldSource}
+	if r.version {
+		fields = append(fields, fieldVersion)
+	}
+	if r.seqNoPrimTerm {
+		fields = append(fields, fieldSeqNo)
+	}
+	req.Fields = fields
+	if len(r.searchAfter) > 0 {
+		req.SearchAfter, _ = plan.afterValues(r.searchAfter)
+		req.From = 0
+	}
+	if !plan.byScore && !r.trackScores {
+		req.Score = "none"
+	}
+	return req
 }
