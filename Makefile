@@ -20,16 +20,17 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/kobs
 
-# The main job on the embedded default: a broker on 127.0.0.1:9092, the trace
-# store on 127.0.0.1:9200 and the shipper between them, data under ./data.
+# The main job on the embedded default: three brokers on 127.0.0.1:9092-9094,
+# the trace store on 127.0.0.1:9200 and the shipper between them, the agent and
+# the audit reconciler, data under ./data.
 run: build
 	@mkdir -p data
-	@echo "kobs: broker on 127.0.0.1:9092 (Kafka protocol), telemetry on http://127.0.0.1:8778 (/jolokia, /metrics),"
+	@echo "kobs: 3 brokers on 127.0.0.1:9092,9093,9094 (Kafka protocol), telemetry on http://127.0.0.1:8778, 8788, 8798 (/jolokia, /metrics),"
 	@echo "      trace store on http://127.0.0.1:9200 (Elasticsearch API, journeys on /v1/trace/), data under ./data"
 	@echo "      agent on http://127.0.0.1:9308 (lag and failing ISR: /metrics, /v1/groups, /v1/partitions/failing)"
 	@echo "      audit reconciler on http://127.0.0.1:8780 (/metrics, /v1/audit/; kobs audit report --topic T)"
 	@alerts/run-monitoring.sh $$PPID &
-	$(BIN) run --config config/server.properties
+	$(BIN) run --brokers 3 --config config/server.properties
 
 deps:
 	scripts/install-test-deps.sh

@@ -241,14 +241,16 @@ func PrometheusConfig(c PromConfig) string {
 		}
 		return v
 	}
-	c.Brokers = def(c.Brokers, "127.0.0.1:8778")
+	// make run's three nodes (kobs run --brokers 3: telemetry 10 ports apart).
+	c.Brokers = def(c.Brokers, "127.0.0.1:8778", "127.0.0.1:8788", "127.0.0.1:8798")
 	if c.Agents == nil {
 		c.Agents = []string{"127.0.0.1:9308"}
 	}
 	if c.Audits == nil {
 		c.Audits = []string{"127.0.0.1:8780"}
 	}
-	c.Alertmanagers = def(c.Alertmanagers, "127.0.0.1:9093")
+	// Not Alertmanager's usual 9093: make run's second broker listens there.
+	c.Alertmanagers = def(c.Alertmanagers, "127.0.0.1:9095")
 	c.RuleFiles = def(c.RuleFiles, RulesFile)
 	if c.ScrapeInterval == "" {
 		c.ScrapeInterval = "15s"

@@ -96,7 +96,11 @@ func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
 			b.respondFetch(r, req, resp)
 			return
 		case <-b.ctx.Done():
-			r.CloseConn(errors.New("broker shutting down"))
+			// Shutting down: answer with what there is, as at the
+			// deadline, rather than closing the connection under the
+			// request (the server drains answered requests first).
+			resp, _, _ := b.readFetch(req)
+			b.respondFetch(r, req, resp)
 			return
 		}
 	}

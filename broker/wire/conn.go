@@ -35,8 +35,14 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		if s.cfg.IdleTimeout > 0 {
 			_ = c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		}
+		// After the deadline is set: Close sets draining, then a past
+		// deadline, so one of the two stops this read.
+		if s.draining.Load() {
+			return
+		}
 		if _, err := io.ReadFull(br, sizeBuf[:]); err != nil {
 			switch {
+			case s.draining.Load():
 			case isTimeout(err):
 				l.idleClosed.Add(1)
 				log.Debug("closing idle connection (connections.max.idle.ms)", "idle", s.cfg.IdleTimeout)
@@ -124,7 +130,7 @@ func (s *Server) readBody(l *listener, c net.Conn, br io.Reader, size int, log *
 	}
 	frame, err := readFrame(br, size)
 	if err != nil {
-		if isTimeout(err) {
+		if isTimeout(err) && !s.draining.Load() {
 			l.readTimeouts.Add(1)
 			l.timeoutLog.log(s.log, slog.LevelWarn, "closing connection: request body did not arrive in time",
 				"listener", l.name, "remote", c.RemoteAddr().String(), "announced_bytes", size,

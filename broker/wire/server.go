@@ -84,6 +84,10 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// draining is set when Close starts: connections stop reading new
+	// requests; connWG counts the connection goroutines Close waits for.
+	draining atomic.Bool
+	connWG   sync.WaitGroup
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -245,7 +249,7 @@ func (s *Server) acceptLoop(l *listener) {
 		}
 		ip := remoteIP(c)
 		s.mu.Lock()
-		if s.ctx.Err() != nil {
+		if s.ctx.Err() != nil || s.draining.Load() {
 			s.mu.Unlock()
 			c.Close()
 			s.releaseSlot()
@@ -267,8 +271,10 @@ func (s *Server) acceptLoop(l *listener) {
 		l.conns.Add(1)
 		l.created.Add(1)
 		s.wg.Add(1)
+		s.connWG.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.connWG.Done()
 			s.serveConn(l, c)
 			c.Close()
 			s.mu.Lock()
@@ -365,18 +371,46 @@ func (s *Server) MemoryPool() (available, used int64) { return s.pool.usage() }
 // Close stops accepting, closes every connection and waits for the
 // connection and handler goroutines to end.
 func (s *Server) Close() {
-	s.cancel()
-	s.pool.close()
+	// Drain first: stop accepting, stop reading new requests, and let the
+	// requests already read be answered before the connections close. A
+	// broker closes after its controlled shutdown, so those answers are
+	// mostly NOT_LEADER_OR_FOLLOWER, which clients retry elsewhere; a
+	// connection closed under a request instead reads as EOF, which
+	// franz-go does not retry on a connection's first request (it takes it
+	// for missing SASL) and fails the records.
 	s.mu.Lock()
+	s.draining.Store(true)
 	for _, l := range s.listeners {
 		l.ln.Close()
 	}
+	for c := range s.conns {
+		// Wakes a connection blocked waiting for its next request; one
+		// between requests sees draining before it reads again.
+		_ = c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	drained := make(chan struct{})
+	go func() { s.connWG.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		s.log.Warn("closing connections with requests still unanswered", "waited", drainTimeout)
+	}
+
+	s.cancel()
+	s.pool.close()
+	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
 }
+
+// drainTimeout bounds how long Close waits for requests in flight: long
+// enough for a handler to answer, short next to a request timeout (a
+// parked acks=all produce or long-poll fetch is cut off after it).
+const drainTimeout = 2 * time.Second
 
 // Done is closed when Close starts; parked requests watch it.
 func (s *Server) Done() <-chan struct{} { return s.ctx.Done() }

@@ -272,3 +272,60 @@ func fuzzSeeds() [][]byte {
 	out = append(out, strip(frame(av, 4, "c")))
 	return out
 }
+
+// gatedHandler answers once release is closed, and says when it holds a
+// request.
+type gatedHandler struct {
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (h gatedHandler) Handle(r *Request) {
+	go func() {
+		h.held <- struct{}{}
+		<-h.release
+		r.Respond(r.Msg.ResponseKind())
+	}()
+}
+
+// TestCloseAnswersRequestsInFlight: a server closing (a broker's shutdown,
+// after its controlled shutdown) answers the requests it has read before it
+// closes their connections, and closes idle connections at once; a client
+// whose request is cut off reads EOF, which franz-go does not retry on a new
+// connection.
+func TestCloseAnswersRequestsInFlight(t *testing.T) {
+	h := gatedHandler{held: make(chan struct{}, 1), release: make(chan struct{})}
+	s := NewServer(Config{Versions: testVersions(), Handlers: 2}, h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s.Serve("PLAINTEXT", ln)
+	busy, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer busy.Close()
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer idle.Close()
+
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	_, err = busy.Write(frame(req, 7, "c"))
+	require.NoError(t, err)
+	<-h.held
+
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	// The idle connection goes first, while the request is still held.
+	expectClosed(t, idle)
+	select {
+	case <-closed:
+		t.Fatal("Close returned with a request unanswered")
+	default:
+	}
+	close(h.release)
+	corr, _ := readResponse(t, busy)
+	require.Equal(t, int32(7), corr, "the request in flight was answered")
+	expectClosed(t, busy)
+	<-closed
+	_, err = net.Dial("tcp", ln.Addr().String())
+	require.Error(t, err, "no longer accepting")
+}
