@@ -21,6 +21,10 @@ type memStorage struct {
 	next    map[int32]int64
 	fail    error         // returned by Append when set
 	loading chan struct{} // Read blocks until closed, when set
+	// hold keeps the commit acknowledgements (the ISR has not replicated
+	// the batch yet) until release.
+	hold bool
+	held []func(error)
 }
 
 func newMemStorage() *memStorage {
@@ -33,7 +37,9 @@ func (m *memStorage) Append(p int32, batch []byte, done func(error)) error {
 	if m.fail != nil {
 		return m.fail
 	}
-	if done != nil {
+	if done != nil && m.hold {
+		m.held = append(m.held, done)
+	} else if done != nil {
 		// Committed at once, and reported from inside Append: the
 		// coordinator must not run the acknowledgement under its lock.
 		defer done(nil)
@@ -43,6 +49,18 @@ func (m *memStorage) Append(p int32, batch []byte, done func(error)) error {
 	m.next[p] += int64(binary.BigEndian.Uint32(b[57:]))
 	m.parts[p] = append(m.parts[p], b)
 	return nil
+}
+
+// release reports every held acknowledgement with err (nil: committed)
+// and stops holding.
+func (m *memStorage) release(err error) {
+	m.mu.Lock()
+	held := m.held
+	m.held, m.hold = nil, false
+	m.mu.Unlock()
+	for _, d := range held {
+		d(err)
+	}
 }
 
 func (m *memStorage) Bounds(p int32) (int64, int64, bool) {
@@ -698,4 +716,66 @@ func TestUnloadAndLoad(t *testing.T) {
 	h.c.Load(p)
 	require.Eventually(t, func() bool { return h.c.OffsetFetch(req).ErrorCode == 0 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, map[int32]int64{0: 42, 1: -1, 2: -1, 3: -1}, h.fetch())
+}
+
+// The leader's assignment is handed out only once its record is committed
+// (Kafka's storeGroup, acks=-1): until then the group is
+// CompletingRebalance and every SyncGroup waits. A write that does not
+// commit (the ISR timed out) answers REBALANCE_IN_PROGRESS and the group
+// rebalances; one that lost the partition's leadership NOT_COORDINATOR.
+func TestSyncGroupWaitsForCommittedAssignment(t *testing.T) {
+	h := newHarness(t)
+	a, ja := h.joinNew()
+	b, jb := h.joinNew()
+	h.clk.Advance(0)
+	ra, rb := ja.get(t), jb.get(t)
+	leader, follower := a, b
+	if ra.LeaderID != a {
+		leader, follower = b, a
+	}
+	gen := ra.Generation
+	require.Equal(t, gen, rb.Generation)
+
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sf := h.sync(follower, gen, nil)
+	sl := h.sync(leader, gen, map[string]string{leader: "A", follower: "B"})
+	require.False(t, sl.done(), "the leader got the assignment before its record was committed")
+	require.False(t, sf.done(), "a follower got the assignment before its record was committed")
+	require.Equal(t, "CompletingRebalance", h.state())
+	h.st.release(nil)
+	require.Equal(t, "A", string(sl.get(t).MemberAssignment))
+	require.Equal(t, "B", string(sf.get(t).MemberAssignment))
+	require.Equal(t, "Stable", h.state())
+
+	// The next generation's assignment does not commit in time.
+	j1 := h.join(leader)
+	j2 := h.join(follower, withMeta("changed"))
+	r1, r2 := j1.get(t), j2.get(t)
+	require.Zero(t, r1.ErrorCode)
+	require.Equal(t, gen+1, r2.Generation)
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sf = h.sync(follower, gen+1, nil)
+	sl = h.sync(leader, gen+1, map[string]string{leader: "A2", follower: "B2"})
+	require.False(t, sl.done())
+	h.st.release(fmt.Errorf("%w: offset 7", ErrTimeout))
+	require.Equal(t, kerr.RebalanceInProgress.Code, sl.get(t).ErrorCode)
+	require.Equal(t, kerr.RebalanceInProgress.Code, sf.get(t).ErrorCode)
+	require.Equal(t, "PreparingRebalance", h.state())
+
+	// Leadership of the partition lost while the write was pending.
+	j1, j2 = h.join(leader), h.join(follower, withMeta("changed"))
+	r1, r2 = j1.get(t), j2.get(t)
+	require.Zero(t, r1.ErrorCode)
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sl = h.sync(leader, r2.Generation, map[string]string{leader: "A3", follower: "B3"})
+	sf = h.sync(follower, r2.Generation, nil)
+	h.st.release(fmt.Errorf("%w: __consumer_offsets-0", ErrNotCoordinator))
+	require.Equal(t, kerr.NotCoordinator.Code, sl.get(t).ErrorCode)
+	require.Equal(t, kerr.NotCoordinator.Code, sf.get(t).ErrorCode)
 }
