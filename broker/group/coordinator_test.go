@@ -779,3 +779,39 @@ func TestSyncGroupWaitsForCommittedAssignment(t *testing.T) {
 	require.Equal(t, kerr.NotCoordinator.Code, sl.get(t).ErrorCode)
 	require.Equal(t, kerr.NotCoordinator.Code, sf.get(t).ErrorCode)
 }
+
+// A static member's restart in a Stable group is answered once its new
+// member id is committed; if the write fails the old id stays (reverted)
+// and the join gets the storeGroup error.
+func TestStaticRejoinWaitsForCommit(t *testing.T) {
+	h := newHarness(t)
+	j := h.join("", withInstance("inst-a"))
+	h.clk.Advance(0)
+	r := j.get(t)
+	oldID, gen := r.MemberID, r.Generation
+	require.Equal(t, "A", string(h.sync(oldID, gen, map[string]string{oldID: "A"}).get(t).MemberAssignment))
+
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	pj := h.join("", withInstance("inst-a"))
+	require.False(t, pj.done(), "answered before the new member id was committed")
+	h.st.release(fmt.Errorf("%w: offset 3", ErrTimeout))
+	failed := pj.get(t)
+	require.Equal(t, kerr.RebalanceInProgress.Code, failed.ErrorCode)
+	require.Zero(t, h.heartbeat(oldID, gen, "inst-a"), "the old member id is back")
+	require.Equal(t, "Stable", h.state())
+
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	pj = h.join("", withInstance("inst-a"))
+	require.False(t, pj.done())
+	h.st.release(nil)
+	r2 := pj.get(t)
+	require.Zero(t, r2.ErrorCode)
+	require.NotEqual(t, oldID, r2.MemberID)
+	require.Equal(t, gen, r2.Generation)
+	require.Equal(t, kerr.FencedInstanceID.Code, h.heartbeat(oldID, gen, "inst-a"))
+	require.Equal(t, "A", string(h.sync(r2.MemberID, gen, nil).get(t).MemberAssignment))
+}
