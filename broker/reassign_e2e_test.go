@@ -23,8 +23,9 @@ import (
 // replicas with kadm; preferred leader election moves leadership back",
 // over three `kobs broker` processes and nothing but kadm for the admin
 // side: an RF 2 partition on brokers {1,2} holding records moves to {2,3}
-// (AlterPartitionAssignments, watched with ListPartitionReassignments);
-// Metadata then shows replicas [2,3] and ISR {2,3}, broker 1 has deleted
+// (AlterPartitionAssignments); while broker 3 is down the move stays in
+// progress (ListPartitionReassignments: adding [3], removing [1]); once
+// it is back Metadata shows replicas [2,3] and ISR {2,3}, broker 1 has deleted
 // its copy and broker 3 serves every record by itself once broker 2 is
 // stopped. Broker 2, the preferred leader, comes back as a follower;
 // ElectLeaders(preferred) gives it the leadership again.
@@ -118,7 +119,11 @@ func TestReassignAndPreferredElection(t *testing.T) {
 	}
 	produce("before", records)
 
-	// The move: 3 is added, 1 removed once 3 is in the ISR.
+	// The move, held in progress while broker 3 is down (a registered
+	// broker may be a target, fenced or not, as in Kafka): 3 is added, and
+	// 1 stays a replica until 3 is in the ISR.
+	c.Node(3).Stop()
+	waitBrokersListed(t, c)
 	req := kadm.AlterPartitionAssignmentsReq{}
 	req.Assign(topic, 0, []int32{2, 3})
 	ares, err := adm.AlterPartitionAssignments(ctx, req)
@@ -127,6 +132,18 @@ func TestReassignAndPreferredElection(t *testing.T) {
 	ar, ok := ares[topic][0]
 	require.True(t, ok, "no answer for %s-0: %+v", topic, ares)
 	require.NoError(t, ar.Err)
+	ls, err := adm.ListPartitionReassignments(ctx, kadm.TopicsSet{topic: {0: {}}})
+	require.NoError(t, err)
+	lr, ok := ls[topic][0]
+	require.True(t, ok, "reassignment in progress not listed: %+v", ls)
+	require.Equal(t, []int32{2, 3, 1}, lr.Replicas, "target replicas, then the ones being removed")
+	require.Equal(t, []int32{3}, lr.AddingReplicas)
+	require.Equal(t, []int32{1}, lr.RemovingReplicas)
+	waitPartition("reassignment in progress", func(p kadm.PartitionDetail) bool {
+		return slices.Equal(p.Replicas, []int32{2, 3, 1}) && sortedEq(p.ISR, 1, 2) && p.Leader == 1
+	})
+	produce("moving", 100)
+	c.Node(3).Restart()
 	moved := waitPartition("reassigned to [2,3]", func(p kadm.PartitionDetail) bool {
 		return slices.Equal(p.Replicas, []int32{2, 3}) && sortedEq(p.ISR, 2, 3)
 	})
@@ -170,7 +187,7 @@ func TestReassignAndPreferredElection(t *testing.T) {
 		return nil
 	})
 	produce("after", 100)
-	const total = records + 100
+	const total = records + 200
 
 	// Broker 3's log holds everything: with broker 2 stopped it leads
 	// alone and serves all records.
