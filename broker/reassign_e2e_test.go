@@ -209,7 +209,9 @@ func TestReassignAndPreferredElection(t *testing.T) {
 	waitPartition("broker 2 back in the ISR", func(p kadm.PartitionDetail) bool {
 		return p.Leader == 3 && sortedEq(p.ISR, 2, 3)
 	})
-	el, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}}})
+	// Over all partitions, as kafka-leader-election.sh
+	// --all-topic-partitions does (a nil set is a null topic list).
+	el, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, nil)
 	require.NoError(t, err)
 	er, ok := el[topic][0]
 	require.True(t, ok, "no election answer: %+v", el)
