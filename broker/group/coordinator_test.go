@@ -25,6 +25,11 @@ type memStorage struct {
 	// the batch yet) until release.
 	hold bool
 	held []func(error)
+	// flushOnAppend reports the held acknowledgements as committed from
+	// inside the next Append, as the log does when the high watermark
+	// moves during a later append of the same partition, and stops
+	// holding.
+	flushOnAppend bool
 }
 
 func newMemStorage() *memStorage {
@@ -33,6 +38,15 @@ func newMemStorage() *memStorage {
 
 func (m *memStorage) Append(p int32, batch []byte, done func(error)) error {
 	m.mu.Lock()
+	if m.flushOnAppend {
+		held := m.held
+		m.held, m.hold, m.flushOnAppend = nil, false, false
+		m.mu.Unlock()
+		for _, d := range held {
+			d(nil)
+		}
+		m.mu.Lock()
+	}
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
@@ -103,6 +117,9 @@ type harness struct {
 	st  *memStorage
 	c   *Coordinator
 	cfg Config
+	// hung: a test found a shard lock held forever; closing the
+	// coordinator would hang the cleanup too.
+	hung bool
 }
 
 const testGroup = "grp"
@@ -136,7 +153,11 @@ func (h *harness) start() {
 		s.owned = true
 		require.NoError(h.t, s.load(s.gen))
 	}
-	h.t.Cleanup(c.Close)
+	h.t.Cleanup(func() {
+		if !h.hung {
+			c.Close()
+		}
+	})
 }
 
 // pendingJoin is a JoinGroup whose answer may come later.
@@ -145,6 +166,18 @@ type pendingJoin struct {
 }
 
 func (p pendingJoin) done() bool { return len(p.ch) > 0 }
+
+// wait is get for an answer that comes from another goroutine.
+func (p pendingJoin) wait(t *testing.T) *kmsg.JoinGroupResponse {
+	t.Helper()
+	select {
+	case r := <-p.ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("JoinGroup not answered")
+		return nil
+	}
+}
 
 func (p pendingJoin) get(t *testing.T) *kmsg.JoinGroupResponse {
 	t.Helper()
@@ -202,6 +235,18 @@ func (h *harness) joinNew(opts ...joinOpt) (string, pendingJoin) {
 type pendingSync struct{ ch chan *kmsg.SyncGroupResponse }
 
 func (p pendingSync) done() bool { return len(p.ch) > 0 }
+
+// wait is get for an answer that comes from another goroutine.
+func (p pendingSync) wait(t *testing.T) *kmsg.SyncGroupResponse {
+	t.Helper()
+	select {
+	case r := <-p.ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("SyncGroup not answered")
+		return nil
+	}
+}
 
 func (p pendingSync) get(t *testing.T) *kmsg.SyncGroupResponse {
 	t.Helper()
@@ -745,8 +790,8 @@ func TestSyncGroupWaitsForCommittedAssignment(t *testing.T) {
 	require.False(t, sf.done(), "a follower got the assignment before its record was committed")
 	require.Equal(t, "CompletingRebalance", h.state())
 	h.st.release(nil)
-	require.Equal(t, "A", string(sl.get(t).MemberAssignment))
-	require.Equal(t, "B", string(sf.get(t).MemberAssignment))
+	require.Equal(t, "A", string(sl.wait(t).MemberAssignment))
+	require.Equal(t, "B", string(sf.wait(t).MemberAssignment))
 	require.Equal(t, "Stable", h.state())
 
 	// The next generation's assignment does not commit in time.
@@ -762,8 +807,8 @@ func TestSyncGroupWaitsForCommittedAssignment(t *testing.T) {
 	sl = h.sync(leader, gen+1, map[string]string{leader: "A2", follower: "B2"})
 	require.False(t, sl.done())
 	h.st.release(fmt.Errorf("%w: offset 7", ErrTimeout))
-	require.Equal(t, kerr.RebalanceInProgress.Code, sl.get(t).ErrorCode)
-	require.Equal(t, kerr.RebalanceInProgress.Code, sf.get(t).ErrorCode)
+	require.Equal(t, kerr.RebalanceInProgress.Code, sl.wait(t).ErrorCode)
+	require.Equal(t, kerr.RebalanceInProgress.Code, sf.wait(t).ErrorCode)
 	require.Equal(t, "PreparingRebalance", h.state())
 
 	// Leadership of the partition lost while the write was pending.
@@ -776,8 +821,8 @@ func TestSyncGroupWaitsForCommittedAssignment(t *testing.T) {
 	sl = h.sync(leader, r2.Generation, map[string]string{leader: "A3", follower: "B3"})
 	sf = h.sync(follower, r2.Generation, nil)
 	h.st.release(fmt.Errorf("%w: __consumer_offsets-0", ErrNotCoordinator))
-	require.Equal(t, kerr.NotCoordinator.Code, sl.get(t).ErrorCode)
-	require.Equal(t, kerr.NotCoordinator.Code, sf.get(t).ErrorCode)
+	require.Equal(t, kerr.NotCoordinator.Code, sl.wait(t).ErrorCode)
+	require.Equal(t, kerr.NotCoordinator.Code, sf.wait(t).ErrorCode)
 }
 
 // A static member's restart in a Stable group is answered once its new
@@ -797,7 +842,7 @@ func TestStaticRejoinWaitsForCommit(t *testing.T) {
 	pj := h.join("", withInstance("inst-a"))
 	require.False(t, pj.done(), "answered before the new member id was committed")
 	h.st.release(fmt.Errorf("%w: offset 3", ErrTimeout))
-	failed := pj.get(t)
+	failed := pj.wait(t)
 	require.Equal(t, kerr.RebalanceInProgress.Code, failed.ErrorCode)
 	require.Zero(t, h.heartbeat(oldID, gen, "inst-a"), "the old member id is back")
 	require.Equal(t, "Stable", h.state())
@@ -808,10 +853,59 @@ func TestStaticRejoinWaitsForCommit(t *testing.T) {
 	pj = h.join("", withInstance("inst-a"))
 	require.False(t, pj.done())
 	h.st.release(nil)
-	r2 := pj.get(t)
+	r2 := pj.wait(t)
 	require.Zero(t, r2.ErrorCode)
 	require.NotEqual(t, oldID, r2.MemberID)
 	require.Equal(t, gen, r2.Generation)
 	require.Equal(t, kerr.FencedInstanceID.Code, h.heartbeat(oldID, gen, "inst-a"))
 	require.Equal(t, "A", string(h.sync(r2.MemberID, gen, nil).get(t).MemberAssignment))
+}
+
+// The log may report an earlier batch committed from inside a later
+// Append of the same partition (the high watermark moved meanwhile), while
+// the coordinator holds the shard lock for that append: the pending
+// SyncGroup's continuation must not take the lock there.
+func TestCommitReportedDuringAnotherAppend(t *testing.T) {
+	h := newHarness(t)
+	a, ja := h.joinNew()
+	h.clk.Advance(0)
+	gen := ja.get(t).Generation
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sl := h.sync(a, gen, map[string]string{a: "A"})
+	require.False(t, sl.done())
+
+	// Another group of the same shard commits an offset: its append
+	// reports the assignment committed.
+	other := ""
+	for i := 0; other == ""; i++ {
+		if g := fmt.Sprintf("other-%d", i); h.c.PartitionFor(g) == h.c.PartitionFor(testGroup) {
+			other = g
+		}
+	}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version, req.Group, req.Generation = 8, other, -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 5
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	h.st.mu.Lock()
+	h.st.flushOnAppend = true
+	h.st.mu.Unlock()
+	// On its own goroutine: a continuation taking the lock there would
+	// hang it, and the test must fail rather than hang.
+	codes := make(chan int16, 1)
+	go h.c.OffsetCommit(req, func(r *kmsg.OffsetCommitResponse) { codes <- r.Topics[0].Partitions[0].ErrorCode })
+	select {
+	case code := <-codes:
+		require.Zero(t, code)
+	case <-time.After(5 * time.Second):
+		h.hung = true
+		t.Fatal("the offset commit hung: the assignment's continuation took the shard lock its append holds")
+	}
+	require.Equal(t, "A", string(sl.wait(t).MemberAssignment))
+	require.Equal(t, "Stable", h.state())
 }

@@ -352,16 +352,7 @@ func (s *shard) replaceStaticMember(g *group, req *kmsg.JoinGroupRequest, oldID,
 				}
 				s.completeJoin(m, resp)
 			}
-			err := s.appendAck([]KV{{Key: EncodeGroupKey(g.id), Value: EncodeGroupValue(g.metadataValue())}}, func(err error) {
-				// Outside the shard lock (appendAck's contract): take it again.
-				s.mu.Lock()
-				defer s.unlock()
-				if s.closed || !s.owned {
-					return // unloaded: parked requests were answered NOT_COORDINATOR
-				}
-				stored(err)
-			})
-			if err != nil {
+			if err := s.appendThen([]KV{{Key: EncodeGroupKey(g.id), Value: EncodeGroupValue(g.metadataValue())}}, stored); err != nil {
 				stored(err)
 			}
 			return

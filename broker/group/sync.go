@@ -244,16 +244,7 @@ func (s *shard) storeAssignment(g *group, leader string, assign map[string][]byt
 		g.transition(stateStable, s.nowMs())
 		s.c.log.Info("group stable", "group", g.id, "generation", g.generation, "members", len(g.members))
 	}
-	err := s.appendAck([]KV{rec}, func(err error) {
-		// Outside the shard lock (appendAck's contract): take it again.
-		s.mu.Lock()
-		defer s.unlock()
-		if s.closed || !s.owned {
-			return // unloaded: parked requests were answered NOT_COORDINATOR
-		}
-		stored(err)
-	})
-	if err != nil {
+	if err := s.appendThen([]KV{rec}, stored); err != nil {
 		stored(err)
 	}
 }
