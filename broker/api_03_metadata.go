@@ -27,6 +27,11 @@ import (
 //     would pass kobs.max.partitions.per.broker POLICY_VIOLATION (what
 //     Kafka passes on when its create policy refuses an auto-creation).
 //     Refusals are logged once per request and counted in ErrorsPerSec.
+//   - A request naming more than 200,000 topics (a null list, all topics,
+//     is not bounded) is refused from its wire bytes (decode_bounds.go):
+//     its first 10,000 topics are answered INVALID_REQUEST and the broker
+//     logs why. Kafka has no such bound; decoding 35 million names of a
+//     100 MB request took 1.6 GB.
 //   - Brokers, leaders, leader epochs, replicas, ISR and the controller come
 //     from the current metadata image; replicas on brokers that are not
 //     live (fenced or unregistered) are listed as offline (v5+).
@@ -35,7 +40,14 @@ import (
 // cluster id; v4 AllowAutoTopicCreation; v5 offline replicas; v7 leader
 // epoch; v8 authorized operations; v9 flexible; v10 topic ids.
 func (b *Broker) handleMetadata(r *wire.Request) {
-	req := r.Msg.(*kmsg.MetadataRequest)
+	var req *kmsg.MetadataRequest
+	oversized := 0
+	switch m := r.Msg.(type) {
+	case *oversizedMetadata:
+		req, oversized = m.MetadataRequest, m.topics
+	default:
+		req = m.(*kmsg.MetadataRequest)
+	}
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	img := b.pub.Load()
 
@@ -58,6 +70,17 @@ func (b *Broker) handleMetadata(r *wire.Request) {
 	resp.ClusterID = strp(b.clusterID)
 	resp.ControllerID = img.ControllerID
 
+	if oversized > 0 {
+		b.log.Warn("metadata request refused: it names too many topics, refused before decoding it whole",
+			"topics", oversized, "max", maxMetadataTopics, "answered_invalid_request", len(req.Topics), "bytes", r.Size, "client", r.Header.ClientID)
+		for _, rt := range req.Topics {
+			st := kmsg.NewMetadataResponseTopic()
+			st.Topic, st.TopicID, st.ErrorCode = rt.Topic, rt.TopicID, kerr.InvalidRequest.Code
+			resp.Topics = append(resp.Topics, st)
+		}
+		r.Respond(resp)
+		return
+	}
 	allowCreate := req.Version < 4 || req.AllowAutoTopicCreation
 	var names []string
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)

@@ -34,12 +34,19 @@ import (
 //     plus partitions is refused as a whole with POLICY_VIOLATION, as
 //     Kafka's controller refuses an operation of more than 10,000 records;
 //     a topic whose replicas would pass kobs.max.partitions.per.broker on
-//     the live brokers gets POLICY_VIOLATION naming the limit.
+//     the live brokers gets POLICY_VIOLATION naming the limit. A request
+//     of more than 10,000 topics, assignments and configs is refused from
+//     its wire bytes (decode_bounds.go): only its first 10,000 topic names
+//     are decoded, and answered.
 //   - ValidateOnly checks everything and creates nothing.
 //
 // Version notes: v1 ValidateOnly and ErrorMessage, v5 returns partitions,
 // replication factor and the effective configs, v5 flexible, v7 topic id.
 func (b *Broker) handleCreateTopics(r *wire.Request) {
+	if o, ok := r.Msg.(*oversizedCreateTopics); ok {
+		b.refuseOversizedCreateTopics(r, o)
+		return
+	}
 	req := r.Msg.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]int{}
@@ -70,6 +77,27 @@ func (b *Broker) handleCreateTopics(r *wire.Request) {
 		if st.ErrorCode != 0 && st.ErrorCode != kerr.TopicAlreadyExists.Code { // an existing topic is no news (Kafka logs it at debug)
 			b.log.Info("create topic refused", "topic", rt.Topic, "error", kerr.ErrorForCode(st.ErrorCode), "reason", derefOr(st.ErrorMessage, ""))
 		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	r.Respond(resp)
+}
+
+// refuseOversizedCreateTopics answers a request that decodeCreateTopics
+// refused from its wire bytes: POLICY_VIOLATION for each topic whose name
+// was decoded (the first maxRecordsPerRequest), as Kafka answers each
+// topic of an operation past MAX_RECORDS_PER_USER_OP. The topics beyond
+// are not answered: echoing millions of names would make the answer
+// larger than the request.
+func (b *Broker) refuseOversizedCreateTopics(r *wire.Request, o *oversizedCreateTopics) {
+	resp := o.ResponseKind().(*kmsg.CreateTopicsResponse)
+	msg := oversizedMessage(o.topics, o.elements, len(o.Topics), "topics, partition assignments and configs")
+	b.log.Warn("create topics refused: request too large, refused before decoding it whole",
+		"topics", o.topics, "elements_counted", o.elements, "answered", len(o.Topics), "bytes", r.Size, "client", r.Header.ClientID)
+	for _, rt := range o.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, &msg
+		st.NumPartitions, st.ReplicationFactor = -1, -1
 		resp.Topics = append(resp.Topics, st)
 	}
 	r.Respond(resp)

@@ -14,6 +14,10 @@ import (
 //   - delete.topic.enable=false refuses with TOPIC_DELETION_DISABLED.
 //   - Unknown names are UNKNOWN_TOPIC_OR_PARTITION, unknown ids (v6)
 //     UNKNOWN_TOPIC_ID; internal topics cannot be deleted (INVALID_REQUEST).
+//   - A request naming more than 10,000 topics is refused from its wire
+//     bytes with POLICY_VIOLATION for its first 10,000 (decode_bounds.go),
+//     as Kafka's controller refuses deleting more than 10,000 topics in
+//     one operation.
 //   - Sent to the controller quorum (from any broker); once the deletion is
 //     in this broker's metadata the answer goes out. Every replica deletes
 //     its partition directories as it applies the change; parked fetches
@@ -21,6 +25,10 @@ import (
 //
 // Version notes: v5 ErrorMessage, v4 flexible, v6 topics by name or id.
 func (b *Broker) handleDeleteTopics(r *wire.Request) {
+	if o, ok := r.Msg.(*oversizedDeleteTopics); ok {
+		b.refuseOversizedDeleteTopics(r, o)
+		return
+	}
 	req := r.Msg.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	targets := req.Topics
@@ -61,6 +69,26 @@ func (b *Broker) handleDeleteTopics(r *wire.Request) {
 				b.log.Warn("delete topic failed", "topic", t.Name, "err", err)
 			}
 		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	r.Respond(resp)
+}
+
+// refuseOversizedDeleteTopics answers a request that decodeDeleteTopics
+// refused from its wire bytes, for the topics it decoded.
+func (b *Broker) refuseOversizedDeleteTopics(r *wire.Request, o *oversizedDeleteTopics) {
+	resp := o.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	targets := o.Topics
+	for _, n := range o.TopicNames {
+		targets = append(targets, kmsg.DeleteTopicsRequestTopic{Topic: strp(n)})
+	}
+	msg := oversizedMessage(o.topics, o.topics, len(targets), "topics")
+	b.log.Warn("delete topics refused: request too large, refused before decoding it whole",
+		"topics", o.topics, "answered", len(targets), "bytes", r.Size, "client", r.Header.ClientID)
+	for _, rt := range targets {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, &msg
 		resp.Topics = append(resp.Topics, st)
 	}
 	r.Respond(resp)

@@ -18,12 +18,28 @@ import (
 //     places replicas when none is given (INVALID_REPLICA_ASSIGNMENT).
 //   - More than 10,000 new partitions in one request is POLICY_VIOLATION
 //     for every topic (Kafka's controller batch limit); new replicas that
-//     would pass kobs.max.partitions.per.broker are POLICY_VIOLATION.
+//     would pass kobs.max.partitions.per.broker are POLICY_VIOLATION. A
+//     request of more than 10,000 topics and assignments is refused from
+//     its wire bytes (decode_bounds.go), answered for its first 10,000
+//     topics.
 //   - ValidateOnly checks and changes nothing. A topic named twice in one
 //     request is INVALID_REQUEST.
 //
 // Version notes: v2 flexible; v3 same as v2.
 func (b *Broker) handleCreatePartitions(r *wire.Request) {
+	if o, ok := r.Msg.(*oversizedCreatePartitions); ok {
+		resp := o.ResponseKind().(*kmsg.CreatePartitionsResponse)
+		msg := oversizedMessage(o.topics, o.elements, len(o.Topics), "topics and partition assignments")
+		b.log.Warn("create partitions refused: request too large, refused before decoding it whole",
+			"topics", o.topics, "elements_counted", o.elements, "answered", len(o.Topics), "bytes", r.Size, "client", r.Header.ClientID)
+		for _, rt := range o.Topics {
+			st := kmsg.NewCreatePartitionsResponseTopic()
+			st.Topic, st.ErrorCode, st.ErrorMessage = rt.Topic, kerr.PolicyViolation.Code, &msg
+			resp.Topics = append(resp.Topics, st)
+		}
+		r.Respond(resp)
+		return
+	}
 	req := r.Msg.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	seen := map[string]int{}

@@ -128,6 +128,9 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		clusterID = id
 	}
 	b.clusterID = clusterID
+	if err := checkLogsFitFileLimit(cfg.LogDirs, b.maxPartitions, cfg.MaxPartitionsPerBroker < 0, nofile, logger); err != nil {
+		return nil, err
+	}
 	ids, err := producerstate.OpenIDs(filepath.Join(cfg.LogDirs[0], "kobs-producer-ids"))
 	if err != nil {
 		return nil, err
@@ -143,6 +146,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		// The controller tags its lines component=controller itself.
 		ccfg := cfg.ControllerConfig(b.reg, logger)
 		ccfg.ClusterID = clusterID
+		ccfg.MaxPartitionsPerBroker = b.maxPartitions
 		if len(ccfg.Voters) == 1 {
 			// One voter elects itself: no need to wait out raft's
 			// default one-second timeouts at every start.
@@ -248,6 +252,7 @@ func (b *Broker) Start() error {
 	wcfg := wire.Config{
 		Versions:        apiVersions(),
 		MaxRequestBytes: b.cfg.SocketRequestMaxBytes,
+		Decoders:        bodyDecoders,
 		Handlers:        b.cfg.NumIOThreads,
 		QueueSize:       b.cfg.QueuedMaxRequests,
 		NetworkThreads:  b.cfg.NumNetworkThreads,

@@ -236,8 +236,9 @@ func TestMetadataAutoCreateCapped(t *testing.T) {
 
 // TestPartitionLimitPerBroker: kobs.max.partitions.per.broker refuses
 // CreateTopics, CreatePartitions and Metadata auto-creation that would
-// pass it with POLICY_VIOLATION naming the key, and nothing refused leaves
-// a directory.
+// pass it with POLICY_VIOLATION naming the key, and the creation of
+// __consumer_offsets for FindCoordinator (COORDINATOR_NOT_AVAILABLE
+// naming it); nothing refused leaves a directory.
 func TestPartitionLimitPerBroker(t *testing.T) {
 	dir := t.TempDir()
 	b := testcluster.Start(t, testcluster.Dir(dir), testcluster.Prop("kobs.max.partitions.per.broker", "10"))
@@ -276,8 +277,17 @@ func TestPartitionLimitPerBroker(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, kerr.PolicyViolation.Code, resp.Topics[0].ErrorCode)
 
+	// A group's first FindCoordinator creates __consumer_offsets (50
+	// partitions): an internal topic, held to the same limit.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version, fc.CoordinatorKey = 3, "g"
+	fr, err := fc.RequestWith(ctx, cl)
+	require.NoError(t, err)
+	require.Equal(t, kerr.CoordinatorNotAvailable.Code, fr.ErrorCode)
+	require.Contains(t, derefStr(fr.ErrorMessage), "kobs.max.partitions.per.broker=10")
+
 	require.Equal(t, 10, partitionDirs(t, dir, "lim-"))
-	for _, p := range []string{"lim-b-", "lim-c-"} {
+	for _, p := range []string{"lim-b-", "lim-c-", "__consumer_offsets-"} {
 		require.Zero(t, partitionDirs(t, dir, p))
 	}
 }

@@ -21,9 +21,12 @@ import (
 //   - kafka.log:type=LogManager,name=OfflineLogDirectoryCount and, per
 //     directory, LogDirectoryOffline,logDirectory=D: a log dir counts as
 //     offline when it cannot be read now (missing, unmounted, permission
-//     lost: its meta.properties cannot be opened). Kafka also takes a dir
-//     offline after a write error inside it; kobs answers those writes with
-//     KAFKA_STORAGE_ERROR but does not yet mark the dir.
+//     lost: its meta.properties cannot be opened), and the first log dir,
+//     which holds the metadata log (kobs-metadata), also while that log
+//     cannot be written (full disk, I/O error: Kafka takes a dir offline
+//     after a write error inside it; kobs brings it back once a write
+//     succeeds). Write errors in partition logs are answered
+//     KAFKA_STORAGE_ERROR but do not yet mark the dir.
 func (b *Broker) registerOSMetrics() {
 	if b.metrics == nil {
 		return
@@ -40,18 +43,21 @@ func (b *Broker) registerOSMetrics() {
 	} else {
 		b.log.Info("linux-disk-read-bytes and linux-disk-write-bytes not registered: /proc/self/io is unreadable", "err", err)
 	}
+	offline := func(dir string) bool {
+		return !logDirOnline(dir) || dir == b.cfg.LogDirs[0] && b.ctl != nil && b.ctl.MetadataLogFailure() != nil
+	}
 	for _, dir := range b.cfg.LogDirs {
 		b.reg.Gauge(telemetry.Name("kafka.log", "LogManager", "LogDirectoryOffline", "logDirectory", dir), func() int64 {
-			if logDirOnline(dir) {
-				return 0
+			if offline(dir) {
+				return 1
 			}
-			return 1
+			return 0
 		})
 	}
 	b.reg.Gauge(telemetry.Name("kafka.log", "LogManager", "OfflineLogDirectoryCount"), func() int64 {
 		var n int64
 		for _, dir := range b.cfg.LogDirs {
-			if !logDirOnline(dir) {
+			if offline(dir) {
 				n++
 			}
 		}

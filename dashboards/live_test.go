@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image/png"
 	"io"
@@ -14,16 +15,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/alerts"
@@ -34,36 +36,44 @@ import (
 	"github.com/kobs-dev/kobs/tracing"
 )
 
-// TestLive is the dashboards' and alerts' promise, on real parts: `kobs
-// run` (broker, trace store, shipper, audit reconciler) with a traced
-// producer and a traced consumer group, `kobs agent`, a real Prometheus
-// using the generated config and rules (scraping every second), and a real
-// Alertmanager with the example alertmanager.yml. It checks, in order:
+// TestLive is the dashboards' and alerts' promise, on real parts: a
+// 3-broker kobs cluster (topics with replication factor 3,
+// min.insync.replicas 2) with the trace store, the trace shipper and the
+// audit reconciler beside it (each its own kobs process), a traced producer
+// and a traced consumer group, `kobs agent`, a real Prometheus using the
+// generated config and rules (scraping every second), and a real
+// Alertmanager with the example alertmanager.yml. One cluster serves the
+// steady state, the induced failures and the alerts. It checks, in order:
 //
 //  1. every metric name a dashboard or rule queries is in a live scrape of
-//     the broker, the agent or the audit reconciler, or listed in dashboards.Pending (printed; a pending name
-//     that shows up in the scrape fails the test, so the list only shrinks);
-//  2. every Prometheus panel query whose metrics exist returns a series;
+//     the brokers, the agent or the audit reconciler, or listed in
+//     dashboards.Pending (printed; a pending name that shows up in the
+//     scrape fails the test, so the list only shrinks);
+//  2. every Prometheus panel query whose metrics exist returns a series,
+//     and the replication panels show a real quorum and real followers
+//     (one quorum leader all three brokers agree on, three active brokers,
+//     a follower lag series from every broker);
 //  3. every Elasticsearch panel's request, built as Grafana builds it,
 //     returns data from the trace store, or is listed as pending;
 //  4. the consumer stops: the agent reports its partitions STOP and its lag
 //     grows; KobsConsumerGroupStalled and KobsConsumerLagHigh (threshold
 //     lowered for the test) reach Alertmanager's warning receiver;
-//  5. `kobs dashboards render` draws every dashboard into a non-empty PNG;
-//  6. the broker is killed: KobsBrokerDown fires in Prometheus and reaches
-//     Alertmanager (its API and the critical webhook receiver).
-//
-// The replication failures (a follower down: the failing-ISR panel,
-// KobsUnderReplicatedPartitions) are induced by TestLiveReplication on a
-// 3-broker cluster.
+//  5. a follower broker is killed: the failing-ISR panel names it, the
+//     under-replicated panels (broker and agent view), ISR shrinks and
+//     fenced brokers show the failure, KobsUnderReplicatedPartitions
+//     reaches the warning receiver and KobsBrokerDown is active in
+//     Alertmanager's API and reaches the critical receiver;
+//  6. `kobs dashboards render` (the library and the CLI) draws every
+//     dashboard, the failure included, into a non-empty PNG.
 func TestLive(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts kobs, Prometheus and Alertmanager; skipped with -short")
+		t.Skip("starts 3 brokers, the trace store, shipper, audit reconciler, agent, Prometheus and Alertmanager; skipped with -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // each wait has its own minute
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute) // each wait has its own minute
 	defer cancel()
 
-	run := startKobsRun(t)
+	st := startStack(t)
+	kafka := strings.Join(st.kafka, ",")
 
 	// Alertmanager with the example config, receivers pointed at a
 	// webhook the test reads.
@@ -81,30 +91,29 @@ func TestLive(t *testing.T) {
 	lagRule := fmt.Sprintf("max by (consumergroup, topic) (kobs_consumergroup_lag_seconds) > %d", alerts.LagSecondsThreshold)
 	require.Contains(t, string(rules), lagRule)
 	rules = []byte(strings.Replace(string(rules), lagRule, "max by (consumergroup, topic) (kobs_consumergroup_lag_seconds) > 5", 1))
-	agentAddr := startAgent(t, run.kafka)
+	agentAddr := startAgent(t, kafka)
 	promCfg := alerts.PrometheusConfig(alerts.PromConfig{
-		Brokers: []string{run.telemetry}, Agents: []string{agentAddr}, Audits: []string{run.audit},
+		Brokers: st.telemetryAddrs(), Agents: []string{agentAddr}, Audits: []string{st.audit},
 		Alertmanagers: []string{amAddr}, ScrapeInterval: "1s", EvalInterval: "1s",
 	})
 	prom := promtest.StartConfig(t, promCfg, map[string][]byte{alerts.RulesFile: rules})
 	pc := dashboards.PromClient{URL: "http://" + prom.Addr}
 	promStarted := time.Now()
 
-	stopConsumer := workload(ctx, t, run.kafka)
+	stopConsumer := workload(ctx, t, st.kafka)
 
-	// Wait for data: a produce rate over scrapes and a consumer group fetching.
+	// Wait for data: a produce rate over scrapes, a consumer group
+	// fetching, and a healthy replicated cluster.
 	waitFor(ctx, t, "messages flowing in Prometheus", func() (bool, string) {
 		ss, err := pc.Query(ctx, `sum(rate(kafka_server_brokertopicmetrics_messagesin_total{topic="orders"}[5s])) > 0 and sum(rate(kafka_server_brokertopicmetrics_bytesout_total{topic="orders"}[5s])) > 0`, time.Now())
 		return err == nil && len(ss) > 0, fmt.Sprint(ss, err)
 	})
+	waitFor(ctx, t, "healthy cluster in Prometheus (3 brokers up, orders on 9 replicas, none under-replicated)", func() (bool, string) {
+		ss, err := pc.Query(ctx, `sum(up{job="`+dashboards.BrokerJob+`"}) == 3 and sum(kafka_cluster_partition_replicascount{topic="orders"}) == 9 and sum(kafka_server_replicamanager_underreplicatedpartitions) == 0`, time.Now())
+		return err == nil && len(ss) == 1, fmt.Sprint(ss, err)
+	})
 
 	// 1. Metric names against a live scrape.
-	scraped := scrapeNames(ctx, t, "http://"+run.telemetry+"/metrics")
-	for _, target := range []string{agentAddr, run.audit} {
-		for n := range scrapeNames(ctx, t, "http://"+target+"/metrics") {
-			scraped[n] = true
-		}
-	}
 	exprs := allExprs(t)
 	referenced := map[string][]string{} // name -> where
 	for _, e := range exprs {
@@ -115,6 +124,27 @@ func TestLive(t *testing.T) {
 		}
 	}
 	onlyInFailurePanels := failureOnlyNames(t)
+	// The audit reconciler exports its judgements once it judged a
+	// bucket (bucket and grace of 2 s here): scrape until every name
+	// that must be there is.
+	var scraped map[string]bool
+	waitFor(ctx, t, "every queried metric name in a live scrape of the brokers, the agent and the audit reconciler", func() (bool, string) {
+		scraped = map[string]bool{}
+		for _, target := range append(st.telemetryAddrs(), agentAddr, st.audit) {
+			for n := range scrapeNames(ctx, t, "http://"+target+"/metrics") {
+				scraped[n] = true
+			}
+		}
+		var missing []string
+		for name, where := range referenced {
+			_, pending := dashboards.Pending[name]
+			if !scraped[name] && !pending && !promqlcheck.Synthetic[name] && onlyInFailurePanels[name] == "" {
+				missing = append(missing, name+" (queried by "+strings.Join(where, "; ")+")")
+			}
+		}
+		sort.Strings(missing)
+		return len(missing) == 0, "neither exported nor listed as pending: " + strings.Join(missing, ", ")
+	})
 	var pendingSeen []string
 	failureOnlyUnseen := 0
 	for name, where := range referenced {
@@ -145,7 +175,7 @@ func TestLive(t *testing.T) {
 	}
 
 	// 2. Every Prometheus panel query whose metrics exist returns a series.
-	r := &dashboards.Renderer{Prom: pc, ES: &dashboards.ESClient{URL: run.tracestore}, ScrapeInterval: time.Second}
+	r := &dashboards.Renderer{Prom: pc, ES: &dashboards.ESClient{URL: st.tracestore}, ScrapeInterval: time.Second}
 	checked, pendingQueries := 0, 0
 	for _, s := range dashboards.All() {
 		for _, row := range s.Rows {
@@ -175,6 +205,46 @@ func TestLive(t *testing.T) {
 	}
 	t.Logf("panel queries: %d return series live, %d PENDING", checked, pendingQueries)
 
+	// The replication panels show a real replicated cluster, not just a
+	// series: one quorum leader all three brokers agree on, in an epoch
+	// they agree on; three active brokers, none fenced; a follower-lag
+	// series from every broker (each follows the others' partitions).
+	panelCheck(ctx, t, r, "kobs-replication", "Quorum leader", func(ss []sample) string {
+		return agree(ss, 3, 1)
+	})
+	panelCheck(ctx, t, r, "kobs-replication", "Quorum epoch", func(ss []sample) string {
+		return agree(ss, 3, 1)
+	})
+	panelCheck(ctx, t, r, "kobs-replication", "Fenced and active brokers", func(ss []sample) string {
+		if v := byLegend(ss); v["active"] != 3 || v["fenced"] != 0 {
+			return fmt.Sprintf("want 3 active, 0 fenced: %v", v)
+		}
+		return ""
+	})
+	panelCheck(ctx, t, r, "kobs-replication", "Max follower lag", func(ss []sample) string {
+		if len(ss) != 3 {
+			return fmt.Sprintf("want a series per broker, got %d", len(ss))
+		}
+		return ""
+	})
+	panelCheck(ctx, t, r, "kobs-replication", "Quorum requests", func(ss []sample) string {
+		// The active controller replicates to the two other voters.
+		v := byLegend(ss)
+		for _, x := range ss {
+			inst := strings.TrimSuffix(x.Legend, " requests")
+			if inst != x.Legend && x.Value > 0 && v[inst+" responses"] > 0 {
+				return ""
+			}
+		}
+		return fmt.Sprint("no node sends quorum requests that are answered: ", v)
+	})
+	// ... and every broker is a follower (the gauge exists on any broker).
+	waitFor(ctx, t, "every broker follows partitions (replicas it does not lead)", func() (bool, string) {
+		ss, err := pc.Query(ctx, `kafka_server_replicamanager_partitioncount - kafka_server_replicamanager_leadercount > 0`, time.Now())
+		return err == nil && len(ss) == 3, fmt.Sprint(ss, err)
+	})
+	t.Logf("replication panels: one quorum leader and epoch on 3 brokers, 3 active brokers, answered quorum requests, follower lag from 3 brokers that all follow partitions")
+
 	// Variables: label_values(selector, label) has values, as Grafana asks.
 	for _, s := range dashboards.All() {
 		for _, v := range s.Vars {
@@ -196,7 +266,7 @@ func TestLive(t *testing.T) {
 
 	// 3. Elasticsearch panels, requested as Grafana's datasource builds them.
 	waitFor(ctx, t, "traced events in the trace store", func() (bool, string) {
-		resp, err := http.Get(run.tracestore + "/" + tracing.IndexPrefix + "*/_count")
+		resp, err := http.Get(st.tracestore + "/" + tracing.IndexPrefix + "*/_count")
 		if err != nil {
 			return false, err.Error()
 		}
@@ -216,7 +286,7 @@ func TestLive(t *testing.T) {
 				}
 				if p.OnlyDuringFailure {
 					_, listed := dashboards.PendingFailure[p.Title]
-					if _, ok := inducedElsewhere[p.Title]; ok || listed {
+					if _, ok := inducedByKill[p.Title]; ok || listed {
 						failureOnly(t, s, p)
 						continue
 					}
@@ -315,7 +385,111 @@ func TestLive(t *testing.T) {
 	})
 	t.Logf("KobsConsumerLagHigh (threshold lowered to 5 s) fired and was delivered to the warning webhook")
 
-	// 5. Render every dashboard (the stopped consumer's lag grows on them).
+	// 5. Kill a follower (a broker that is not the active controller): it
+	// drops out of the ISR of every partition it follows.
+	victim := st.follower(ctx, t)
+	killed := time.Now()
+	st.c.Node(victim).Kill()
+	vtel := st.telemetry[victim]
+	t.Logf("killed broker %d (telemetry %s)", victim, vtel)
+	positive := func(ss []sample) string {
+		for _, x := range ss {
+			if x.Value > 0 {
+				return ""
+			}
+		}
+		return fmt.Sprint("no positive value: ", ss)
+	}
+	for _, s := range dashboards.All() {
+		for _, p := range panelsOf(s) {
+			if _, ok := inducedByKill[p.Title]; !ok || !p.OnlyDuringFailure || len(p.Queries) == 0 {
+				continue
+			}
+			if p.Title != "Failing ISR: missing replicas" {
+				panelCheck(ctx, t, r, s.File, p.Title, positive)
+				t.Logf("  failure-only panel %s / %q shows the failure", s.File, p.Title)
+				continue
+			}
+			for _, q := range p.Queries {
+				waitFor(ctx, t, fmt.Sprintf("%s / %q names broker %d during the failure", s.File, p.Title, victim), func() (bool, string) {
+					ss, err := pc.Query(ctx, r.Expr(q.Expr), time.Now())
+					if err != nil {
+						return false, err.Error()
+					}
+					for _, x := range ss {
+						if x.Labels["broker"] == fmt.Sprint(victim) && len(x.Values) > 0 && x.Values[0] > 0 {
+							return true, ""
+						}
+					}
+					return false, fmt.Sprint(ss)
+				})
+				t.Logf("  failure-only panel %s / %q shows broker %d missing from the ISR", s.File, p.Title, victim)
+			}
+		}
+	}
+	panelCheck(ctx, t, r, "kobs-cluster-overview", "Under-replicated partitions", positive)
+	panelCheck(ctx, t, r, "kobs-cluster-overview", "Under min ISR", positive)
+	panelCheck(ctx, t, r, "kobs-replication", "Under-replicated partitions", positive)
+	panelCheckSince(ctx, t, r, killed, "kobs-replication", "ISR shrinks / expands", func(ss []sample) string {
+		for _, x := range ss {
+			if strings.HasSuffix(x.Legend, " shrinks") && x.Value > 0 {
+				return ""
+			}
+		}
+		return fmt.Sprint("no ISR shrinks: ", ss)
+	})
+	panelCheck(ctx, t, r, "kobs-replication", "Fenced and active brokers", func(ss []sample) string {
+		if v := byLegend(ss); v["active"] != 2 || v["fenced"] != 1 {
+			return fmt.Sprintf("want 2 active, 1 fenced: %v", v)
+		}
+		return ""
+	})
+	t.Logf("replication panels during the failure: under-replicated (broker and agent view) > 0, under min ISR (broker and agent view) > 0, ISR shrinks > 0, 1 fenced broker")
+	waitFor(ctx, t, "KobsUnderReplicatedPartitions delivered to the warning receiver", func() (bool, string) {
+		return hook.got("/kobs/warning", "KobsUnderReplicatedPartitions"), hook.String()
+	})
+	waitFor(ctx, t, "KobsUnderMinIsrPartitions firing in Prometheus", func() (bool, string) {
+		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsUnderMinIsrPartitions",alertstate="firing"}`, time.Now())
+		return err == nil && len(ss) > 0, fmt.Sprint(ss, err)
+	})
+	waitFor(ctx, t, "KobsBrokerDown for the killed broker in Alertmanager's API", func() (bool, string) {
+		resp, err := http.Get("http://" + amAddr + "/api/v2/alerts?filter=alertname%3D%22KobsBrokerDown%22")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		var got []struct {
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+			Status      struct {
+				State string `json:"state"`
+			} `json:"status"`
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(body, &got)
+		for _, a := range got {
+			if a.Labels["instance"] == vtel && a.Labels["severity"] == "critical" && a.Status.State == "active" &&
+				strings.HasSuffix(a.Annotations["runbook_url"], "RUNBOOK.md#kobsbrokerdown") {
+				return true, ""
+			}
+		}
+		return false, string(body)
+	})
+	waitFor(ctx, t, "KobsBrokerDown for the killed broker delivered to the critical receiver", func() (bool, string) {
+		return hook.got("/kobs/critical", "KobsBrokerDown", "instance="+vtel), hook.String()
+	})
+	t.Logf("KobsUnderReplicatedPartitions reached the warning webhook; KobsBrokerDown for broker %d is active in Alertmanager and reached the critical webhook", victim)
+
+	if ss, err := pc.Query(ctx, `max_over_time(kafka_server_replicafetchermanager_maxlag[10m])`, time.Now()); err == nil {
+		lags := map[string]float64{}
+		for _, x := range ss {
+			lags[x.Labels["instance"]] = x.Values[0]
+		}
+		t.Logf("largest follower lag (MaxLag) per broker over the run: %v", lags)
+	}
+
+	// 6. Render every dashboard: the stopped consumer's lag and the
+	// missing follower are on them.
 	outDir := os.Getenv("KOBS_RENDER_DIR") // keep the images to look at them
 	if outDir == "" {
 		outDir = t.TempDir()
@@ -328,7 +502,7 @@ func TestLive(t *testing.T) {
 		checkPNG(t, filepath.Join(outDir, s.File+".png"))
 		for i, pr := range results[s.File] {
 			p := panelsOf(s)[i]
-			if panelPending(p) || p.OnlyDuringFailure {
+			if panelPending(p) || (p.OnlyDuringFailure && inducedByKill[p.Title] == "") {
 				continue
 			}
 			require.NoError(t, pr.Err, "%s / %q", s.File, pr.Panel)
@@ -340,7 +514,7 @@ func TestLive(t *testing.T) {
 	// The same through the CLI, as an operator runs it.
 	cliDir := t.TempDir()
 	out, err := exec.CommandContext(ctx, testcluster.Binary(t), "dashboards", "render", "--prometheus", pc.URL,
-		"--es", run.tracestore, "--out", cliDir, "--range", time.Since(promStarted).Round(time.Second).String(), "--scrape-interval", "1s").CombinedOutput()
+		"--es", st.tracestore, "--out", cliDir, "--range", time.Since(promStarted).Round(time.Second).String(), "--scrape-interval", "1s").CombinedOutput()
 	require.NoError(t, err, "kobs dashboards render:\n%s", out)
 	var file string
 	images, panelLines := 0, 0
@@ -372,40 +546,90 @@ func TestLive(t *testing.T) {
 	}
 	require.Equal(t, len(dashboards.All()), images)
 	t.Logf("kobs dashboards render (the CLI): %d images, %d panels reported", images, panelLines)
+}
 
-	// 6. Kill the broker: KobsBrokerDown fires and reaches Alertmanager.
-	run.kill(t)
-	waitFor(ctx, t, "KobsBrokerDown firing in Prometheus", func() (bool, string) {
-		ss, err := pc.Query(ctx, `ALERTS{alertname="KobsBrokerDown",alertstate="firing"}`, time.Now())
-		return err == nil && len(ss) == 1 && ss[0].Labels["instance"] == run.telemetry, fmt.Sprint(ss, err)
-	})
-	waitFor(ctx, t, "KobsBrokerDown in Alertmanager's API", func() (bool, string) {
-		resp, err := http.Get("http://" + amAddr + "/api/v2/alerts?filter=alertname%3D%22KobsBrokerDown%22")
-		if err != nil {
-			return false, err.Error()
+// inducedByKill names the failure-only panels TestLive checks while the
+// follower it kills is down.
+var inducedByKill = map[string]string{
+	"Failing ISR: missing replicas": "the follower kill (step 5)",
+	"Under min ISR (agent)":         "the follower kill (step 5; topic ledger needs 3 in sync)",
+}
+
+// sample is one series of a panel query evaluated now: its legend as the
+// panel draws it, its labels and value.
+type sample struct {
+	Legend string
+	Labels map[string]string
+	Value  float64
+}
+
+// panelCheck waits until the queries of a panel, evaluated now as the
+// renderer evaluates them, satisfy check (which returns "" when they do).
+func panelCheck(ctx context.Context, t *testing.T, r *dashboards.Renderer, file, title string, check func([]sample) string) {
+	t.Helper()
+	panelCheckSince(ctx, t, r, time.Time{}, file, title, check)
+}
+
+// panelCheckSince is panelCheck over the graph since a time (each series'
+// largest value): a rate that spiked when a failure began.
+func panelCheckSince(ctx context.Context, t *testing.T, r *dashboards.Renderer, since time.Time, file, title string, check func([]sample) string) {
+	t.Helper()
+	var p dashboards.Panel
+	for _, s := range dashboards.All() {
+		if s.File != file {
+			continue
 		}
-		defer resp.Body.Close()
-		var got []struct {
-			Labels      map[string]string `json:"labels"`
-			Annotations map[string]string `json:"annotations"`
-			Status      struct {
-				State string `json:"state"`
-			} `json:"status"`
-		}
-		body, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(body, &got)
-		for _, a := range got {
-			if a.Labels["instance"] == run.telemetry && a.Labels["severity"] == "critical" && a.Status.State == "active" &&
-				strings.HasSuffix(a.Annotations["runbook_url"], "RUNBOOK.md#kobsbrokerdown") {
-				return true, ""
+		for _, x := range panelsOf(s) {
+			if x.Title == title {
+				p = x
 			}
 		}
-		return false, string(body)
+	}
+	require.NotEmpty(t, p.Title, "no panel %s / %q", file, title)
+	waitFor(ctx, t, fmt.Sprintf("%s / %q", file, title), func() (bool, string) {
+		var all []sample
+		for _, q := range p.Queries {
+			var ss []dashboards.Series
+			var err error
+			if since.IsZero() {
+				ss, err = r.Prom.Query(ctx, r.Expr(q.Expr), time.Now())
+			} else {
+				ss, err = r.Prom.QueryRange(ctx, r.Expr(q.Expr), since, time.Now(), time.Second)
+			}
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, x := range ss {
+				if len(x.Values) > 0 {
+					all = append(all, sample{dashboards.Legend(q.Legend, x.Labels), x.Labels, slices.Max(x.Values)})
+				}
+			}
+		}
+		why := check(all)
+		return why == "", why
 	})
-	waitFor(ctx, t, "KobsBrokerDown delivered to the critical receiver", func() (bool, string) {
-		return hook.got("/kobs/critical", "KobsBrokerDown", "instance="+run.telemetry), hook.String()
-	})
-	t.Logf("KobsBrokerDown fired in Prometheus, is active in Alertmanager and was delivered to the critical webhook")
+}
+
+// agree: n series, one value on all of them, at least min.
+func agree(ss []sample, n int, min float64) string {
+	if len(ss) != n {
+		return fmt.Sprintf("want %d series, got %d: %v", n, len(ss), ss)
+	}
+	for _, x := range ss {
+		if x.Value != ss[0].Value || x.Value < min {
+			return fmt.Sprintf("want one value >= %v on all: %v", min, ss)
+		}
+	}
+	return ""
+}
+
+// byLegend maps each series' legend to its value.
+func byLegend(ss []sample) map[string]float64 {
+	out := map[string]float64{}
+	for _, x := range ss {
+		out[x.Legend] = x.Value
+	}
+	return out
 }
 
 // failureOnlyNames maps the metric names read only by panels listed in
@@ -417,7 +641,7 @@ func failureOnlyNames(t *testing.T) map[string]string {
 	for _, s := range dashboards.All() {
 		for _, p := range panelsOf(s) {
 			_, listed := dashboards.PendingFailure[p.Title]
-			if _, ok := inducedElsewhere[p.Title]; ok {
+			if _, ok := inducedByKill[p.Title]; ok {
 				listed = true
 			}
 			for _, q := range p.Queries {
@@ -452,7 +676,7 @@ func failureOnlyNames(t *testing.T) map[string]string {
 // in PendingFailure (printed), or an error (the test must induce it).
 func failureOnly(t *testing.T, s dashboards.Spec, p dashboards.Panel) {
 	t.Helper()
-	if by, ok := inducedElsewhere[p.Title]; ok {
+	if by, ok := inducedByKill[p.Title]; ok {
 		t.Logf("  failure-only panel %s / %q is checked by %s", s.File, p.Title, by)
 		return
 	}
@@ -571,39 +795,108 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() (bool, 
 	}
 }
 
-// kobsRun is a `kobs run` process on free loopback ports.
-type kobsRun struct {
-	cmd                                 *exec.Cmd
-	kafka, telemetry, tracestore, audit string
-	exited                              chan error
+// stack is the system under test: a 3-broker kobs cluster and, beside it,
+// each as its own kobs process the way an operator deploys them next to a
+// cluster, the trace store, the trace shipper and the audit reconciler.
+type stack struct {
+	c          *testcluster.Cluster
+	kafka      []string         // bootstrap addresses
+	telemetry  map[int32]string // host:port of each broker's /metrics
+	tracestore string           // http://host:port
+	audit      string           // host:port of the reconciler's /metrics
 }
 
-func startKobsRun(t *testing.T) *kobsRun {
+var (
+	telemetryRe  = regexp.MustCompile(`telemetry=http://([0-9.:]+)/jolokia`)
+	tracestoreRe = regexp.MustCompile(`tracestore ready on (http://[0-9.:]+)`)
+)
+
+// startStack starts the cluster (replication factor 3 for every topic,
+// min.insync.replicas 2; short session and ISR timeouts so a killed broker
+// is fenced and leaves the ISRs in seconds) and its companions.
+func startStack(t *testing.T) *stack {
 	t.Helper()
-	bin := testcluster.Binary(t)
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "server.properties")
-	require.NoError(t, os.WriteFile(conf, []byte("node.id=1\nlisteners=PLAINTEXT://127.0.0.1:0\nlog.dirs="+
-		filepath.Join(dir, "broker")+"\nkobs.http.listener=127.0.0.1:0\ngroup.initial.rebalance.delay.ms=0\nnum.partitions=3\n"), 0o644))
-	cmd := exec.Command(bin, "run", "--config", conf, "--tracestore-dir", filepath.Join(dir, "tracestore"), "--tracestore-listen", "127.0.0.1:0",
-		"--audit-listen", "127.0.0.1:0", "--audit-state-dir", filepath.Join(dir, "audit"), "--audit-bucket", "2s", "--audit-grace", "2s",
-		"--agent-listen", "") // the test runs its own agent, cycling every second
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	k := &kobsRun{cmd: cmd, exited: make(chan error, 1)}
-	lines := readyLines(stderr, k.exited, cmd, `msg="kobs ready"`, `msg="kobs audit ready"`)
-	t.Cleanup(func() { k.kill(t) })
-	kv := waitReady(t, "kobs run", lines, k.exited, 2)
-	k.kafka, k.tracestore = kv["kafka"], kv["tracestore"]
-	tel := strings.Split(kv["telemetry"], ",")[0] // http://host:port/jolokia
-	k.telemetry = strings.TrimSuffix(strings.TrimPrefix(tel, "http://"), "/jolokia")
-	k.audit = strings.TrimPrefix(kv["listen"], "http://")
-	for _, a := range []string{k.telemetry, k.audit} {
-		_, _, err := net.SplitHostPort(a)
-		require.NoError(t, err, "endpoint %q in %v", a, kv)
+	c := testcluster.StartCluster(t, 3,
+		testcluster.Prop("default.replication.factor", "3"), testcluster.Prop("min.insync.replicas", "2"),
+		testcluster.Prop("num.partitions", "3"), testcluster.Prop("group.initial.rebalance.delay.ms", "0"),
+		// The leaders drop the dead broker from their ISRs
+		// (replica.lag.time.max.ms, counted in IsrShrinksPerSec) before
+		// the controller fences it (broker.session.timeout.ms), so both
+		// the ISR shrinks and the fenced-broker panels have a case. (With
+		// Kafka's defaults, 30 s and 9 s, fencing comes first.)
+		testcluster.Prop("replica.lag.time.max.ms", "2000"),
+		testcluster.Prop("broker.session.timeout.ms", "6000"), testcluster.Prop("broker.heartbeat.interval.ms", "500"))
+	st := &stack{c: c, kafka: c.Addrs(), telemetry: map[int32]string{}}
+	for _, id := range c.IDs() {
+		m := telemetryRe.FindStringSubmatch(c.Node(id).Logs())
+		require.NotNil(t, m, "node %d: no telemetry address in its ready line", id)
+		st.telemetry[id] = m[1]
 	}
-	return k
+	kafka := strings.Join(st.kafka, ",")
+	dir := t.TempDir()
+	kv := startProc(t, "kobs tracestore", "tracestore ready on", "tracestore", "--dir", filepath.Join(dir, "tracestore"), "--listen", "127.0.0.1:0")
+	m := tracestoreRe.FindStringSubmatch(kv["line"])
+	require.NotNil(t, m, "tracestore ready line %q", kv["line"])
+	st.tracestore = m[1]
+	startProc(t, "kobs trace ship", "trace shipper:", "trace", "ship", "--bootstrap-server", kafka, "--url", st.tracestore)
+	kv = startProc(t, "kobs audit run", `msg="kobs audit ready"`, "audit", "run", "--bootstrap-servers", kafka,
+		"--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "audit"), "--bucket", "2s", "--grace", "2s")
+	st.audit = strings.TrimPrefix(kv["listen"], "http://")
+	_, _, err := net.SplitHostPort(st.audit)
+	require.NoError(t, err, "audit listen %v", kv)
+	return st
+}
+
+func (st *stack) telemetryAddrs() []string {
+	var out []string
+	for _, id := range st.c.IDs() {
+		out = append(out, st.telemetry[id])
+	}
+	return out
+}
+
+// follower picks a broker that is not the active controller, so killing it
+// fails replicas, not the metadata quorum's leadership.
+func (st *stack) follower(ctx context.Context, t *testing.T) int32 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.kafka...))
+	require.NoError(t, err)
+	defer cl.Close()
+	var victim int32 = -1
+	waitFor(ctx, t, "the active controller in the metadata", func() (bool, string) {
+		md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+		if err != nil || md.Controller < 1 {
+			return false, fmt.Sprint(md.Controller, err)
+		}
+		for _, id := range st.c.IDs() {
+			if id != md.Controller {
+				victim = id
+			}
+		}
+		return true, ""
+	})
+	return victim
+}
+
+// startProc runs `kobs args...` until the test ends and waits for a line of
+// its output containing marker; it returns that line's key=value fields
+// (and the line itself under "line").
+func startProc(t *testing.T, what, marker string, args ...string) map[string]string {
+	t.Helper()
+	cmd := exec.Command(testcluster.Binary(t), args...)
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	require.NoError(t, cmd.Start())
+	_ = pw.Close() // the child holds its copy; EOF comes when it exits
+	exited := make(chan error, 1)
+	lines := readyLines(pr, exited, cmd, marker)
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		_ = pr.Close()
+	})
+	return waitReady(t, what, lines, exited, 1)
 }
 
 // readyLines parses the key=value fields of the log lines containing one
@@ -616,7 +909,7 @@ func readyLines(r io.Reader, exited chan error, cmd *exec.Cmd, markers ...string
 			line := sc.Text()
 			for _, m := range markers {
 				if strings.Contains(line, m) {
-					kv := map[string]string{}
+					kv := map[string]string{"line": line}
 					for _, f := range strings.Fields(line) {
 						if a, b, ok := strings.Cut(f, "="); ok {
 							kv[a] = b
@@ -670,40 +963,43 @@ func startAgent(t *testing.T, kafka string) string {
 	return addr
 }
 
-// kill stops the process with SIGKILL, as a crash would.
-func (k *kobsRun) kill(t *testing.T) {
-	if k.cmd.ProcessState != nil {
-		return
-	}
-	_ = k.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-k.exited:
-	case <-time.After(20 * time.Second):
-		t.Errorf("kobs run did not exit after SIGKILL")
-	}
-}
-
 // workload runs a traced producer and a traced consumer group on topic
 // "orders" until the test ends, and provokes error responses (config
 // lookups of a missing topic) so the error panels have a series.
-func workload(ctx context.Context, t *testing.T, kafka string) (stopConsumer func()) {
+func workload(ctx context.Context, t *testing.T, kafka []string) (stopConsumer func()) {
 	t.Helper()
-	ph, err := tracing.NewProducerHook(tracing.Brokers(kafka), tracing.ClientID("live-producer"))
+	// orders: replicated on all three brokers, acks=all needing two of
+	// them. ledger (no traffic) needs all three in sync, so a broker down
+	// puts it under min ISR: the under-min-ISR panels and alert get a
+	// real case. Created before any client asks for them (a consumer's
+	// metadata request would auto-create orders with the defaults).
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(kafka...))
 	require.NoError(t, err)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.WithHooks(ph), kgo.AllowAutoTopicCreation())
+	for topic, minISR := range map[string]string{"orders": "2", "ledger": "3"} {
+		waitFor(ctx, t, "topic "+topic+" created with replication factor 3", func() (bool, string) {
+			_, err := kadm.NewClient(admCl).CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
+			if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+				return true, "" // exists: an earlier attempt whose answer was lost made it
+			}
+			return false, err.Error()
+		})
+	}
+	admCl.Close()
+	ph, err := tracing.NewProducerHook(tracing.Brokers(kafka...), tracing.ClientID("live-producer"))
 	require.NoError(t, err)
-	ch, err := tracing.NewConsumerHook(tracing.Brokers(kafka), tracing.Group("billing"), tracing.ClientID("live-consumer"))
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kafka...), kgo.WithHooks(ph), kgo.AllowAutoTopicCreation())
 	require.NoError(t, err)
-	cons, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.WithHooks(ch), kgo.ConsumerGroup("billing"),
+	ch, err := tracing.NewConsumerHook(tracing.Brokers(kafka...), tracing.Group("billing"), tracing.ClientID("live-consumer"))
+	require.NoError(t, err)
+	cons, err := kgo.NewClient(kgo.SeedBrokers(kafka...), kgo.WithHooks(ch), kgo.ConsumerGroup("billing"),
 		kgo.ConsumeTopics("orders"), kgo.AllowAutoTopicCreation())
 	require.NoError(t, err)
 	adm := kadm.NewClient(prod)
-
 	// A traced producer with a one-event buffer, bursting: it drops trace
 	// events and records the drops (type:drop) for the dropped-events panel.
-	dh, err := tracing.NewProducerHook(tracing.Brokers(kafka), tracing.ClientID("live-dropper"), tracing.MaxBufferedEvents(1))
+	dh, err := tracing.NewProducerHook(tracing.Brokers(kafka...), tracing.ClientID("live-dropper"), tracing.MaxBufferedEvents(1))
 	require.NoError(t, err)
-	dropper, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.WithHooks(dh), kgo.AllowAutoTopicCreation())
+	dropper, err := kgo.NewClient(kgo.SeedBrokers(kafka...), kgo.WithHooks(dh), kgo.AllowAutoTopicCreation())
 	require.NoError(t, err)
 	for i := 0; i < 500; i++ {
 		dropper.Produce(ctx, &kgo.Record{Topic: "orders", Value: []byte("burst")}, nil)

@@ -27,7 +27,8 @@ var PendingTraceStore = map[string]string{
 
 // PendingFailure names the panels that only have data during a failure
 // the live tests cannot induce yet, with the reason; they print them.
-// (Today they induce every one: the failing-ISR table during a follower
-// kill in a 3-broker cluster, the dropped trace events with a producer
-// whose trace buffer holds one event.)
+// (Today they induce every one: the failing-ISR table and the agent's
+// under-min-ISR stat during a follower kill in the 3-broker cluster, the
+// dropped trace events with a producer whose trace buffer holds one
+// event.)
 var PendingFailure = map[string]string{}

@@ -122,6 +122,11 @@ type Config struct {
 	LeaderImbalanceCheckInterval time.Duration // leader.imbalance.check.interval.seconds (300)
 	DefaultReplicationFactor     int16         // default.replication.factor
 	DefaultPartitions            int32         // num.partitions
+	// MaxPartitionsPerBroker is kobs.max.partitions.per.broker: a topic or
+	// partition creation that would give a broker more partition replicas
+	// is refused with POLICY_VIOLATION, here where creations are decided
+	// one at a time. <= 0: no limit.
+	MaxPartitionsPerBroker int
 
 	// Raft tuning; zero values take hashicorp/raft's defaults (1 s
 	// heartbeat and election timeouts, a snapshot every 8192 entries

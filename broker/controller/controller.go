@@ -41,7 +41,7 @@ type Controller struct {
 	raft      *raft.Raft
 	mux       *mux
 	transport *raft.NetworkTransport
-	store     *raftboltdb.BoltStore
+	store     *guardedStore
 
 	// active is set while this node is raft leader and has applied
 	// everything earlier leaders committed (Barrier) and written its
@@ -165,7 +165,7 @@ func (c *Controller) openStore() error {
 	default:
 		c.cfg.ClusterID = string(stored)
 	}
-	c.store = store
+	c.store = newGuardedStore(store, filepath.Join(c.cfg.DataDir, "raft.db"), c.logger)
 	return nil
 }
 
@@ -226,9 +226,11 @@ func (c *Controller) startRaft() error {
 		c.cfg.Voters[c.cfg.NodeID] = addr
 	}
 	c.mux = newMux(ln, c.serveConn)
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger}})
+	// Only a lone voter waits between failing appends (guardedStore).
+	c.store.pace = len(c.cfg.Voters) == 1
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{c.logger, c.store.Quiet}})
 	c.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: c.mux, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
+		Stream: channelStream{c.mux, &c.m.channel}, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl,
 	})
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(c.cfg.DataDir, 2, hl)
 	if err != nil {
@@ -284,7 +286,7 @@ func (c *Controller) startRaft() error {
 		c.mux.Close()
 		return err
 	}
-	r, err := raft.NewRaft(rc, c.fsm, c.store, c.store, snaps, c.transport)
+	r, err := raft.NewRaft(rc, c.fsm, c.store, c.store, snaps, channelTransport{c.transport, &c.m.channel})
 	if err != nil {
 		c.mux.Close()
 		return fmt.Errorf("controller: start raft: %w", err)
@@ -329,11 +331,19 @@ func (noopFSM) Apply(*raft.Log) any                 { return nil }
 func (noopFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, errors.New("no snapshot") }
 func (noopFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
 
-// slogWriter feeds hclog's lines (raft warnings and errors) into slog.
-type slogWriter struct{ l *slog.Logger }
+// slogWriter feeds hclog's lines (raft warnings and errors) into slog, at
+// DEBUG while quiet says another line already tells what is going on.
+type slogWriter struct {
+	l     *slog.Logger
+	quiet func() bool
+}
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn(string(trimNL(p)))
+	if w.quiet != nil && w.quiet() {
+		w.l.Debug(string(trimNL(p)))
+	} else {
+		w.l.Warn(string(trimNL(p)))
+	}
 	return len(p), nil
 }
 
@@ -374,6 +384,9 @@ func (c *Controller) Close() error {
 func (c *Controller) stop() error {
 	c.cancel()
 	c.active.Store(false)
+	if c.store != nil {
+		c.store.wake() // a paced append must not hold raft's shutdown
+	}
 	var errs []error
 	if c.raft != nil {
 		if err := c.raft.Shutdown().Error(); err != nil {
@@ -477,6 +490,11 @@ func (c *Controller) submit(ctx context.Context, cmd *command) (*result, error) 
 			last = err
 		} else {
 			last = errorf(ErrNotController, "no active controller known to node %d", c.cfg.NodeID)
+		}
+		if err := c.storageFailure(); err != nil {
+			// No controller because this node cannot write its metadata
+			// log: say so now rather than time out.
+			return nil, err
 		}
 		try++
 		select {

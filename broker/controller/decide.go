@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -285,7 +286,10 @@ func (p *planner) createTopic(spec TopicSpec) error {
 	}
 	assign := spec.Assignment
 	if assign == nil {
-		assign = placeReplicas(p.liveBrokers(), parts, rf, -1, 0)
+		assign = placeReplicas(p.withRoom(p.liveBrokers(), rf), parts, rf, -1, 0)
+	}
+	if err := p.checkPartitionLimit(assign); err != nil {
+		return err
 	}
 	newParts := make([]metadata.Partition, len(assign))
 	for i, reps := range assign {
@@ -307,6 +311,69 @@ func (p *planner) createTopic(spec TopicSpec) error {
 	for _, k := range sortedKeys(spec.Configs) {
 		v := spec.Configs[k]
 		p.emit(record{Config: &configRecord{TopicID: id.String(), Name: k, Value: &v}})
+	}
+	return nil
+}
+
+// replicasHeld counts the partition replicas each broker holds, the
+// operation's own earlier records included.
+func (p *planner) replicasHeld() map[int32]int {
+	held := map[int32]int{}
+	for _, t := range p.img().Topics {
+		for i := range t.Partitions {
+			for _, r := range t.Partitions[i].Replicas {
+				held[r]++
+			}
+		}
+	}
+	return held
+}
+
+// withRoom narrows brokers to those below kobs.max.partitions.per.broker
+// when enough of them remain for rf replicas, so that placement does not
+// pick a full broker while others have room.
+func (p *planner) withRoom(brokers []int32, rf int) []int32 {
+	limit := p.c.MaxPartitionsPerBroker
+	if limit <= 0 {
+		return brokers
+	}
+	held := p.replicasHeld()
+	var room []int32
+	for _, id := range brokers {
+		if held[id] < limit {
+			room = append(room, id)
+		}
+	}
+	if len(room) < rf {
+		return brokers
+	}
+	return room
+}
+
+// checkPartitionLimit refuses new replicas (one broker list per new
+// partition) that would take a broker past kobs.max.partitions.per.broker.
+// The active controller decides one operation at a time against the state
+// its earlier decisions built, so two creations racing through different
+// brokers cannot pass the limit together, and internal topics
+// (__consumer_offsets, created on a group's first FindCoordinator) count
+// as any other.
+func (p *planner) checkPartitionLimit(assign [][]int32) error {
+	limit := p.c.MaxPartitionsPerBroker
+	if limit <= 0 {
+		return nil
+	}
+	add := map[int32]int{}
+	for _, reps := range assign {
+		for _, r := range reps {
+			add[r]++
+		}
+	}
+	held := p.replicasHeld()
+	for _, id := range slices.Sorted(maps.Keys(add)) {
+		if held[id]+add[id] > limit {
+			return errorf(ErrPolicyViolation, "kobs.max.partitions.per.broker=%d: broker %d holds %d partition replicas, %d more do not fit",
+				limit, id, held[id], add[id])
+		}
 	}
 	return nil
 }
@@ -365,6 +432,9 @@ func (p *planner) createPartitions(topic string, count int32, assign [][]int32) 
 			}
 		}
 		assign = placeReplicas(live, count-cur, rf, start, cur)
+	}
+	if err := p.checkPartitionLimit(assign); err != nil {
+		return err
 	}
 	for i, reps := range assign {
 		np, err := p.newPartition(reps, int(cur)+i)

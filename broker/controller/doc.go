@@ -35,6 +35,16 @@
 // logged and counted (KafkaController MetadataErrorCount); the rest of its
 // entry applies, so all nodes stay identical.
 //
+// A metadata log that cannot be written (full disk, I/O error) is the
+// store's to say (storeguard.go): hashicorp/raft steps its leader down on
+// a failed append, so the change is answered KAFKA_STORAGE_ERROR naming
+// the cause; in a one-voter quorum later writes are answered the same at
+// once instead of timing out (with more voters, another one takes over). The failure and the recovery
+// are logged once each (a summary every 30 s between), raft's own
+// per-attempt lines go to DEBUG, and a lone voter waits 250 ms doubling
+// to 5 s between appends, so it takes a few new terms a minute rather
+// than eight a second and picks up within 5 s once space returns.
+//
 // # Decisions
 //
 // Only the active controller (the raft leader, once it has applied
@@ -135,7 +145,13 @@
 // log-end-epoch, commit-latency-avg/-max, append-records-rate,
 // fetch-records-rate; rates and averages over Kafka's two 30 s samples;
 // broker-only nodes report as "observer" with their applied offset) and
-// kafka.server:type=MetadataLoader,name=CurrentControllerId; broker nodes
+// kafka.server:type=MetadataLoader,name=CurrentControllerId, and Kafka's
+// kafka.server:type=raft-channel-metrics bean (channel.go): the node's
+// client side of the quorum, measured on the sockets and RPCs themselves
+// (a voter's outbound raft RPCs, a broker-only node's log fetches):
+// connection-count, connection-creation-total, connection-close-total,
+// request-total, response-total, outgoing-byte-total and
+// incoming-byte-total. Broker nodes
 // kafka.server:type=broker-metadata-metrics (last-applied-record-offset,
 // -timestamp from the entry's append time, -lag-ms, metadata load and apply
 // error counts).

@@ -35,6 +35,8 @@ var (
 	ErrStaleBrokerEpoch            = kerr.StaleBrokerEpoch
 	ErrBrokerIDNotRegistered       = kerr.BrokerIDNotRegistered
 	ErrUnknownServer               = kerr.UnknownServerError
+	ErrPolicyViolation             = kerr.PolicyViolation
+	ErrKafkaStorage                = kerr.KafkaStorageError
 )
 
 // codedError is a Kafka error code with a message saying what exactly was

@@ -28,6 +28,8 @@ type ctlMetrics struct {
 
 	counts atomic.Pointer[imageCounts]
 
+	channel channelStats // raft-channel-metrics
+
 	// raft-metrics
 	mu            sync.Mutex
 	commitLatency window
@@ -124,8 +126,9 @@ func newCtlMetrics(c *Controller) *ctlMetrics {
 
 // registerNodeMetrics registers what every node reports, voter or not:
 // Kafka's raft-metrics bean (KafkaRaftMetrics; brokers are observers of
-// the quorum), broker-metadata-metrics for the broker role and
-// MetadataLoader CurrentControllerId (KIP-1001). Kafka Metrics values are
+// the quorum), raft-channel-metrics (channel.go),
+// broker-metadata-metrics for the broker role and MetadataLoader
+// CurrentControllerId (KIP-1001). Kafka Metrics values are
 // doubles over JMX; current-state is a string.
 func (m *ctlMetrics) registerNodeMetrics() {
 	c := m.c
@@ -150,6 +153,9 @@ func (m *ctlMetrics) registerNodeMetrics() {
 		}
 	})
 	m.names = append(m.names, rn)
+	chn := telemetry.Name("kafka.server", "raft-channel-metrics", "")
+	m.reg.KafkaMetrics(chn, m.channel.attributes)
+	m.names = append(m.names, chn)
 	if c.cfg.Roles.Broker {
 		bn := telemetry.Name("kafka.server", "broker-metadata-metrics", "")
 		m.reg.KafkaMetrics(bn, func() []telemetry.Attribute {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"time"
@@ -172,6 +173,12 @@ func (c *Controller) commit(p *planner) error {
 			c.active.Store(false)
 			return errorf(ErrNotController, "node %d lost leadership while committing: %v", c.cfg.NodeID, err)
 		}
+		if isStorageError(err) {
+			// raft stepped down (it does on a failed append); the change
+			// was not committed.
+			c.active.Store(false)
+			return errorf(ErrKafkaStorage, "metadata log append failed on node %d, the change was not made: %v", c.cfg.NodeID, err)
+		}
 		return errorf(ErrTimeout, "metadata log append: %v", err)
 	}
 	c.m.committed(len(p.recs), time.Since(start), p.elected, p.unclean)
@@ -308,7 +315,11 @@ func (c *Controller) leaderLoop() {
 		switch {
 		case isLeader && !c.active.Load():
 			if err := c.becomeActive(); err != nil {
-				c.logger.Warn("becoming active controller failed", "err", err)
+				lvl := slog.LevelWarn
+				if c.store.Quiet() {
+					lvl = slog.LevelDebug // the metadata log's own lines say why
+				}
+				c.logger.Log(c.ctx, lvl, "becoming active controller failed", "err", err)
 				continue
 			}
 			nextRebalance = time.Now().Add(c.cfg.LeaderImbalanceCheckInterval)
@@ -538,7 +549,7 @@ func (c *Controller) fetchLoop() {
 			id = ids[try%len(ids)]
 		}
 		after := uint64(c.fsm.state().img.Offset)
-		resp, err := c.clientIn(c.fetchers, c.cfg.Voters[id]).call(&rpcRequest{Op: "fetch", Fetch: &fetchRequest{After: after, MaxWaitMs: 500}, ClusterID: c.cfg.ClusterID}, time.Now().Add(5*time.Second))
+		resp, err := c.fetcher(c.cfg.Voters[id]).call(&rpcRequest{Op: "fetch", Fetch: &fetchRequest{After: after, MaxWaitMs: 500}, ClusterID: c.cfg.ClusterID}, time.Now().Add(5*time.Second))
 		if err == nil && resp.Err != nil {
 			err = fromWire(resp.Err)
 		}

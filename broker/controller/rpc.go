@@ -245,8 +245,9 @@ func (m *mux) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, er
 // fetch): it closes the connection under its own lock, which fails the
 // call at once.
 type rpcClient struct {
-	addr string
-	mu   sync.Mutex // one call at a time
+	addr  string
+	stats *channelStats // the raft channel's, for a broker-only node's log fetches; nil otherwise
+	mu    sync.Mutex    // one call at a time
 
 	connMu sync.Mutex
 	conn   net.Conn
@@ -264,7 +265,11 @@ func (c *rpcClient) call(req *rpcRequest, deadline time.Time) (*rpcResponse, err
 	}
 	if conn == nil {
 		var err error
-		conn, err = net.DialTimeout("tcp", c.addr, dialTimeout)
+		if c.stats != nil {
+			conn, err = c.stats.dial(c.addr, dialTimeout)
+		} else {
+			conn, err = net.DialTimeout("tcp", c.addr, dialTimeout)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -286,6 +291,9 @@ func (c *rpcClient) call(req *rpcRequest, deadline time.Time) (*rpcResponse, err
 	err := writeFrame(conn, req)
 	if err == nil {
 		err = readFrame(conn, &resp)
+	}
+	if c.stats != nil {
+		c.stats.rpcDone(err)
 	}
 	if err != nil {
 		_ = conn.Close()

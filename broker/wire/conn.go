@@ -179,7 +179,7 @@ func (s *Server) decode(frame []byte) (*Request, error) {
 	case h.Version < v.MinVersion || h.Version > v.MaxVersion:
 		return nil, &VersionError{Header: h, Known: true, Min: v.MinVersion, Max: v.MaxVersion}
 	}
-	if r.Msg, err = ParseBody(h, rest); err != nil {
+	if r.Msg, err = parseBody(h, rest, s.cfg.Decoders); err != nil {
 		return nil, err
 	}
 	return r, nil

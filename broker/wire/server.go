@@ -33,6 +33,9 @@ type Config struct {
 	// MaxRequestBytes is socket.request.max.bytes: larger frames are refused
 	// before anything is allocated for them.
 	MaxRequestBytes int32
+	// Decoders, by API key, replace kmsg's decoding of request bodies
+	// whose decoded form could be far larger than the frame (BodyDecoder).
+	Decoders map[int16]BodyDecoder
 	// Handlers is num.io.threads, QueueSize queued.max.requests.
 	Handlers  int
 	QueueSize int

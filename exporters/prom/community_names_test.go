@@ -21,10 +21,6 @@ type communityName struct {
 	name   string
 	labels []string
 	usedBy string
-	// family is the name prefix of the controller's metrics this name
-	// belongs to ("" for the broker's own): such a name is required once
-	// the scrape holds any metric with that prefix.
-	family string
 }
 
 func readCommunityNames(t *testing.T) []communityName {
@@ -42,13 +38,6 @@ func readCommunityNames(t *testing.T) []communityName {
 		f := strings.Split(line, "\t")
 		require.Len(t, f, 3, "line %q: want name, labels, used by", line)
 		n := communityName{name: f[0], usedBy: f[2]}
-		if strings.HasPrefix(f[2], "kraft") || strings.HasPrefix(f[2], "controller") {
-			// The bean family: kafka_server_raftmetrics_, kafka_server_raftchannelmetrics_,
-			// kafka_controller_controllerstats_.
-			parts := strings.SplitN(f[0], "_", 4)
-			require.Len(t, parts, 4, "line %q", line)
-			n.family = strings.Join(parts[:3], "_") + "_"
-		}
 		if f[1] != "-" {
 			n.labels = strings.Split(f[1], ",")
 		}
@@ -61,9 +50,8 @@ func readCommunityNames(t *testing.T) []communityName {
 // TestCommunityNamesResolve scrapes a real broker that has served produce and
 // fetch requests and checks every name Strimzi's dashboards and alert rules
 // query (testdata/community-names.txt) against it: present, with the labels
-// the queries use. The KRaft dashboard's raft metrics come from a KRaft
-// controller; they are counted and reported, and required once the broker
-// exports any raft metric.
+// the queries use. Every name is required, the KRaft dashboard's raft and
+// raft-channel metrics too (a kobs broker is also its quorum's controller).
 func TestCommunityNamesResolve(t *testing.T) {
 	b := testcluster.Start(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("orders"),
@@ -85,16 +73,8 @@ func TestCommunityNamesResolve(t *testing.T) {
 	require.NoError(t, err)
 
 	names := readCommunityNames(t)
-	exported := func(prefix string) bool {
-		for fam := range families {
-			if strings.HasPrefix(fam, prefix) {
-				return true
-			}
-		}
-		return false
-	}
-	resolved, pending := 0, 0
-	var missing, waiting []string
+	resolved := 0
+	var missing []string
 	for _, n := range names {
 		ok := false
 		if fam, found := families[n.name]; found {
@@ -113,17 +93,13 @@ func TestCommunityNamesResolve(t *testing.T) {
 				}
 			}
 		}
-		switch {
-		case ok:
+		if ok {
 			resolved++
-		case n.family != "" && !exported(n.family):
-			pending++ // the KRaft controller's metrics are not on this broker yet
-			waiting = append(waiting, n.name)
-		default:
+		} else {
 			missing = append(missing, n.name+" {"+strings.Join(n.labels, ",")+"} ("+n.usedBy+")")
 		}
 	}
-	t.Logf("community dashboard and alert names resolved against a live scrape: %d of %d; %d controller names pending (their bean family is not exported yet): %v",
-		resolved, len(names), pending, waiting)
+	t.Logf("community dashboard and alert names resolved against a live scrape: %d of %d", resolved, len(names))
 	require.Empty(t, missing, "names Strimzi's dashboards or alerts query that the broker does not export")
+	require.Equal(t, len(names), resolved)
 }
