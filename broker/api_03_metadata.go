@@ -173,7 +173,9 @@ func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool, ac
 			st.ErrorCode = kerr.InvalidTopicException.Code
 			return st
 		case err != nil:
-			b.log.Error("auto-create topic failed", "topic", name, "err", err)
+			if !errors.Is(err, errOffsetsTopicRF) { // logged by ensureOffsetsTopic
+				b.log.Error("auto-create topic failed", "topic", name, "err", err)
+			}
 			// Kafka answers LEADER_NOT_AVAILABLE while it cannot
 			// create (too few brokers, no controller); clients retry.
 			st.ErrorCode = kerr.LeaderNotAvailable.Code

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kobs-dev/kobs/broker/controller"
@@ -63,6 +64,9 @@ type Broker struct {
 	maxPartitions int
 
 	groups *group.Coordinator // set by Start (startGroups)
+	// offsetsRFWarned is when (Unix ns) the last "too few brokers for
+	// offsets.topic.replication.factor" warning was logged.
+	offsetsRFWarned atomic.Int64
 
 	// reg holds the broker's Kafka MBeans; metrics is nil when telemetry
 	// is off (kobs.telemetry.enable=false).

@@ -76,8 +76,8 @@ type Config struct {
 	ReplicaFetchBackoff  time.Duration // replica.fetch.backoff.ms
 	NumReplicaFetchers   int           // num.replica.fetchers
 	InterBrokerListener  string        // inter.broker.listener.name (default: the first listener)
-	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor,
-	// capped at the live brokers when __consumer_offsets is created.
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor:
+	// __consumer_offsets is created with it once that many brokers are live.
 	OffsetsTopicReplicationFactor int16
 	// Metadata quorum (broker/controller). ControllerListeners are the
 	// entries of listeners named by controller.listener.names: the

@@ -111,7 +111,7 @@ func tryStartCluster(t testing.TB, n int, opts []Opt) (*Cluster, error) {
 	}
 	procs := make([]*Process, len(ids))
 	for i, id := range ids {
-		cf := newCfg(t, opts)
+		cf := newCfg(t, clusterOpts(n, opts))
 		cf.dir = t.TempDir()
 		cf.props["log.dirs"] = cf.dir
 		cf.props["node.id"] = strconv.Itoa(int(id))
@@ -243,7 +243,7 @@ func StartInProcess(t testing.TB, n int, opts ...Opt) *InProcessCluster {
 	}
 	c.Voters = strings.Join(voters, ",")
 	for i := range n {
-		cf := newCfg(t, opts)
+		cf := newCfg(t, clusterOpts(n, opts))
 		cf.dir = t.TempDir()
 		cf.props["log.dirs"] = cf.dir
 		cf.props["node.id"] = strconv.Itoa(i + 1)
@@ -282,4 +282,11 @@ func (c *Cluster) String() string {
 		fmt.Fprintf(&sb, "node %d (process.roles=%s): kafka %s controller %s pid %d\n", id, p.c.props["process.roles"], p.Addr(), p.controller, p.Pid())
 	}
 	return sb.String()
+}
+
+// clusterOpts puts the replicated defaults of an n-node cluster before the
+// test's own options (which win): offsets.topic.replication.factor
+// min(n, 3), so groups get a coordinator once every node is up.
+func clusterOpts(n int, opts []Opt) []Opt {
+	return append([]Opt{Prop("offsets.topic.replication.factor", strconv.Itoa(min(n, 3)))}, opts...)
 }

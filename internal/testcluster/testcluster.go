@@ -51,6 +51,9 @@ func newCfg(t testing.TB, opts []Opt) *cfg {
 		"auto.create.topics.enable":       "true",
 		"log.retention.check.interval.ms": "300000",
 		"kobs.http.listener":              "127.0.0.1:0",
+		// One broker (Start, StartProcess), as config/server.properties;
+		// clusters use min(n, 3) (clusterOpts).
+		"offsets.topic.replication.factor": "1",
 	}}
 	for _, o := range opts {
 		o(c)
