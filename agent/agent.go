@@ -157,6 +157,7 @@ type Agent struct {
 	// Touched only by the cycle (cycles never overlap).
 	tables  map[string][]*offsetTable
 	windows map[groupTP]*window
+	cycle   uint64 // evaluations so far: marks the windows seen (window.cycle)
 	since   sinceTracker
 	exact   *exactReader
 
@@ -278,7 +279,7 @@ func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
 	a.tables = tables
 
 	lags := Lags(s)
-	seenW := map[groupTP]bool{}
+	a.cycle++
 	var want map[exactKey]bool
 	for name, gl := range lags {
 		owned := ownedSet(s.Groups[name])
@@ -290,12 +291,12 @@ func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
 				continue
 			}
 			key := groupTP{name, tp}
-			seenW[key] = true
 			w := a.windows[key]
 			if w == nil {
 				w = &window{size: a.cfg.StatusWindow}
 				a.windows[key] = w
 			}
+			w.cycle = a.cycle
 			if pl.End >= 0 {
 				w.add(observation{at: now, committed: pl.Committed, lag: pl.Lag})
 			}
@@ -316,8 +317,8 @@ func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
 			}
 		}
 	}
-	for k := range a.windows {
-		if !seenW[k] {
+	for k, w := range a.windows {
+		if w.cycle != a.cycle {
 			delete(a.windows, k)
 		}
 	}

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,9 +15,14 @@ import (
 
 // BenchmarkCycle is one agent cycle over a kfake cluster of 10,000
 // partitions and 20 groups (make bench measures 100,000 and 100 with the
-// agent in its own process: scripts/bench-agent.sh).
+// agent in its own process: scripts/bench-agent.sh). KOBS_BENCH_TOPICS and
+// KOBS_BENCH_GROUPS scale it (topics of 100 partitions; each group commits
+// on 10 topics) for profiling a full-size cycle in one process:
+//
+//	KOBS_BENCH_TOPICS=1000 KOBS_BENCH_GROUPS=100 go test -run '^$' -bench Cycle -cpuprofile cpu.out ./agent/
 func BenchmarkCycle(b *testing.B) {
-	const topics, parts, groups = 100, 100, 20
+	topics, groups := envInt(b, "KOBS_BENCH_TOPICS", 100), envInt(b, "KOBS_BENCH_GROUPS", 20)
+	const parts = 100
 	names := make([]string, topics)
 	for i := range names {
 		names[i] = fmt.Sprintf("t%03d", i)
@@ -33,11 +40,13 @@ func BenchmarkCycle(b *testing.B) {
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
 	for g := 0; g < groups; g++ {
-		var os kadm.Offsets
+		var offs kadm.Offsets
 		for p := int32(0); p < parts; p++ {
-			os.Add(kadm.Offset{Topic: names[g], Partition: p, At: 0, LeaderEpoch: -1})
+			for k := 0; k < min(10, topics); k++ {
+				offs.Add(kadm.Offset{Topic: names[(g*10+k)%topics], Partition: p, At: 0, LeaderEpoch: -1})
+			}
 		}
-		if err := adm.CommitAllOffsets(ctx, fmt.Sprintf("g%d", g), os); err != nil {
+		if err := adm.CommitAllOffsets(ctx, fmt.Sprintf("g%d", g), offs); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -55,4 +64,16 @@ func BenchmarkCycle(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
 }

@@ -37,6 +37,12 @@ type FailingPartition struct {
 	Conditions []Condition `json:"conditions"`
 	// Missing lists the replicas not in the ISR: the brokers to look at.
 	Missing []int32 `json:"missing_from_isr,omitempty"`
+	// OfflineReplicas lists the replicas on brokers that are down: the
+	// cluster's offline replicas, and replicas the live brokers do not
+	// include. An offline partition keeps its last leader in the ISR
+	// (Kafka never empties an ISR), so only this names every broker it
+	// waits for.
+	OfflineReplicas []int32 `json:"offline_replicas,omitempty"`
 	// Since is when the agent first saw the partition failing (any of its
 	// current conditions) without a break; zero from a one-shot classify.
 	Since time.Time `json:"since"`
@@ -77,6 +83,9 @@ func ClassifyPartition(p *Partition, minISR int, live map[int32]bool) (FailingPa
 	for _, r := range p.Replicas {
 		if !slices.Contains(p.ISR, r) {
 			f.Missing = append(f.Missing, r)
+		}
+		if slices.Contains(p.Offline, r) || live != nil && !live[r] {
+			f.OfflineReplicas = append(f.OfflineReplicas, r)
 		}
 	}
 	if p.Leader < 0 || (live != nil && !live[p.Leader]) {

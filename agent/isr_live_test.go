@@ -30,7 +30,8 @@ type failingAnswer struct {
 // again and nothing is reported. (A second broker down would leave one
 // of three controller voters: no quorum, so no ISR change is ever
 // committed; the topic with min.insync.replicas 3 shows under-min-ISR
-// with one broker down instead.)
+// with one broker down instead. Two brokers down, with dedicated
+// controllers: TestFailingISRDedicatedControllers.)
 func TestFailingISRLive(t *testing.T) {
 	c := testcluster.StartCluster(t, 3,
 		testcluster.Prop("replica.lag.time.max.ms", "1500"),

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -111,59 +112,79 @@ func groupLag(s *Snapshot, g *Group) *GroupLag {
 			owner[tp] = &g.Members[i]
 		}
 	}
-	tps := map[TopicPartition]bool{}
-	for topic, ps := range g.Committed {
-		for p := range ps {
-			tps[TopicPartition{topic, p}] = true
-		}
-		if t := s.Topics[topic]; t != nil {
-			for _, p := range t.Partitions {
-				tps[TopicPartition{topic, p.Partition}] = true
-			}
-		}
-	}
+	// Walked topic by topic in order, partitions sorted within each: at
+	// 100 groups of 1,000 partitions a set keyed by topic-partition and a
+	// sort of the whole result cost more than the rest of the lag.
+	owned := map[string][]int32{}
 	for tp := range owner {
-		tps[tp] = true
+		owned[tp.Topic] = append(owned[tp.Topic], tp.Partition)
 	}
-	gl.Partitions = make([]PartitionLag, 0, len(tps))
-	for tp := range tps {
-		pl := PartitionLag{Topic: tp.Topic, Partition: tp.Partition, Committed: -1, End: -1, Lag: -1, LagSeconds: math.NaN()}
-		if c, ok := g.Committed[tp.Topic][tp.Partition]; ok {
-			pl.Committed = c
+	topics := make([]string, 0, len(g.Committed))
+	for topic := range g.Committed {
+		topics = append(topics, topic)
+	}
+	for topic := range owned {
+		if _, ok := g.Committed[topic]; !ok {
+			topics = append(topics, topic)
 		}
-		if m := owner[tp]; m != nil {
-			pl.MemberID, pl.ClientID, pl.Host = m.ID, m.ClientID, m.Host
-		}
-		p := s.Partition(tp.Topic, tp.Partition)
-		switch {
-		case p == nil:
-			pl.Err = "partition not in metadata"
-		case s.ReadCommitted && p.LSO < 0:
-			pl.Err = joinErr("last stable offset unknown", p.OffsetsErr)
-		case p.End < 0:
-			pl.Err = joinErr("end offset unknown", p.OffsetsErr)
-		default:
-			pl.End = p.End
-			if s.ReadCommitted {
-				pl.End = p.LSO
+	}
+	sort.Strings(topics)
+	n := 0
+	for _, topic := range topics {
+		n += max(len(g.Committed[topic]), len(s.Topics[topic].partitionsOrNil())) + len(owned[topic])
+	}
+	gl.Partitions = make([]PartitionLag, 0, n)
+	var idx []int32
+	for _, topic := range topics {
+		committed := g.Committed[topic]
+		t := s.Topics[topic]
+		idx = idx[:0]
+		if committed != nil && t != nil {
+			for _, p := range t.Partitions {
+				idx = append(idx, p.Partition)
 			}
 		}
-		if pl.Committed >= 0 {
-			gl.TopicOffset[tp.Topic] += pl.Committed
-			if pl.End >= 0 {
-				pl.Lag = max(pl.End-pl.Committed, 0)
-				gl.TopicLag[tp.Topic] += pl.Lag
-				gl.TotalLag += pl.Lag
+		for p := range committed {
+			idx = append(idx, p)
+		}
+		idx = append(idx, owned[topic]...)
+		slices.Sort(idx)
+		idx = slices.Compact(idx)
+		for _, part := range idx {
+			tp := TopicPartition{topic, part}
+			pl := PartitionLag{Topic: topic, Partition: part, Committed: -1, End: -1, Lag: -1, LagSeconds: math.NaN()}
+			if c, ok := committed[part]; ok {
+				pl.Committed = c
 			}
+			if len(owner) > 0 {
+				if m := owner[tp]; m != nil {
+					pl.MemberID, pl.ClientID, pl.Host = m.ID, m.ClientID, m.Host
+				}
+			}
+			p := t.partition(part)
+			switch {
+			case p == nil:
+				pl.Err = "partition not in metadata"
+			case s.ReadCommitted && p.LSO < 0:
+				pl.Err = joinErr("last stable offset unknown", p.OffsetsErr)
+			case p.End < 0:
+				pl.Err = joinErr("end offset unknown", p.OffsetsErr)
+			default:
+				pl.End = p.End
+				if s.ReadCommitted {
+					pl.End = p.LSO
+				}
+			}
+			if pl.Committed >= 0 {
+				gl.TopicOffset[topic] += pl.Committed
+				if pl.End >= 0 {
+					pl.Lag = max(pl.End-pl.Committed, 0)
+					gl.TopicLag[topic] += pl.Lag
+					gl.TotalLag += pl.Lag
+				}
+			}
+			gl.Partitions = append(gl.Partitions, pl)
 		}
-		gl.Partitions = append(gl.Partitions, pl)
 	}
-	sort.Slice(gl.Partitions, func(i, j int) bool {
-		a, b := &gl.Partitions[i], &gl.Partitions[j]
-		if a.Topic != b.Topic {
-			return a.Topic < b.Topic
-		}
-		return a.Partition < b.Partition
-	})
 	return gl
 }

@@ -129,6 +129,14 @@ func (s *Snapshot) Partition(topic string, p int32) *Partition {
 	return s.Topics[topic].partition(p)
 }
 
+// partitionsOrNil is the topic's partitions, nil for a nil topic.
+func (t *Topic) partitionsOrNil() []*Partition {
+	if t == nil {
+		return nil
+	}
+	return t.Partitions
+}
+
 // partition returns a partition of the topic, or nil (also on a nil topic).
 func (t *Topic) partition(p int32) *Partition {
 	if t == nil {
@@ -210,10 +218,15 @@ var ErrNoMetadata = errors.New("no metadata from the cluster")
 func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot, error) {
 	start := time.Now()
 	adm := kadm.NewClient(cl)
-	// WithAuthorizedOps makes kadm ask the cluster: its default answer
-	// comes from kgo's metadata cache (up to 5 s old), which would show a
-	// dead cluster as alive and an old ISR as current.
-	meta, err := adm.Metadata(kadm.WithAuthorizedOps(ctx))
+	// A Metadata request for every topic, answered by the cluster (kgo
+	// hijacks it to refresh its brokers, never from its cache, which could
+	// show a dead cluster as alive and an old ISR as current). The
+	// snapshot is built from the response itself: kadm's Metadata would
+	// first copy 100,000 partitions into maps.
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(meta.ErrorCode)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoMetadata, err)
 	}
@@ -316,15 +329,17 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 }
 
 // fromMetadata builds a snapshot's brokers, topics and partitions from a
-// kadm metadata answer; it also returns the topics that loaded (sorted) and
+// Metadata response; it also returns the topics that loaded (sorted) and
 // the replica ids the metadata names but does not list as brokers.
-func fromMetadata(meta kadm.Metadata, at time.Time) (*Snapshot, []string, map[int32]bool) {
+func fromMetadata(meta *kmsg.MetadataResponse, at time.Time) (*Snapshot, []string, map[int32]bool) {
 	s := &Snapshot{
 		Time:       at,
-		Cluster:    meta.Cluster,
-		Controller: meta.Controller,
+		Controller: meta.ControllerID,
 		Topics:     make(map[string]*Topic, len(meta.Topics)),
 		Groups:     map[string]*Group{},
+	}
+	if meta.ClusterID != nil {
+		s.Cluster = *meta.ClusterID
 	}
 	live := map[int32]bool{}
 	for _, b := range meta.Brokers {
@@ -339,21 +354,31 @@ func fromMetadata(meta kadm.Metadata, at time.Time) (*Snapshot, []string, map[in
 
 	var topics []string
 	unreachable := map[int32]bool{}
-	for name, td := range meta.Topics {
-		t := &Topic{Name: name, Internal: td.IsInternal}
-		if td.Err != nil {
-			t.Err = td.Err.Error()
-			s.Errors = append(s.Errors, CollectError{Stage: "metadata", Broker: -1, Err: name + ": " + td.Err.Error()})
+	for i := range meta.Topics {
+		td := &meta.Topics[i]
+		if td.Topic == nil {
+			continue // an answer by topic id only; kobs asks by name
 		}
+		name := *td.Topic
+		t := &Topic{Name: name, Internal: td.IsInternal}
+		terr := kerr.ErrorForCode(td.ErrorCode)
+		if terr != nil {
+			t.Err = terr.Error()
+			s.Errors = append(s.Errors, CollectError{Stage: "metadata", Broker: -1, Err: name + ": " + terr.Error()})
+		}
+		// One allocation for the topic's partitions, not one each.
+		backing := make([]Partition, len(td.Partitions))
 		ps := make([]*Partition, 0, len(td.Partitions))
-		for _, pd := range td.Partitions {
-			p := &Partition{
+		for j := range td.Partitions {
+			pd := &td.Partitions[j]
+			p := &backing[j]
+			*p = Partition{
 				Topic: name, Partition: pd.Partition, Leader: pd.Leader, LeaderEpoch: pd.LeaderEpoch,
 				Replicas: pd.Replicas, ISR: pd.ISR, Offline: pd.OfflineReplicas,
 				Start: -1, End: -1, LSO: -1,
 			}
-			if pd.Err != nil {
-				p.MetaErr = pd.Err.Error()
+			if pd.ErrorCode != 0 {
+				p.MetaErr = kerr.ErrorForCode(pd.ErrorCode).Error()
 			}
 			for _, r := range pd.Replicas {
 				if !live[r] {
@@ -365,7 +390,7 @@ func fromMetadata(meta kadm.Metadata, at time.Time) (*Snapshot, []string, map[in
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Partition < ps[j].Partition })
 		t.Partitions = ps
 		s.Topics[name] = t
-		if td.Err == nil {
+		if terr == nil {
 			topics = append(topics, name)
 		}
 	}

@@ -76,6 +76,9 @@ type observation struct {
 type window struct {
 	obs  []observation
 	size int
+	// cycle is the last evaluation that saw the partition committed;
+	// windows of earlier cycles are dropped.
+	cycle uint64
 }
 
 func (w *window) add(o observation) {

@@ -6,35 +6,45 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// threeBrokers is kadm metadata as a 3-broker cluster answers it after
-// broker 3 died: broker 3 is gone from the broker list and from the ISRs.
-func threeBrokers(alive ...int32) kadm.Metadata {
-	m := kadm.Metadata{Cluster: "c", Controller: 1, Topics: kadm.TopicDetails{}}
+// threeBrokers is a Metadata response as a 3-broker cluster answers it
+// after broker 3 died: broker 3 is gone from the broker list and from the
+// ISRs.
+func threeBrokers(alive ...int32) *kmsg.MetadataResponse {
+	m := kmsg.NewPtrMetadataResponse()
+	m.ClusterID, m.ControllerID = kmsg.StringPtr("c"), 1
 	for _, id := range alive {
-		m.Brokers = append(m.Brokers, kgo.BrokerMetadata{NodeID: id, Host: "127.0.0.1", Port: 9090 + id})
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = id, "127.0.0.1", 9090+id
+		m.Brokers = append(m.Brokers, b)
 	}
-	m.Topics["orders"] = kadm.TopicDetail{Topic: "orders", Partitions: kadm.PartitionDetails{
+	part := func(p, leader int32, replicas, isr, offline []int32) kmsg.MetadataResponseTopicPartition {
+		pd := kmsg.NewMetadataResponseTopicPartition()
+		pd.Partition, pd.Leader, pd.Replicas, pd.ISR, pd.OfflineReplicas = p, leader, replicas, isr, offline
+		return pd
+	}
+	topic := func(name string, ps ...kmsg.MetadataResponseTopicPartition) {
+		t := kmsg.NewMetadataResponseTopic()
+		t.Topic, t.Partitions = kmsg.StringPtr(name), ps
+		m.Topics = append(m.Topics, t)
+	}
+	topic("orders",
 		// healthy
-		0: {Topic: "orders", Partition: 0, Leader: 1, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}},
+		part(0, 1, []int32{1, 2, 3}, []int32{1, 2, 3}, nil),
 		// follower 3 out of the ISR: under-replicated, at min ISR (2)
-		1: {Topic: "orders", Partition: 1, Leader: 2, Replicas: []int32{2, 3, 1}, ISR: []int32{2, 1}},
+		part(1, 2, []int32{2, 3, 1}, []int32{2, 1}, nil),
 		// leader moved off the preferred replica 3, which is out of the ISR
-		2: {Topic: "orders", Partition: 2, Leader: 1, Replicas: []int32{3, 1, 2}, ISR: []int32{1}},
+		part(2, 1, []int32{3, 1, 2}, []int32{1}, nil),
 		// no leader at all
-		3: {Topic: "orders", Partition: 3, Leader: -1, Replicas: []int32{3}, ISR: []int32{}, OfflineReplicas: []int32{3}},
-	}}
-	m.Topics["logs"] = kadm.TopicDetail{Topic: "logs", Partitions: kadm.PartitionDetails{
-		// leader 3 is not a live broker although the ISR still names it
-		0: {Topic: "logs", Partition: 0, Leader: 3, Replicas: []int32{3}, ISR: []int32{3}},
-	}}
+		part(3, -1, []int32{3}, []int32{}, []int32{3}))
+	// leader 3 is not a live broker although the ISR still names it
+	topic("logs", part(0, 3, []int32{3}, []int32{3}, nil))
 	return m
 }
 
-func TestClassifyKadmMetadata(t *testing.T) {
+func TestClassifyMetadataResponse(t *testing.T) {
 	s, topics, unreachable := fromMetadata(threeBrokers(1, 2), time.Unix(100, 0))
 	require.Equal(t, []string{"logs", "orders"}, topics)
 	require.Equal(t, map[int32]bool{3: true}, unreachable)
@@ -54,6 +64,7 @@ func TestClassifyKadmMetadata(t *testing.T) {
 	p2 := got[TopicPartition{"orders", 2}]
 	require.Equal(t, []Condition{UnderReplicated, UnderMinISR, NotPreferredLeader}, p2.Conditions)
 	require.Equal(t, []int32{3, 2}, p2.Missing)
+	require.Equal(t, []int32{3}, p2.OfflineReplicas, "broker 3 is not live")
 
 	p3 := got[TopicPartition{"orders", 3}]
 	require.Equal(t, []Condition{Offline, UnderReplicated, UnderMinISR}, p3.Conditions)
@@ -63,6 +74,10 @@ func TestClassifyKadmMetadata(t *testing.T) {
 	// kafka-topics.sh --unavailable-partitions has it.
 	l0 := got[TopicPartition{"logs", 0}]
 	require.Equal(t, []Condition{Offline, AtMinISR}, l0.Conditions)
+	// Its ISR still names broker 3 (nothing is missing from it), but the
+	// replica is offline: the broker to look at.
+	require.Empty(t, l0.Missing)
+	require.Equal(t, []int32{3}, l0.OfflineReplicas)
 
 	failing := Classify(s)
 	require.Len(t, UnderReplicatedPartitions(failing), 3)

@@ -226,6 +226,7 @@ type PromConfig struct {
 	Brokers        []string // host:port of each broker's telemetry listener (kobs.http.listener)
 	Agents         []string // host:port of each agent; nil for the default, empty (non-nil) for no agent job
 	Audits         []string // host:port of each audit reconciler (kobs run's --audit-listen); same nil/empty rule
+	Traces         []string // host:port serving a trace shipper's /metrics (kobs run: the trace store's address; kobs trace ship --listen); same nil/empty rule
 	Alertmanagers  []string
 	RuleFiles      []string
 	ScrapeInterval string
@@ -248,6 +249,9 @@ func PrometheusConfig(c PromConfig) string {
 	}
 	if c.Audits == nil {
 		c.Audits = []string{"127.0.0.1:8780"}
+	}
+	if c.Traces == nil {
+		c.Traces = []string{"127.0.0.1:9200"}
 	}
 	// Not Alertmanager's usual 9093: make run's second broker listens there.
 	c.Alertmanagers = def(c.Alertmanagers, "127.0.0.1:9095")
@@ -281,7 +285,7 @@ scrape_configs:
   - job_name: ` + dashboards.BrokerJob + `
     static_configs:
       - targets: ` + list(c.Brokers) + `
-` + job(dashboards.AgentJob, c.Agents) + job(dashboards.AuditJob, c.Audits)
+` + job(dashboards.AgentJob, c.Agents) + job(dashboards.AuditJob, c.Audits) + job(dashboards.TraceJob, c.Traces)
 }
 
 // job is a scrape job, or nothing without targets.

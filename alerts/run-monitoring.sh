@@ -27,7 +27,7 @@ if [[ -x $prom ]]; then
 		--web.listen-address=127.0.0.1:9090 --log.level=warn >data/prometheus.log 2>&1 &
 	pids+=($!)
 	echo "kobs: Prometheus on http://127.0.0.1:9090 (rules: http://127.0.0.1:9090/alerts; log data/prometheus.log)"
-	echo "      scraping the brokers (8778, 8788, 8798), the agent (9308) and the audit reconciler (8780) that kobs run starts"
+	echo "      scraping the brokers (8778, 8788, 8798), the agent (9308), the audit reconciler (8780) and the trace shipper (9200) that kobs run starts"
 	echo "      dashboards as PNG: bin/kobs dashboards render --prometheus http://127.0.0.1:9090 --es http://127.0.0.1:9200 --out data/dashboards"
 else
 	echo "kobs: Prometheus not installed (make deps installs it); no rules evaluate"

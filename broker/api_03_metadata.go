@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -68,7 +69,7 @@ func (b *Broker) handleMetadata(r *wire.Request) {
 		resp.Brokers = append(resp.Brokers, br)
 	}
 	resp.ClusterID = strp(b.clusterID)
-	resp.ControllerID = img.ControllerID
+	resp.ControllerID = clientControllerID(img)
 
 	if oversized > 0 {
 		b.log.Warn("metadata request refused: it names too many topics, refused before decoding it whole",
@@ -172,7 +173,9 @@ func (b *Broker) topicMetadata(img *metadata.Image, name string, create bool, ac
 			st.ErrorCode = kerr.InvalidTopicException.Code
 			return st
 		case err != nil:
-			b.log.Error("auto-create topic failed", "topic", name, "err", err)
+			if !errors.Is(err, errOffsetsTopicRF) { // logged by ensureOffsetsTopic
+				b.log.Error("auto-create topic failed", "topic", name, "err", err)
+			}
 			// Kafka answers LEADER_NOT_AVAILABLE while it cannot
 			// create (too few brokers, no controller); clients retry.
 			st.ErrorCode = kerr.LeaderNotAvailable.Code
@@ -232,4 +235,26 @@ func (b *Broker) brokerEndpoint(mb *metadata.Broker, listener string) (string, i
 		return e.Host, e.Port, true
 	}
 	return "", 0, false
+}
+
+// clientControllerID is the controller id Metadata and DescribeCluster
+// report to clients: the active controller when it is a live broker
+// (combined process.roles, so admin requests need no forwarding hop),
+// otherwise, as KRaft's KRaftMetadataCache.getControllerId, a random live
+// broker. Clients cannot reach a dedicated controller (KIP-590): they send
+// admin requests to that broker, which forwards them to the quorum.
+func clientControllerID(img *metadata.Image) int32 {
+	if img.Live(img.ControllerID) {
+		return img.ControllerID
+	}
+	var live []int32
+	for id, b := range img.Brokers {
+		if !b.Fenced {
+			live = append(live, id)
+		}
+	}
+	if len(live) == 0 {
+		return -1
+	}
+	return live[rand.IntN(len(live))]
 }

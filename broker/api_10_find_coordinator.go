@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -17,7 +19,10 @@ import (
 //     endpoint for the listener the request came on; a partition without
 //     a leader is COORDINATOR_NOT_AVAILABLE. The first lookup creates
 //     __consumer_offsets (Kafka answers COORDINATOR_NOT_AVAILABLE while it
-//     creates the topic; kobs creates it synchronously and answers at once).
+//     creates the topic; kobs creates it synchronously and answers at once)
+//     with offsets.topic.replication.factor replicas; while fewer brokers
+//     are live it is not created and the answer is COORDINATOR_NOT_AVAILABLE
+//     (Kafka's controller refuses the creation the same way).
 //   - Transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE until kobs has
 //     a transaction coordinator; other key types INVALID_REQUEST.
 //   - Any key is accepted, the empty group id included, as in Kafka.
@@ -38,7 +43,9 @@ func (b *Broker) handleFindCoordinator(r *wire.Request) {
 		switch req.CoordinatorType {
 		case 0:
 			if err := b.ensureOffsetsTopic(); err != nil {
-				b.log.Error("cannot create the offsets topic", "err", err)
+				if !errors.Is(err, errOffsetsTopicRF) { // logged by ensureOffsetsTopic
+					b.log.Error("cannot create the offsets topic", "err", err)
+				}
 				c.ErrorCode, c.ErrorMessage = kerr.CoordinatorNotAvailable.Code, strp(err.Error())
 				break
 			}

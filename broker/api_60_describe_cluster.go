@@ -27,7 +27,7 @@ func (b *Broker) handleDescribeCluster(r *wire.Request) {
 	}
 	resp.ClusterID = b.clusterID
 	img := b.pub.Load()
-	resp.ControllerID = img.ControllerID
+	resp.ControllerID = clientControllerID(img)
 	for _, id := range img.BrokerIDs() {
 		mb := img.Brokers[id]
 		host, port, ok := b.brokerEndpoint(mb, r.Listener)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kobs-dev/kobs/broker/controller"
@@ -63,6 +64,9 @@ type Broker struct {
 	maxPartitions int
 
 	groups *group.Coordinator // set by Start (startGroups)
+	// offsetsRFWarned is when (Unix ns) the last "too few brokers for
+	// offsets.topic.replication.factor" warning was logged.
+	offsetsRFWarned atomic.Int64
 
 	// reg holds the broker's Kafka MBeans; metrics is nil when telemetry
 	// is off (kobs.telemetry.enable=false).
@@ -133,7 +137,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 	}
 	b.producerIDs = ids
 	b.reg = telemetry.New()
-	if cfg.TelemetryEnable {
+	if cfg.TelemetryEnable && cfg.ProcessRoles.Broker {
 		b.metrics = newMetrics(b.reg, cfg.NumIOThreads)
 	}
 	b.advertised = slices.Clone(cfg.AdvertisedListeners)
@@ -157,6 +161,11 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 			return ctl.AlterPartition(ctx, controller.AlterPartitionRequest{Topic: r.Topic, Partition: r.Partition,
 				LeaderID: r.LeaderID, BrokerEpoch: ctl.BrokerEpoch(), LeaderEpoch: r.LeaderEpoch,
 				PartitionEpoch: r.PartitionEpoch, NewISR: r.NewISR})
+		}
+		if !cfg.ProcessRoles.Broker {
+			// process.roles=controller: the metadata quorum and
+			// telemetry only (Start), no Kafka listener, no replicas.
+			return b, nil
 		}
 		if b.legacy, err = controller.ReadLegacyTopics(cfg.LogDirs[0], cfg.NodeID); err != nil {
 			return nil, err
@@ -246,7 +255,12 @@ func (b *Broker) HTTPAddr() string {
 }
 
 // Start binds the listeners and starts serving and the background tasks.
+// A controller-only node (process.roles=controller) starts its part of
+// the metadata quorum and the telemetry listener only.
 func (b *Broker) Start() error {
+	if b.replicas == nil {
+		return b.startControllerOnly()
+	}
 	wcfg := wire.Config{
 		Versions:        apiVersions(),
 		MaxRequestBytes: b.cfg.SocketRequestMaxBytes,
@@ -313,6 +327,24 @@ func (b *Broker) Start() error {
 	return nil
 }
 
+// startControllerOnly runs a process.roles=controller node as Kafka runs
+// one: a voter of the metadata quorum on its CONTROLLER listener, without
+// the data plane. It registers no broker (so Metadata never lists it), and
+// its telemetry carries the KafkaController and raft-metrics beans, and
+// the disk beans (LogDirectoryOffline: the metadata log's dir full).
+func (b *Broker) startControllerOnly() error {
+	if err := b.ctl.Start(metadata.Broker{ID: b.cfg.NodeID}); err != nil {
+		return err
+	}
+	b.registerOSMetrics()
+	if err := b.startHTTP(); err != nil {
+		_ = b.ctl.Close()
+		return err
+	}
+	b.reg.Start(b.ctx)
+	return nil
+}
+
 // readyTimeout bounds how long Start waits for a one-voter quorum to
 // register this broker.
 const readyTimeout = time.Minute
@@ -336,7 +368,9 @@ func (b *Broker) startController() error {
 	if err := b.ctl.Start(self); err != nil {
 		return err
 	}
-	if len(b.cfg.ControllerQuorumVoters) > 1 {
+	if len(b.cfg.ControllerQuorumVoters) > 1 || !b.cfg.ProcessRoles.Controller {
+		// Other voters (or, broker-only, all of them) may still be
+		// starting: wait for them in the background.
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
@@ -565,6 +599,10 @@ func (b *Broker) Close() error {
 		}
 		b.reg.Stop()
 		b.wg.Wait()
+		if b.replicas == nil { // controller-only: no logs
+			close(b.closed)
+			return
+		}
 		b.stopGroups()
 		err = errors.Join(err, b.writeCheckpoints(), b.closeLogs())
 		close(b.closed)

@@ -79,8 +79,8 @@ type Config struct {
 	ReplicaFetchBackoff  time.Duration // replica.fetch.backoff.ms
 	NumReplicaFetchers   int           // num.replica.fetchers
 	InterBrokerListener  string        // inter.broker.listener.name (default: the first listener)
-	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor,
-	// capped at the live brokers when __consumer_offsets is created.
+	// OffsetsTopicReplicationFactor is offsets.topic.replication.factor:
+	// __consumer_offsets is created with it once that many brokers are live.
 	OffsetsTopicReplicationFactor int16
 	// Metadata quorum (broker/controller). ControllerListeners are the
 	// entries of listeners named by controller.listener.names: the
@@ -88,6 +88,7 @@ type Config struct {
 	// in Listeners.
 	ProcessRoles                 controller.Roles
 	ControllerQuorumVoters       map[int32]string // controller.quorum.voters
+	ControllerQuorumBootstrap    []string         // controller.quorum.bootstrap.servers (broker-only nodes learn the voters there)
 	ControllerListenerNames      []string         // controller.listener.names
 	ControllerListeners          []Listener
 	ControllerNetListener        net.Listener  // optional, pre-bound (embedders, tests; never from properties)
@@ -189,6 +190,7 @@ var brokerKeys = map[string]string{
 	// an ephemeral loopback port.
 	"process.roles":                           "",
 	"controller.quorum.voters":                "",
+	"controller.quorum.bootstrap.servers":     "",
 	"controller.listener.names":               "CONTROLLER",
 	"broker.session.timeout.ms":               "9000",
 	"broker.heartbeat.interval.ms":            "2000",
@@ -225,7 +227,6 @@ var acceptedKeys = map[string]bool{
 	"num.recovery.threads.per.data.dir":        true,
 	"transaction.state.log.replication.factor": true,
 	"transaction.state.log.min.isr":            true,
-	"controller.quorum.bootstrap.servers":      true,
 	"listener.security.protocol.map":           true,
 	"log.cleaner.threads":                      true,
 }
@@ -480,7 +481,18 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 			c.ControllerListenerNames = append(c.ControllerListenerNames, n)
 		}
 	}
-	if !has("process.roles") && !has("controller.quorum.voters") {
+	var bootstrap []string
+	for _, s := range strings.Split(get("controller.quorum.bootstrap.servers"), ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+			fail("controller.quorum.bootstrap.servers", fmt.Errorf("%q: want host:port", s))
+			continue
+		}
+		bootstrap = append(bootstrap, s)
+	}
+	if !has("process.roles") && !has("controller.quorum.voters") && len(bootstrap) == 0 {
 		// One node: a one-voter quorum on its CONTROLLER listener if it
 		// has one, else on an ephemeral loopback port (the controller
 		// accepts port 0 for a single voter only).
@@ -498,9 +510,7 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 		if c.ProcessRoles, err = controller.ParseRoles(get("process.roles")); err != nil {
 			fail("process.roles", err)
 		}
-		if c.ControllerQuorumVoters, err = controller.ParseVoters(get("controller.quorum.voters")); err != nil {
-			fail("controller.quorum.voters", err)
-		}
+		c.ControllerQuorumVoters, c.ControllerQuorumBootstrap = c.quorumVoters(get("controller.quorum.voters"), bootstrap, fail)
 	}
 	// The controller listeners leave Listeners: the controller binds them.
 	var kept []Listener
@@ -538,16 +548,63 @@ func (c *Config) parseQuorumConfig(get func(string) string, has func(string) boo
 	if c.ProcessRoles.Broker && len(c.Listeners) == 0 {
 		fail("listeners", errors.New("no listener left for clients besides the controller listener"))
 	}
+	if !c.ProcessRoles.Broker && c.ProcessRoles.Controller {
+		// As Kafka's KafkaConfig: a dedicated controller serves no client.
+		switch {
+		case len(c.ControllerListeners) == 0:
+			fail("controller.listener.names", fmt.Errorf("must contain at least one value appearing in the 'listeners' configuration when running the KRaft controller role (listeners %v)", c.Listeners))
+		case len(c.Listeners) > 0:
+			fail("listeners", fmt.Errorf("must only contain KRaft controller listeners from controller.listener.names %v when process.roles=controller (found %s)", c.ControllerListenerNames, c.Listeners[0]))
+		}
+	}
 	if (len(c.ControllerQuorumVoters) > 1 || !c.ProcessRoles.Controller) && c.ClusterID == "" {
 		fail("cluster.id", errors.New("required when controller.quorum.voters names more than one voter or this node is broker-only: every node must name the same cluster"))
 	}
+}
+
+// quorumVoters resolves controller.quorum.voters and
+// controller.quorum.bootstrap.servers. kobs's quorum is static (raft's
+// voters are fixed when the log is formed), so the bootstrap servers
+// stand in for the voters in two cases only, Kafka 4's stock files: a
+// broker-only node learns the voters from them when it starts, and a
+// controller whose bootstrap servers name only its own controller
+// listener is the single voter (Kafka's kafka-storage format
+// --standalone). With controller.quorum.voters set they are not needed.
+func (c *Config) quorumVoters(votersProp string, bootstrap []string, fail func(string, error)) (map[int32]string, []string) {
+	if votersProp != "" || len(bootstrap) == 0 {
+		voters, err := controller.ParseVoters(votersProp)
+		if err != nil && votersProp == "" {
+			err = errors.New("no voter given: as Kafka requires with process.roles, either controller.quorum.bootstrap.servers must contain the set of bootstrap controllers or controller.quorum.voters must contain a parseable set of controllers")
+		}
+		if err != nil {
+			fail("controller.quorum.voters", err)
+		}
+		if len(bootstrap) > 0 {
+			c.Warnings = append(c.Warnings, "controller.quorum.bootstrap.servers is not used: controller.quorum.voters names the voters")
+		}
+		return voters, nil
+	}
+	if !c.ProcessRoles.Controller {
+		return nil, bootstrap
+	}
+	for _, l := range c.Listeners {
+		if !slices.Contains(c.ControllerListenerNames, l.Name) || len(bootstrap) != 1 {
+			continue
+		}
+		host, port, _ := net.SplitHostPort(bootstrap[0])
+		if port == strconv.Itoa(int(l.Port)) && (l.Host == "" || l.Host == "0.0.0.0" || l.Host == "::" || l.Host == host) {
+			return map[int32]string{c.NodeID: bootstrap[0]}, nil
+		}
+	}
+	fail("controller.quorum.bootstrap.servers", fmt.Errorf("%v: a controller needs controller.quorum.voters (id@host:port,... naming every voter): kobs's metadata quorum is static (no KIP-853 dynamic voters), so bootstrap servers alone only make a single controller whose one bootstrap server is its own controller listener", bootstrap))
+	return nil, nil
 }
 
 // ControllerConfig is the broker/controller configuration this broker
 // config describes. The metadata log lives in <first log dir>/kobs-metadata.
 func (c *Config) ControllerConfig(reg *telemetry.Registry, logger *slog.Logger) controller.Config {
 	return controller.Config{
-		NodeID: c.NodeID, Roles: c.ProcessRoles, Voters: c.ControllerQuorumVoters,
+		NodeID: c.NodeID, Roles: c.ProcessRoles, Voters: c.ControllerQuorumVoters, BootstrapServers: c.ControllerQuorumBootstrap,
 		DataDir: filepath.Join(c.LogDirs[0], "kobs-metadata"), ClusterID: c.ClusterID, ListenerName: firstOr(c.ControllerListenerNames, "CONTROLLER"),
 		SessionTimeout: c.BrokerSessionTimeout, HeartbeatInterval: c.BrokerHeartbeatInterval,
 		UncleanLeaderElection: c.UncleanLeaderElection, AutoLeaderRebalance: c.AutoLeaderRebalance,

@@ -83,25 +83,41 @@ func (b *Broker) stopGroups() {
 	}
 }
 
+// errOffsetsTopicRF: fewer live brokers than offsets.topic.replication.factor,
+// so __consumer_offsets is not created yet and groups have no coordinator.
+var errOffsetsTopicRF = errors.New("too few live brokers for offsets.topic.replication.factor")
+
+// offsetsRFWarnEvery bounds the warning about errOffsetsTopicRF: clients
+// retry FindCoordinator every few hundred milliseconds while it lasts.
+const offsetsRFWarnEvery = 30 * time.Second
+
 // ensureOffsetsTopic creates __consumer_offsets as Kafka does on first use:
 // internal, compacted, with offsets.topic.segment.bytes segments. A
 // compact-only log is never trimmed by retention.ms/retention.bytes, so
 // committed offsets stay until compaction replaces or tombstones them.
+//
+// Its replication factor is offsets.topic.replication.factor, never less:
+// while fewer brokers are live (a cluster still starting) it is refused
+// with errOffsetsTopicRF, as Kafka's controller refuses the creation and
+// FindCoordinator answers COORDINATOR_NOT_AVAILABLE, rather than creating
+// a topic with fewer replicas than asked that would keep them for good.
+// A single broker is configured with offsets.topic.replication.factor=1
+// (config/server.properties, as Kafka's own).
 func (b *Broker) ensureOffsetsTopic() error {
 	img := b.pub.Load()
 	if img.Topic(offsetsTopic) != nil {
 		return nil
 	}
-	// offsets.topic.replication.factor, capped at the live brokers so a
-	// single node (or a cluster still starting) can serve groups; Kafka
-	// would refuse until enough brokers are up.
-	live := int16(0)
+	live := 0
 	for _, br := range img.Brokers {
 		if !br.Fenced {
 			live++
 		}
 	}
-	rf := max(1, min(b.cfg.OffsetsTopicReplicationFactor, live))
+	rf := b.cfg.OffsetsTopicReplicationFactor
+	if live < int(rf) {
+		return b.offsetsRFRefused(live, fmt.Sprintf("%d live", live))
+	}
 	ctx, cancel := b.adminCtx(0)
 	defer cancel()
 	n := b.cfg.OffsetsTopicNumPartitions
@@ -114,13 +130,30 @@ func (b *Broker) ensureOffsetsTopic() error {
 			"compression.type": "producer",
 			"segment.bytes":    strconv.Itoa(int(b.cfg.OffsetsTopicSegmentBytes)),
 		}})
-	if errors.Is(err, controller.ErrTopicExists) {
+	switch {
+	case errors.Is(err, controller.ErrTopicExists):
 		return nil
-	}
-	if err != nil {
+	case errors.Is(err, controller.ErrInvalidReplicationFactor):
+		// The controller counts live brokers too, and has the last word.
+		return b.offsetsRFRefused(live, err.Error())
+	case err != nil:
 		return fmt.Errorf("create %s: %w", offsetsTopic, err)
 	}
 	return nil
+}
+
+// offsetsRFRefused logs (at most every offsetsRFWarnEvery) and returns the
+// errOffsetsTopicRF refusal.
+func (b *Broker) offsetsRFRefused(live int, detail string) error {
+	rf := b.cfg.OffsetsTopicReplicationFactor
+	now := time.Now().UnixNano()
+	if last := b.offsetsRFWarned.Load(); now-last >= int64(offsetsRFWarnEvery) && b.offsetsRFWarned.CompareAndSwap(last, now) {
+		b.log.Warn("not creating "+offsetsTopic+": fewer live brokers than offsets.topic.replication.factor; "+
+			"groups get COORDINATOR_NOT_AVAILABLE until enough brokers are up (expected while a cluster starts; "+
+			"a single broker needs offsets.topic.replication.factor=1)",
+			"live_brokers", live, "offsets.topic.replication.factor", rf)
+	}
+	return fmt.Errorf("%w: %s cannot be created with %d replicas (%s)", errOffsetsTopicRF, offsetsTopic, rf, detail)
 }
 
 // offsetsStorage is group.Storage over the __consumer_offsets partitions.

@@ -28,7 +28,7 @@ import (
 //     succeeds). Write errors in partition logs are answered
 //     KAFKA_STORAGE_ERROR but do not yet mark the dir.
 func (b *Broker) registerOSMetrics() {
-	if b.metrics == nil {
+	if !b.cfg.TelemetryEnable {
 		return
 	}
 	if _, _, err := readProcIO(); err == nil {

@@ -7,6 +7,9 @@ const (
 	BrokerJob = "kobs-broker"
 	AgentJob  = "kobs-agent"
 	AuditJob  = "kobs-audit"
+	// TraceJob scrapes the trace shipper's /metrics (kobs run: the trace
+	// store's address; kobs trace ship --listen).
+	TraceJob = "kobs-trace"
 )
 
 // ShipperGroup is the trace shipper's consumer group (tracing.ShipperConfig's

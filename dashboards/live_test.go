@@ -93,7 +93,7 @@ func TestLive(t *testing.T) {
 	rules = []byte(strings.Replace(string(rules), lagRule, "max by (consumergroup, topic) (kobs_consumergroup_lag_seconds) > 5", 1))
 	agentAddr := startAgent(t, kafka)
 	promCfg := alerts.PrometheusConfig(alerts.PromConfig{
-		Brokers: st.telemetryAddrs(), Agents: []string{agentAddr}, Audits: []string{st.audit},
+		Brokers: st.telemetryAddrs(), Agents: []string{agentAddr}, Audits: []string{st.audit}, Traces: []string{st.shipper},
 		Alertmanagers: []string{amAddr}, ScrapeInterval: "1s", EvalInterval: "1s",
 	})
 	prom := promtest.StartConfig(t, promCfg, map[string][]byte{alerts.RulesFile: rules})
@@ -128,9 +128,9 @@ func TestLive(t *testing.T) {
 	// bucket (bucket and grace of 2 s here): scrape until every name
 	// that must be there is.
 	var scraped map[string]bool
-	waitFor(ctx, t, "every queried metric name in a live scrape of the brokers, the agent and the audit reconciler", func() (bool, string) {
+	waitFor(ctx, t, "every queried metric name in a live scrape of the brokers, the agent, the audit reconciler and the trace shipper", func() (bool, string) {
 		scraped = map[string]bool{}
-		for _, target := range append(st.telemetryAddrs(), agentAddr, st.audit) {
+		for _, target := range append(st.telemetryAddrs(), agentAddr, st.audit, st.shipper) {
 			for n := range scrapeNames(ctx, t, "http://"+target+"/metrics") {
 				scraped[n] = true
 			}
@@ -804,11 +804,13 @@ type stack struct {
 	telemetry  map[int32]string // host:port of each broker's /metrics
 	tracestore string           // http://host:port
 	audit      string           // host:port of the reconciler's /metrics
+	shipper    string           // host:port of the trace shipper's /metrics
 }
 
 var (
 	telemetryRe  = regexp.MustCompile(`telemetry=http://([0-9.:]+)/jolokia`)
 	tracestoreRe = regexp.MustCompile(`tracestore ready on (http://[0-9.:]+)`)
+	shipperRe    = regexp.MustCompile(`metrics on http://([0-9.:]+)/metrics`)
 )
 
 // startStack starts the cluster (replication factor 3 for every topic,
@@ -838,7 +840,10 @@ func startStack(t *testing.T) *stack {
 	m := tracestoreRe.FindStringSubmatch(kv["line"])
 	require.NotNil(t, m, "tracestore ready line %q", kv["line"])
 	st.tracestore = m[1]
-	startProc(t, "kobs trace ship", "trace shipper:", "trace", "ship", "--bootstrap-server", kafka, "--url", st.tracestore)
+	kv = startProc(t, "kobs trace ship", "trace shipper:", "trace", "ship", "--bootstrap-server", kafka, "--url", st.tracestore, "--listen", "127.0.0.1:0")
+	m = shipperRe.FindStringSubmatch(kv["line"])
+	require.NotNil(t, m, "trace shipper line %q names no metrics address", kv["line"])
+	st.shipper = m[1]
 	kv = startProc(t, "kobs audit run", `msg="kobs audit ready"`, "audit", "run", "--bootstrap-servers", kafka,
 		"--listen", "127.0.0.1:0", "--state-dir", filepath.Join(dir, "audit"), "--bucket", "2s", "--grace", "2s")
 	st.audit = strings.TrimPrefix(kv["listen"], "http://")

@@ -5,25 +5,13 @@ package dashboards
 // The live test (live_test.go) prints this list on every run, treats these
 // names as not yet checkable, and fails when one of them shows up in a
 // scrape: move it out of here then, and the test checks it like the rest.
-var Pending = map[string]string{
-	// Trace pipeline ([H]): drops are recorded as type:drop events in the
-	// trace store (the message trace dashboard shows them), but no process
-	// exports a Prometheus counter for the alert yet; the shipper, which
-	// ships every drop event, is the natural place. Name proposed here.
-	"kobs_trace_events_dropped_total": "trace [H] (name proposed here)",
-}
+var Pending = map[string]string{}
 
 // PendingTraceStore names Elasticsearch panels (by title) whose requests
 // the trace store cannot answer yet, with the work that will make it; the
 // live test prints them and fails once the store answers one, so it is
 // moved out.
-var PendingTraceStore = map[string]string{
-	// The trace mapping has "dropped": {"type": "long", "index": false}.
-	// Elasticsearch keeps doc values for such a field and sums it; the
-	// store answers the sum with 0 (the drop events themselves are
-	// stored: the live test counts them).
-	"Dropped trace events per minute": "trace store: sum over the unindexed long field dropped answers 0 [H]",
-}
+var PendingTraceStore = map[string]string{}
 
 // PendingFailure names the panels that only have data during a failure
 // the live tests cannot induce yet, with the reason; they print them.

@@ -89,8 +89,14 @@ func TestDropsAreRecordedAndJourneysSayIncomplete(t *testing.T) {
 	waitCount(t, es, st.Written+st.DropEvents, ingestWait)
 	// Every drop event is stored, so the shipper has read them all: its
 	// counter holds every drop, under the client's id.
+	drops := scrapeDrops(t, shipper)
 	require.Equal(t, map[string]float64{`client="lossy-app",reason="buffer_full",tier="producer"`: float64(st.Dropped)},
-		scrapeDrops(t, shipper))
+		nonZero(drops))
+	// The client's other reasons are there at 0, so the alert's
+	// increase() sees their first drop too.
+	for _, r := range dropReasons {
+		require.Contains(t, drops, `client="lossy-app",reason="`+r+`",tier="producer"`)
+	}
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)
@@ -216,7 +222,7 @@ func TestConsumerDropsNameTheGroup(t *testing.T) {
 	require.Equal(t, int64(n), st.Written+st.Dropped)
 	waitCount(t, es, n+st.Written+st.DropEvents, ingestWait)
 	require.Equal(t, map[string]float64{`client="consumer-slow-readers",reason="buffer_full",tier="consumer"`: float64(st.Dropped)},
-		scrapeDrops(t, shipper))
+		nonZero(scrapeDrops(t, shipper)))
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)
@@ -270,11 +276,23 @@ func scrapeDrops(t *testing.T, s *Shipper) map[string]float64 {
 	return out
 }
 
+// nonZero keeps the series that counted a drop.
+func nonZero(series map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range series {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func TestDropReasonLabel(t *testing.T) {
 	for reason, want := range map[string]string{
 		reasonBufferFull: "buffer_full", reasonNotStarted: "not_started", reasonClosed: "closed",
 		reasonWriteFailed + "NOT_LEADER_FOR_PARTITION: ...": "write_failed", "something new": "other", "": "other",
 	} {
 		require.Equal(t, want, dropReasonLabel(reason), reason)
+		require.Contains(t, dropReasons, want, "a label value without its zero series")
 	}
 }

@@ -351,6 +351,7 @@ func (s *Shipper) add(ctx context.Context, bp *elastic.BulkProcessor, r *kgo.Rec
 		s.log.Warn("skipping corrupt trace event", "partition", r.Partition, "offset", r.Offset, "err", err)
 		return nil
 	}
+	s.drops.saw(&e)
 	if e.Type == TypeDrop {
 		s.drops.add(&e)
 	}

@@ -39,9 +39,46 @@ var (
 type dropLabels struct{ client, tier, reason string }
 
 // dropCounts sums the "dropped" field of the drop events the shipper read.
+// Every client and tier seen in any event gets its series at 0 for every
+// reason: a series born at its first drop holds one sample, and
+// increase() over it (the KobsTraceEventsDropped alert) sees nothing.
 type dropCounts struct {
-	mu sync.Mutex
-	m  map[dropLabels]int64
+	mu   sync.Mutex
+	m    map[dropLabels]int64
+	seen map[[2]string]bool // client, tier
+}
+
+// dropReasons are the values of the reason label (dropReasonLabel).
+var dropReasons = []string{"buffer_full", "not_started", "closed", "write_failed", "other"}
+
+// saw starts the series of e's client and tier at 0 the first time one of
+// its events is read.
+func (d *dropCounts) saw(e *Event) {
+	tier := eventTier(e)
+	k := [2]string{e.ClientID, tier}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen[k] {
+		return
+	}
+	if d.seen == nil {
+		d.seen = map[[2]string]bool{}
+	}
+	if d.m == nil {
+		d.m = map[dropLabels]int64{}
+	}
+	d.seen[k] = true
+	for _, r := range dropReasons {
+		d.m[dropLabels{client: e.ClientID, tier: tier, reason: r}] += 0
+	}
+}
+
+// eventTier is the tier label of an event's client.
+func eventTier(e *Event) string {
+	if e.Group != "" {
+		return "consumer"
+	}
+	return "producer"
 }
 
 // add counts a drop event. It runs once per event read from the trace
@@ -52,11 +89,7 @@ func (d *dropCounts) add(e *Event) {
 	if e.Dropped <= 0 {
 		return
 	}
-	tier := "producer"
-	if e.Group != "" {
-		tier = "consumer"
-	}
-	k := dropLabels{client: e.ClientID, tier: tier, reason: dropReasonLabel(e.Error)}
+	k := dropLabels{client: e.ClientID, tier: eventTier(e), reason: dropReasonLabel(e.Error)}
 	d.mu.Lock()
 	if d.m == nil {
 		d.m = map[dropLabels]int64{}

@@ -103,6 +103,9 @@ type Config struct {
 	// Voters are controller.quorum.voters: node id -> host:port of its
 	// CONTROLLER listener, which carries raft and the controller RPC.
 	Voters map[int32]string
+	// BootstrapServers are controller.quorum.bootstrap.servers (host:port):
+	// a broker-only node without Voters asks them for the voter set in New.
+	BootstrapServers []string
 	// DataDir holds the raft log (raft.db) and snapshots, e.g.
 	// <first log dir>/__cluster_metadata-0.
 	DataDir   string
@@ -150,7 +153,9 @@ func (c *Config) validate() error {
 	if !c.Roles.Broker && !c.Roles.Controller {
 		errs = append(errs, errors.New("process.roles: empty"))
 	}
-	if len(c.Voters) == 0 {
+	switch {
+	case len(c.Voters) > 0:
+	case c.Roles.Controller || len(c.BootstrapServers) == 0:
 		errs = append(errs, errors.New("controller.quorum.voters: no voter given"))
 	}
 	addr, voter := c.Voters[c.NodeID]

@@ -103,6 +103,13 @@ func New(cfg Config, pub *metadata.Publisher) (*Controller, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("controller: invalid configuration:\n%w", err)
 	}
+	if len(cfg.Voters) == 0 {
+		voters, err := discoverVoters(cfg, bootstrapTimeout)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Voters = voters
+	}
 	if pub == nil {
 		pub = metadata.NewPublisher(metadata.Empty(cfg.ClusterID))
 	}
@@ -179,7 +186,9 @@ func (c *Controller) Publisher() *metadata.Publisher { return c.pub }
 // Image is the current metadata image of this node.
 func (c *Controller) Image() *metadata.Image { return c.pub.Load() }
 
-// Ready is closed once this broker is registered and unfenced.
+// Ready is closed once this broker is registered and unfenced; on a
+// controller-only node, once an active controller acknowledged its
+// heartbeat (the quorum has formed).
 func (c *Controller) Ready() <-chan struct{} { return c.ready }
 
 // Fatal delivers an error that should stop the node: another live process
@@ -511,14 +520,15 @@ func (c *Controller) submit(ctx context.Context, cmd *command) (*result, error) 
 }
 
 // awaitApplied waits (within ctx) until this node applied the metadata
-// offset a forwarded command was committed at.
+// offset a forwarded command was committed at and its image's listeners
+// ran.
 func (c *Controller) awaitApplied(ctx context.Context, res *result) {
 	if res == nil || res.Offset <= 0 {
 		return
 	}
 	for {
 		_, _, changed := c.fsm.since(^uint64(0), 0)
-		if c.fsm.state().img.Offset >= res.Offset {
+		if c.fsm.published.Load() >= res.Offset {
 			return
 		}
 		select {
@@ -579,6 +589,12 @@ func (c *Controller) serveConn(conn net.Conn) {
 			resp.Result, resp.Err = res, toWire(err)
 		case req.Op == "fetch" && req.Fetch != nil:
 			resp.Fetch = c.serveFetch(req.Fetch)
+		case req.Op == "voters":
+			if c.raft == nil {
+				resp.Err = toWire(errorf(ErrNotController, "node %d is not a voter of the metadata quorum", c.cfg.NodeID))
+				break
+			}
+			resp.Voters = c.cfg.Voters
 		default:
 			resp.Err = toWire(errorf(ErrInvalidRequest, "unknown controller rpc %q", req.Op))
 		}

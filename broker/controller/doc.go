@@ -109,6 +109,18 @@
 // A single node is a one-voter quorum on the same code path (it may use an
 // ephemeral loopback port: nobody else dials it).
 //
+// # Roles
+//
+// process.roles=controller makes a dedicated controller: a voter that
+// registers no broker (Metadata never lists it) and is Ready once an
+// active controller acknowledges its heartbeat, i.e. the quorum has
+// formed. A broker-only node needs the voters' addresses: from
+// controller.quorum.voters, or, without it, from
+// controller.quorum.bootstrap.servers, which New asks in turn (a third
+// controller RPC, "voters") until one answers; a bootstrap server of
+// another cluster refuses it at once. The voter set itself is static
+// (raft's configuration, bootstrapped from controller.quorum.voters).
+//
 // # Refused at start
 //
 // New and Start refuse, naming the key: a node with the controller role
@@ -116,7 +128,7 @@
 // unparsable voters (ParseVoters), a data dir whose stored cluster id is
 // not cluster.id, a restart whose voter list differs from the one the log
 // was formed with, more than one voter or a broker-only node without a
-// cluster.id. A node.id
+// cluster.id, a node with no voters and no bootstrap servers. A node.id
 // clash is reported on Fatal once the quorum answers.
 //
 // # Using it from a broker

@@ -23,7 +23,11 @@ type fsm struct {
 	pub    *metadata.Publisher
 	logger *slog.Logger
 	st     atomic.Pointer[state]
-	errors atomic.Int64 // records that did not apply (MetadataErrorCount)
+	// published is the offset of the last image whose listeners have all
+	// run: a caller waiting for its write (awaitApplied) must see what the
+	// listeners made of it (a broker's replicas opened), not only st.
+	published atomic.Int64
+	errors    atomic.Int64 // records that did not apply (MetadataErrorCount)
 	// loadErrors counts snapshots that could not be loaded.
 	loadErrors atomic.Int64
 	// lastTime is the append time (Unix ms) of the last applied entry.
@@ -72,6 +76,7 @@ func (f *fsm) applyEntry(index uint64, data []byte) {
 	}
 	f.st.Store(next)
 	f.pub.Publish(next.img)
+	f.published.Store(next.img.Offset)
 	if f.onApply != nil {
 		f.onApply(len(recs))
 	}
@@ -91,6 +96,7 @@ func (f *fsm) applyEntry(index uint64, data []byte) {
 func (f *fsm) install(st *state) {
 	f.st.Store(st)
 	f.pub.Publish(st.img)
+	f.published.Store(st.img.Offset)
 	f.mu.Lock()
 	f.tail, f.tailFrom = nil, uint64(st.img.Offset)
 	close(f.changed)

@@ -556,7 +556,9 @@ func (c *Controller) lifecycle(self metadata.Broker) {
 			}
 			lastAck, warned = time.Now(), false
 			c.fencedSelf.Store(res.Fenced)
-			if !res.Fenced && c.cfg.Roles.Broker {
+			// A broker is ready once unfenced; a controller-only node
+			// once an active controller answers: the quorum has formed.
+			if !res.Fenced || !c.cfg.Roles.Broker {
 				c.readyOnce.Do(func() { close(c.ready) })
 			}
 		}

@@ -28,7 +28,7 @@ const (
 )
 
 type rpcRequest struct {
-	Op    string        `json:"op"` // "cmd" or "fetch"
+	Op    string        `json:"op"` // "cmd", "fetch" or "voters"
 	Cmd   *command      `json:"cmd,omitempty"`
 	Fetch *fetchRequest `json:"fetch,omitempty"`
 	// ClusterID is the caller's cluster.id; a node of another cluster is
@@ -41,6 +41,9 @@ type rpcResponse struct {
 	Fetch  *fetchResponse `json:"fetch,omitempty"`
 	Err    *wireError     `json:"err,omitempty"`
 	Leader int32          `json:"leader"` // the answering node's idea of the active controller, -1 unknown
+	// Voters answers "voters": the quorum's voter set, for a broker-only
+	// node that was given controller.quorum.bootstrap.servers.
+	Voters map[int32]string `json:"voters,omitempty"`
 }
 
 type fetchRequest struct {
@@ -314,5 +317,44 @@ func (c *rpcClient) close() {
 	if c.conn != nil {
 		_ = c.conn.Close()
 		c.conn = nil
+	}
+}
+
+// bootstrapTimeout bounds how long a broker-only node started with
+// controller.quorum.bootstrap.servers waits for one of them to answer.
+const bootstrapTimeout = time.Minute
+
+// discoverVoters asks controller.quorum.bootstrap.servers, in turn, for the
+// quorum's voter set: what a broker-only node needs to follow the log and
+// reach the active controller (as Kafka's brokers learn the voters from
+// the bootstrap controllers, KIP-853). It retries until one answers or
+// timeout passes; an answer refusing this node (another cluster.id) ends
+// it at once.
+func discoverVoters(cfg Config, timeout time.Duration) (map[int32]string, error) {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		for _, addr := range cfg.BootstrapServers {
+			cl := &rpcClient{addr: addr}
+			resp, err := cl.call(&rpcRequest{Op: "voters", ClusterID: cfg.ClusterID}, time.Now().Add(2*time.Second))
+			cl.close()
+			switch {
+			case err != nil:
+				last = fmt.Errorf("%s: %w", addr, err)
+			case resp.Err != nil && fromWire(resp.Err) != nil && errors.Is(fromWire(resp.Err), ErrInvalidRequest):
+				return nil, fmt.Errorf("controller.quorum.bootstrap.servers: %s refused node %d: %w", addr, cfg.NodeID, fromWire(resp.Err))
+			case resp.Err != nil:
+				last = fmt.Errorf("%s: %w", addr, fromWire(resp.Err))
+			case len(resp.Voters) == 0:
+				last = fmt.Errorf("%s answered no voters", addr)
+			default:
+				cfg.Logger.Info("learned the metadata quorum's voters from controller.quorum.bootstrap.servers", "component", "controller", "node", cfg.NodeID, "from", addr, "voters", resp.Voters)
+				return resp.Voters, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("controller.quorum.bootstrap.servers: no controller of %v told its voters within %v (last: %v)", cfg.BootstrapServers, timeout, last)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

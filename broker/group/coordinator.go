@@ -372,37 +372,71 @@ func (s *shard) nowMs() int64 { return s.c.clock.Now().UnixMilli() }
 func (s *shard) append(recs []KV) error { return s.appendAck(recs, nil) }
 
 // appendAck is append with an acknowledgement: ack (if not nil) runs once
-// the batch is committed or failed to be, never under the shard lock: if
-// the storage reports completion before Append returns, ack is deferred
-// to the callbacks run after the lock is released. If the local append
-// itself fails, the error is returned and ack is not called.
+// the batch is committed or failed to be. If the storage reports
+// completion before Append returns, ack is deferred to the callbacks run
+// after the shard lock is released; a later report runs ack on the
+// storage's goroutine, which may be inside another Append of this shard
+// (the high watermark moving there completes earlier batches), so ack
+// must not take the shard lock: appendThen is for continuations that do.
+// If the local append itself fails, the error is returned and ack is not
+// called.
 func (s *shard) appendAck(recs []KV, ack func(error)) error {
+	if ack == nil {
+		return s.appendNotify(recs, nil, nil)
+	}
+	return s.appendNotify(recs, ack, ack)
+}
+
+// appendThen is append with a continuation under the shard lock: fn runs
+// with the lock held once the batch is committed or failed to be, unless
+// the shard was closed or unloaded meanwhile (its parked requests were
+// answered NOT_COORDINATOR then). An early report (during Append) runs it
+// after this lock is released on this goroutine; a later one on a
+// goroutine of its own, since the report may come from inside another
+// Append of this shard, holding the lock.
+func (s *shard) appendThen(recs []KV, fn func(error)) error {
+	locked := func(err error) {
+		s.mu.Lock()
+		defer s.unlock()
+		if s.closed || !s.owned {
+			return
+		}
+		fn(err)
+	}
+	return s.appendNotify(recs, locked, func(err error) { go locked(err) })
+}
+
+// appendNotify appends recs as one batch; early (run after the shard lock
+// is released) or late (run where the storage reports it) is told the
+// outcome, depending on whether the storage reported it before Append
+// returned. Both nil: nobody waits.
+func (s *shard) appendNotify(recs []KV, early, late func(error)) error {
 	if len(recs) == 0 {
-		if ack != nil {
-			s.out = append(s.out, func() { ack(nil) })
+		if early != nil {
+			s.out = append(s.out, func() { early(nil) })
 		}
 		return nil
 	}
 	var done func(error)
-	// state: 0 while Append runs, 1 if done came first (err holds its
-	// result), 2 once Append returned (done then calls ack itself).
+	// state: 0 while Append runs, 1 if done came first (first holds its
+	// result), 2 once Append returned (done then calls late itself).
 	var state atomic.Int32
-	var early error
-	if ack != nil {
+	var first error
+	if early != nil {
 		done = func(err error) {
 			if state.CompareAndSwap(0, 1) {
-				early = err
+				first = err
 				return
 			}
-			ack(err)
+			late(err)
 		}
 	}
 	if err := s.c.cfg.Storage.Append(s.id, EncodeBatch(recs, s.nowMs()), done); err != nil {
 		return fmt.Errorf("append to __consumer_offsets-%d: %w", s.id, err)
 	}
-	if ack != nil && !state.CompareAndSwap(0, 2) {
-		err := early
-		s.out = append(s.out, func() { ack(err) })
+	if early != nil && !state.CompareAndSwap(0, 2) {
+		err := first
+		s.out = append(s.out, func() { early(err) })
 	}
 	return nil
 }

@@ -21,6 +21,15 @@ type memStorage struct {
 	next    map[int32]int64
 	fail    error         // returned by Append when set
 	loading chan struct{} // Read blocks until closed, when set
+	// hold keeps the commit acknowledgements (the ISR has not replicated
+	// the batch yet) until release.
+	hold bool
+	held []func(error)
+	// flushOnAppend reports the held acknowledgements as committed from
+	// inside the next Append, as the log does when the high watermark
+	// moves during a later append of the same partition, and stops
+	// holding.
+	flushOnAppend bool
 }
 
 func newMemStorage() *memStorage {
@@ -29,11 +38,22 @@ func newMemStorage() *memStorage {
 
 func (m *memStorage) Append(p int32, batch []byte, done func(error)) error {
 	m.mu.Lock()
+	if m.flushOnAppend {
+		held := m.held
+		m.held, m.hold, m.flushOnAppend = nil, false, false
+		m.mu.Unlock()
+		for _, d := range held {
+			d(nil)
+		}
+		m.mu.Lock()
+	}
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
 	}
-	if done != nil {
+	if done != nil && m.hold {
+		m.held = append(m.held, done)
+	} else if done != nil {
 		// Committed at once, and reported from inside Append: the
 		// coordinator must not run the acknowledgement under its lock.
 		defer done(nil)
@@ -43,6 +63,18 @@ func (m *memStorage) Append(p int32, batch []byte, done func(error)) error {
 	m.next[p] += int64(binary.BigEndian.Uint32(b[57:]))
 	m.parts[p] = append(m.parts[p], b)
 	return nil
+}
+
+// release reports every held acknowledgement with err (nil: committed)
+// and stops holding.
+func (m *memStorage) release(err error) {
+	m.mu.Lock()
+	held := m.held
+	m.held, m.hold = nil, false
+	m.mu.Unlock()
+	for _, d := range held {
+		d(err)
+	}
 }
 
 func (m *memStorage) Bounds(p int32) (int64, int64, bool) {
@@ -85,6 +117,9 @@ type harness struct {
 	st  *memStorage
 	c   *Coordinator
 	cfg Config
+	// hung: a test found a shard lock held forever; closing the
+	// coordinator would hang the cleanup too.
+	hung bool
 }
 
 const testGroup = "grp"
@@ -118,7 +153,11 @@ func (h *harness) start() {
 		s.owned = true
 		require.NoError(h.t, s.load(s.gen))
 	}
-	h.t.Cleanup(c.Close)
+	h.t.Cleanup(func() {
+		if !h.hung {
+			c.Close()
+		}
+	})
 }
 
 // pendingJoin is a JoinGroup whose answer may come later.
@@ -127,6 +166,18 @@ type pendingJoin struct {
 }
 
 func (p pendingJoin) done() bool { return len(p.ch) > 0 }
+
+// wait is get for an answer that comes from another goroutine.
+func (p pendingJoin) wait(t *testing.T) *kmsg.JoinGroupResponse {
+	t.Helper()
+	select {
+	case r := <-p.ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("JoinGroup not answered")
+		return nil
+	}
+}
 
 func (p pendingJoin) get(t *testing.T) *kmsg.JoinGroupResponse {
 	t.Helper()
@@ -184,6 +235,18 @@ func (h *harness) joinNew(opts ...joinOpt) (string, pendingJoin) {
 type pendingSync struct{ ch chan *kmsg.SyncGroupResponse }
 
 func (p pendingSync) done() bool { return len(p.ch) > 0 }
+
+// wait is get for an answer that comes from another goroutine.
+func (p pendingSync) wait(t *testing.T) *kmsg.SyncGroupResponse {
+	t.Helper()
+	select {
+	case r := <-p.ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("SyncGroup not answered")
+		return nil
+	}
+}
 
 func (p pendingSync) get(t *testing.T) *kmsg.SyncGroupResponse {
 	t.Helper()
@@ -698,4 +761,151 @@ func TestUnloadAndLoad(t *testing.T) {
 	h.c.Load(p)
 	require.Eventually(t, func() bool { return h.c.OffsetFetch(req).ErrorCode == 0 }, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, map[int32]int64{0: 42, 1: -1, 2: -1, 3: -1}, h.fetch())
+}
+
+// The leader's assignment is handed out only once its record is committed
+// (Kafka's storeGroup, acks=-1): until then the group is
+// CompletingRebalance and every SyncGroup waits. A write that does not
+// commit (the ISR timed out) answers REBALANCE_IN_PROGRESS and the group
+// rebalances; one that lost the partition's leadership NOT_COORDINATOR.
+func TestSyncGroupWaitsForCommittedAssignment(t *testing.T) {
+	h := newHarness(t)
+	a, ja := h.joinNew()
+	b, jb := h.joinNew()
+	h.clk.Advance(0)
+	ra, rb := ja.get(t), jb.get(t)
+	leader, follower := a, b
+	if ra.LeaderID != a {
+		leader, follower = b, a
+	}
+	gen := ra.Generation
+	require.Equal(t, gen, rb.Generation)
+
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sf := h.sync(follower, gen, nil)
+	sl := h.sync(leader, gen, map[string]string{leader: "A", follower: "B"})
+	require.False(t, sl.done(), "the leader got the assignment before its record was committed")
+	require.False(t, sf.done(), "a follower got the assignment before its record was committed")
+	require.Equal(t, "CompletingRebalance", h.state())
+	h.st.release(nil)
+	require.Equal(t, "A", string(sl.wait(t).MemberAssignment))
+	require.Equal(t, "B", string(sf.wait(t).MemberAssignment))
+	require.Equal(t, "Stable", h.state())
+
+	// The next generation's assignment does not commit in time.
+	j1 := h.join(leader)
+	j2 := h.join(follower, withMeta("changed"))
+	r1, r2 := j1.get(t), j2.get(t)
+	require.Zero(t, r1.ErrorCode)
+	require.Equal(t, gen+1, r2.Generation)
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sf = h.sync(follower, gen+1, nil)
+	sl = h.sync(leader, gen+1, map[string]string{leader: "A2", follower: "B2"})
+	require.False(t, sl.done())
+	h.st.release(fmt.Errorf("%w: offset 7", ErrTimeout))
+	require.Equal(t, kerr.RebalanceInProgress.Code, sl.wait(t).ErrorCode)
+	require.Equal(t, kerr.RebalanceInProgress.Code, sf.wait(t).ErrorCode)
+	require.Equal(t, "PreparingRebalance", h.state())
+
+	// Leadership of the partition lost while the write was pending.
+	j1, j2 = h.join(leader), h.join(follower, withMeta("changed"))
+	r1, r2 = j1.get(t), j2.get(t)
+	require.Zero(t, r1.ErrorCode)
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sl = h.sync(leader, r2.Generation, map[string]string{leader: "A3", follower: "B3"})
+	sf = h.sync(follower, r2.Generation, nil)
+	h.st.release(fmt.Errorf("%w: __consumer_offsets-0", ErrNotCoordinator))
+	require.Equal(t, kerr.NotCoordinator.Code, sl.wait(t).ErrorCode)
+	require.Equal(t, kerr.NotCoordinator.Code, sf.wait(t).ErrorCode)
+}
+
+// A static member's restart in a Stable group is answered once its new
+// member id is committed; if the write fails the old id stays (reverted)
+// and the join gets the storeGroup error.
+func TestStaticRejoinWaitsForCommit(t *testing.T) {
+	h := newHarness(t)
+	j := h.join("", withInstance("inst-a"))
+	h.clk.Advance(0)
+	r := j.get(t)
+	oldID, gen := r.MemberID, r.Generation
+	require.Equal(t, "A", string(h.sync(oldID, gen, map[string]string{oldID: "A"}).get(t).MemberAssignment))
+
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	pj := h.join("", withInstance("inst-a"))
+	require.False(t, pj.done(), "answered before the new member id was committed")
+	h.st.release(fmt.Errorf("%w: offset 3", ErrTimeout))
+	failed := pj.wait(t)
+	require.Equal(t, kerr.RebalanceInProgress.Code, failed.ErrorCode)
+	require.Zero(t, h.heartbeat(oldID, gen, "inst-a"), "the old member id is back")
+	require.Equal(t, "Stable", h.state())
+
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	pj = h.join("", withInstance("inst-a"))
+	require.False(t, pj.done())
+	h.st.release(nil)
+	r2 := pj.wait(t)
+	require.Zero(t, r2.ErrorCode)
+	require.NotEqual(t, oldID, r2.MemberID)
+	require.Equal(t, gen, r2.Generation)
+	require.Equal(t, kerr.FencedInstanceID.Code, h.heartbeat(oldID, gen, "inst-a"))
+	require.Equal(t, "A", string(h.sync(r2.MemberID, gen, nil).get(t).MemberAssignment))
+}
+
+// The log may report an earlier batch committed from inside a later
+// Append of the same partition (the high watermark moved meanwhile), while
+// the coordinator holds the shard lock for that append: the pending
+// SyncGroup's continuation must not take the lock there.
+func TestCommitReportedDuringAnotherAppend(t *testing.T) {
+	h := newHarness(t)
+	a, ja := h.joinNew()
+	h.clk.Advance(0)
+	gen := ja.get(t).Generation
+	h.st.mu.Lock()
+	h.st.hold = true
+	h.st.mu.Unlock()
+	sl := h.sync(a, gen, map[string]string{a: "A"})
+	require.False(t, sl.done())
+
+	// Another group of the same shard commits an offset: its append
+	// reports the assignment committed.
+	other := ""
+	for i := 0; other == ""; i++ {
+		if g := fmt.Sprintf("other-%d", i); h.c.PartitionFor(g) == h.c.PartitionFor(testGroup) {
+			other = g
+		}
+	}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Version, req.Group, req.Generation = 8, other, -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 5
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	h.st.mu.Lock()
+	h.st.flushOnAppend = true
+	h.st.mu.Unlock()
+	// On its own goroutine: a continuation taking the lock there would
+	// hang it, and the test must fail rather than hang.
+	codes := make(chan int16, 1)
+	go h.c.OffsetCommit(req, func(r *kmsg.OffsetCommitResponse) { codes <- r.Topics[0].Partitions[0].ErrorCode })
+	select {
+	case code := <-codes:
+		require.Zero(t, code)
+	case <-time.After(5 * time.Second):
+		h.hung = true
+		t.Fatal("the offset commit hung: the assignment's continuation took the shard lock its append holds")
+	}
+	require.Equal(t, "A", string(sl.wait(t).MemberAssignment))
+	require.Equal(t, "Stable", h.state())
 }

@@ -33,5 +33,10 @@
 // callbacks and its appends, so the order of records in a partition is the
 // order in which the cache changed (what makes replay reproduce the cache).
 // Responses of parked JoinGroup/SyncGroup requests are delivered through
-// callbacks that run after the shard lock is released.
+// callbacks that run after the shard lock is released. Appends return once
+// the batch is in the local log; what a client acts on (an offset commit,
+// the leader's assignment, a static member's new id) is answered only when
+// Storage reports the batch committed (Kafka's appendForGroup, acks=-1),
+// and the callback takes the shard lock again to check that the group has
+// not moved on meanwhile.
 package group

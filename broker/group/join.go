@@ -307,41 +307,54 @@ func (s *shard) replaceStaticMember(g *group, req *kmsg.JoinGroupRequest, oldID,
 	switch g.state {
 	case stateStable:
 		if g.protocol != nil && *g.protocol == g.selectProtocol() {
-			// The selected protocol stays: persist the new member id and
-			// hand back the current assignment without a rebalance.
-			if err := s.append([]KV{{Key: EncodeGroupKey(g.id), Value: EncodeGroupValue(g.metadataValue())}}); err != nil {
-				s.c.log.Warn("persisting replaced static member failed; reverting", "group", g.id, "member", newID, "err", err)
-				rename(newID, oldID)
-				m.protocols, m.rebalanceTimeout, m.sessionTimeoutMs = old.protocols, old.rebalanceTimeout, old.sessionTimeoutMs
-				m.joinCb = nil
-				s.scheduleHeartbeat(g, m, m.sessionTimeout())
-				resp := joinError(appendErrorCode(err), "")
-				resp.Generation, resp.Protocol = g.generation, g.protocol
-				if currentLeader != nil {
-					resp.LeaderID = *currentLeader
+			// The selected protocol stays: persist the new member id and,
+			// once that is committed (Kafka's storeGroup, acks=-1), hand
+			// back the current assignment without a rebalance. The join
+			// stays parked meanwhile: if a rebalance starts, it answers it.
+			gen := g.generation
+			stored := func(err error) {
+				if s.groups[g.id] != g || m.joinCb == nil || m.id != newID {
+					return // answered by a rebalance, or replaced again
 				}
-				s.reply(func() { respond(resp) })
-				return
-			}
-			var resp *kmsg.JoinGroupResponse
-			if req.Version >= 9 {
-				// KIP-814: a static leader learns it leads but is told to
-				// skip the assignment it already made.
-				lead := g.isLeader(newID)
-				resp = g.joinResponse(m, lead)
-				resp.SkipAssignment = lead
-			} else {
-				// Older leaders would reassign; naming the previous
-				// leader id makes the replaced leader act as a follower
-				// and just sync its current assignment.
-				resp = g.joinResponse(m, false)
-				resp.LeaderID = ""
-				if currentLeader != nil {
-					resp.LeaderID = *currentLeader
+				if err != nil {
+					s.c.log.Warn("persisting replaced static member failed; reverting", "group", g.id, "member", newID, "err", err)
+					rename(newID, oldID)
+					m.protocols, m.rebalanceTimeout, m.sessionTimeoutMs = old.protocols, old.rebalanceTimeout, old.sessionTimeoutMs
+					m.joinCb = nil
+					s.scheduleHeartbeat(g, m, m.sessionTimeout())
+					resp := joinError(storeErrorCode(err), "")
+					resp.Generation, resp.Protocol = g.generation, g.protocol
+					if currentLeader != nil {
+						resp.LeaderID = *currentLeader
+					}
+					s.reply(func() { respond(resp) })
+					return
 				}
+				if g.state != stateStable || g.generation != gen {
+					return // the join phase under way answers it
+				}
+				var resp *kmsg.JoinGroupResponse
+				if req.Version >= 9 {
+					// KIP-814: a static leader learns it leads but is told to
+					// skip the assignment it already made.
+					lead := g.isLeader(newID)
+					resp = g.joinResponse(m, lead)
+					resp.SkipAssignment = lead
+				} else {
+					// Older leaders would reassign; naming the previous
+					// leader id makes the replaced leader act as a follower
+					// and just sync its current assignment.
+					resp = g.joinResponse(m, false)
+					resp.LeaderID = ""
+					if currentLeader != nil {
+						resp.LeaderID = *currentLeader
+					}
+				}
+				s.completeJoin(m, resp)
 			}
-			m.joinCb = nil
-			s.reply(func() { respond(resp) })
+			if err := s.appendThen([]KV{{Key: EncodeGroupKey(g.id), Value: EncodeGroupValue(g.metadataValue())}}, stored); err != nil {
+				stored(err)
+			}
 			return
 		}
 		s.maybePrepareRebalanceOrCompleteJoin(g, "static member "+newID+" changed the selected protocol")

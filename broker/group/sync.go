@@ -1,6 +1,8 @@
 package group
 
 import (
+	"errors"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -70,26 +72,7 @@ func (s *shard) sync(req *kmsg.SyncGroupRequest, respond func(*kmsg.SyncGroupRes
 		for _, a := range req.GroupAssignment {
 			assign[a.MemberID] = a.MemberAssignment
 		}
-		prev := make(map[string][]byte, len(g.members))
-		for _, o := range g.members {
-			prev[o.id] = o.assignment
-			o.assignment = orEmpty(assign[o.id]) // missing members get an empty assignment
-		}
-		// The assignment is only handed out once it is in the log, so a
-		// coordinator restart cannot forget a generation members act on.
-		if err := s.append([]KV{{Key: EncodeGroupKey(g.id), Value: EncodeGroupValue(g.metadataValue())}}); err != nil {
-			for _, o := range g.members {
-				o.assignment = prev[o.id]
-			}
-			code := appendErrorCode(err)
-			s.c.log.Warn("storing group assignment failed", "group", g.id, "generation", g.generation, "err", err)
-			s.resetAndPropagate(g, code)
-			s.maybePrepareRebalanceOrCompleteJoin(g, "storing the assignment failed")
-			return
-		}
-		s.propagateAssignment(g, 0)
-		g.transition(stateStable, s.nowMs())
-		s.c.log.Info("group stable", "group", g.id, "generation", g.generation, "members", len(g.members))
+		s.storeAssignment(g, m.id, assign)
 	case stateStable:
 		s.removePendingSync(g, m.id)
 		resp := kmsg.NewPtrSyncGroupResponse()
@@ -221,4 +204,61 @@ func (s *shard) removeLeavingMember(g *group, id string) {
 	s.completeSync(m, syncError(errUnknownMemberID))
 	g.remove(id)
 	s.c.log.Info("member left group", "group", g.id, "member", id)
+}
+
+// storeAssignment writes the leader's assignment and hands it out once the
+// record is committed (on the partition's ISR), as Kafka's storeGroup
+// (appendForGroup with acks=-1): a coordinator failover then cannot
+// forget a generation members act on. Until then the group stays
+// CompletingRebalance and the members' SyncGroups stay parked; if the
+// group moved on meanwhile (a member joined or left, a new generation)
+// the outcome is dropped, as Kafka's callback does.
+func (s *shard) storeAssignment(g *group, leader string, assign map[string][]byte) {
+	// The record carries the new assignment; the members get it on commit.
+	prev := make(map[string][]byte, len(g.members))
+	for _, o := range g.members {
+		prev[o.id] = o.assignment
+		o.assignment = orEmpty(assign[o.id]) // missing members get an empty assignment
+	}
+	rec := KV{Key: EncodeGroupKey(g.id), Value: EncodeGroupValue(g.metadataValue())}
+	for _, o := range g.members {
+		o.assignment = prev[o.id]
+	}
+	gen := g.generation
+	stored := func(err error) {
+		if s.groups[g.id] != g || g.state != stateCompletingRebalance || g.generation != gen {
+			return
+		}
+		if err != nil {
+			code := storeErrorCode(err)
+			s.c.log.Warn("storing group assignment failed", "group", g.id, "generation", gen, "leader", leader,
+				"err", err, "error_code", kerr.ErrorForCode(code))
+			s.resetAndPropagate(g, code)
+			s.maybePrepareRebalanceOrCompleteJoin(g, "storing the assignment failed")
+			return
+		}
+		for _, o := range g.members {
+			o.assignment = orEmpty(assign[o.id])
+		}
+		s.propagateAssignment(g, 0)
+		g.transition(stateStable, s.nowMs())
+		s.c.log.Info("group stable", "group", g.id, "generation", g.generation, "members", len(g.members))
+	}
+	if err := s.appendThen([]KV{rec}, stored); err != nil {
+		stored(err)
+	}
+}
+
+// storeErrorCode maps a failed group metadata write to the SyncGroup (and
+// JoinGroup) answer, as Kafka's GroupMetadataManager.storeGroup does.
+func storeErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, ErrNotCoordinator):
+		return kerr.NotCoordinator.Code
+	case errors.Is(err, ErrTimeout):
+		return kerr.RebalanceInProgress.Code
+	case errors.Is(err, ErrRecordTooLarge):
+		return kerr.UnknownServerError.Code
+	}
+	return kerr.CoordinatorNotAvailable.Code
 }

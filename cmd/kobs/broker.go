@@ -23,7 +23,10 @@ func newBrokerCmd() *cobra.Command {
 		Long: `Run a kobs broker, like kafka-server-start.sh: --config names a server.properties
 file and each --override key=value replaces one of its keys. The broker logs one
 "kobs broker ready" line once it serves, and on SIGTERM or SIGINT stops accepting,
-flushes its logs and writes its checkpoints before exiting.`,
+flushes its logs and writes its checkpoints before exiting. With
+process.roles=controller it runs a dedicated controller (a metadata quorum voter
+without Kafka listeners) and logs "kobs controller ready" once the quorum has
+formed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, logger, err := bf.load()
@@ -98,8 +101,13 @@ func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) err
 		b.Close()
 		return err
 	}
-	logger.Info("kobs broker ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(),
-		"listeners", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b), "log.dirs", strings.Join(cfg.LogDirs, ","))
+	if cfg.ProcessRoles.Broker {
+		logger.Info("kobs broker ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(), "process.roles", cfg.ProcessRoles,
+			"listeners", strings.Join(b.Addrs(), ","), "telemetry", telemetryEndpoints(b), "log.dirs", strings.Join(cfg.LogDirs, ","))
+	} else {
+		logger.Info("kobs controller ready", "node.id", b.NodeID(), "cluster.id", b.ClusterID(), "process.roles", cfg.ProcessRoles,
+			"controller", cfg.ControllerQuorumVoters[cfg.NodeID], "telemetry", telemetryEndpoints(b), "log.dirs", strings.Join(cfg.LogDirs, ","))
+	}
 	var fatal error
 	select {
 	case <-ctx.Done():

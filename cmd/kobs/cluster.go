@@ -28,10 +28,16 @@ const (
 // or more nodes the replication defaults become what a replicated cluster
 // runs with (default.replication.factor and offsets.topic.replication.factor
 // 3, min.insync.replicas 2) unless --override sets them. One node is the
-// config as written.
+// config as written, except that offsets.topic.replication.factor is 1
+// unless the config sets it: Kafka's default of 3 would leave every group
+// (the trace shipper's and the audit reconciler's too) without a
+// coordinator on a lone broker.
 func (f *brokerFlags) loadCluster(n int) ([]*broker.Config, *slog.Logger, error) {
 	base, logger, err := f.load()
 	if err != nil || n == 1 {
+		if err == nil && !has(base.Props, "offsets.topic.replication.factor") {
+			base.OffsetsTopicReplicationFactor = 1
+		}
 		return []*broker.Config{base}, logger, err
 	}
 	if n < 1 || n > 9 {

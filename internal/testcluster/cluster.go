@@ -16,10 +16,13 @@ import (
 	"github.com/kobs-dev/kobs/exporters"
 )
 
-// Cluster is N kobs brokers, each a `kobs broker` process with both
-// process.roles, forming one cluster: a generated cluster.id and
-// controller.quorum.voters naming every node's CONTROLLER listener on
-// loopback. Node ids are 1..N.
+// Cluster is N kobs brokers, each a `kobs broker` process, forming one
+// cluster: a generated cluster.id and controller.quorum.voters naming every
+// voter's CONTROLLER listener on loopback. Broker ids are 1..N. By default
+// every broker is also a voter (process.roles=broker,controller); with
+// DedicatedControllers(k) the voters are k controller-only processes with
+// node ids ControllerIDBase+1.. and the brokers are broker-only, given
+// the controllers as controller.quorum.bootstrap.servers.
 type Cluster struct {
 	t         testing.TB
 	ClusterID string
@@ -27,11 +30,23 @@ type Cluster struct {
 	nodes     map[int32]*Process
 }
 
-// StartCluster starts n brokers in parallel and waits until each serves.
-// opts apply to every node (Prop for server.properties keys, e.g. a short
-// broker.session.timeout.ms); node.id, listeners, process.roles,
-// controller.quorum.voters and cluster.id are set by the cluster, and a
-// Dir option is ignored (each node gets its own directory).
+// ControllerIDBase is added to 1..k for the node ids of dedicated
+// controllers (DedicatedControllers), so broker ids stay 1..N.
+const ControllerIDBase = 1000
+
+// DedicatedControllers makes StartCluster run k controller-only processes
+// (process.roles=controller) as the metadata quorum and the n brokers as
+// broker-only nodes (process.roles=broker), as production KRaft clusters
+// are run: brokers can then be killed without touching the quorum. Other
+// starters ignore it.
+func DedicatedControllers(k int) Opt { return func(c *cfg) { c.controllers = k } }
+
+// StartCluster starts n brokers (and the dedicated controllers, if any)
+// in parallel and waits until each serves. opts apply to every node (Prop
+// for server.properties keys, e.g. a short broker.session.timeout.ms);
+// node.id, listeners, process.roles, controller.quorum.voters and
+// cluster.id are set by the cluster, and a Dir option is ignored (each
+// node gets its own directory).
 //
 // The controller ports must be named in every node's config before any
 // node starts, so they are reserved by binding :0 and released just before
@@ -60,34 +75,74 @@ func StartCluster(t testing.TB, n int, opts ...Opt) *Cluster {
 
 func tryStartCluster(t testing.TB, n int, opts []Opt) (*Cluster, error) {
 	c := &Cluster{t: t, ClusterID: metadata.NewTopicID().String(), nodes: map[int32]*Process{}}
+	probe := cfg{props: map[string]string{}}
+	for _, o := range opts {
+		o(&probe)
+	}
+	dedicated := probe.controllers
+	// Voters: the brokers themselves, or the dedicated controllers.
+	var voterIDs []int32
+	for i := range n {
+		voterIDs = append(voterIDs, int32(i+1))
+	}
+	if dedicated > 0 {
+		voterIDs = voterIDs[:0]
+		for i := range dedicated {
+			voterIDs = append(voterIDs, int32(ControllerIDBase+i+1))
+		}
+	}
 	var lns []net.Listener
 	var voters []string
-	for i := range n {
+	for _, id := range voterIDs {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		lns = append(lns, ln)
-		voters = append(voters, strconv.Itoa(i+1)+"@"+ln.Addr().String())
+		voters = append(voters, strconv.Itoa(int(id))+"@"+ln.Addr().String())
 	}
 	c.Voters = strings.Join(voters, ",")
-	procs := make([]*Process, n)
+	ids := make([]int32, 0, n+dedicated)
 	for i := range n {
-		id := int32(i + 1)
-		cf := newCfg(t, opts)
+		ids = append(ids, int32(i+1))
+	}
+	if dedicated > 0 {
+		ids = append(ids, voterIDs...)
+	}
+	procs := make([]*Process, len(ids))
+	for i, id := range ids {
+		cf := newCfg(t, clusterOpts(n, opts))
 		cf.dir = t.TempDir()
 		cf.props["log.dirs"] = cf.dir
 		cf.props["node.id"] = strconv.Itoa(int(id))
-		cf.props["process.roles"] = "broker,controller"
 		cf.props["controller.quorum.voters"] = c.Voters
 		cf.props["controller.listener.names"] = "CONTROLLER"
 		cf.props["cluster.id"] = c.ClusterID
-		procs[i] = &Process{t: t, c: cf, logs: &syncBuffer{}, controller: lns[i].Addr().String()}
+		p := &Process{t: t, c: cf, logs: &syncBuffer{}}
+		switch {
+		case dedicated == 0:
+			cf.props["process.roles"] = "broker,controller"
+			p.controller = lns[i].Addr().String()
+		case id > ControllerIDBase:
+			cf.props["process.roles"] = "controller"
+			p.controller, p.controllerOnly = lns[i-n].Addr().String(), true
+		default:
+			// As Kafka 4's broker.properties: the brokers learn the
+			// voters from controller.quorum.bootstrap.servers.
+			cf.props["process.roles"] = "broker"
+			delete(cf.props, "controller.quorum.voters")
+			var addrs []string
+			for _, ln := range lns {
+				addrs = append(addrs, ln.Addr().String())
+			}
+			cf.props["controller.quorum.bootstrap.servers"] = strings.Join(addrs, ",")
+		}
+		procs[i] = p
 	}
 	for _, ln := range lns {
 		ln.Close()
 	}
-	errs := make([]error, n)
+	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
 	for i, p := range procs {
 		wg.Add(1)
@@ -104,32 +159,44 @@ func tryStartCluster(t testing.TB, n int, opts []Opt) (*Cluster, error) {
 		return nil, err
 	}
 	for i, p := range procs {
-		id := int32(i + 1)
+		id := ids[i]
 		c.nodes[id] = p
 		t.Cleanup(func() {
 			p.Kill()
 			if t.Failed() {
-				t.Logf("broker %d log:\n%s", id, p.Logs())
+				t.Logf("node %d (process.roles=%s) log:\n%s", id, p.c.props["process.roles"], p.Logs())
 			}
 		})
 	}
 	return c, nil
 }
 
-// Node returns broker id's process.
+// Node returns node id's process (a broker or a dedicated controller).
 func (c *Cluster) Node(id int32) *Process {
 	p := c.nodes[id]
 	if p == nil {
-		c.t.Fatalf("testcluster: no broker %d", id)
+		c.t.Fatalf("testcluster: no node %d", id)
 	}
 	return p
 }
 
-// IDs are the node ids in order.
+// IDs are the broker ids in order (dedicated controllers excluded).
 func (c *Cluster) IDs() []int32 {
+	return c.idsWhere(func(p *Process) bool { return !p.controllerOnly })
+}
+
+// ControllerIDs are the voters' node ids in order: the dedicated
+// controllers, or every broker when they are also controllers.
+func (c *Cluster) ControllerIDs() []int32 {
+	return c.idsWhere(func(p *Process) bool { return p.controller != "" })
+}
+
+func (c *Cluster) idsWhere(keep func(*Process) bool) []int32 {
 	ids := make([]int32, 0, len(c.nodes))
-	for id := range c.nodes {
-		ids = append(ids, id)
+	for id, p := range c.nodes {
+		if keep(p) {
+			ids = append(ids, id)
+		}
 	}
 	slices.Sort(ids)
 	return ids
@@ -176,7 +243,7 @@ func StartInProcess(t testing.TB, n int, opts ...Opt) *InProcessCluster {
 	}
 	c.Voters = strings.Join(voters, ",")
 	for i := range n {
-		cf := newCfg(t, opts)
+		cf := newCfg(t, clusterOpts(n, opts))
 		cf.dir = t.TempDir()
 		cf.props["log.dirs"] = cf.dir
 		cf.props["node.id"] = strconv.Itoa(i + 1)
@@ -210,9 +277,16 @@ func StartInProcess(t testing.TB, n int, opts ...Opt) *InProcessCluster {
 // String lists the nodes, for failure messages.
 func (c *Cluster) String() string {
 	var sb strings.Builder
-	for _, id := range c.IDs() {
+	for _, id := range c.idsWhere(func(*Process) bool { return true }) {
 		p := c.nodes[id]
-		fmt.Fprintf(&sb, "node %d: kafka %s controller %s pid %d\n", id, p.Addr(), p.controller, p.Pid())
+		fmt.Fprintf(&sb, "node %d (process.roles=%s): kafka %s controller %s pid %d\n", id, p.c.props["process.roles"], p.Addr(), p.controller, p.Pid())
 	}
 	return sb.String()
+}
+
+// clusterOpts puts the replicated defaults of an n-node cluster before the
+// test's own options (which win): offsets.topic.replication.factor
+// min(n, 3), so groups get a coordinator once every node is up.
+func clusterOpts(n int, opts []Opt) []Opt {
+	return append([]Opt{Prop("offsets.topic.replication.factor", strconv.Itoa(min(n, 3)))}, opts...)
 }

@@ -1,11 +1,14 @@
 package testcluster
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +233,190 @@ func brokersSeenBy(addr string) ([]int32, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// describeQuorum asks addr (a broker) for DescribeQuorum and returns the
+// leader and the voter ids.
+func describeQuorum(addr string) (int32, []int32, error) {
+	one, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequestRetries(0))
+	if err != nil {
+		return -1, nil, err
+	}
+	defer one.Close()
+	req := kmsg.NewPtrDescribeQuorumRequest()
+	rt := kmsg.NewDescribeQuorumRequestTopic()
+	rt.Topic = "__cluster_metadata"
+	rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, one)
+	if err != nil {
+		return -1, nil, err
+	}
+	if resp.ErrorCode != 0 || len(resp.Topics) == 0 || len(resp.Topics[0].Partitions) == 0 {
+		return -1, nil, fmt.Errorf("describe quorum error %d", resp.ErrorCode)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		return -1, nil, fmt.Errorf("describe quorum partition error %d", p.ErrorCode)
+	}
+	var voters []int32
+	for _, v := range p.CurrentVoters {
+		voters = append(voters, v.ReplicaID)
+	}
+	slices.Sort(voters)
+	return p.LeaderID, voters, nil
+}
+
+// Dedicated controllers: three process.roles=controller voters and two
+// broker-only brokers. Clients see the brokers only (Metadata lists 1 and
+// 2 and names one of them controller, as KRaft does); the quorum is the
+// three controllers; the active controller killed, another takes over
+// and the brokers go on creating topics; a controller restarts on its
+// port. (Brokers down with the quorum whole: agent's
+// TestFailingISRDedicatedControllers.)
+func TestClusterDedicatedControllers(t *testing.T) {
+	c := StartCluster(t, 2, DedicatedControllers(3),
+		Prop("broker.session.timeout.ms", "3000"), Prop("broker.heartbeat.interval.ms", "500"))
+	if got := c.IDs(); !slices.Equal(got, []int32{1, 2}) {
+		t.Fatalf("broker ids %v", got)
+	}
+	ctrls := c.ControllerIDs()
+	if want := []int32{ControllerIDBase + 1, ControllerIDBase + 2, ControllerIDBase + 3}; !slices.Equal(ctrls, want) {
+		t.Fatalf("controller ids %v, want %v", ctrls, want)
+	}
+	for _, id := range ctrls {
+		if c.Node(id).Addr() != "" || c.Node(id).Pid() == 0 || !strings.Contains(c.Voters, fmt.Sprintf("%d@%s", id, c.ControllerAddr(id))) {
+			t.Fatalf("controller %d: kafka addr %q pid %d, voters %s\n%s", id, c.Node(id).Addr(), c.Node(id).Pid(), c.Voters, c)
+		}
+	}
+	// A dedicated controller has no Kafka listener: its CONTROLLER port
+	// does not speak the Kafka protocol.
+	if _, err := apiVersions(c.ControllerAddr(ctrls[0]), 300*time.Millisecond); err == nil {
+		t.Fatalf("controller %d answered ApiVersions on its controller listener", ctrls[0])
+	}
+	if len(c.Addrs()) != 2 {
+		t.Fatalf("bootstrap addrs %v", c.Addrs())
+	}
+	Eventually(t, 30*time.Second, func() error {
+		for _, id := range c.IDs() {
+			ids, err := brokersSeenBy(c.Node(id).Addr())
+			if err != nil {
+				return fmt.Errorf("broker %d: %w", id, err)
+			}
+			if !slices.Equal(ids, []int32{1, 2}) {
+				return fmt.Errorf("broker %d's Metadata lists brokers %v (controllers must not be listed)", id, ids)
+			}
+		}
+		return nil
+	})
+	leader, voters, err := describeQuorum(c.Node(1).Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(voters, ctrls) || !slices.Contains(ctrls, leader) {
+		t.Fatalf("quorum: leader %d voters %v, want one of %v", leader, voters, ctrls)
+	}
+	// Each controller serves its telemetry: one of them is the active
+	// controller, and its log dir (the metadata log's) is online.
+	active := 0.0
+	for _, id := range ctrls {
+		m, err := controllerMetrics(c.Node(id).Logs())
+		if err != nil {
+			t.Fatalf("controller %d: %v", id, err)
+		}
+		off, ok := m["kafka_log_logmanager_offlinelogdirectorycount"]
+		if !ok || off != 0 {
+			t.Fatalf("controller %d: offline log dirs %v (present %v)", id, off, ok)
+		}
+		active += m["kafka_controller_kafkacontroller_activecontrollercount"]
+	}
+	if active != 1 {
+		t.Fatalf("%v active controllers among %v", active, ctrls)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Node(1).Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	md, err := adm.BrokerMetadata(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md.Controller != 1 && md.Controller != 2 {
+		t.Fatalf("Metadata controller id %d: clients must be sent to a broker", md.Controller)
+	}
+	create := func(name string, rf int16) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		res, err := adm.CreateTopic(ctx, 1, rf, nil, name)
+		if err != nil {
+			return err
+		}
+		return res.Err
+	}
+	if err := create("both", 2); err != nil {
+		t.Fatal(err)
+	}
+	c.Node(leader).Kill()
+	Eventually(t, 30*time.Second, func() error {
+		l, _, err := describeQuorum(c.Node(1).Addr())
+		if err != nil {
+			return err
+		}
+		if l == leader || l < 0 {
+			return fmt.Errorf("leader still %d", l)
+		}
+		return create("after-controller-failover", 1)
+	})
+	// Restarted on its port and data, it rejoins as a voter (ready means
+	// an active controller acknowledged it).
+	c.Node(leader).Restart()
+	if c.Node(leader).Pid() == 0 {
+		t.Fatalf("controller %d did not restart", leader)
+	}
+}
+
+// controllerMetrics scrapes the /metrics named on a dedicated
+// controller's ready line and returns the unlabelled samples.
+func controllerMetrics(logs string) (map[string]float64, error) {
+	var url string
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "kobs controller ready") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "telemetry="); ok {
+				for _, u := range strings.Split(v, ",") {
+					if strings.HasSuffix(u, "/metrics") {
+						url = u
+					}
+				}
+			}
+		}
+	}
+	if url == "" {
+		return nil, fmt.Errorf("no telemetry address on the ready line:\n%s", logs)
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, sc.Err()
 }

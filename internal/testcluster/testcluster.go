@@ -26,6 +26,8 @@ type cfg struct {
 	dir   string
 	props map[string]string
 	log   io.Writer
+	// controllers is DedicatedControllers' k (StartCluster only).
+	controllers int
 }
 
 // Opt configures a test broker.
@@ -49,6 +51,9 @@ func newCfg(t testing.TB, opts []Opt) *cfg {
 		"auto.create.topics.enable":       "true",
 		"log.retention.check.interval.ms": "300000",
 		"kobs.http.listener":              "127.0.0.1:0",
+		// One broker (Start, StartProcess), as config/server.properties;
+		// clusters use min(n, 3) (clusterOpts).
+		"offsets.topic.replication.factor": "1",
 	}}
 	for _, o := range opts {
 		o(c)
@@ -160,8 +165,12 @@ type Process struct {
 	c    *cfg
 	port string
 	// controller is the CONTROLLER listener (host:port) of a cluster
-	// node, kept across restarts; empty for a single process.
+	// node, kept across restarts; empty for a single process and a
+	// broker-only node.
 	controller string
+	// controllerOnly: process.roles=controller, no Kafka listener; ready
+	// once the quorum has formed.
+	controllerOnly bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -187,7 +196,7 @@ func StartProcess(t testing.TB, opts ...Opt) *Process {
 	return p
 }
 
-// Addr is the broker's bootstrap address.
+// Addr is the broker's bootstrap address ("" for a dedicated controller).
 func (p *Process) Addr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.addr }
 
 // Dir is the broker's log dir.
@@ -224,6 +233,9 @@ func (p *Process) startErr() error {
 	if p.controller != "" {
 		listeners += ",CONTROLLER://" + p.controller
 	}
+	if p.controllerOnly {
+		listeners = "CONTROLLER://" + p.controller
+	}
 	if p.port != "" || p.controller != "" {
 		props["listeners"] = listeners
 	}
@@ -252,6 +264,12 @@ func (p *Process) startErr() error {
 		for sc.Scan() {
 			line := sc.Text()
 			p.logs.WriteString(line + "\n")
+			if p.controllerOnly && strings.Contains(line, "kobs controller ready") {
+				select {
+				case ready <- "":
+				default:
+				}
+			}
 			if strings.Contains(line, "kobs broker ready") {
 				for _, f := range strings.Fields(line) {
 					if v, ok := strings.CutPrefix(f, "listeners="); ok {
@@ -273,7 +291,9 @@ func (p *Process) startErr() error {
 	case addr := <-ready:
 		p.mu.Lock()
 		p.cmd, p.addr, p.done = cmd, addr, done
-		p.port = addr[strings.LastIndexByte(addr, ':')+1:]
+		if addr != "" {
+			p.port = addr[strings.LastIndexByte(addr, ':')+1:]
+		}
 		p.mu.Unlock()
 		return nil
 	case <-done:
