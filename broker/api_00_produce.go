@@ -71,18 +71,27 @@ func (b *Broker) handleProduce(r *wire.Request) {
 		sp     *kmsg.ProduceResponseTopicPartition
 	}
 	var waits []wait
+	var appended []*replica.Partition
 	for i, rt := range req.Topics {
 		for j, rp := range rt.Partitions {
 			sp := &resp.Topics[i].Partitions[j]
 			if reqErr != 0 {
 				sp.ErrorCode = reqErr
-			} else if p, next := b.produceTo(rt.Topic, req.Acks, rp, sp); p != nil && req.Acks == -1 {
+			} else if p, next := b.produceTo(rt.Topic, req.Acks, rp, sp, &appended); p != nil && req.Acks == -1 {
 				waits = append(waits, wait{p, next, sp})
 			}
 			if sp.ErrorCode != 0 {
 				anyErr = true
 			}
 		}
+	}
+	// Parked fetches are woken once the whole request is appended, as
+	// Kafka completes delayed fetches from its action queue after the
+	// produce: a follower woken by the first partition would fetch that
+	// one alone and need another round trip, with acks=all waiting on
+	// it, for the rest.
+	for _, p := range appended {
+		p.NotifyAppend()
 	}
 	if req.Acks == 0 {
 		if anyErr {
@@ -122,8 +131,10 @@ func (b *Broker) handleProduce(r *wire.Request) {
 
 // produceTo appends one partition's payload and fills sp; it returns the
 // partition and the high watermark to wait for when the append (or its
-// duplicate) succeeded.
-func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) (*replica.Partition, int64) {
+// duplicate) succeeded, and adds the partition to *appended when records
+// were written (parked fetches to wake).
+func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition,
+	appended *[]*replica.Partition) (*replica.Partition, int64) {
 	t, p := b.lookup(topicName, rp.Partition)
 	tm := b.metrics.topic(topicName)
 	if t == nil || int(rp.Partition) >= len(t.Partitions) || rp.Partition < 0 {
@@ -178,7 +189,7 @@ func (b *Broker) produceTo(topicName string, acks int16, rp kmsg.ProduceRequestT
 		return nil, 0
 	}
 	if !res.Duplicate {
-		p.NotifyAppend()
+		*appended = append(*appended, p)
 		var records int64
 		for _, bt := range batches {
 			records += int64(bt.NumRecords)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,11 +51,12 @@ func (b *Broker) handleFetch(r *wire.Request) {
 		r.Respond(resp)
 		return
 	}
-	resp, bytes, cut := b.readFetch(req)
+	resp, bytes, cut, bufs := b.readFetch(req)
 	if bytes >= b.fetchMinBytes(req) || cut || req.MaxWaitMillis <= 0 || fetchHasError(resp) {
-		b.respondFetch(r, req, resp)
+		b.respondFetch(r, req, resp, bufs)
 		return
 	}
+	bufs.release()
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -84,23 +86,24 @@ func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
 	defer deadline.Stop()
 	// Data may have arrived between the first read and watch.
 	for {
-		resp, bytes, cut := b.readFetch(req)
+		resp, bytes, cut, bufs := b.readFetch(req)
 		if bytes >= b.fetchMinBytes(req) || cut || fetchHasError(resp) {
-			b.respondFetch(r, req, resp)
+			b.respondFetch(r, req, resp, bufs)
 			return
 		}
+		bufs.release() // this answer is not sent: read again later
 		select {
 		case <-wake:
 		case <-deadline.C:
-			resp, _, _ := b.readFetch(req)
-			b.respondFetch(r, req, resp)
+			resp, _, _, bufs := b.readFetch(req)
+			b.respondFetch(r, req, resp, bufs)
 			return
 		case <-b.ctx.Done():
 			// Shutting down: answer with what there is, as at the
 			// deadline, rather than closing the connection under the
 			// request (the server drains answered requests first).
-			resp, _, _ := b.readFetch(req)
-			b.respondFetch(r, req, resp)
+			resp, _, _, bufs := b.readFetch(req)
+			b.respondFetch(r, req, resp, bufs)
 			return
 		}
 	}
@@ -109,8 +112,9 @@ func (b *Broker) parkFetch(r *wire.Request, req *kmsg.FetchRequest) {
 // respondFetch sends the final answer of a fetch and counts it in
 // BrokerTopicMetrics: per partition a fetch request, a failure if it
 // failed, and the record bytes sent (consumer fetches only, as Kafka's
-// BytesOutPerSec). Parked fetches read several times but count once.
-func (b *Broker) respondFetch(r *wire.Request, req *kmsg.FetchRequest, resp *kmsg.FetchResponse) {
+// BytesOutPerSec). Parked fetches read several times but count once. The
+// read buffers go back to the pool once the response is written.
+func (b *Broker) respondFetch(r *wire.Request, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, bufs fetchBufs) {
 	if b.metrics != nil && req.ReplicaID < 0 {
 		for _, st := range resp.Topics {
 			tm := b.metrics.topic(st.Topic)
@@ -119,7 +123,33 @@ func (b *Broker) respondFetch(r *wire.Request, req *kmsg.FetchRequest, resp *kms
 			}
 		}
 	}
-	r.Respond(resp)
+	if len(bufs) == 0 {
+		r.Respond(resp)
+		return
+	}
+	r.RespondThen(resp, bufs.release)
+}
+
+// Fetch read buffers are recycled: replication reads every record batch
+// once per follower, and a fresh buffer per read cost more (allocation,
+// zeroing, page faults, collection) than the read itself. A buffer holds
+// a response's records until the connection has written them
+// (wire.Request.RespondThen); buffers grown past maxPooledFetchBuf are
+// left to the collector.
+var fetchBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledFetchBuf = 8 << 20
+
+// fetchBufs are the pooled buffers one fetch response refers to.
+type fetchBufs []*[]byte
+
+func (fb fetchBufs) release() {
+	for _, b := range fb {
+		if cap(*b) <= maxPooledFetchBuf {
+			*b = (*b)[:0]
+			fetchBufPool.Put(b)
+		}
+	}
 }
 
 // fetchMinBytes is the request's MinBytes capped at fetch.max.bytes, as
@@ -143,11 +173,12 @@ func fetchHasError(resp *kmsg.FetchResponse) bool {
 }
 
 // readFetch builds a fetch response from the logs as they are now and
-// returns it with the number of record bytes it carries and whether the
+// returns it with the number of record bytes it carries, whether the
 // byte limits left data behind (then waiting cannot bring MinBytes
 // closer: Kafka's delayed fetch counts the bytes available, not those
-// that fit).
-func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool) {
+// that fit), and the pooled buffers its records are in (release them when
+// the response is not sent, respondFetch does when it is).
+func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bool, fetchBufs) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	resp.SessionID = 0 // sessions declined, see the header
 	// As Kafka: min(request MaxBytes, fetch.max.bytes), so one client
@@ -160,6 +191,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bo
 		remaining = min(remaining, b.cfg.FetchMaxBytes)
 	}
 	total, cut := 0, false
+	var bufs fetchBufs
 	follower := req.ReplicaID >= 0
 	now := time.Now()
 	for _, rt := range req.Topics {
@@ -195,7 +227,14 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bo
 					upTo = p.Log().LogEndOffset()
 				}
 				limit := min(rp.PartitionMaxBytes, remaining)
-				data, err := p.Log().Read(rp.FetchOffset, limit, upTo, total == 0)
+				buf := fetchBufPool.Get().(*[]byte)
+				data, err := p.Log().ReadTo(*buf, rp.FetchOffset, limit, upTo, total == 0)
+				if len(data) > 0 {
+					*buf = data
+					bufs = append(bufs, buf)
+				} else {
+					fetchBufPool.Put(buf)
+				}
 				if follower && err == nil {
 					p.UpdateFollower(req.ReplicaID, rp.FetchOffset, now)
 				}
@@ -221,7 +260,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int, bo
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp, total, cut
+	return resp, total, cut, bufs
 }
 
 // nextOffset is the offset after the last record batch (v2) in data.

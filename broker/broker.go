@@ -190,6 +190,8 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		FetchBackoff:   cfg.ReplicaFetchBackoff,
 		NumFetchers:    cfg.NumReplicaFetchers,
 		Listener:       cfg.InterBrokerListener,
+
+		OnPartitionHold: b.metrics.partitionHeld,
 	})
 	b.pub.Subscribe(b.replicas.OnImage)
 	b.pub.Subscribe(b.onImage)

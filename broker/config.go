@@ -57,6 +57,9 @@ type Config struct {
 	ClusterID                string
 	HTTPListener             string
 	TelemetryEnable          bool
+	// kobs.http.pprof.enable: Go's net/http/pprof under /debug/pprof/ on
+	// kobs.http.listener (off by default: profiles expose internals).
+	PprofEnable bool
 
 	// Group coordinator (broker/group).
 	OffsetsTopicNumPartitions  int32         // offsets.topic.num.partitions
@@ -169,6 +172,7 @@ var brokerKeys = map[string]string{
 	"cluster.id":                               "",
 	"kobs.http.listener":                       "127.0.0.1:8778",
 	"kobs.telemetry.enable":                    "true",
+	"kobs.http.pprof.enable":                   "false",
 	"producer.id.expiration.ms":                "86400000",
 	"producer.id.expiration.check.interval.ms": "600000",
 	"num.network.threads":                      "3",
@@ -336,6 +340,7 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.ClusterID = get("cluster.id")
 	c.HTTPListener = get("kobs.http.listener")
 	c.TelemetryEnable = parseBool("kobs.telemetry.enable")
+	c.PprofEnable = parseBool("kobs.http.pprof.enable")
 	c.NumNetworkThreads = int(parseInt("num.network.threads", 1, 1024))
 
 	c.OffsetsTopicNumPartitions = int32(parseInt("offsets.topic.num.partitions", 1, 1<<31-1))

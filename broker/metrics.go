@@ -61,6 +61,7 @@ type metrics struct {
 	flush       *telemetry.Timer
 
 	isrShrinks, isrExpands *telemetry.Meter
+	partitionHolds         *telemetry.Meter
 
 	topics sync.Map // topic name -> *topicMetrics
 }
@@ -94,6 +95,10 @@ func newMetrics(reg *telemetry.Registry, handlers int) *metrics {
 	m.flush = reg.Timer(telemetry.Name("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs"))
 	m.isrShrinks = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrShrinksPerSec"), "shrinks")
 	m.isrExpands = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrExpandsPerSec"), "expands")
+	// A kobs addition beside Kafka's MaxLag: follower partitions held out
+	// of fetches after a partition error from the leader
+	// (replica.Manager.PartitionHolds).
+	m.partitionHolds = reg.Meter(telemetry.Name("kafka.server", "ReplicaFetcherManager", "PartitionHoldsPerSec", "clientId", "Replica"), "holds")
 	return m
 }
 
@@ -319,6 +324,13 @@ func (m *metrics) isrChanged(expand bool) {
 		m.isrExpands.Mark(1)
 	} else {
 		m.isrShrinks.Mark(1)
+	}
+}
+
+// partitionHeld marks PartitionHoldsPerSec.
+func (m *metrics) partitionHeld() {
+	if m != nil {
+		m.partitionHolds.Mark(1)
 	}
 }
 

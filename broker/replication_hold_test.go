@@ -1,11 +1,13 @@
 package broker_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/internal/testcluster"
@@ -53,10 +55,111 @@ func TestReplicationFencedPartitionDoesNotStallFetcher(t *testing.T) {
 		replicated("flowing", int64(15+5*round))
 	}
 	require.NotZero(t, c.broker(2).Replicas().PartitionHolds(), "the fenced partition was never held")
+	require.Equal(t, c.broker(2).Replicas().PartitionHolds(),
+		gauge(t, c.broker(2), "kafka.server:type=ReplicaFetcherManager,name=PartitionHoldsPerSec,clientId=Replica"))
 
 	// The follower learns the epoch: the hold ends without waiting out
 	// the backoff.
 	c.publish(func(*metadata.Image) {})
 	produceValues0(t, cl, "held", "b", 5)
 	replicated("held", 10)
+}
+
+// A follower that learns a new leader epoch before its leader does (the
+// new image reached it first) is answered UNKNOWN_LEADER_EPOCH; that hold
+// is short and doubling, not replica.fetch.backoff.ms (60 s here), and the
+// fetcher's long poll for its other partitions (replica.fetch.wait.max.ms,
+// 20 s here) ends when the hold does, so replication resumes as soon as
+// the leader applies the image. A whole backoff there added a second to
+// every failover.
+func TestReplicationLeaderBehindHoldIsShort(t *testing.T) {
+	c := newRepCluster(t, 2)
+	c.createTopic("behind", nil, 1, 1, 2)
+	c.createTopic("quiet", nil, 1, 1, 2)
+	cl := c.client()
+	replicated := func(topic string, want int64) {
+		t.Helper()
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			if l := leo(c.broker(2), topic); l != want {
+				return fmt.Errorf("follower log end of %s %d, want %d", topic, l, want)
+			}
+			return nil
+		})
+	}
+	produceValues0(t, cl, "behind", "a", 5)
+	replicated("behind", 5)
+	c.props["replica.fetch.backoff.ms"] = "60000"
+	c.props["replica.fetch.wait.max.ms"] = "20000"
+	c.props["replica.lag.time.max.ms"] = "60000" // above the long poll
+	// Follower down, then leader, and back the other way round: a
+	// follower that found its leader down would back off for a minute.
+	c.stop(2)
+	c.stop(1)
+	c.start(1)
+	c.start(2)
+	produceValues0(t, cl, "quiet", "a", 1)
+	replicated("quiet", 1)
+
+	// Only the follower learns the next leader epoch (leader unchanged).
+	holds := c.broker(2).Replicas().PartitionHolds()
+	c.publishTo([]int32{2}, func(img *metadata.Image) {
+		p := &img.Topics["behind"].Partitions[0]
+		p.LeaderEpoch, p.PartitionEpoch = p.LeaderEpoch+1, p.PartitionEpoch+1
+	})
+	// A record on "quiet" ends the long poll the fetcher sat in when the
+	// image came (a new image does not cut a long poll short, in Kafka
+	// either); from then on "behind" is held and retried.
+	produceValues0(t, cl, "quiet", "b", 1)
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if c.broker(2).Replicas().PartitionHolds() < holds+2 {
+			return fmt.Errorf("follower not held (twice) yet")
+		}
+		return nil
+	})
+	// The leader catches up: replication resumes long before the 60 s
+	// backoff or the 20 s long poll.
+	c.publish(func(*metadata.Image) {})
+	produceValues0(t, cl, "behind", "b", 5)
+	replicated("behind", 10)
+}
+
+// A follower partition that has just truncated (a new leader epoch) is in
+// the same round's fetch as the fetcher's other partitions, as Kafka's
+// fetcher truncates and fetches in one pass. Left out, it waited for a
+// long poll without it to end (replica.fetch.wait.max.ms, 20 s here) and
+// acks=all produce to it waited as long.
+func TestReplicationTruncatedPartitionFetchesAtOnce(t *testing.T) {
+	c := newRepCluster(t, 2)
+	c.createTopic("quiet", nil, 1, 1, 2)
+	c.createTopic("moving", map[string]string{"min.insync.replicas": "2"}, 1, 1, 2)
+	cl := c.client(kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite())
+	produceValues0(t, cl, "quiet", "a", 1)
+	produceValues0(t, cl, "moving", "a", 1)
+	c.props["replica.fetch.wait.max.ms"] = "20000"
+	c.props["replica.lag.time.max.ms"] = "60000" // above the long poll
+	// Follower down, then leader, and back the other way round: a
+	// follower that found its leader down would back off for a minute.
+	c.stop(2)
+	c.stop(1)
+	c.start(1)
+	c.start(2)
+	// The follower replicates again: from here it sits in long polls.
+	produceValues0(t, cl, "quiet", "b", 1)
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if l := leo(c.broker(2), "quiet"); l != 2 {
+			return fmt.Errorf("follower log end %d, want 2", l)
+		}
+		return nil
+	})
+	// A new leader epoch for "moving" (same leader): the follower
+	// truncates it first, while "quiet" keeps a long poll open.
+	c.publish(func(img *metadata.Image) {
+		p := &img.Topics["moving"].Partitions[0]
+		p.LeaderEpoch, p.PartitionEpoch = p.LeaderEpoch+1, p.PartitionEpoch+1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "moving", Value: []byte("b")}).FirstErr()
+	require.NoError(t, err, "acks=all produce to the truncated partition not acknowledged within 8 s (after %v)", time.Since(start))
 }

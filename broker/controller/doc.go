@@ -69,8 +69,11 @@
 // one silent for broker.session.timeout.ms. A heartbeat that changes
 // nothing is answered at once, without waiting for other decisions or a
 // log append, and travels on its own controller-RPC connection: a burst of
-// AlterPartition commits must not make a live broker look silent. A new
-// active controller gives every broker a full session. A second process registering a node.id that
+// AlterPartition commits must not make a live broker look silent. The
+// fencing check runs when the earliest session can expire. A new
+// active controller gives every broker a full session, except the broker
+// of the previous active controller (combined roles), whose session runs
+// from this voter's last raft contact with it. A second process registering a node.id that
 // a live process holds gets DUPLICATE_BROKER_REGISTRATION; the newcomer
 // waits one session (its predecessor may just have died) and then
 // reports the clash on Fatal, naming node.id.

@@ -299,22 +299,32 @@ func (c *Controller) bootstrap(p *planner, topics []TopicSpec) error {
 // earlier leaders committed (Barrier), writes its controller record, then
 // runs the periodic duties (fencing silent brokers, preferred leader
 // rebalancing) until it loses leadership.
+//
+// Sessions are checked when the earliest one can expire, not on the next
+// tick, as Kafka's QuorumController schedules its next fencing check at
+// the oldest broker contact plus the session timeout.
 func (c *Controller) leaderLoop() {
 	defer c.wg.Done()
 	tick := time.NewTicker(min(c.cfg.HeartbeatInterval/2, 250*time.Millisecond))
 	defer tick.Stop()
+	expiry := time.NewTimer(time.Hour)
+	defer expiry.Stop()
 	var nextRebalance time.Time
+	var prev raftContact
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-c.raft.LeaderCh():
 		case <-tick.C:
+		case <-expiry.C:
 		}
 		isLeader := c.raft.State() == raft.Leader
 		switch {
 		case isLeader && !c.active.Load():
-			if err := c.becomeActive(); err != nil {
+			err := c.becomeActive(prev)
+			prev = raftContact{} // only a leader seen since our own leadership counts
+			if err != nil {
 				lvl := slog.LevelWarn
 				if c.store.Quiet() {
 					lvl = slog.LevelDebug // the metadata log's own lines say why
@@ -334,24 +344,84 @@ func (c *Controller) leaderLoop() {
 				c.rebalance()
 				nextRebalance = time.Now().Add(c.cfg.LeaderImbalanceCheckInterval)
 			}
+		default:
+			prev = c.sampleRaftLeader(prev)
+		}
+		if at, ok := c.nextSessionExpiry(); ok {
+			expiry.Reset(max(time.Until(at), 0) + time.Millisecond)
 		}
 	}
 }
 
-func (c *Controller) becomeActive() error {
+// raftContact is the raft leader a follower last knew and when it last
+// heard from it.
+type raftContact struct {
+	leader int32
+	at     time.Time
+}
+
+// sampleRaftLeader records, while this voter follows, who leads and raft's
+// last contact with the leader. The leader stays known for the raft
+// heartbeat timeout after its last contact (a second or more, many ticks),
+// so the sample taken last before an election holds the final contact. A
+// leadership too short for any tick to see leaves the one before it
+// recorded; the worst that does is fence that earlier leader's broker at
+// once, and it is unfenced at its next heartbeat if it is alive.
+func (c *Controller) sampleRaftLeader(prev raftContact) raftContact {
+	at := c.raft.LastContact()
+	_, id := c.raft.LeaderWithID()
+	n, err := strconv.ParseInt(string(id), 10, 32)
+	if id == "" || err != nil || int32(n) == c.cfg.NodeID || at.IsZero() {
+		return prev
+	}
+	return raftContact{leader: int32(n), at: at}
+}
+
+// nextSessionExpiry is when the earliest session of an unfenced broker
+// runs out, while this node is the active controller.
+func (c *Controller) nextSessionExpiry() (time.Time, bool) {
+	if !c.active.Load() {
+		return time.Time{}, false
+	}
+	img := c.fsm.state().img
+	c.hbMu.Lock()
+	defer c.hbMu.Unlock()
+	var next time.Time
+	for id, s := range c.sessions {
+		if b := img.Brokers[id]; b == nil || b.Fenced {
+			continue
+		}
+		if at := s.lastSeen.Add(c.cfg.SessionTimeout); next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return next, !next.IsZero()
+}
+
+func (c *Controller) becomeActive(prev raftContact) error {
 	if err := c.raft.Barrier(10 * time.Second).Error(); err != nil {
 		return err
 	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	// Every broker gets a full session from now: the old controller's
-	// heartbeat times died with it.
+	// heartbeat times died with it. Except the old controller itself when
+	// it is also a broker (combined roles): its heartbeats went to itself,
+	// and the raft contact this node had with it is the latest sign of
+	// life anyone has, so its session runs from there. Without this, a
+	// dead combined node was fenced a whole session timeout after the
+	// election, on top of the raft timeout that led to it.
 	now := time.Now()
 	c.hbMu.Lock()
 	c.sessions = map[int32]*session{}
 	c.voterLEO = map[int32]replicaProgress{}
 	for id := range c.fsm.state().img.Brokers {
 		c.sessions[id] = &session{lastSeen: now}
+	}
+	if s := c.sessions[prev.leader]; s != nil && prev.at.Before(now) {
+		s.lastSeen = prev.at
+		c.logger.Info("previous active controller is a broker: its session runs from the last raft contact",
+			"broker", prev.leader, "last_contact", prev.at)
 	}
 	c.hbMu.Unlock()
 	term, _ := parseUint(c.raft.Stats()["term"])

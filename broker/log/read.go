@@ -18,6 +18,14 @@ import (
 // Unlike Kafka, which stops at a segment boundary, the result may span
 // segments while maxBytes allows. The returned slice is freshly allocated.
 func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]byte, error) {
+	return l.ReadTo(nil, offset, maxBytes, maxOffset, minOneBatch)
+}
+
+// ReadTo is Read into dst[:0], growing it when it is too small: fetches
+// pass buffers they recycle, so a replica fetch does not allocate (and
+// fault in) a fresh buffer for every batch it copies. On error, or when
+// nothing is read, the result is nil and dst is untouched.
+func (l *Log) ReadTo(dst []byte, offset int64, maxBytes int32, maxOffset int64, minOneBatch bool) ([]byte, error) {
 	// Check bounds and pin the first segment under the reader lock; the I/O
 	// runs without it so a slow read never delays an Append's commit.
 	l.mu.RLock()
@@ -40,7 +48,7 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bo
 	// Batches appended after this point lie at or past end and are excluded.
 	maxOffset = min(maxOffset, end)
 	budget := int64(max(maxBytes, 0))
-	var out []byte
+	out := dst[:0]
 	first := true
 	for {
 		more, err := l.readSegment(v, first, offset, maxOffset, minOneBatch, &budget, &out)
@@ -49,16 +57,23 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64, minOneBatch bo
 			return nil, fmt.Errorf("read %s at offset %d: %w", l.dir, offset, err)
 		}
 		if !more {
-			return out, nil
+			return nilIfEmpty(out), nil
 		}
 		first = false
 		var ok bool
 		v, ok, err = l.pinNext(v.base, true, func(int) bool { return true })
 		if err != nil || !ok {
 			// Closed meanwhile, or no further segment: what we have is whole.
-			return out, nil
+			return nilIfEmpty(out), nil
 		}
 	}
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // readSegment adds whole batches from one pinned segment to *out. In the

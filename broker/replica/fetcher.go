@@ -54,7 +54,14 @@ type fetcher struct {
 type hold struct {
 	epoch int32 // the leader epoch the error was for
 	until time.Time
+	// wait is the length of this hold; a "leader behind" hold doubles it
+	// on each repeat (see holdPartition).
+	wait time.Duration
 }
+
+// leaderBehindHold is the first hold after an answer that says the leader
+// has not applied the metadata this follower already has.
+const leaderBehindHold = 20 * time.Millisecond
 
 func (m *Manager) assignFetcher(p *Partition, leader int32, addr string) {
 	h := fnv.New32a()
@@ -183,13 +190,18 @@ func (f *fetcher) run() {
 		now := time.Now()
 		for _, p := range parts {
 			if h, ok := f.held[p.tp()]; ok {
-				if p.State().LeaderEpoch == h.epoch && now.Before(h.until) {
+				switch {
+				case p.State().LeaderEpoch != h.epoch:
+					delete(f.held, p.tp())
+				case now.Before(h.until):
 					if next.IsZero() || h.until.Before(next) {
 						next = h.until
 					}
 					continue
 				}
-				delete(f.held, p.tp())
+				// An ended hold stays recorded (its length doubles if
+				// the same error comes back) until the partition's next
+				// answer without error (released).
 			}
 			if p.truncate.Load() {
 				trunc = append(trunc, p)
@@ -215,9 +227,27 @@ func (f *fetcher) run() {
 		var err error
 		if len(trunc) > 0 {
 			err = f.truncate(trunc)
+			// Truncated partitions fetch in this round, as Kafka's
+			// fetcher truncates and then fetches in one doWork: left to
+			// the next round they waited out a long poll without them
+			// (replica.fetch.wait.max.ms) while acks=all produce to them
+			// waited too.
+			for _, p := range trunc {
+				if _, held := f.held[p.tp()]; !held && !p.truncate.Load() {
+					fetch = append(fetch, p)
+				}
+			}
 		}
 		if err == nil && len(fetch) > 0 {
-			err = f.fetch(fetch)
+			// A held partition rejoins when its hold ends, not when a
+			// long poll without it returns (up to replica.fetch.wait.max.ms
+			// later, which after a topic creation or a leader change is
+			// an acks=all produce waiting that long).
+			wait := f.m.cfg.FetchWaitMax
+			if end, ok := f.nextHoldEnd(); ok {
+				wait = max(min(wait, time.Until(end)), 0)
+			}
+			err = f.fetch(fetch, wait)
 		}
 		if err != nil {
 			if f.ctx.Err() != nil {
@@ -238,17 +268,63 @@ func (f *fetcher) run() {
 func (f *fetcher) leader() *kgo.Broker { return f.cl.SeedBrokers()[0] }
 
 // holdPartition leaves p out of this fetcher's requests until its leader
-// epoch moves past epoch or replica.fetch.backoff.ms passed; the other
-// partitions keep fetching. Logged once per partition and epoch, counted
-// in PartitionsHeld.
+// epoch moves past epoch or the hold ends; the other partitions keep
+// fetching. Logged once per partition and epoch, counted in
+// PartitionHolds.
+//
+// How long: replica.fetch.backoff.ms, as Kafka's AbstractFetcherThread
+// delays a partition, except when the answer says the leader is behind
+// this follower's metadata (UNKNOWN_LEADER_EPOCH: our leader epoch is newer
+// than the leader's; NOT_LEADER_OR_FOLLOWER or UNKNOWN_TOPIC_OR_PARTITION
+// from the broker the image names leader). That is the window in which a
+// new leader has not applied the image electing it yet, usually a few
+// milliseconds after the follower did; waiting a whole backoff there
+// added a second to every failover. Such holds start at 20 ms and double
+// on each repeat, up to replica.fetch.backoff.ms. FENCED_LEADER_EPOCH
+// (this follower is behind) keeps the full backoff: the hold ends anyway
+// when our own image moves.
 func (f *fetcher) holdPartition(p *Partition, epoch int32, what string, code int16) {
-	if h, ok := f.held[p.tp()]; !ok || h.epoch != epoch {
-		f.m.log.Warn("replica fetch partition error; holding the partition until a new leader epoch or the backoff ends",
+	prev, seen := f.held[p.tp()]
+	wait := f.m.cfg.FetchBackoff
+	switch code {
+	case kerr.UnknownLeaderEpoch.Code, kerr.NotLeaderForPartition.Code, kerr.UnknownTopicOrPartition.Code:
+		wait = leaderBehindHold
+		if seen && prev.epoch == epoch && prev.wait > 0 {
+			wait = 2 * prev.wait
+		}
+		wait = min(wait, f.m.cfg.FetchBackoff)
+	}
+	if !seen || prev.epoch != epoch {
+		f.m.log.Warn("replica fetch partition error; holding the partition until a new leader epoch or the hold ends",
 			"topic", p.Topic, "partition", p.Index, "request", what, "leader", f.key.leader, "leader_epoch", epoch,
-			"backoff", f.m.cfg.FetchBackoff, "err", kerr.ErrorForCode(code))
+			"hold", wait, "err", kerr.ErrorForCode(code))
 	}
 	f.m.heldPartitions.Add(1)
-	f.held[p.tp()] = hold{epoch: epoch, until: time.Now().Add(f.m.cfg.FetchBackoff)}
+	if f.m.cfg.OnPartitionHold != nil {
+		f.m.cfg.OnPartitionHold()
+	}
+	f.held[p.tp()] = hold{epoch: epoch, until: time.Now().Add(wait), wait: wait}
+}
+
+// nextHoldEnd is when the first running hold ends (holds the truncation
+// just made included).
+func (f *fetcher) nextHoldEnd() (time.Time, bool) {
+	var next time.Time
+	now := time.Now()
+	for _, h := range f.held {
+		if h.until.After(now) && (next.IsZero() || h.until.Before(next)) {
+			next = h.until
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// release forgets p's ended hold once the leader answered it without an
+// error.
+func (f *fetcher) release(p *Partition) {
+	if len(f.held) > 0 {
+		delete(f.held, p.tp())
+	}
 }
 
 // forgetHolds drops holds of partitions this fetcher no longer owns.
@@ -319,6 +395,7 @@ func (f *fetcher) truncate(parts []*Partition) error {
 				f.holdPartition(p, current[p.tp()], "OffsetForLeaderEpoch", rp.ErrorCode)
 				continue
 			}
+			f.release(p)
 			leo := p.log.LogEndOffset()
 			to := rp.EndOffset
 			switch {
@@ -347,12 +424,13 @@ func (f *fetcher) truncate(parts []*Partition) error {
 	return nil
 }
 
-// fetch sends one follower Fetch for parts and applies the answer.
-func (f *fetcher) fetch(parts []*Partition) error {
+// fetch sends one follower Fetch for parts, long-polling up to maxWait,
+// and applies the answer.
+func (f *fetcher) fetch(parts []*Partition, maxWait time.Duration) error {
 	cfg := f.m.cfg
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID = cfg.NodeID
-	req.MaxWaitMillis = int32(cfg.FetchWaitMax.Milliseconds())
+	req.MaxWaitMillis = int32(maxWait.Milliseconds())
 	req.MinBytes = cfg.FetchMinBytes
 	req.MaxBytes = max(cfg.FetchMaxBytes, 10<<20) // replica.fetch.response.max.bytes
 	req.SessionEpoch = -1                         // full fetches, no session
@@ -401,6 +479,7 @@ func (f *fetcher) fetch(parts []*Partition) error {
 			p := s.p
 			switch rp.ErrorCode {
 			case 0:
+				f.release(p)
 				if err := f.apply(p, s.offset, rp.RecordBatches); err != nil {
 					return err
 				}

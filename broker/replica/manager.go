@@ -45,6 +45,9 @@ type ManagerConfig struct {
 	// OnISRChange is told about each ISR change the controller accepted
 	// (IsrShrinksPerSec / IsrExpandsPerSec).
 	OnISRChange func(expand bool)
+	// OnPartitionHold is told about each time a follower partition is held
+	// out of its fetcher's requests (PartitionHolds).
+	OnPartitionHold func()
 
 	LagTimeMax    time.Duration // replica.lag.time.max.ms (default 30 s)
 	FetchMaxBytes int32         // replica.fetch.max.bytes (default 1 MiB)

@@ -91,19 +91,22 @@ func (s *Server) serveConn(l *listener, c net.Conn) {
 		}
 		pickup := time.Now()
 		if o.resp != nil {
-			wbuf = appendResponse(wbuf[:0], r.Header.CorrelationID, o.resp)
-			n, err := writeAll(c, wbuf, s.cfg.WriteTimeout)
+			var size, n int
+			wbuf, size, n, err = writeResponse(c, wbuf, r.Header.CorrelationID, o.resp, s.cfg.WriteTimeout)
+			if o.after != nil {
+				o.after()
+			}
 			l.bytesOut.Add(int64(n))
 			if err != nil {
 				if isTimeout(err) {
 					l.writeTimeouts.Add(1)
 					l.timeoutLog.log(s.log, slog.LevelWarn, "closing connection: client does not read its responses",
 						"listener", l.name, "remote", c.RemoteAddr().String(), "client", r.Header.ClientID,
-						"unsent_bytes", len(wbuf)-n, "write_timeout", s.cfg.WriteTimeout, "write_timeouts_total", l.writeTimeouts.Load())
+						"unsent_bytes", size-n, "write_timeout", s.cfg.WriteTimeout, "write_timeouts_total", l.writeTimeouts.Load())
 				} else {
 					log.Debug("response write failed", "err", err)
 				}
-				if len(wbuf) >= bigDrop {
+				if size >= bigDrop {
 					s.collectDropped()
 				}
 				return

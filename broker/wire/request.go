@@ -117,10 +117,19 @@ type outcome struct {
 	resp      kmsg.Response
 	closeConn error
 	at        time.Time
+	after     func() // RespondThen
 }
 
 // Respond sends resp as the answer to r.
 func (r *Request) Respond(resp kmsg.Response) { r.finish(outcome{resp: resp}) }
+
+// RespondThen sends resp and calls after once the connection is done with
+// it (written, or the write failed), so buffers resp refers to can be
+// reused. If the server shuts down before the response is picked up,
+// after is not called.
+func (r *Request) RespondThen(resp kmsg.Response, after func()) {
+	r.finish(outcome{resp: resp, after: after})
+}
 
 // NoResponse completes r without writing anything (Produce with acks=0).
 func (r *Request) NoResponse() { r.finish(outcome{}) }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -56,4 +58,35 @@ func TestTelemetryHandlerHealthAndJolokiaKeys(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// TestTelemetryHandlerPprofOptIn: /debug/pprof/ is served only with
+// kobs.http.pprof.enable=true.
+func TestTelemetryHandlerPprofOptIn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		props := broker.NewProperties()
+		for k, v := range map[string]string{
+			"node.id": "1", "listeners": "PLAINTEXT://127.0.0.1:0", "log.dirs": t.TempDir(),
+			"kobs.http.listener": "127.0.0.1:0", "kobs.http.pprof.enable": strconv.FormatBool(on),
+		} {
+			props.Set(k, v)
+		}
+		cfg, err := broker.NewConfig(props)
+		require.NoError(t, err)
+		b, err := broker.New(cfg, nil)
+		require.NoError(t, err)
+		b.MountHTTP(telemetryHandler(b, cfg))
+		require.NoError(t, b.Start())
+		resp, err := http.Get("http://" + b.HTTPAddr() + "/debug/pprof/goroutine?debug=1")
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, b.Close())
+		if on {
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Contains(t, string(body), "goroutine profile:")
+		} else {
+			require.NotContains(t, string(body), "goroutine profile:", "pprof served without kobs.http.pprof.enable")
+		}
+	}
 }
