@@ -157,7 +157,8 @@ func TestConcurrentWritesAndReads(t *testing.T) {
 				tm.Update(time.Duration(i))
 				if i%100 == 0 {
 					n := Name("kafka.log", "Log", "Size", "topic", fmt.Sprint(w), "partition", fmt.Sprint(i%7))
-					r.Gauge(n, func() int64 { return int64(i) })
+					v := int64(i) // a copy: the reader calls the gauge while i moves on
+					r.Gauge(n, func() int64 { return v })
 					r.Unregister(n)
 				}
 			}
