@@ -38,7 +38,6 @@ func TestDescribeGroupOneShot(t *testing.T) {
 		os.Add(kadm.Offset{Topic: topic, Partition: p, At: 4, LeaderEpoch: -1})
 	}
 	require.NoError(t, adm.CommitAllOffsets(ctx, group, os))
-	time.Sleep(50 * time.Millisecond) // make the records' age measurable
 
 	g, err := agent.DescribeGroup(ctx, cl, group, agent.DescribeOptions{
 		Samples: 2, Every: 100 * time.Millisecond, ExactOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)},

@@ -349,10 +349,23 @@ func TestClusterRF3(t *testing.T) {
 		})
 	}
 
+	// The leader stops once the "c" records are under way (ten of them
+	// acknowledged), so the change lands in the middle of the produce.
+	mu.Lock()
+	ackedBefore := len(acked)
+	mu.Unlock()
 	stopDone := make(chan struct{})
 	go func() {
 		defer close(stopDone)
-		time.Sleep(200 * time.Millisecond)
+		for {
+			mu.Lock()
+			n := len(acked)
+			mu.Unlock()
+			if n >= ackedBefore+10 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond) // poll interval
+		}
 		c.stop(leader)
 	}()
 	produce("c", 100) // idempotent acks=all across the leader change

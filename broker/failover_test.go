@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,60 +87,25 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 		return nil
 	})
 
-	// The producer goroutine only records outcomes; the test goroutine
-	// asserts.
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var lastAck time.Time
-	var produceErrs []error
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			v := fmt.Sprintf("r-%d", i)
-			pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			err := cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)}).FirstErr()
-			cancel()
-			mu.Lock()
-			if err == nil {
-				acked[v] = true
-				lastAck = time.Now()
-			} else {
-				produceErrs = append(produceErrs, err)
-			}
-			mu.Unlock()
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	prod := startLoadProducer(ctx, cl, topic)
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		if n := count(); n < 200 {
+		if n := prod.count(); n < 200 {
 			return fmt.Errorf("%d acknowledged", n)
 		}
 		return nil
 	})
 	killed := time.Now()
 	c.Node(leader).Kill()
-	before := count()
+	before := prod.count()
 	// A new leader, and writes acknowledged again.
 	var newLeader int32
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		mu.Lock()
-		ok := lastAck.After(killed) && len(acked) > before
-		mu.Unlock()
-		if !ok {
+		if !prod.ackedSince(killed, before) {
 			return errors.New("no acknowledgement since the kill")
 		}
 		return nil
 	})
-	mu.Lock()
-	failover := lastAck.Sub(killed)
-	mu.Unlock()
+	failover := prod.lastAcked().Sub(killed)
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		p, err := partition()
 		if err != nil {
@@ -159,13 +123,12 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	// The old leader comes back as a follower and catches up.
 	c.Node(leader).Restart()
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		if n := count(); n < before+200 {
+		if n := prod.count(); n < before+200 {
 			return fmt.Errorf("%d acknowledged", n)
 		}
 		return nil
 	})
-	close(stop)
-	<-done
+	prod.halt()
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		p, err := partition()
 		if err != nil {
@@ -180,31 +143,12 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	})
 
 	// Every acknowledged record, once.
-	mu.Lock()
-	want := len(acked)
-	mu.Unlock()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
-	require.NoError(t, err)
-	defer cons.Close()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	require.NoError(t, err)
-	end, _ := ends.Lookup(topic, 0)
-	seen := map[string]int{}
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for read := int64(0); read < end.Offset; {
-		fs := cons.PollFetches(cctx)
-		require.NoError(t, cctx.Err(), "read %d of %d", read, end.Offset)
-		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; read++ })
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	for v := range acked {
+	seen, end := readPartition0(ctx, t, adm, c.Addrs(), topic)
+	for v := range prod.acked {
 		require.Equal(t, 1, seen[v], "acknowledged record %s read %d times", v, seen[v])
 	}
 	for v, n := range seen {
 		require.Equal(t, 1, n, "record %s read %d times", v, n)
 	}
-	t.Logf("acknowledged %d, read back %d distinct of %d records, %d produce errors", want, len(seen), end.Offset, len(produceErrs))
+	t.Logf("acknowledged %d, read back %d distinct of %d records, %d produce errors", len(prod.acked), len(seen), end, len(prod.errs))
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -104,39 +103,9 @@ func TestPauseLeaderUnderLoad(t *testing.T) {
 		other = 2
 	}
 
-	// The producer goroutine only records outcomes; the test goroutine
-	// asserts.
-	var mu sync.Mutex
-	acked := map[string]bool{}
-	var lastAck time.Time
-	var produceErrs []error
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			v := fmt.Sprintf("r-%d", i)
-			pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			err := cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)}).FirstErr()
-			cancel()
-			mu.Lock()
-			if err == nil {
-				acked[v] = true
-				lastAck = time.Now()
-			} else {
-				produceErrs = append(produceErrs, err)
-			}
-			mu.Unlock()
-		}
-	}()
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	prod := startLoadProducer(ctx, cl, topic)
 	testcluster.Eventually(t, 20*time.Second, func() error {
-		if n := count(); n < 200 {
+		if n := prod.count(); n < 200 {
 			return fmt.Errorf("%d acknowledged", n)
 		}
 		return nil
@@ -150,7 +119,7 @@ func TestPauseLeaderUnderLoad(t *testing.T) {
 			c.Node(leader).Resume()
 		}
 	}()
-	before := count()
+	before := prod.count()
 	var newLeader int32
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		p, err := partitionVia(other)
@@ -164,10 +133,7 @@ func TestPauseLeaderUnderLoad(t *testing.T) {
 		return nil
 	})
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		mu.Lock()
-		ok := lastAck.After(paused) && len(acked) > before+10
-		mu.Unlock()
-		if !ok {
+		if !prod.ackedSince(paused, before+10) {
 			return errors.New("no acknowledgement since the pause")
 		}
 		return nil
@@ -205,13 +171,12 @@ func TestPauseLeaderUnderLoad(t *testing.T) {
 
 	// Writes go on; the old leader follows, catches up and rejoins.
 	testcluster.Eventually(t, 30*time.Second, func() error {
-		if n := count(); n < before+400 {
+		if n := prod.count(); n < before+400 {
 			return fmt.Errorf("%d acknowledged", n)
 		}
 		return nil
 	})
-	close(stop)
-	<-done
+	prod.halt()
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		p, err := partitionVia(leader)
 		if err != nil {
@@ -247,30 +212,13 @@ func TestPauseLeaderUnderLoad(t *testing.T) {
 	})
 
 	// Every acknowledged record once; nothing else, and not the stale one.
-	mu.Lock()
-	defer mu.Unlock()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	require.NoError(t, err)
-	end, _ := ends.Lookup(topic, 0)
-	require.NoError(t, end.Err)
-	cons, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
-	require.NoError(t, err)
-	defer cons.Close()
-	seen := map[string]int{}
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for read := int64(0); read < end.Offset; {
-		fs := cons.PollFetches(cctx)
-		require.NoError(t, cctx.Err(), "read %d of %d", read, end.Offset)
-		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; read++ })
-	}
-	for v := range acked {
+	seen, end := readPartition0(ctx, t, adm, c.Addrs(), topic)
+	for v := range prod.acked {
 		require.Equal(t, 1, seen[v], "acknowledged record %s read %d times", v, seen[v])
 	}
 	for v, n := range seen {
 		require.True(t, strings.HasPrefix(v, "r-"), "a record nobody's producer sent is in the log: %q", v)
 		require.Equal(t, 1, n, "record %s read %d times", v, n)
 	}
-	t.Logf("acknowledged %d, read back %d distinct of %d records, %d produce errors", len(acked), len(seen), end.Offset, len(produceErrs))
+	t.Logf("acknowledged %d, read back %d distinct of %d records, %d produce errors", len(prod.acked), len(seen), end, len(prod.errs))
 }

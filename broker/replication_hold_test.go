@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kobs-dev/kobs/broker"
 	"github.com/kobs-dev/kobs/broker/metadata"
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
@@ -23,15 +24,7 @@ func TestReplicationFencedPartitionDoesNotStallFetcher(t *testing.T) {
 	c.createTopic("held", nil, 1, 1, 2)
 	c.createTopic("flowing", nil, 1, 1, 2)
 	cl := c.client()
-	replicated := func(topic string, want int64) {
-		t.Helper()
-		testcluster.Eventually(t, 10*time.Second, func() error {
-			if l := leo(c.broker(2), topic); l != want {
-				return fmt.Errorf("follower log end of %s %d, want %d", topic, l, want)
-			}
-			return nil
-		})
-	}
+	replicated := func(topic string, want int64) { t.Helper(); waitLEO(t, c.broker(2), topic, want) }
 	produceValues0(t, cl, "held", "a", 5)
 	produceValues0(t, cl, "flowing", "a", 5)
 	replicated("held", 5)
@@ -77,15 +70,7 @@ func TestReplicationLeaderBehindHoldIsShort(t *testing.T) {
 	c.createTopic("behind", nil, 1, 1, 2)
 	c.createTopic("quiet", nil, 1, 1, 2)
 	cl := c.client()
-	replicated := func(topic string, want int64) {
-		t.Helper()
-		testcluster.Eventually(t, 10*time.Second, func() error {
-			if l := leo(c.broker(2), topic); l != want {
-				return fmt.Errorf("follower log end of %s %d, want %d", topic, l, want)
-			}
-			return nil
-		})
-	}
+	replicated := func(topic string, want int64) { t.Helper(); waitLEO(t, c.broker(2), topic, want) }
 	produceValues0(t, cl, "behind", "a", 5)
 	replicated("behind", 5)
 	c.props["replica.fetch.backoff.ms"] = "60000"
@@ -162,4 +147,15 @@ func TestReplicationTruncatedPartitionFetchesAtOnce(t *testing.T) {
 	start := time.Now()
 	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "moving", Value: []byte("b")}).FirstErr()
 	require.NoError(t, err, "acks=all produce to the truncated partition not acknowledged within 8 s (after %v)", time.Since(start))
+}
+
+// waitLEO waits until b's log of partition 0 of topic ends at want.
+func waitLEO(t *testing.T, b *broker.Broker, topic string, want int64) {
+	t.Helper()
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if l := leo(b, topic); l != want {
+			return fmt.Errorf("log end of %s on broker %d: %d, want %d", topic, b.NodeID(), l, want)
+		}
+		return nil
+	})
 }

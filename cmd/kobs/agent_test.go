@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -51,23 +52,18 @@ func TestAgentCommand(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("kobs agent not ready after 30s")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	var body string
-	for {
+	testcluster.Eventually(t, 30*time.Second, func() error {
 		resp, err := http.Get(url + "/metrics")
-		if err == nil {
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			body = string(raw)
-			if strings.Contains(body, "\nkobs_agent_up 1\n") && strings.Contains(body, "\nkafka_brokers 1\n") {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent not up within 30s:\n%s", body)
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if body := string(raw); !strings.Contains(body, "\nkobs_agent_up 1\n") || !strings.Contains(body, "\nkafka_brokers 1\n") {
+			return fmt.Errorf("agent not up:\n%s", body)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	resp, err := http.Get(url + "/v1/health")
 	require.NoError(t, err)
 	resp.Body.Close()
