@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
@@ -36,26 +35,6 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	testcluster.Eventually(t, 30*time.Second, func() error {
-		for _, id := range c.IDs() {
-			one, err := kgo.NewClient(kgo.SeedBrokers(c.Node(id).Addr()))
-			if err != nil {
-				return err
-			}
-			req := kmsg.NewPtrMetadataRequest()
-			mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			resp, err := req.RequestWith(mctx, one.SeedBrokers()[0])
-			cancel()
-			one.Close()
-			if err != nil {
-				return err
-			}
-			if len(resp.Brokers) != 3 {
-				return fmt.Errorf("broker %d lists %d brokers: %+v", id, len(resp.Brokers), resp.Brokers)
-			}
-		}
-		return nil
-	})
 	minISR := "2"
 	res, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
 	require.NoError(t, err)

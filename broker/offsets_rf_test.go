@@ -28,9 +28,8 @@ func TestOffsetsTopicWaitsForReplicationFactor(t *testing.T) {
 		testcluster.Prop("broker.heartbeat.interval.ms", "300"),
 		testcluster.Prop("offsets.topic.num.partitions", "3"),
 		testcluster.Prop("offsets.topic.replication.factor", "3"))
-	waitBrokersListed(t, c)
 	c.Node(3).Stop()
-	waitBrokersListed(t, c) // 3 is fenced: two listed
+	c.WaitBrokersListed(t) // 3 is fenced: two listed
 
 	ctx := context.Background()
 	via := func(id int32) *kgo.Client {
@@ -84,7 +83,7 @@ func TestOffsetsTopicWaitsForReplicationFactor(t *testing.T) {
 	require.Equal(t, 1, strings.Count(c.Node(1).Logs(), "fewer live brokers than offsets.topic.replication.factor"))
 
 	c.Node(3).Restart()
-	waitBrokersListed(t, c)
+	c.WaitBrokersListed(t)
 	testcluster.Eventually(t, 20*time.Second, func() error {
 		resp, err := findCoordinator()
 		if err != nil {

@@ -42,7 +42,6 @@ func TestPauseLeaderUnderLoad(t *testing.T) {
 		testcluster.Prop("replica.fetch.backoff.ms", "100"))
 	const topic = "paused"
 	ctx := context.Background()
-	waitBrokersListed(t, c)
 	// A produce parked on the stopped leader fails the connection after
 	// ProduceRequestTimeout + RequestTimeoutOverhead; the idempotent
 	// producer then retries the same sequence numbers at the new leader.

@@ -89,8 +89,6 @@ func TestReassignAndPreferredElection(t *testing.T) {
 		return slices.Equal(s, want)
 	}
 
-	// Every broker registered before the topic is placed by hand on {1,2}.
-	waitBrokersListed(t, c)
 	create := kmsg.NewPtrCreateTopicsRequest()
 	create.TimeoutMillis = 10000
 	ct := kmsg.NewCreateTopicsRequestTopic()
@@ -123,7 +121,7 @@ func TestReassignAndPreferredElection(t *testing.T) {
 	// broker may be a target, fenced or not, as in Kafka): 3 is added, and
 	// 1 stays a replica until 3 is in the ISR.
 	c.Node(3).Stop()
-	waitBrokersListed(t, c)
+	c.WaitBrokersListed(t)
 	req := kadm.AlterPartitionAssignmentsReq{}
 	req.Assign(topic, 0, []int32{2, 3})
 	ares, err := adm.AlterPartitionAssignments(ctx, req)
@@ -249,37 +247,3 @@ func readBack(t *testing.T, addrs []string, topic string, n int) {
 	}
 }
 
-// waitBrokersListed waits until every running broker of c lists all of c's
-// running brokers in its own Metadata answer (registered and unfenced).
-func waitBrokersListed(t *testing.T, c *testcluster.Cluster) {
-	t.Helper()
-	want := len(c.Addrs())
-	testcluster.Eventually(t, 30*time.Second, func() error {
-		var errs []error
-		for _, id := range c.IDs() {
-			if c.Node(id).Pid() == 0 {
-				continue
-			}
-			one, err := kgo.NewClient(kgo.SeedBrokers(c.Node(id).Addr()))
-			if err != nil {
-				return err
-			}
-			mctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			resp, err := kmsg.NewPtrMetadataRequest().RequestWith(mctx, one.SeedBrokers()[0])
-			cancel()
-			one.Close()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
-				continue
-			}
-			if len(resp.Brokers) != want {
-				var ids []int32
-				for _, b := range resp.Brokers {
-					ids = append(ids, b.NodeID)
-				}
-				errs = append(errs, fmt.Errorf("broker %d lists brokers %v", id, ids))
-			}
-		}
-		return errors.Join(errs...)
-	})
-}

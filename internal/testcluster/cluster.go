@@ -1,6 +1,7 @@
 package testcluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kobs-dev/kobs/broker"
 	"github.com/kobs-dev/kobs/broker/metadata"
@@ -42,7 +47,11 @@ const ControllerIDBase = 1000
 func DedicatedControllers(k int) Opt { return func(c *cfg) { c.controllers = k } }
 
 // StartCluster starts n brokers (and the dedicated controllers, if any)
-// in parallel and waits until each serves. opts apply to every node (Prop
+// in parallel and waits until each serves and every broker lists all n in
+// its Metadata answer: a broker says "ready" once registered, but it is
+// fenced until its first heartbeat, and a CreateTopics with replication
+// factor n sent in that window fails with INVALID_REPLICATION_FACTOR (as
+// it would on Kafka; its test harness waits the same way). opts apply to every node (Prop
 // for server.properties keys, e.g. a short broker.session.timeout.ms);
 // node.id, listeners, process.roles, controller.quorum.voters and
 // cluster.id are set by the cluster, and a Dir option is ignored (each
@@ -168,7 +177,44 @@ func tryStartCluster(t testing.TB, n int, opts []Opt) (*Cluster, error) {
 			}
 		})
 	}
+	c.WaitBrokersListed(t)
 	return c, nil
+}
+
+// WaitBrokersListed waits until every running broker of c lists all of c's
+// running brokers in its own Metadata answer (registered and unfenced):
+// what a client needs before it asks for replication factor len(Addrs()).
+func (c *Cluster) WaitBrokersListed(t testing.TB) {
+	t.Helper()
+	want := len(c.Addrs())
+	Eventually(t, 30*time.Second, func() error {
+		var errs []error
+		for _, id := range c.IDs() {
+			if c.Node(id).Pid() == 0 {
+				continue
+			}
+			one, err := kgo.NewClient(kgo.SeedBrokers(c.Node(id).Addr()))
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, one.SeedBrokers()[0])
+			cancel()
+			one.Close()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
+				continue
+			}
+			if len(resp.Brokers) != want {
+				var ids []int32
+				for _, b := range resp.Brokers {
+					ids = append(ids, b.NodeID)
+				}
+				errs = append(errs, fmt.Errorf("broker %d lists brokers %v, want %d", id, ids, want))
+			}
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // Node returns node id's process (a broker or a dedicated controller).
@@ -271,6 +317,18 @@ func StartInProcess(t testing.TB, n int, opts ...Opt) *InProcessCluster {
 		t.Cleanup(func() { _ = b.Close() })
 		c.Brokers = append(c.Brokers, &Broker{Broker: b, Dir: cf.dir})
 	}
+	// As StartCluster: every node's image shows every node unfenced.
+	Eventually(t, 30*time.Second, func() error {
+		for _, b := range c.Brokers {
+			im := b.Metadata().Load()
+			for _, o := range c.Brokers {
+				if !im.Live(o.NodeID()) {
+					return fmt.Errorf("node %d does not see node %d live", b.NodeID(), o.NodeID())
+				}
+			}
+		}
+		return nil
+	})
 	return c
 }
 
