@@ -58,7 +58,8 @@ type ackRun struct {
 
 // ack appends an acknowledged record to the open batch event, closing the
 // event first when the record does not continue it.
-func (h *ProducerHook) ack(r *kgo.Record, msgID, traceID []byte, start, now time.Time) {
+// minted says msgID is hex the hook minted: it needs no JSON escaping.
+func (h *ProducerHook) ack(r *kgo.Record, msgID, traceID []byte, minted bool, start, now time.Time) {
 	h.runMu.Lock()
 	run := &h.run
 	if run.n > 0 && (r.Offset != run.base+int64(run.n) || r.Partition != run.partition || r.Topic != run.topic ||
@@ -66,7 +67,7 @@ func (h *ProducerHook) ack(r *kgo.Record, msgID, traceID []byte, start, now time
 		h.em.emit(run)
 		run.reset()
 	}
-	run.add(r, msgID, traceID, start, now)
+	run.add(r, msgID, traceID, minted, start, now)
 	if run.n >= maxRunRecords || len(run.ids)+len(run.keys)+len(run.traces) >= maxRunBytes {
 		h.em.emit(run)
 		run.reset()
@@ -110,7 +111,7 @@ func (a *ackRun) reset() {
 		sizes: a.sizes[:0], rtsDeltas: a.rtsDeltas[:0]}
 }
 
-func (a *ackRun) add(r *kgo.Record, msgID, traceID []byte, start, now time.Time) {
+func (a *ackRun) add(r *kgo.Record, msgID, traceID []byte, minted bool, start, now time.Time) {
 	lat := max(1, now.Sub(start).Microseconds())
 	rts := r.Timestamp.UnixMilli()
 	if a.n == 0 {
@@ -121,7 +122,11 @@ func (a *ackRun) add(r *kgo.Record, msgID, traceID []byte, start, now time.Time)
 		a.lats = append(a.lats, ',')
 		a.firstSend, a.maxLat = min(a.firstSend, start.UnixMilli()), max(a.maxLat, lat)
 	}
-	a.ids = appendJSONBytes(a.ids, msgID)
+	if minted {
+		a.ids = append(append(append(a.ids, '"'), msgID...), '"')
+	} else {
+		a.ids = appendJSONBytes(a.ids, msgID)
+	}
 	a.lats = strconv.AppendInt(a.lats, lat, 10)
 
 	k := r.Key[:min(len(r.Key), maxKeyBytes)]

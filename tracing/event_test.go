@@ -164,7 +164,8 @@ func TestBatchEventEncodingMatchesEvent(t *testing.T) {
 			msgID := []byte(header(r, HeaderMsgID))
 			tp := []byte(header(r, HeaderTraceparent))
 			start := ack.Add(-time.Duration(1500+i) * time.Microsecond)
-			run.add(r, msgID, traceIDOf(tp, msgID), start, ack)
+			_, own := r.Context.(*sendState)
+			run.add(r, msgID, traceIDOf(tp, msgID), !own, start, ack)
 			w := Event{Type: TypeProduce, MsgID: string(msgID), Topic: "orders", Partition: 2, Offset: 40 + int64(i),
 				Key: keyString(tc.key), Size: tc.size, ClientID: "app", Host: "host-1", TS: ack.UnixMilli(),
 				SendTS: ack.UnixMilli() - int64(1500+i)/1000, RecordTS: r.Timestamp.UnixMilli(), LatencyUS: int64(1500 + i)}

@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"hash/fnv"
 	"math"
@@ -28,16 +29,18 @@ func newID() (id [16]byte) {
 // what AWS X-Ray's ids do too, and the random part is the right-most 9
 // bytes, where W3C Trace Context level 2 puts the randomness.
 func newTimedID(t time.Time) (id [16]byte) {
-	us := uint64(t.UnixMicro())
-	for i := range 7 {
-		id[i] = byte(us >> (8 * (6 - i)))
-	}
-	a, b := rand.Uint64(), rand.Uint64()
-	for i := range 8 {
-		id[7+i] = byte(a >> (8 * i))
-	}
-	id[15] = byte(b)
+	binary.BigEndian.PutUint64(id[:8], uint64(t.UnixMicro())<<8) // 7 bytes of time, then 9 random
+	binary.LittleEndian.PutUint64(id[8:], rand.Uint64())
+	id[7] = byte(rand.Uint64())
 	return id
+}
+
+// timedIDSpan is a span id for the one producer span of a trace whose id
+// is the timed id: its last 8 random bytes, never all zero.
+func timedIDSpan(id [16]byte) (s [8]byte) {
+	copy(s[:], id[8:])
+	s[7] |= 1
+	return s
 }
 
 // timedIDTime reads the send time from the hex form of a newTimedID id.

@@ -26,10 +26,7 @@ import (
 type ProducerHook struct {
 	hookCore
 	clientID string
-	// mark is the record Context of a minted, sampled record whose own
-	// Context was nil: its send time is in its message id (newTimedID), so
-	// nothing needs to be allocated per record to carry it to the ack.
-	mark *hookMark
+	clk      clock
 
 	runMu sync.Mutex
 	run   ackRun
@@ -50,7 +47,6 @@ func NewProducerHook(opts ...Opt) (*ProducerHook, error) {
 		return nil, err
 	}
 	h := &ProducerHook{hookCore: core, clientID: core.cfg.clientID}
-	h.mark = &hookMark{Context: context.Background(), h: h}
 	h.run.h = h
 	h.timer = time.AfterFunc(time.Hour, h.lingerFlush)
 	h.timer.Stop()
@@ -90,26 +86,11 @@ func (h *ProducerHook) Close() {
 	h.hookCore.Close()
 }
 
-type markKey struct{}
-
-// hookMark marks a record whose message id the hook minted and whose send
-// time is therefore in the id. One per hook, never per record.
-type hookMark struct {
-	context.Context
-	h *ProducerHook
-}
-
-func (m *hookMark) Value(key any) any {
-	if _, ok := key.(markKey); ok {
-		return m
-	}
-	return m.Context.Value(key)
-}
-
 // sendState travels from the buffered hook to the unbuffered hook as the
-// record's Context when the send time cannot travel in the message id (the
-// id came with the record, or the record had a Context of its own, which it
-// wraps) or an OpenTelemetry span must be ended at the ack.
+// record's Context (wrapping the record's own) when the send time cannot
+// travel in the message id, because the id came with the record, or when an
+// OpenTelemetry span must be ended at the ack. A record whose id the hook
+// minted carries nothing: its send time is in the id (newTimedID).
 type sendState struct {
 	context.Context
 	h     *ProducerHook
@@ -179,7 +160,7 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 			tp = hd.Value
 		}
 	}
-	start := time.Now()
+	start := h.clk.now()
 	var (
 		id   [16]byte
 		buf  []byte // holds a minted message id and, after it, a minted traceparent
@@ -219,12 +200,18 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 	}
 	if tp == nil {
 		// A message without an upstream trace is its own trace; reuse the
-		// message id's bytes as the trace id when we minted both.
-		sid := newSpanID()
+		// message id's bytes as the trace id when we minted both, and its
+		// random bytes as the span id, the trace's only producer span.
 		if minted {
-			tp = appendTraceparent(buf[32:32], id, sid)
+			// The trace id's hex is the message id's: copied, not encoded again.
+			sid := timedIDSpan(id)
+			tp = append(buf[32:32], "00-"...)
+			tp = append(tp, msgID...)
+			tp = append(tp, '-')
+			tp = hex.AppendEncode(tp, sid[:])
+			tp = append(tp, "-01"...)
 		} else {
-			tp = appendTraceparent(nil, newID(), sid)
+			tp = appendTraceparent(nil, newID(), newSpanID())
 		}
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: tp})
 	}
@@ -234,8 +221,7 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 	if !sampled {
 		return
 	}
-	if minted && span == nil && r.Context == nil {
-		r.Context = h.mark
+	if minted && span == nil {
 		return
 	}
 	ctx := r.Context
@@ -248,29 +234,8 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 // OnProduceRecordUnbuffered records the acknowledgement in the open batch
 // event, or writes a produce event for a failed record.
 func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
-	var (
-		st     *sendState
-		marked bool
-	)
-	switch c := r.Context.(type) {
-	case nil:
+	if r.Topic == h.cfg.topic {
 		return
-	case *hookMark:
-		marked = c.h == h
-	case *sendState:
-		if c.h == h {
-			st = c
-		}
-	}
-	if !marked && st == nil {
-		// Another hook or the user wrapped the context after us.
-		if m, ok := r.Context.Value(markKey{}).(*hookMark); ok && m.h == h {
-			marked = true
-		} else if s, ok := r.Context.Value(sendKey{}).(*sendState); ok && s.h == h {
-			st = s
-		} else {
-			return
-		}
 	}
 	var msgID, tp []byte
 	for i := len(r.Headers) - 1; i >= 0; i-- { // ours are at the end
@@ -281,16 +246,26 @@ func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 			tp = hd.Value
 		}
 	}
-	var start time.Time
-	if marked {
-		var ok bool
-		if start, ok = timedIDTime(msgID); !ok {
-			return // a header the user replaced after the buffered hook
-		}
-	} else {
-		start = st.start
+	if msgID == nil || !h.sample.sampled(msgID) {
+		return
 	}
-	now := time.Now()
+	// A sampled record whose id came with it carries our sendState; one
+	// without it has an id this hook minted, with the send time inside.
+	st, ok := r.Context.(*sendState)
+	if !ok && r.Context != nil {
+		// Another hook or the user may have wrapped the context after us.
+		st, _ = r.Context.Value(sendKey{}).(*sendState)
+	}
+	var start time.Time
+	if st != nil && st.h == h {
+		start = st.start
+	} else {
+		st = nil
+		if start, ok = timedIDTime(msgID); !ok {
+			return // not a record this hook stamped
+		}
+	}
+	now := h.clk.now()
 	if st != nil && st.span != nil {
 		st.span.SetAttributes(recordAttrs(r, string(msgID))...)
 		if err != nil {
@@ -310,7 +285,7 @@ func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		h.em.Emit(&e)
 		return
 	}
-	h.ack(r, msgID, traceID, start, now)
+	h.ack(r, msgID, traceID, st == nil, start, now)
 }
 
 // maxKeyBytes bounds the key copied into events; longer keys are not
