@@ -101,7 +101,7 @@ func TestBatchEventsMapToOffsets(t *testing.T) {
 	require.Len(t, atOffset, n+2)
 
 	// The batch events, read back as stored.
-	res, err := es.Search(IndexPrefix+"2*").Query(elastic.NewBoolQuery().Filter(
+	res, err := es.Search(IndexPrefix + "2*").Query(elastic.NewBoolQuery().Filter(
 		elastic.NewTermQuery("type", TypeProduce), elastic.NewTermQuery("topic", topic), elastic.NewRangeQuery("records").Gte(1))).
 		Size(10000).Do(ctx)
 	require.NoError(t, err)
