@@ -65,6 +65,7 @@ type Config struct {
 	OffsetsTopicNumPartitions  int32         // offsets.topic.num.partitions
 	OffsetsTopicSegmentBytes   int32         // offsets.topic.segment.bytes
 	OffsetsRetention           time.Duration // offsets.retention.minutes
+	OffsetsCommitTimeout       time.Duration // offsets.commit.timeout.ms
 	ProducerIDExpiration       time.Duration // producer.id.expiration.ms
 	ProducerIDExpirationCheck  time.Duration // producer.id.expiration.check.interval.ms
 	GroupInitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms
@@ -146,6 +147,7 @@ var brokerKeys = map[string]string{
 	"offsets.topic.num.partitions":             "50",
 	"offsets.topic.segment.bytes":              "104857600",
 	"offsets.retention.minutes":                "10080",
+	"offsets.commit.timeout.ms":                "5000",
 	"group.initial.rebalance.delay.ms":         "3000",
 	"group.min.session.timeout.ms":             "6000",
 	"group.max.session.timeout.ms":             "1800000",
@@ -347,6 +349,7 @@ func NewConfig(props *Properties) (*Config, error) {
 	// The log's smallest segment (one batch header), where Kafka says 1.
 	c.OffsetsTopicSegmentBytes = int32(parseInt("offsets.topic.segment.bytes", 14, 1<<31-1))
 	c.OffsetsRetention = time.Duration(parseInt("offsets.retention.minutes", 1, 1<<31-1)) * time.Minute
+	c.OffsetsCommitTimeout = time.Duration(parseInt("offsets.commit.timeout.ms", 1, 1<<31-1)) * time.Millisecond
 	c.ProducerIDExpiration = time.Duration(parseInt("producer.id.expiration.ms", 1, 1<<31-1)) * time.Millisecond
 	c.ProducerIDExpirationCheck = time.Duration(parseInt("producer.id.expiration.check.interval.ms", 1, 1<<31-1)) * time.Millisecond
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond
