@@ -192,6 +192,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		Listener:       cfg.InterBrokerListener,
 
 		OnPartitionHold: b.metrics.partitionHeld,
+		OnTruncate:      b.metrics.truncated,
 	})
 	b.pub.Subscribe(b.replicas.OnImage)
 	b.pub.Subscribe(b.onImage)

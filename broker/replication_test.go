@@ -449,6 +449,10 @@ func TestReplicationLeaderChange(t *testing.T) {
 		}
 		return nil
 	})
+	// Counted where an operator looks: one truncation of 6 offsets.
+	require.Equal(t, int64(1), gauge(t, c.broker(1), "kafka.server:type=ReplicaFetcherManager,name=TruncationsPerSec,clientId=Replica"))
+	require.Equal(t, int64(6), gauge(t, c.broker(1), "kafka.server:type=ReplicaFetcherManager,name=TruncatedMessagesPerSec,clientId=Replica"))
+	require.Zero(t, gauge(t, c.broker(3), "kafka.server:type=ReplicaFetcherManager,name=TruncationsPerSec,clientId=Replica"))
 	got := consumeValues(t, c, topic, 17)
 	require.Equal(t, "a-9", got[9])
 	require.Equal(t, "b-0", got[10], "the deposed leader's records are gone")

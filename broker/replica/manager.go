@@ -48,6 +48,11 @@ type ManagerConfig struct {
 	// OnPartitionHold is told about each time a follower partition is held
 	// out of its fetcher's requests (PartitionHolds).
 	OnPartitionHold func()
+	// OnTruncate is told, each time a follower truncates a divergent log
+	// tail after a leader change, how many offsets it removed: records
+	// the old leader appended and that no in-sync replica had (acks=1
+	// writes acknowledged by a leader that then died are lost here).
+	OnTruncate func(offsets int64)
 
 	LagTimeMax    time.Duration // replica.lag.time.max.ms (default 30 s)
 	FetchMaxBytes int32         // replica.fetch.max.bytes (default 1 MiB)
