@@ -182,6 +182,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		Logger:    logger,
 
 		AlterPartition: b.alterPartition,
+		IsrEligible:    func(id int32) bool { return b.pub.Load().Live(id) },
 		OnISRChange:    b.metrics.isrChanged,
 		LagTimeMax:     cfg.ReplicaLagTimeMax,
 		FetchMaxBytes:  cfg.ReplicaFetchMaxBytes,

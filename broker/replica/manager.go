@@ -42,6 +42,12 @@ type ManagerConfig struct {
 	// the partition as the controller recorded it. Nil refuses every
 	// change (one broker, no controller: the ISR never changes).
 	AlterPartition AlterPartitionFunc
+	// IsrEligible reports whether a broker may join an ISR now (Kafka's
+	// Partition.isReplicaIsrEligible: registered and not fenced). A fenced
+	// broker's last fetch, answered after the fence, must not make the
+	// leader propose it: the controller would refuse (INELIGIBLE_REPLICA)
+	// and the leader would not retry for this partition epoch. Nil: all.
+	IsrEligible func(id int32) bool
 	// OnISRChange is told about each ISR change the controller accepted
 	// (IsrShrinksPerSec / IsrExpandsPerSec).
 	OnISRChange func(expand bool)
