@@ -52,6 +52,7 @@ type Broker struct {
 	// own schedule and of the full checkpoint (an older snapshot must not
 	// be renamed over a newer one). Only checkpoint writers take it.
 	hwCheckpointMu sync.Mutex
+	startCtx       context.Context // WithStartContext
 	// ctl is this node's part of the metadata quorum; nil with external
 	// metadata (WithExternalMetadata: tests publish the images).
 	ctl            *controller.Controller
@@ -94,6 +95,13 @@ type Option func(*Broker)
 // refused (NOT_CONTROLLER).
 func WithExternalMetadata(alter replica.AlterPartitionFunc) Option {
 	return func(b *Broker) { b.external, b.alterPartition = true, alter }
+}
+
+// WithStartContext bounds the waits of New that depend on other nodes
+// (asking controller.quorum.bootstrap.servers for the voters): cancelling
+// ctx, e.g. on SIGTERM, makes New return at once with an error.
+func WithStartContext(ctx context.Context) Option {
+	return func(b *Broker) { b.startCtx = ctx }
 }
 
 // New opens the broker's log dirs, recovering every partition log, but does
@@ -151,6 +159,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		ccfg := cfg.ControllerConfig(b.reg, logger)
 		ccfg.ClusterID = clusterID
 		ccfg.MaxPartitionsPerBroker = b.maxPartitions
+		ccfg.Start = b.startCtx
 		if len(ccfg.Voters) == 1 {
 			// One voter elects itself: no need to wait out raft's
 			// default one-second timeouts at every start.
