@@ -275,10 +275,16 @@ func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		st.span.End(trace.WithTimestamp(now))
 	}
 	traceID := traceIDOf(tp, msgID)
-	if err != nil {
-		e := Event{Type: TypeProduce, MsgID: string(msgID), TraceID: string(traceID), Topic: r.Topic, Partition: -1, Offset: -1,
+	if err != nil || r.Offset < 0 {
+		// A failed record, or one whose offset the broker did not say
+		// (kgo's -1): a per-record event, since a batch event places its
+		// records by offset.
+		e := Event{Type: TypeProduce, MsgID: string(msgID), TraceID: string(traceID), Topic: r.Topic, Partition: r.Partition, Offset: -1,
 			Key: keyString(r.Key), Size: len(r.Value), ClientID: h.clientID, Host: h.cfg.host, TS: now.UnixMilli(),
-			SendTS: start.UnixMilli(), LatencyUS: max(1, now.Sub(start).Microseconds()), Error: err.Error()}
+			SendTS: start.UnixMilli(), RecordTS: r.Timestamp.UnixMilli(), LatencyUS: max(1, now.Sub(start).Microseconds())}
+		if err != nil {
+			e.Partition, e.RecordTS, e.Error = -1, 0, err.Error()
+		}
 		if traceID != nil {
 			e.SpanID = string(tp[36:52])
 		}
