@@ -61,6 +61,7 @@ type metrics struct {
 	flush       *telemetry.Timer
 
 	isrShrinks, isrExpands *telemetry.Meter
+	isrUpdateFailures      *telemetry.Meter
 	partitionHolds         *telemetry.Meter
 	truncations            *telemetry.Meter
 	truncatedMessages      *telemetry.Meter
@@ -97,6 +98,7 @@ func newMetrics(reg *telemetry.Registry, handlers int) *metrics {
 	m.flush = reg.Timer(telemetry.Name("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs"))
 	m.isrShrinks = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrShrinksPerSec"), "shrinks")
 	m.isrExpands = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrExpandsPerSec"), "expands")
+	m.isrUpdateFailures = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "FailedIsrUpdatesPerSec"), "failedUpdates")
 	// A kobs addition beside Kafka's MaxLag: follower partitions held out
 	// of fetches after a partition error from the leader
 	// (replica.Manager.PartitionHolds).
@@ -331,6 +333,13 @@ func (m *metrics) isrChanged(expand bool) {
 		m.isrExpands.Mark(1)
 	} else {
 		m.isrShrinks.Mark(1)
+	}
+}
+
+// isrChangeFailed marks FailedIsrUpdatesPerSec.
+func (m *metrics) isrChangeFailed() {
+	if m != nil {
+		m.isrUpdateFailures.Mark(1)
 	}
 }
 

@@ -561,3 +561,28 @@ func TestReplicationFencedFollowerStaysOutOfISR(t *testing.T) {
 		return nil
 	})
 }
+
+// TestReplicationFailedIsrUpdateCounted: an ISR change the controller
+// refuses (here: the partition epoch moved on without the leader hearing
+// of it) is counted in FailedIsrUpdatesPerSec, Kafka's meter, and leaves
+// the ISR as the controller has it.
+func TestReplicationFailedIsrUpdateCounted(t *testing.T) {
+	c := newRepCluster(t, 3)
+	const topic = "refused"
+	c.createTopic(topic, nil, 1, 1, 2, 3)
+	produceValues0(t, c.client(), topic, "a", 10)
+	// The controller's partition epoch moves on; no broker is told.
+	c.publishTo([]int32{}, func(img *metadata.Image) {
+		img.Topics[topic].Partitions[0].PartitionEpoch++
+	})
+	c.stop(3) // the leader's shrink of the ISR names the old epoch
+	name := "kafka.server:type=ReplicaManager,name=FailedIsrUpdatesPerSec"
+	testcluster.Eventually(t, 10*lagTime, func() error {
+		if n := gauge(t, c.broker(1), name); n < 1 {
+			return fmt.Errorf("%s %d", name, n)
+		}
+		return nil
+	})
+	require.Equal(t, []int32{1, 2, 3}, isrOf(c, topic))
+	require.Zero(t, gauge(t, c.broker(1), "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec"))
+}

@@ -51,6 +51,9 @@ type ManagerConfig struct {
 	// OnISRChange is told about each ISR change the controller accepted
 	// (IsrShrinksPerSec / IsrExpandsPerSec).
 	OnISRChange func(expand bool)
+	// OnISRChangeFailed is told about each ISR change the controller
+	// refused or did not answer (FailedIsrUpdatesPerSec).
+	OnISRChangeFailed func()
 	// OnPartitionHold is told about each time a follower partition is held
 	// out of its fetcher's requests (PartitionHolds).
 	OnPartitionHold func()
@@ -178,6 +181,9 @@ func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 		if err != nil {
 			m.log.Warn("AlterPartition failed; not retried for this partition epoch within replica.lag.time.max.ms",
 				"topic", p.Topic, "partition", p.Index, "isr", st.ISR, "new_isr", isr, "partition_epoch", st.PartitionEpoch, "err", err)
+			if m.cfg.OnISRChangeFailed != nil {
+				m.cfg.OnISRChangeFailed()
+			}
 			p.alterDone(st.PartitionEpoch)
 			return
 		}
