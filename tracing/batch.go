@@ -3,6 +3,7 @@ package tracing
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,20 +35,44 @@ const (
 	maxRunBytes   = 48 << 10
 )
 
+// The consumer hook does the same with the records a poll returns: one
+// consume event per run of consecutive offsets of a partition polled
+// within ackSpan, each record with its own end-to-end latency.
+
+// batcher owns a hook's open batch event.
+type batcher struct {
+	em    *Emitter
+	mu    sync.Mutex
+	run   ackRun
+	armed bool
+	timer *time.Timer
+}
+
+func (b *batcher) init(em *Emitter, typ string) {
+	b.em, b.run.typ = em, typ
+	b.timer = time.AfterFunc(time.Hour, b.lingerFlush)
+	b.timer.Stop()
+}
+
+// runNamer names the client of a run (and, for consume events, the group and
+// member); it is called when a run opens.
+type runNamer func(a *ackRun)
+
 // ackRun is the open batch event: the records' fields already encoded as
 // JSON array elements, so closing it is a few appends.
 type ackRun struct {
-	h         *ProducerHook
-	topic     string
+	typ                           string // TypeProduce or TypeConsume
+	clientID, host, group, member string
+	topic                         string
 	partition int32
 	base      int64
 	n         int
-	ack       time.Time // the first record's acknowledgement
-	firstSend int64     // unix ms, earliest send
+	ack       time.Time // the first record's acknowledgement (or poll)
+	firstSend int64     // unix ms, earliest send (produce)
 	maxLat    int64
 	recordTS  int64 // unix ms of the first record
 
-	ids, lats []byte // `"id","id"`, `12,15`
+	ids, lats []byte // `"id","id"`, `12,15` (latencies, or end-to-end latencies)
 	// Arrays omitted while uniform; once a record differs, the earlier
 	// records' entries are back-filled.
 	keys, traces, sizes, rtsDeltas []byte
@@ -56,71 +81,80 @@ type ackRun struct {
 	size                           int // the first record's value size
 }
 
-// ack appends an acknowledged record to the open batch event, closing the
-// event first when the record does not continue it.
-// minted says msgID is hex the hook minted: it needs no JSON escaping.
-func (h *ProducerHook) ack(r *kgo.Record, msgID, traceID []byte, minted bool, start, now time.Time) {
-	h.runMu.Lock()
-	run := &h.run
+// add appends an acknowledged (or polled) record to the open batch event,
+// closing the event first when the record does not continue it. minted
+// says msgID is hex the hook minted: it needs no JSON escaping. lat is the
+// record's latency (produce) or end-to-end latency (consume); sendMS its
+// send time (produce).
+func (b *batcher) add(r *kgo.Record, msgID, traceID []byte, minted bool, sendMS, lat int64, now time.Time, name runNamer) {
+	b.mu.Lock()
+	run := &b.run
 	if run.n > 0 && (r.Offset != run.base+int64(run.n) || r.Partition != run.partition || r.Topic != run.topic ||
 		now.Sub(run.ack) > ackSpan) {
-		h.em.emit(run)
+		b.em.emit(run)
 		run.reset()
 	}
-	run.add(r, msgID, traceID, minted, start, now)
+	if run.n == 0 {
+		name(run)
+	}
+	run.add(r, msgID, traceID, minted, sendMS, lat, now)
 	if run.n >= maxRunRecords || len(run.ids)+len(run.keys)+len(run.traces) >= maxRunBytes {
-		h.em.emit(run)
+		b.em.emit(run)
 		run.reset()
-	} else if run.n == 1 && !h.armed {
-		h.armed = true
-		h.timer.Reset(batchLinger)
+	} else if run.n == 1 && !b.armed {
+		b.armed = true
+		b.timer.Reset(batchLinger)
 	}
-	h.runMu.Unlock()
+	b.mu.Unlock()
 }
 
 // lingerFlush closes the open batch event once acknowledgements pause.
-func (h *ProducerHook) lingerFlush() {
-	h.runMu.Lock()
-	h.armed = false
-	if h.run.n > 0 {
-		if time.Since(h.run.ack) < batchLinger {
+func (b *batcher) lingerFlush() {
+	b.mu.Lock()
+	b.armed = false
+	if b.run.n > 0 {
+		if time.Since(b.run.ack) < batchLinger {
 			// A run opened after the timer was armed: give it its time.
-			h.armed = true
-			h.timer.Reset(batchLinger)
+			b.armed = true
+			b.timer.Reset(batchLinger)
 		} else {
-			h.em.emit(&h.run)
-			h.run.reset()
+			b.em.emit(&b.run)
+			b.run.reset()
 		}
 	}
-	h.runMu.Unlock()
+	b.mu.Unlock()
 }
 
-// flushRun hands the open batch event to the emitter now.
-func (h *ProducerHook) flushRun() {
-	h.runMu.Lock()
-	if h.run.n > 0 {
-		h.em.emit(&h.run)
-		h.run.reset()
+// flush hands the open batch event to the emitter now.
+func (b *batcher) flush() {
+	b.mu.Lock()
+	if b.run.n > 0 {
+		b.em.emit(&b.run)
+		b.run.reset()
 	}
-	h.runMu.Unlock()
+	b.mu.Unlock()
+}
+
+// stop flushes and stops the linger timer (the hook's Close).
+func (b *batcher) stop() {
+	b.timer.Stop()
+	b.flush()
 }
 
 func (a *ackRun) reset() {
-	h := a.h
-	*a = ackRun{h: h, ids: a.ids[:0], lats: a.lats[:0], keys: a.keys[:0], traces: a.traces[:0],
+	*a = ackRun{typ: a.typ, ids: a.ids[:0], lats: a.lats[:0], keys: a.keys[:0], traces: a.traces[:0],
 		sizes: a.sizes[:0], rtsDeltas: a.rtsDeltas[:0]}
 }
 
-func (a *ackRun) add(r *kgo.Record, msgID, traceID []byte, minted bool, start, now time.Time) {
-	lat := max(1, now.Sub(start).Microseconds())
+func (a *ackRun) add(r *kgo.Record, msgID, traceID []byte, minted bool, sendMS, lat int64, now time.Time) {
 	rts := r.Timestamp.UnixMilli()
 	if a.n == 0 {
 		a.topic, a.partition, a.base, a.ack = r.Topic, r.Partition, r.Offset, now
-		a.firstSend, a.maxLat, a.recordTS, a.size = start.UnixMilli(), lat, rts, len(r.Value)
+		a.firstSend, a.maxLat, a.recordTS, a.size = sendMS, lat, rts, len(r.Value)
 	} else {
 		a.ids = append(a.ids, ',')
 		a.lats = append(a.lats, ',')
-		a.firstSend, a.maxLat = min(a.firstSend, start.UnixMilli()), max(a.maxLat, lat)
+		a.firstSend, a.maxLat = min(a.firstSend, sendMS), max(a.maxLat, lat)
 	}
 	if minted {
 		a.ids = append(append(append(a.ids, '"'), msgID...), '"')
@@ -185,8 +219,9 @@ func backfill(b []byte, v string, n int) []byte {
 // appendEvent encodes the batch event exactly as Event.appendJSON would
 // encode the equivalent Event (a test holds them equal).
 func (a *ackRun) appendEvent(b []byte) []byte {
-	h := a.h
-	b = append(b, `{"type":"produce","msg_id":`...)
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, a.typ)
+	b = append(b, `,"msg_id":`...)
 	b = append(b, a.firstID()...)
 	b = append(b, `,"topic":`...)
 	b = appendJSONString(b, a.topic)
@@ -200,13 +235,23 @@ func (a *ackRun) appendEvent(b []byte) []byte {
 	} else {
 		b = strconv.AppendInt(b, int64(a.size), 10)
 	}
-	b = appendStr(b, "client_id", h.clientID)
-	b = appendStr(b, "host", h.cfg.host)
+	b = appendStr(b, "client_id", a.clientID)
+	b = appendStr(b, "host", a.host)
 	b = append(b, `,"ts":`...)
 	b = strconv.AppendInt(b, a.ack.UnixMilli(), 10)
-	b = appendInt(b, "send_ts", a.firstSend)
+	consume := a.typ == TypeConsume
+	if !consume {
+		b = appendInt(b, "send_ts", a.firstSend)
+	}
 	b = appendInt(b, "record_ts", a.recordTS)
-	b = appendInt(b, "latency_us", a.maxLat)
+	if !consume {
+		b = appendInt(b, "latency_us", a.maxLat)
+	}
+	b = appendStr(b, "group", a.group)
+	b = appendStr(b, "member", a.member)
+	if consume {
+		b = appendArray(b, "e2e_us", a.lats)
+	}
 	b = append(b, `,"records":`...)
 	b = strconv.AppendInt(b, int64(a.n), 10)
 	b = append(b, `,"last_offset":`...)
@@ -221,7 +266,9 @@ func (a *ackRun) appendEvent(b []byte) []byte {
 	if a.sizesVary {
 		b = appendArray(b, "sizes", a.sizes)
 	}
-	b = appendArray(b, "latencies_us", a.lats)
+	if !consume {
+		b = appendArray(b, "latencies_us", a.lats)
+	}
 	if a.rtsVary {
 		b = appendArray(b, "record_ts_delta_ms", a.rtsDeltas)
 	}
@@ -256,7 +303,7 @@ func appendArray(b []byte, name string, elems []byte) []byte {
 func (a *ackRun) dropRef() (dropKey, int64, []string) {
 	var ids []string
 	_ = json.Unmarshal(append(append([]byte{'['}, a.ids...), ']'), &ids) // the hook encoded them
-	return dropKey{client: a.h.clientID, topic: a.topic}, a.ack.UnixMilli(), ids
+	return dropKey{client: a.clientID, group: a.group, topic: a.topic}, a.ack.UnixMilli(), ids
 }
 
 func (a *ackRun) hops() int64 { return int64(a.n) }

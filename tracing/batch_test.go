@@ -204,6 +204,9 @@ func TestBatchEventsMapToOffsets(t *testing.T) {
 		require.Equal(t, string(r.Key), j.Key, j.MsgID)
 		require.Equal(t, len(r.Value), j.Size, j.MsgID)
 		require.Len(t, j.Consumed, 1, j.MsgID)
+		require.NotEmpty(t, j.Consumed[0].Member, j.MsgID)
+		require.Equal(t, "consumer-g1", j.Consumed[0].ClientID, j.MsgID)
+		require.Positive(t, j.Consumed[0].E2EUS, j.MsgID)
 		require.False(t, j.Incomplete, j.MsgID)
 		if s := sentByMsg[j.MsgID]; s != nil {
 			require.Equal(t, "batcher", j.Produced.ClientID)
@@ -233,6 +236,11 @@ func TestBatchEventsMapToOffsets(t *testing.T) {
 		check("old offset", Query{Topic: topic, Partition: r.Partition, Offset: r.Offset}, r)
 		check("old key", Query{Key: string(s.Key), Topic: topic, Partition: -1, Offset: -1}, r)
 	}
+	// Consume events came in batches too.
+	res, err = es.Search(IndexPrefix+"2*").Query(elastic.NewBoolQuery().Filter(
+		elastic.NewTermQuery("type", TypeConsume), elastic.NewTermQuery("topic", topic))).Size(10000).Do(ctx)
+	require.NoError(t, err)
+	require.Less(t, len(res.Hits.Hits), (n+2)/2, "far fewer consume events than records")
 	var text strings.Builder
 	require.NoError(t, WriteText(&text, page[:3]))
 	require.Equal(t, 3, strings.Count(text.String(), "consumed  group g1"), "%s", text.String())

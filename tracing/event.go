@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,7 +70,12 @@ type Event struct {
 	Group  string `json:"group,omitempty"`
 	Member string `json:"member,omitempty"`
 	// E2EUS is poll time minus the record timestamp (consume events).
-	E2EUS int64 `json:"e2e_us,omitempty"`
+	// A batch consume event holds one per record instead, in E2EsUS,
+	// written as the array value of the same field "e2e_us": Elasticsearch
+	// aggregates every value of a multi-valued field, so latency
+	// percentiles stay per message.
+	E2EUS  int64   `json:"e2e_us,omitempty"`
+	E2EsUS []int64 `json:"-"`
 
 	// Drop events: FirstTS..TS is the window, Dropped the number of events
 	// lost in it, DroppedIDs the message ids of the first maxDropIDs of
@@ -99,7 +105,30 @@ type Event struct {
 	RecordTSDeltaMS []int64  `json:"record_ts_delta_ms,omitempty"`
 }
 
-// Batch reports whether e is a batch produce event.
+// UnmarshalJSON decodes an event; "e2e_us" is a number, or an array
+// (E2EsUS) in a batch consume event.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event // without this method
+	var aux struct {
+		*plain
+		E2E json.RawMessage `json:"e2e_us"`
+	}
+	aux.plain = (*plain)(e)
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	e.E2EUS, e.E2EsUS = 0, nil
+	switch raw := bytes.TrimSpace(aux.E2E); {
+	case len(raw) == 0 || string(raw) == "null":
+	case raw[0] == '[':
+		return json.Unmarshal(raw, &e.E2EsUS)
+	default:
+		return json.Unmarshal(raw, &e.E2EUS)
+	}
+	return nil
+}
+
+// Batch reports whether e is a batch produce or consume event.
 func (e *Event) Batch() bool { return len(e.MsgIDs) > 0 }
 
 // PerRecord returns the per-record produce events a batch event stands
@@ -117,10 +146,14 @@ func (e *Event) PerRecord() []Event {
 	return out
 }
 
-// record is the i-th record's produce event of a batch event.
+// record is the i-th record's event of a batch event.
 func (e *Event) record(i int) Event {
 	r := Event{Type: e.Type, MsgID: e.MsgIDs[i], TraceID: e.MsgIDs[i], Topic: e.Topic, Partition: e.Partition,
-		Offset: e.Offset + int64(i), Size: e.Size, ClientID: e.ClientID, Host: e.Host, TS: e.TS, RecordTS: e.RecordTS}
+		Offset: e.Offset + int64(i), Size: e.Size, ClientID: e.ClientID, Host: e.Host, TS: e.TS, RecordTS: e.RecordTS,
+		Group: e.Group, Member: e.Member}
+	if len(e.E2EsUS) > 0 {
+		r.E2EUS = e.E2EsUS[i]
+	}
 	if len(e.Keys) > 0 {
 		r.Key = e.Keys[i]
 	}
@@ -151,7 +184,8 @@ func (e *Event) recordIndex(offset int64) int {
 
 // appendJSON encodes e without reflection: the hooks run on the user's
 // produce and poll paths, where encoding/json's reflection would be most of
-// the interceptor's cost. The output is what json.Marshal(e) produces.
+// the interceptor's cost. The output is what json.Marshal(e) produces, but
+// for E2EsUS, which it writes as "e2e_us" (UnmarshalJSON reads it back).
 func (e *Event) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, e.Type)
@@ -178,7 +212,11 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = appendStr(b, "error", e.Error)
 	b = appendStr(b, "group", e.Group)
 	b = appendStr(b, "member", e.Member)
-	b = appendInt(b, "e2e_us", e.E2EUS)
+	if len(e.E2EsUS) > 0 {
+		b = appendInts(b, "e2e_us", e.E2EsUS)
+	} else {
+		b = appendInt(b, "e2e_us", e.E2EUS)
+	}
 	b = appendInt(b, "first_ts", e.FirstTS)
 	b = appendInt(b, "dropped", e.Dropped)
 	b = appendStrs(b, "dropped_ids", e.DroppedIDs)
@@ -342,7 +380,7 @@ func ParseEvent(b []byte) (Event, error) {
 func (e *Event) validateBatch() error {
 	n := len(e.MsgIDs)
 	switch {
-	case e.Type != TypeProduce:
+	case e.Type == TypeDrop:
 		return fmt.Errorf("type %q", e.Type)
 	case e.MsgID != e.MsgIDs[0]:
 		return errors.New("msg_id is not msg_ids[0]")
@@ -352,7 +390,7 @@ func (e *Event) validateBatch() error {
 		return fmt.Errorf("offsets %d..%d for %d records", e.Offset, e.LastOffset, n)
 	case len(e.Keys) != 0 && len(e.Keys) != n, len(e.TraceIDs) != 0 && len(e.TraceIDs) != n,
 		len(e.Sizes) != 0 && len(e.Sizes) != n, len(e.LatenciesUS) != 0 && len(e.LatenciesUS) != n,
-		len(e.RecordTSDeltaMS) != 0 && len(e.RecordTSDeltaMS) != n:
+		len(e.RecordTSDeltaMS) != 0 && len(e.RecordTSDeltaMS) != n, len(e.E2EsUS) != 0 && len(e.E2EsUS) != n:
 		return errors.New("arrays not aligned with msg_ids")
 	}
 	for _, id := range e.MsgIDs {

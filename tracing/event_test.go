@@ -155,7 +155,7 @@ func TestBatchEventEncodingMatchesEvent(t *testing.T) {
 		"own ids":  {{size: 10, headers: []kgo.RecordHeader{{Key: HeaderMsgID, Value: []byte(`my-id,"1"`)}}}, {size: 10}},
 	} {
 		ack := time.UnixMilli(1700000000123).Add(700 * time.Microsecond)
-		run := &ackRun{h: h}
+		run := &ackRun{typ: TypeProduce, clientID: "app", host: "host-1"}
 		var want []Event
 		for i, tc := range recs {
 			r := &kgo.Record{Topic: "orders", Key: tc.key, Value: make([]byte, tc.size), Headers: tc.headers}
@@ -165,7 +165,7 @@ func TestBatchEventEncodingMatchesEvent(t *testing.T) {
 			tp := []byte(header(r, HeaderTraceparent))
 			start := ack.Add(-time.Duration(1500+i) * time.Microsecond)
 			_, own := r.Context.(*sendState)
-			run.add(r, msgID, traceIDOf(tp, msgID), !own, start, ack)
+			run.add(r, msgID, traceIDOf(tp, msgID), !own, start.UnixMilli(), max(1, ack.Sub(start).Microseconds()), ack)
 			w := Event{Type: TypeProduce, MsgID: string(msgID), Topic: "orders", Partition: 2, Offset: 40 + int64(i),
 				Key: keyString(tc.key), Size: tc.size, ClientID: "app", Host: "host-1", TS: ack.UnixMilli(),
 				SendTS: ack.UnixMilli() - int64(1500+i)/1000, RecordTS: r.Timestamp.UnixMilli(), LatencyUS: int64(1500 + i)}
@@ -227,6 +227,39 @@ func TestBatchEventEncodingMatchesEvent(t *testing.T) {
 	}
 }
 
+// A batch consume event encodes like the equivalent Event, its per-record
+// end-to-end latencies as the array value of "e2e_us", and expands to each
+// record's consume event.
+func TestBatchConsumeEventEncodingMatchesEvent(t *testing.T) {
+	poll := time.UnixMilli(1700000000500)
+	run := &ackRun{typ: TypeConsume, clientID: "c", host: "h", group: "g", member: "m-1"}
+	var want []Event
+	ids := []string{"0123456789abcdef0123456789abcdef", "user id \"2\"", "fedcba9876543210fedcba9876543210"}
+	for i, id := range ids {
+		r := &kgo.Record{Topic: "t", Partition: 4, Offset: 7 + int64(i), Value: make([]byte, 5), Timestamp: time.UnixMilli(1700000000000 + int64(i))}
+		e2e := poll.Sub(r.Timestamp).Microseconds()
+		run.add(r, []byte(id), []byte(id), false, 0, e2e, poll)
+		want = append(want, Event{Type: TypeConsume, MsgID: id, TraceID: id, Topic: "t", Partition: 4, Offset: r.Offset, Size: 5,
+			ClientID: "c", Host: "h", TS: poll.UnixMilli(), RecordTS: r.Timestamp.UnixMilli(), Group: "g", Member: "m-1", E2EUS: e2e})
+	}
+	e := Event{Type: TypeConsume, MsgID: ids[0], Topic: "t", Partition: 4, Offset: 7, Size: 5, ClientID: "c", Host: "h",
+		TS: poll.UnixMilli(), RecordTS: 1700000000000, Group: "g", Member: "m-1", E2EsUS: []int64{500000, 499000, 498000},
+		Records: 3, LastOffset: 9, MsgIDs: ids, RecordTSDeltaMS: []int64{0, 1, 2}}
+	got := run.appendEvent(nil)
+	require.Equal(t, string(e.Marshal()), string(got))
+	require.Contains(t, string(got), `"e2e_us":[500000,499000,498000]`)
+	back, err := ParseEvent(got)
+	require.NoError(t, err)
+	require.Equal(t, e, back)
+	require.Equal(t, want, back.PerRecord())
+	_, _, dropped := run.dropRef()
+	require.Equal(t, ids, dropped)
+	// A per-record consume event still reads its scalar.
+	one, err := ParseEvent(want[0].Marshal())
+	require.NoError(t, err)
+	require.Equal(t, want[0], one)
+}
+
 func TestParseEventRejectsBadBatches(t *testing.T) {
 	good := Event{Type: TypeProduce, MsgID: "a", Topic: "t", TS: 1, Offset: 5, LastOffset: 6, Records: 2, MsgIDs: []string{"a", "b"}}
 	_, err := ParseEvent(good.Marshal())
@@ -237,7 +270,7 @@ func TestParseEventRejectsBadBatches(t *testing.T) {
 		"msg_id":       func(e *Event) { e.MsgID = "b" },
 		"keys":         func(e *Event) { e.Keys = []string{"k"} },
 		"latencies":    func(e *Event) { e.LatenciesUS = []int64{1, 2, 3} },
-		"consume":      func(e *Event) { e.Type, e.Group = TypeConsume, "g" },
+		"drop":         func(e *Event) { e.Type, e.Dropped = TypeDrop, 2 },
 		"empty id":     func(e *Event) { e.MsgIDs = []string{"a", ""} },
 		"offset below": func(e *Event) { e.Offset, e.LastOffset = -1, 0 },
 	} {

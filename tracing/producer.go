@@ -27,11 +27,8 @@ type ProducerHook struct {
 	hookCore
 	clientID string
 	clk      clock
-
-	runMu sync.Mutex
-	run   ackRun
-	armed bool
-	timer *time.Timer
+	batch    batcher
+	name     runNamer
 }
 
 var (
@@ -47,9 +44,8 @@ func NewProducerHook(opts ...Opt) (*ProducerHook, error) {
 		return nil, err
 	}
 	h := &ProducerHook{hookCore: core, clientID: core.cfg.clientID}
-	h.run.h = h
-	h.timer = time.AfterFunc(time.Hour, h.lingerFlush)
-	h.timer.Stop()
+	h.batch.init(h.em, TypeProduce)
+	h.name = func(a *ackRun) { a.clientID, a.host = h.clientID, h.cfg.host }
 	return h, nil
 }
 
@@ -73,7 +69,7 @@ func (h *ProducerHook) OnNewClient(cl *kgo.Client) {
 // Flush hands the open batch event to the emitter and waits until every
 // event is acknowledged by the trace topic or failed, or ctx is done.
 func (h *ProducerHook) Flush(ctx context.Context) error {
-	h.flushRun()
+	h.batch.flush()
 	return h.em.Flush(ctx)
 }
 
@@ -81,8 +77,7 @@ func (h *ProducerHook) Flush(ctx context.Context) error {
 // spans. Close the traced client first so its last acknowledgements are
 // recorded.
 func (h *ProducerHook) Close() {
-	h.timer.Stop()
-	h.flushRun()
+	h.batch.stop()
 	h.hookCore.Close()
 }
 
@@ -291,7 +286,7 @@ func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 		h.em.Emit(&e)
 		return
 	}
-	h.ack(r, msgID, traceID, st == nil, start, now)
+	h.batch.add(r, msgID, traceID, st == nil, start.UnixMilli(), max(1, now.Sub(start).Microseconds()), now, h.name)
 }
 
 // maxKeyBytes bounds the key copied into events; longer keys are not
