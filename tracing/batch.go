@@ -64,13 +64,13 @@ type ackRun struct {
 	typ                           string // TypeProduce or TypeConsume
 	clientID, host, group, member string
 	topic                         string
-	partition int32
-	base      int64
-	n         int
-	ack       time.Time // the first record's acknowledgement (or poll)
-	firstSend int64     // unix ms, earliest send (produce)
-	maxLat    int64
-	recordTS  int64 // unix ms of the first record
+	partition                     int32
+	base                          int64
+	n                             int
+	ack                           time.Time // the first record's acknowledgement (or poll)
+	firstSend                     int64     // unix ms, earliest send (produce)
+	maxLat                        int64
+	recordTS                      int64 // unix ms of the first record
 
 	ids, lats []byte // `"id","id"`, `12,15` (latencies, or end-to-end latencies)
 	// Arrays omitted while uniform; once a record differs, the earlier

@@ -237,7 +237,7 @@ func TestBatchEventsMapToOffsets(t *testing.T) {
 		check("old key", Query{Key: string(s.Key), Topic: topic, Partition: -1, Offset: -1}, r)
 	}
 	// Consume events came in batches too.
-	res, err = es.Search(IndexPrefix+"2*").Query(elastic.NewBoolQuery().Filter(
+	res, err = es.Search(IndexPrefix + "2*").Query(elastic.NewBoolQuery().Filter(
 		elastic.NewTermQuery("type", TypeConsume), elastic.NewTermQuery("topic", topic))).Size(10000).Do(ctx)
 	require.NoError(t, err)
 	require.Less(t, len(res.Hits.Hits), (n+2)/2, "far fewer consume events than records")
