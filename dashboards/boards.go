@@ -261,7 +261,7 @@ func messageTrace() Spec {
 					ESQuery{Query: `type:produce`, Alias: "{{term topic}}",
 						Buckets: []ESBucket{{Type: "terms", Field: "topic", Size: 10}, {Type: "date_histogram", Field: TraceTimeField, Interval: "1m"}},
 						Metrics: []ESMetric{{Type: "sum", Field: "records", Missing: "1"}}}),
-				es("End-to-end latency percentiles", "µs", "Record timestamp to consumer poll, per consume event (e2e_us): 50th, 95th and 99th percentile.", 12, 8, TimeSeries,
+				es("End-to-end latency percentiles", "µs", "Record timestamp to consumer poll, per consumed message (e2e_us; a consume event for a polled batch holds one value per record, and Elasticsearch aggregates each): 50th, 95th and 99th percentile.", 12, 8, TimeSeries,
 					ESQuery{Query: `type:consume`,
 						Buckets: []ESBucket{{Type: "date_histogram", Field: TraceTimeField, Interval: "auto"}},
 						Metrics: []ESMetric{{Type: "percentiles", Field: "e2e_us", Percents: []string{"50", "95", "99"}}}}),

@@ -19,8 +19,11 @@
 // record times). One event per record made the trace topic as busy as the
 // traced topic's record count; per batch it is a few dozen bytes per record.
 // Journeys expand batch events back into per-record events (Event.PerRecord)
-// and still read the per-record produce events of earlier versions; failed
-// sends and consume events stay per record. Drop counts, Stats and
+// and still read the per-record events of earlier versions. The consumer
+// hook likewise writes one consume event per run of consecutive offsets of
+// a partition in a poll, with each record's end-to-end latency; failed
+// sends, and consume events whose spans go to OpenTelemetry, stay per
+// record. Drop counts, Stats and
 // MaxBufferedEvents count message hops (a batch event of n records is n), so
 // "N dropped" means N messages' hops are missing however they were packed.
 // docs/trace-events.md describes the event fields and the cost measured.
