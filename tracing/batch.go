@@ -20,7 +20,8 @@ import (
 // each acknowledged record to it while the record continues it: same topic
 // and partition, the next offset, and acknowledged within ackSpan of the
 // run's first record (so TS is every record's acknowledgement to within
-// ackSpan). Anything else, maxRunRecords or maxRunBytes, or batchLinger
+// ackSpan). Anything else, maxRunRecords (MaxBufferedEvents if smaller,
+// so an event always fits the buffer) or maxRunBytes, or batchLinger
 // without a new acknowledgement, closes the event and hands it to the
 // Emitter. Two consecutive batches of one partition acknowledged within
 // ackSpan thus share an event, which is as exact: offsets are contiguous
@@ -41,7 +42,10 @@ const (
 
 // batcher owns a hook's open batch event.
 type batcher struct {
-	em    *Emitter
+	em *Emitter
+	// max is maxRunRecords, or the emitter's MaxBufferedEvents when
+	// smaller: an event never holds more hops than the buffer does.
+	max   int
 	mu    sync.Mutex
 	run   ackRun
 	armed bool
@@ -50,6 +54,7 @@ type batcher struct {
 
 func (b *batcher) init(em *Emitter, typ string) {
 	b.em, b.run.typ = em, typ
+	b.max = min(maxRunRecords, em.cfg.maxBuffered)
 	b.timer = time.AfterFunc(time.Hour, b.lingerFlush)
 	b.timer.Stop()
 }
@@ -98,7 +103,7 @@ func (b *batcher) add(r *kgo.Record, msgID, traceID []byte, minted bool, sendMS,
 		name(run)
 	}
 	run.add(r, msgID, traceID, minted, sendMS, lat, now)
-	if run.n >= maxRunRecords || len(run.ids)+len(run.keys)+len(run.traces) >= maxRunBytes {
+	if run.n >= b.max || len(run.ids)+len(run.keys)+len(run.traces) >= maxRunBytes {
 		b.em.emit(run)
 		run.reset()
 	} else if run.n == 1 && !b.armed {

@@ -186,11 +186,10 @@ func (e *Emitter) emit(ev eventSource) {
 }
 
 // reserve takes room for n events, waiting up to the BlockWhenFull time.
-// A batch larger than the whole bound fits when nothing else is buffered,
-// so a small MaxBufferedEvents never drops every batch.
+// The hooks never make a batch event of more events than the bound.
 func (e *Emitter) reserve(n int64) bool {
 	limit := int64(e.cfg.maxBuffered)
-	if b := e.buffered.Add(n); b <= limit || b == n {
+	if e.buffered.Add(n) <= limit {
 		return true
 	}
 	e.buffered.Add(-n)
@@ -205,7 +204,7 @@ func (e *Emitter) reserve(n int64) bool {
 		e.roomMu.Lock()
 		room := e.room
 		e.roomMu.Unlock()
-		if b := e.buffered.Add(n); b <= limit || b == n {
+		if e.buffered.Add(n) <= limit {
 			e.blocked.Add(n)
 			return true
 		}
