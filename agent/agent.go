@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Lag-seconds modes.
@@ -93,8 +95,20 @@ func (c *Config) defaults() error {
 
 // ClientOpts are the kgo options that connect to the configured cluster.
 func (c *Config) ClientOpts() []kgo.Opt {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID), kgo.MaxVersions(agentVersions())}
 	return append(opts, c.Opts...)
+}
+
+// agentVersions are kgo's versions with OffsetFetch capped at v9, which
+// names topics: from v10 the answer carries topic ids, which kgo resolves
+// with a Metadata request and then keeps every partition of those topics
+// in its cache (50 MB at 100,000 partitions) that the agent never reads.
+func agentVersions() *kversion.Versions {
+	v := kversion.Stable()
+	if maxV, ok := v.LookupMaxKeyVersion(int16(kmsg.OffsetFetch)); ok && maxV > 9 {
+		v.SetMaxKeyVersion(int16(kmsg.OffsetFetch), 9)
+	}
+	return v
 }
 
 // View is what the last successful cycle found. It is immutable.

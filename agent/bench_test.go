@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -24,7 +25,9 @@ import (
 //	KOBS_BENCH_TOPICS=1000 KOBS_BENCH_GROUPS=100 KOBS_BENCH_CPUPROFILE=cpu.out go test -run '^$' -bench Cycle ./agent/
 //
 // KOBS_BENCH_CPUPROFILE profiles the timed cycles only (go test's
-// -cpuprofile would also cover producing and committing the set-up).
+// -cpuprofile would also cover producing and committing the set-up);
+// KOBS_BENCH_HEAPPROFILE writes what is live after the last cycle (the
+// agent's state and the last view, beside kfake's data).
 func BenchmarkCycle(b *testing.B) {
 	topics, groups := envInt(b, "KOBS_BENCH_TOPICS", 100), envInt(b, "KOBS_BENCH_GROUPS", 20)
 	const parts = 100
@@ -90,6 +93,18 @@ func BenchmarkCycle(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := a.Cycle(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if path := os.Getenv("KOBS_BENCH_HEAPPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		runtime.GC()
+		if err := pprof.WriteHeapProfile(f); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -208,17 +209,16 @@ var ErrNoMetadata = errors.New("no metadata from the cluster")
 // controller, topics, partitions, replicas, ISR, offline replicas), topic
 // configs (min.insync.replicas), start and end offsets (and last stable
 // offsets for read_committed), and groups with their members, assignments
-// and committed offsets. Metadata, configs and groups go through kadm;
-// offsets are one kmsg ListOffsets request per kind that kgo splits per
-// partition leader (kadm's ListEndOffsets would reload the whole cluster's
-// metadata before each kind).
+// and committed offsets. Groups go through kadm; metadata, configs and
+// offsets are kmsg requests built for what the agent reads (see
+// fetchMetadata, describeMinISR, listOffsets).
 //
-// After the metadata request, the other requests run at once (start, end
-// and last stable offsets, configs, and the groups' ListGroups ->
-// DescribeGroups -> OffsetFetch chain); kgo splits each into at most one
-// request per broker (ListOffsets to each leader, DescribeGroups and
-// OffsetFetch v8 to each coordinator, many groups per request), so a cycle
-// has at most five requests in flight per broker and never one per
+// The groups' ListGroups -> DescribeGroups -> OffsetFetch chain starts
+// with the metadata request; after the metadata, the other requests run at
+// once (start, end and last stable offsets, configs). kgo sends the groups'
+// requests to each coordinator, many groups per request (OffsetFetch v8);
+// ListOffsets go to each leader in batches of listOffsetsBatch partitions;
+// DescribeConfigs to any broker. A cycle never sends a request per
 // partition. ctx bounds the whole cycle.
 //
 // Collect returns an error only when no metadata could be read; a part
@@ -248,20 +248,12 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 	)
 	go func() {
 		defer close(groupsDone)
-		groups, groupErrs = collectGroups(groupsCtx, adm, opt.Groups, func(stage string, since time.Time) {
+		groups, groupErrs = collectGroups(groupsCtx, cl, adm, opt.Groups, func(stage string, since time.Time) {
 			groupPhases[stage] = time.Since(since)
 		})
 	}()
 
-	// A Metadata request for every topic, answered by the cluster (kgo
-	// hijacks it to refresh its brokers, never from its cache, which could
-	// show a dead cluster as alive and an old ISR as current). The
-	// snapshot is built from the response itself: kadm's Metadata would
-	// first copy 100,000 partitions into maps.
-	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(full, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(meta.ErrorCode)
-	}
+	meta, err := fetchMetadata(full, cl)
 	if err != nil {
 		cancelGroups()
 		<-groupsDone
@@ -347,6 +339,51 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 	slices.Sort(s.Unreachable)
 	s.Duration = time.Since(start)
 	return s, nil
+}
+
+// metadataTurn spreads the whole-cluster Metadata requests over the brokers.
+var metadataTurn atomic.Uint32
+
+// fetchMetadata reads the metadata of every topic, answered by the cluster,
+// never from kgo's cache (which could show a dead cluster as alive and an
+// old ISR as current). First a Metadata request for no topic goes through
+// the client, which takes it to refresh its brokers (the requests that
+// follow go to brokers by id); then the Metadata request for every topic
+// goes straight to one of the brokers that answer lists, trying the next
+// on failure. Through the client, kgo would also keep its own copy of
+// every partition (50 MB at 100,000 partitions), which the agent never
+// reads: the snapshot is built from the response itself.
+func fetchMetadata(ctx context.Context, cl *kgo.Client) (*kmsg.MetadataResponse, error) {
+	brokersOnly := kmsg.NewPtrMetadataRequest()
+	brokersOnly.Topics = []kmsg.MetadataRequestTopic{}
+	live, err := brokersOnly.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(live.ErrorCode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(live.Brokers) == 0 {
+		return nil, errors.New("the cluster lists no broker")
+	}
+	turn := int(metadataTurn.Add(1))
+	req := kmsg.NewPtrMetadataRequest() // nil Topics: every topic
+	var errs []error
+	for i := range live.Brokers {
+		id := live.Brokers[(turn+i)%len(live.Brokers)].NodeID
+		kr, err := cl.Broker(int(id)).Request(ctx, req)
+		if err == nil {
+			meta := kr.(*kmsg.MetadataResponse)
+			if err = kerr.ErrorForCode(meta.ErrorCode); err == nil {
+				return meta, nil
+			}
+		}
+		errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }
 
 // fromMetadata builds a snapshot's brokers, topics and partitions from a
@@ -599,7 +636,7 @@ type stageErr struct {
 // collectGroups lists, describes and fetches the offsets of groups: one
 // ListGroups per broker, one DescribeGroups and one OffsetFetch (v8, many
 // groups at once) per coordinator.
-func collectGroups(ctx context.Context, adm *kadm.Client, only []string, phase func(string, time.Time)) (map[string]*Group, []stageErr) {
+func collectGroups(ctx context.Context, cl *kgo.Client, adm *kadm.Client, only []string, phase func(string, time.Time)) (map[string]*Group, []stageErr) {
 	var errs []stageErr
 	names := only
 	if len(names) == 0 {
@@ -649,8 +686,95 @@ func collectGroups(ctx context.Context, adm *kadm.Client, only []string, phase f
 	}
 	phase("describe_groups", began)
 	began = time.Now()
-	fetched := adm.FetchManyOffsets(ctx, names...)
-	for name, g := range out {
+	errs = append(errs, fetchOffsets(ctx, cl, adm, out)...)
+	phase("offset_fetch", began)
+	return out, errs
+}
+
+// fetchOffsets reads the committed offsets of the groups: one OffsetFetch
+// (v8 or v9: many groups, topics by name) to each coordinator that
+// DescribeGroups named, sent to it directly. Through kadm, kgo would look
+// up the metadata of every topic in the answers (and keep it) to map
+// names to topic ids the agent never uses. A group whose coordinator is
+// unknown or moved, or whose coordinator could not answer, is fetched
+// again through kadm, which finds the coordinator itself.
+func fetchOffsets(ctx context.Context, cl *kgo.Client, adm *kadm.Client, groups map[string]*Group) []stageErr {
+	byCoordinator := map[int32][]string{}
+	var again []string
+	for name, g := range groups {
+		if g.Coordinator >= 0 {
+			byCoordinator[g.Coordinator] = append(byCoordinator[g.Coordinator], name)
+		} else {
+			again = append(again, name)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []stageErr
+	)
+	for coordinator, names := range byCoordinator {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := kmsg.NewPtrOffsetFetchRequest()
+			for _, name := range names {
+				rg := kmsg.NewOffsetFetchRequestGroup()
+				rg.Group = name // no topics: every topic the group committed to
+				req.Groups = append(req.Groups, rg)
+			}
+			kr, err := cl.Broker(int(coordinator)).Request(ctx, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || kr.GetVersion() < 8 {
+				again = append(again, names...)
+				return
+			}
+			answered := make(map[string]bool, len(names))
+			for i := range kr.(*kmsg.OffsetFetchResponse).Groups {
+				rg := &kr.(*kmsg.OffsetFetchResponse).Groups[i]
+				g := groups[rg.Group]
+				if g == nil {
+					continue
+				}
+				if err := kerr.ErrorForCode(rg.ErrorCode); err != nil {
+					if kerr.IsRetriable(err) { // NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...
+						continue
+					}
+					answered[rg.Group] = true
+					g.Err = joinErr(g.Err, "offset fetch: "+err.Error())
+					errs = append(errs, stageErr{"offset_fetch", fmt.Errorf("group %s: %w", rg.Group, err)})
+					continue
+				}
+				answered[rg.Group] = true
+				for _, t := range rg.Topics {
+					for _, p := range t.Partitions {
+						if p.ErrorCode != 0 || p.Offset < 0 {
+							continue
+						}
+						m := g.Committed[t.Topic]
+						if m == nil {
+							m = make(map[int32]int64, len(t.Partitions))
+							g.Committed[t.Topic] = m
+						}
+						m[p.Partition] = p.Offset
+					}
+				}
+			}
+			for _, name := range names {
+				if !answered[name] {
+					again = append(again, name)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(again) == 0 {
+		return errs
+	}
+	fetched := adm.FetchManyOffsets(ctx, again...)
+	for _, name := range again {
+		g := groups[name]
 		f, ok := fetched[name]
 		if !ok {
 			g.Err = joinErr(g.Err, "offset fetch: no answer")
@@ -675,8 +799,7 @@ func collectGroups(ctx context.Context, adm *kadm.Client, only []string, phase f
 			}
 		}
 	}
-	phase("offset_fetch", began)
-	return out, errs
+	return errs
 }
 
 func joinErr(a, b string) string {
