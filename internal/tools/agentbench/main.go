@@ -5,7 +5,15 @@
 // lag is non-zero), then runs the agent binary as a child process and
 // reads its cycle time (kobs_agent_cycle_seconds) and memory (VmHWM, the
 // peak resident set, from /proc) after --cycles cycles. The agent runs in
-// its own process so that its RSS is its own.
+// its own process so that its RSS is its own; kfake's CPU time is this
+// process's, nearly all of it answering the agent.
+//
+// Each cycle prints its wall time, the agent's and kfake's CPU time over
+// the interval and the cycle's phases (/v1/health cycle_phases_seconds).
+// With --instant-cluster, kfake answers each request of the agent from a
+// cache after its first sighting, so the cycles after the first measure
+// the agent's own work (and the wire) without kfake's: the server's share
+// of a cycle is the difference between the two modes.
 //
 //	agentbench --kobs bin/kobs --topics 1000 --partitions 100 --groups 100
 package main
@@ -210,7 +218,7 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 
 	// Poll the small /v1/health answer, not /metrics: a scrape of 100,000
 	// partitions is measured once, at the end, on its own.
-	var samples, cpus, kfakeCPUs []float64
+	var samples, cpus, kfakeCPUs, evals []float64
 	var lastSuccess time.Time
 	cpu0, _ := cpuSeconds(cmd.Process.Pid)
 	self0, _ := cpuSeconds(os.Getpid())
@@ -253,6 +261,7 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 		samples = append(samples, h.CycleSeconds)
 		cpus = append(cpus, cpu1-cpu0)
 		kfakeCPUs = append(kfakeCPUs, self1-self0)
+		evals = append(evals, h.Phases["evaluate"])
 		cpu0, self0 = cpu1, self1
 		fmt.Printf("cycle %d: %.3f s wall, %.3f s agent CPU, %.3f s kfake CPU (partial %v); phases:%s\n",
 			len(samples), h.CycleSeconds, cpus[len(cpus)-1], kfakeCPUs[len(kfakeCPUs)-1], h.Partial, phaseList(h.Phases))
@@ -278,12 +287,23 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 	// the median of the others is the figure.
 	steady := append([]float64(nil), samples[1:]...)
 	sort.Float64s(steady)
-	steadyCPU := append([]float64(nil), cpus[1:]...)
-	sort.Float64s(steadyCPU)
 	fmt.Printf("scrape: %d series, %d partitions, %d groups in %v\n", int(m["series"]), int(m["partitions"]), int(m["groups"]), scrapeTook.Round(time.Millisecond))
-	fmt.Printf("RESULT agent cycle median %.3f s wall (min %.3f, max %.3f), median %.3f s agent CPU per cycle (the median CPU covers one interval: cycle + idle), over %d cycles after the first (%.3f s); RSS peak %d MB before any scrape, %d MB after one /metrics scrape\n",
-		steady[len(steady)/2], steady[0], steady[len(steady)-1], steadyCPU[len(steadyCPU)/2], len(steady), samples[0], hwm>>10, hwmScrape>>10)
+	// One line, key=value, for scripts/bench-agent.sh to take medians of
+	// medians over interleaved runs.
+	fmt.Printf("RESULT wall=%.3f wall_min=%.3f wall_max=%.3f agent_cpu=%.3f kfake_cpu=%.3f evaluate=%.3f first=%.3f rss_mb=%d rss_after_scrape_mb=%d cycles=%d\n",
+		median(samples[1:]), steady[0], steady[len(steady)-1], median(cpus[1:]), median(kfakeCPUs[1:]), median(evals[1:]),
+		samples[0], hwm>>10, hwmScrape>>10, len(steady))
 	return nil
+}
+
+// median of xs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // phaseList prints a cycle's phases in the order they start.
