@@ -718,6 +718,7 @@ func fetchOffsets(ctx context.Context, cl *kgo.Client, adm *kadm.Client, groups 
 		go func() {
 			defer wg.Done()
 			req := kmsg.NewPtrOffsetFetchRequest()
+			slices.Sort(names) // the same request every cycle, easier to follow on the wire
 			for _, name := range names {
 				rg := kmsg.NewOffsetFetchRequestGroup()
 				rg.Group = name // no topics: every topic the group committed to

@@ -40,6 +40,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func main() {
@@ -103,21 +104,48 @@ func run() error {
 // the answers are the ones kfake would compute; what is left of a cycle's
 // wall time is the agent's own work and the wire.
 func cacheAnswers(c *kfake.Cluster, seeds []string) (func(), error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		mu      sync.Mutex
 		answers = map[string]kmsg.Response{} // nil: being fetched
+		clients = map[[2]int16]*kgo.Client{}
 	)
+	// client returns a client that sends key at exactly version (kgo
+	// sends the highest both sides support): the cached answer must be
+	// encoded at the version the agent asked with.
+	client := func(key, version int16) (*kgo.Client, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cl := clients[[2]int16{key, version}]; cl != nil {
+			return cl, nil
+		}
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(key, version)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MaxVersions(vs))
+		if err != nil {
+			return nil, err
+		}
+		clients[[2]int16{key, version}] = cl
+		return cl, nil
+	}
 	for _, key := range []kmsg.Key{kmsg.Metadata, kmsg.ListOffsets, kmsg.DescribeConfigs, kmsg.ListGroups, kmsg.DescribeGroups, kmsg.OffsetFetch} {
 		c.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
 			c.KeepControl()
 			node := c.CurrentNode()
-			raw := req.AppendTo(nil)
-			fp := fmt.Sprintf("%d/%d/%d/%x", node, req.Key(), req.GetVersion(), raw)
+			// The fingerprint is of the request with its lists sorted:
+			// the agent may list the same groups or topics in another
+			// order from one cycle to the next.
+			same := kmsg.RequestForKey(req.Key())
+			same.SetVersion(req.GetVersion())
+			if err := same.ReadFrom(req.AppendTo(nil)); err != nil {
+				return nil, err, true
+			}
+			canonical(same)
+			at := node // Metadata and topic configs are answered alike by any broker
+			if k := kmsg.Key(req.Key()); k == kmsg.Metadata || k == kmsg.DescribeConfigs {
+				at = -1
+			}
+			fp := fmt.Sprintf("%d/%d/%d/%x", at, req.Key(), req.GetVersion(), same.AppendTo(nil))
 			mu.Lock()
 			resp, seen := answers[fp]
 			if !seen {
@@ -130,14 +158,16 @@ func cacheAnswers(c *kfake.Cluster, seeds []string) (func(), error) {
 			if !seen {
 				// Ask kfake the same from the bench's client; that request
 				// finds the fingerprint pending and is answered by kfake.
-				// A copy: kfake goes on answering req itself.
-				same := kmsg.RequestForKey(req.Key())
-				same.SetVersion(req.GetVersion())
-				if err := same.ReadFrom(raw); err != nil {
-					return nil, err, true
-				}
+				// same is a copy: kfake goes on answering req itself.
 				go func() {
-					r, err := cl.Broker(int(node)).Request(ctx, same)
+					cl, err := client(req.Key(), req.GetVersion())
+					var r kmsg.Response
+					if err == nil {
+						r, err = cl.Broker(int(node)).Request(ctx, same)
+					}
+					if err == nil && r.GetVersion() != req.GetVersion() {
+						err = fmt.Errorf("answered at v%d, asked at v%d", r.GetVersion(), req.GetVersion())
+					}
 					mu.Lock()
 					defer mu.Unlock()
 					if err != nil {
@@ -150,7 +180,14 @@ func cacheAnswers(c *kfake.Cluster, seeds []string) (func(), error) {
 			return nil, nil, false
 		})
 	}
-	return func() { cancel(); cl.Close() }, nil
+	return func() {
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}, nil
 }
 
 // populate writes records to every partition and commits, for each group,
@@ -233,6 +270,11 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 			FailedCycles int                `json:"failed_cycles"`
 			Partial      bool               `json:"partial"`
 			LastError    string             `json:"last_error"`
+			Errors       []struct {
+				Stage  string `json:"stage"`
+				Broker int32  `json:"broker"`
+				Err    string `json:"error"`
+			} `json:"errors"`
 		}
 		resp, err := http.Get("http://" + listen + "/v1/health")
 		if err != nil {
@@ -265,6 +307,9 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 		cpu0, self0 = cpu1, self1
 		fmt.Printf("cycle %d: %.3f s wall, %.3f s agent CPU, %.3f s kfake CPU (partial %v); phases:%s\n",
 			len(samples), h.CycleSeconds, cpus[len(cpus)-1], kfakeCPUs[len(kfakeCPUs)-1], h.Partial, phaseList(h.Phases))
+		for _, e := range h.Errors {
+			fmt.Printf("  partial: %s (broker %d): %s\n", e.Stage, e.Broker, e.Err)
+		}
 	}
 	if len(samples) < cycles {
 		return errors.New("agent did not complete enough cycles")
@@ -316,6 +361,28 @@ func phaseList(phases map[string]float64) string {
 		}
 	}
 	return b.String()
+}
+
+// canonical sorts the lists of a request whose order does not matter.
+func canonical(req kmsg.Request) {
+	switch r := req.(type) {
+	case *kmsg.OffsetFetchRequest:
+		sort.Slice(r.Groups, func(i, j int) bool { return r.Groups[i].Group < r.Groups[j].Group })
+	case *kmsg.DescribeGroupsRequest:
+		sort.Strings(r.Groups)
+	case *kmsg.DescribeConfigsRequest:
+		sort.Slice(r.Resources, func(i, j int) bool { return r.Resources[i].ResourceName < r.Resources[j].ResourceName })
+	case *kmsg.ListOffsetsRequest:
+		sort.Slice(r.Topics, func(i, j int) bool { return r.Topics[i].Topic < r.Topics[j].Topic })
+		for _, t := range r.Topics {
+			sort.Slice(t.Partitions, func(i, j int) bool { return t.Partitions[i].Partition < t.Partitions[j].Partition })
+		}
+	case *kmsg.MetadataRequest:
+		sort.Slice(r.Topics, func(i, j int) bool {
+			a, b := r.Topics[i].Topic, r.Topics[j].Topic
+			return a != nil && (b == nil || *a < *b)
+		})
+	}
 }
 
 // cpuSeconds is a process's user+system CPU time.
