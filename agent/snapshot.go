@@ -215,11 +215,11 @@ var ErrNoMetadata = errors.New("no metadata from the cluster")
 //
 // The groups' ListGroups -> DescribeGroups -> OffsetFetch chain starts
 // with the metadata request; after the metadata, the other requests run at
-// once (start, end and last stable offsets, configs). kgo sends the groups'
-// requests to each coordinator, many groups per request (OffsetFetch v8);
-// ListOffsets go to each leader in batches of listOffsetsBatch partitions;
-// DescribeConfigs to any broker. A cycle never sends a request per
-// partition. ctx bounds the whole cycle.
+// once (start, end and last stable offsets, configs). DescribeGroups and
+// OffsetFetch go to each coordinator, many groups per request (see
+// fetchOffsets); ListOffsets to each leader in batches of listOffsetsBatch
+// partitions; DescribeConfigs to any broker. A cycle never sends a request
+// per partition or per group. ctx bounds the whole cycle.
 //
 // Collect returns an error only when no metadata could be read; a part
 // that failed is recorded in Snapshot.Errors and marked where it applies.

@@ -61,6 +61,7 @@ func run() error {
 	interval := flag.Duration("interval", 5*time.Second, "agent --interval")
 	brokers := flag.Int("brokers", 3, "kfake brokers")
 	instant := flag.Bool("instant-cluster", false, "kfake answers each of the agent's read requests from a cache filled the first time it sees it, so the cycles after the first measure the agent (and the wire), not kfake")
+	advancing := flag.Bool("advancing", false, "with --instant-cluster: every end offset answered grows by one per cycle, as in a cluster being written to, so the agent's offset history fills (--cycles 62 fills the default 60 points)")
 	flag.Parse()
 
 	names := make([]string, *topics)
@@ -85,7 +86,7 @@ func run() error {
 		*records, *groups, *groupTopics**partitions, time.Since(start).Round(time.Millisecond))
 
 	if *instant {
-		stop, err := cacheAnswers(c, seeds)
+		stop, err := cacheAnswers(c, seeds, *advancing)
 		if err != nil {
 			return err
 		}
@@ -103,12 +104,13 @@ func run() error {
 // back at once. The cluster does not change during the measurement, so
 // the answers are the ones kfake would compute; what is left of a cycle's
 // wall time is the agent's own work and the wire.
-func cacheAnswers(c *kfake.Cluster, seeds []string) (func(), error) {
+func cacheAnswers(c *kfake.Cluster, seeds []string, advancing bool) (func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
 		mu      sync.Mutex
 		answers = map[string]kmsg.Response{} // nil: being fetched
 		clients = map[[2]int16]*kgo.Client{}
+		cycle   int64 // whole-cluster Metadata requests seen: one a cycle
 	)
 	// client returns a client that sends key at exactly version (kgo
 	// sends the highest both sides support): the cached answer must be
@@ -152,7 +154,18 @@ func cacheAnswers(c *kfake.Cluster, seeds []string) (func(), error) {
 				answers[fp] = nil
 			}
 			mu.Unlock()
+			if m, ok := req.(*kmsg.MetadataRequest); ok && m.Topics == nil {
+				mu.Lock()
+				cycle++
+				mu.Unlock()
+			}
 			if resp != nil {
+				if lo, ok := resp.(*kmsg.ListOffsetsResponse); ok && advancing && isEndOffsets(req) {
+					mu.Lock()
+					n := cycle
+					mu.Unlock()
+					return advanced(lo, n), nil, true
+				}
 				return resp, nil, true
 			}
 			if !seen {
@@ -361,6 +374,27 @@ func phaseList(phases map[string]float64) string {
 		}
 	}
 	return b.String()
+}
+
+// isEndOffsets: a ListOffsets request for end offsets (timestamp -1).
+func isEndOffsets(req kmsg.Request) bool {
+	r := req.(*kmsg.ListOffsetsRequest)
+	return len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 && r.Topics[0].Partitions[0].Timestamp == -1
+}
+
+// advanced copies an end-offsets answer with every offset n higher.
+func advanced(resp *kmsg.ListOffsetsResponse, n int64) *kmsg.ListOffsetsResponse {
+	out := *resp
+	out.Topics = make([]kmsg.ListOffsetsResponseTopic, len(resp.Topics))
+	for i, t := range resp.Topics {
+		out.Topics[i] = t
+		out.Topics[i].Partitions = make([]kmsg.ListOffsetsResponseTopicPartition, len(t.Partitions))
+		for j, p := range t.Partitions {
+			p.Offset += n
+			out.Topics[i].Partitions[j] = p
+		}
+	}
+	return &out
 }
 
 // canonical sorts the lists of a request whose order does not matter.
