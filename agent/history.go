@@ -2,6 +2,7 @@ package agent
 
 import (
 	"math"
+	"sort"
 	"time"
 )
 
@@ -94,10 +95,8 @@ func (t *offsetTable) lagSeconds(committed int64, now time.Time) (float64, strin
 		return math.NaN(), SecondsNone
 	}
 	target := committed + 1
-	i := 0
-	for i < n && t.at(i).offset < target {
-		i++
-	}
+	// The first point at or past target (offsets never decrease).
+	i := sort.Search(n, func(i int) bool { return t.at(i).offset >= target })
 	var at int64
 	source := SecondsInterpolated
 	switch {
