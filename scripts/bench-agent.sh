@@ -19,6 +19,9 @@
 # "kfake CPU" is the server's cost, "agent CPU" the agent's, and a loaded
 # machine stretches the wall time of both; read the load average printed.
 #
+# Then, when Burrow and ZooKeeper are installed, BenchmarkBurrowAnchor:
+# Burrow and the agent side by side on one kobs broker.
+#
 # Goals (issue 10): a cycle <= 1 s, RSS <= 300 MB.
 #
 # Environment: KOBS (bin/kobs), TOPICS (1000), PARTITIONS (100), AGENT_GROUPS
@@ -50,3 +53,11 @@ for mode in kfake instant; do
 		"cycle $(med $mode wall) s wall, agent CPU $(med $mode agent_cpu) s, kfake CPU $(med $mode kfake_cpu) s," \
 		"evaluate $(med $mode evaluate) s per cycle; agent RSS peak $(med $mode rss_mb) MB ($(med $mode rss_after_scrape_mb) MB after a scrape)"
 done
+# The anchor: Burrow 1.2.1 beside the agent on one kobs broker (3,000
+# partitions, 20 groups; Burrow needs __consumer_offsets, which kfake lacks):
+# CPU per 10 s of each and Burrow's evaluation of every group.
+if [[ -x /usr/bin/Burrow && -f /usr/share/java/zookeeper.jar ]]; then
+	go test -run '^$' -bench BurrowAnchor -benchtime 1x -timeout 20m ./agent/ 2>&1 | grep -E '^(Benchmark|---|\s+burrow_bench)'
+else
+	echo "bench-agent: Burrow anchor skipped: Debian packages burrow and zookeeper not installed (scripts/install-test-deps.sh)"
+fi
