@@ -319,12 +319,14 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 		}()
 	}
 	<-groupsDone
+	mu.Lock() // the offsets and configs requests are still writing s
 	if groups != nil {
 		s.Groups = groups
 	}
 	for stage, d := range groupPhases {
 		s.Phases[stage] = d
 	}
+	mu.Unlock()
 	for _, e := range groupErrs {
 		fail(e.stage, e.err)
 	}
