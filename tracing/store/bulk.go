@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"strconv"
 )
 
 // bulkOp is one action of a _bulk request (or of a single-document API call,
@@ -160,10 +159,20 @@ type updateBody struct {
 	Script      json.RawMessage `json:"script"`
 }
 
-// apply runs ops (all for this index) in order as one bleve batch and fills
-// out[k] for ops[k]. Nothing is acknowledged unless the batch is durably
-// written: scorch's Batch returns only after the segment is persisted, so a
-// successful item means the document survives a crash.
+// pendingDoc is a write of a batch waiting for the log write to succeed
+// before it enters the in-memory index.
+type pendingDoc struct {
+	op    byte
+	meta  docMeta
+	doc   *parsedDoc
+	srcAt int // offset of the source within the batch's record bytes
+}
+
+// apply runs ops (all for this index) in order and fills out[k] for ops[k].
+// The batch's records are appended to the log with one write and one fsync;
+// nothing is acknowledged unless that succeeded, so a successful item means
+// the document survives a crash, and a failed write fails every item that
+// depended on it (the shipper retries them and does not commit).
 func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 	i.writeMu.Lock()
 	defer i.writeMu.Unlock()
@@ -171,26 +180,43 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 	replicas := i.meta.Settings.Replicas
 	shards := &shardsInfo{Total: 1 + replicas, Successful: 1}
 	b := &docBuilder{ms: i.mapping.Load()}
-	batch := i.bi.NewBatch()
+	buf := i.buf[:0]
+	var docs []pendingDoc
 	overlay := map[string]*storedDoc{}
-	lookup := func(op *bulkOp) (*storedDoc, error) {
+	// lookup returns the current state of op's document; its source is
+	// read only for updates.
+	lookup := func(op *bulkOp, needSource bool) (*storedDoc, error) {
 		if d, ok := overlay[op.id]; ok {
 			return d, nil
 		}
+		d := &storedDoc{}
+		overlay[op.id] = d
 		if op.autoID {
-			d := &storedDoc{}
-			overlay[op.id] = d
 			return d, nil
 		}
-		d, err := i.load(op.id)
-		if err != nil {
-			return nil, err
+		i.mem.mu.RLock()
+		doc, ok := i.mem.ids[op.id]
+		var m docMeta
+		if ok {
+			m = i.mem.docs[doc]
 		}
-		overlay[op.id] = &d
-		return &d, nil
+		i.mem.mu.RUnlock()
+		if !ok {
+			return d, nil
+		}
+		*d = storedDoc{exists: true, version: m.version, seqNo: m.seqNo}
+		if needSource {
+			src, err := i.log.read(m.loc, m.srcLen)
+			if err != nil {
+				delete(overlay, op.id)
+				return nil, err
+			}
+			d.source = src
+		}
+		return d, nil
 	}
 	seq := i.seqNo
-	var pending []int // items whose success depends on the batch
+	var pending []int // items whose success depends on the write
 	ok := func(k int, op *bulkOp, result string, status int, version, seqNo int64) {
 		s := seqNo
 		out[k] = bulkItem{Index: i.name, Type: "_doc", ID: op.id, Version: version, Result: result,
@@ -202,16 +228,17 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 		if !cur.exists && cur.version == 0 {
 			version = 1
 		}
-		doc, e := b.build(op.id, src, obj, version, seq+1)
+		doc, e := b.build(op.id, obj)
 		if e != nil {
 			out[k] = failedItem(op, e)
 			return
 		}
-		if err := batch.IndexAdvanced(doc); err != nil {
-			out[k] = failedItem(op, writeFailure(i.name, err))
-			return
-		}
 		seq++
+		var srcAt int
+		at := len(buf)
+		buf, srcAt = appendRecord(buf, opIndex, seq, version, op.id, src)
+		docs = append(docs, pendingDoc{op: opIndex, doc: doc, srcAt: at + srcAt,
+			meta: docMeta{id: op.id, srcLen: uint32(len(src)), seqNo: seq, version: version}})
 		*cur = storedDoc{exists: true, source: src, version: version, seqNo: seq}
 		result, status := "updated", http.StatusOK
 		if created {
@@ -222,10 +249,26 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 
 	for k, op := range ops {
 		op.index = i.name
-		cur, err := lookup(op)
+		cur, err := lookup(op, op.action == "update")
 		if err != nil {
 			out[k] = failedItem(op, writeFailure(i.name, err))
 			continue
+		}
+		if op.action == "update" && cur.exists && cur.source == nil {
+			// Looked up earlier in this batch without its source.
+			i.mem.mu.RLock()
+			doc, ok := i.mem.ids[op.id]
+			var m docMeta
+			if ok {
+				m = i.mem.docs[doc]
+			}
+			i.mem.mu.RUnlock()
+			if ok && m.seqNo == cur.seqNo {
+				if cur.source, err = i.log.read(m.loc, m.srcLen); err != nil {
+					out[k] = failedItem(op, writeFailure(i.name, err))
+					continue
+				}
+			}
 		}
 		switch op.action {
 		case "index", "create":
@@ -241,6 +284,10 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 			write(k, op, cur, op.source, obj, !cur.exists)
 		case "delete":
 			seq++
+			// Logged even when there is nothing to delete: the sequence
+			// number it took must survive a restart.
+			buf, _ = appendRecord(buf, opDelete, seq, cur.version+1, op.id, nil)
+			docs = append(docs, pendingDoc{op: opDelete, meta: docMeta{id: op.id}})
 			if !cur.exists {
 				v := cur.version + 1
 				out[k] = bulkItem{Index: i.name, Type: "_doc", ID: op.id, Version: v, Result: "not_found",
@@ -248,7 +295,6 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 				pending = append(pending, k)
 				continue
 			}
-			batch.Delete(op.id)
 			*cur = storedDoc{version: cur.version + 1, seqNo: seq}
 			ok(k, op, "deleted", http.StatusOK, cur.version, seq)
 		case "update":
@@ -310,27 +356,47 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 			write(k, op, cur, src, merged, false)
 		}
 	}
+	if cap(buf) <= 16<<20 {
+		i.buf = buf[:0]
+	}
 	if len(pending) == 0 {
 		return
 	}
-	batch.SetInternal(keySeqNo, []byte(strconv.FormatInt(seq, 10)))
-	if b.changed {
-		batch.SetInternal(keyMeta, i.metaWith(b.ms.root))
-	}
-	if err := i.bi.Batch(batch); err != nil {
-		// Nothing of this batch is acknowledged: every item that would have
-		// been written fails, so the shipper retries and does not commit.
+	fail := func(err error) {
 		e := writeFailure(i.name, err)
 		for _, k := range pending {
 			out[k] = failedItem(&bulkOp{index: i.name, id: out[k].ID}, e)
 		}
+	}
+	if b.changed {
+		// The mapping the new documents need is durable before they are.
+		m := i.meta
+		m.Mappings = b.ms.root
+		if err := writeMeta(i.path, m); err != nil {
+			fail(err)
+			return
+		}
+		i.meta = m
+	}
+	segID, at, err := i.log.write(buf)
+	if err != nil {
+		fail(err)
 		return
 	}
 	i.seqNo = seq
 	if b.changed {
-		i.meta.Mappings = b.ms.root
 		i.mapping.Store(b.ms)
 	}
+	i.mem.mu.Lock()
+	for _, d := range docs {
+		if d.op == opDelete {
+			i.mem.remove(d.meta.id)
+			continue
+		}
+		d.meta.loc = uint64(segID)<<32 | uint64(at+int64(d.srcAt))
+		i.mem.add(d.meta, d.doc)
+	}
+	i.mem.mu.Unlock()
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -82,6 +83,11 @@ type Store struct {
 	// auto-create the same index do not race on its directory.
 	createMu sync.Mutex
 
+	// tornTails and tornBytes count the damaged log tails cut off at
+	// open (GET /_nodes/stats shows them).
+	tornTails atomic.Int64
+	tornBytes atomic.Int64
+
 	quit chan struct{}
 	wg   sync.WaitGroup
 }
@@ -119,7 +125,7 @@ func Open(cfg Config) (*Store, error) {
 			continue
 		}
 		path := filepath.Join(cfg.Dir, "indices", e.Name())
-		idx, err := openIndex(path, e.Name())
+		idx, torn, err := openIndex(path, e.Name())
 		if errors.Is(err, errNoMeta) {
 			// Creation was interrupted before the index was acknowledged,
 			// so it holds no acknowledged documents.
@@ -132,6 +138,15 @@ func Open(cfg Config) (*Store, error) {
 			// on disk for inspection and reads as missing.
 			s.log.Error("cannot open index; skipping it", "index", e.Name(), "err", err)
 			continue
+		}
+		for _, t := range torn {
+			// A write that was cut short by a crash: it was never
+			// acknowledged, so cutting it off loses nothing a client was
+			// told is stored.
+			s.tornTails.Add(1)
+			s.tornBytes.Add(t.bytes)
+			s.log.Warn("truncated a torn tail of an index's segment log (an unacknowledged write cut short by a crash)",
+				"index", e.Name(), "segment", t.segment, "bytes", t.bytes, "reason", t.reason)
 		}
 		s.indexes[e.Name()] = idx
 	}
