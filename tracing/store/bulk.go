@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
 )
 
 // bulkOp is one action of a _bulk request (or of a single-document API call,
@@ -73,22 +74,9 @@ func parseBulk(body []byte, defaultIndex string) ([]*bulkOp, *esError) {
 		if !ok {
 			break
 		}
-		var action map[string]struct {
-			Index *string `json:"_index"`
-			ID    *string `json:"_id"`
-		}
-		if err := json.Unmarshal(actionLine, &action); err != nil || len(action) != 1 {
+		op, ok := parseAction(actionLine, defaultIndex)
+		if !ok {
 			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected START_OBJECT or END_OBJECT but found [%s]", line, firstToken(actionLine))
-		}
-		op := &bulkOp{index: defaultIndex}
-		for name, meta := range action {
-			op.action = name
-			if meta.Index != nil {
-				op.index = *meta.Index
-			}
-			if meta.ID != nil {
-				op.id = *meta.ID
-			}
 		}
 		switch op.action {
 		case "index", "create", "update":
@@ -126,6 +114,39 @@ func parseBulk(body []byte, defaultIndex string) ([]*bulkOp, *esError) {
 			Reason: "Validation Failed: 1: no requests added;", status: http.StatusBadRequest}
 	}
 	return ops, nil
+}
+
+// parseAction decodes an action line {"<action>": {"_index": .., "_id": ..}}.
+func parseAction(line []byte, defaultIndex string) (*bulkOp, bool) {
+	action, err := parseObject(line)
+	if err != nil || len(action) != 1 {
+		return nil, false
+	}
+	op := &bulkOp{index: defaultIndex}
+	for name, v := range action {
+		op.action = name
+		meta, ok := v.(map[string]any)
+		if !ok && v != nil {
+			return nil, false
+		}
+		if !metaString(meta, "_index", &op.index) || !metaString(meta, "_id", &op.id) {
+			return nil, false
+		}
+	}
+	return op, true
+}
+
+// metaString sets *dst from meta[key] when it is a string; false when it
+// is something else (null and absent leave *dst alone).
+func metaString(meta map[string]any, key string, dst *string) bool {
+	switch x := meta[key].(type) {
+	case string:
+		*dst = x
+	case nil:
+	default:
+		return false
+	}
+	return true
 }
 
 func firstToken(b []byte) string {
@@ -426,4 +447,89 @@ func mergeSource(old, partial map[string]any) (map[string]any, bool) {
 		out[k] = pv
 	}
 	return out, changed
+}
+
+// bulkItems is a _bulk response's "items": [{action: item}, ...]. It is
+// encoded by hand because it is most of the response of every _bulk, and
+// reflection cost more than a microsecond per item; failed items, which
+// carry an error object, go through encoding/json.
+type bulkItems struct {
+	ops []*bulkOp
+	out []bulkItem
+}
+
+func (b bulkItems) MarshalJSON() ([]byte, error) {
+	buf := make([]byte, 0, 200*len(b.out)+2)
+	buf = append(buf, '[')
+	for k := range b.out {
+		if k > 0 {
+			buf = append(buf, ',')
+		}
+		it := &b.out[k]
+		buf = append(buf, '{')
+		buf = appendJSONString(buf, b.ops[k].action)
+		buf = append(buf, ':')
+		if it.Error != nil {
+			raw, err := json.Marshal(it)
+			if err != nil {
+				return nil, err
+			}
+			buf = append(buf, raw...)
+			buf = append(buf, '}')
+			continue
+		}
+		buf = append(buf, `{"_index":`...)
+		buf = appendJSONString(buf, it.Index)
+		buf = append(buf, `,"_type":`...)
+		buf = appendJSONString(buf, it.Type)
+		buf = append(buf, `,"_id":`...)
+		buf = appendJSONString(buf, it.ID)
+		if it.Version != 0 {
+			buf = append(buf, `,"_version":`...)
+			buf = strconv.AppendInt(buf, it.Version, 10)
+		}
+		if it.Result != "" {
+			buf = append(buf, `,"result":`...)
+			buf = appendJSONString(buf, it.Result)
+		}
+		if sh := it.Shards; sh != nil {
+			buf = append(buf, `,"_shards":{"total":`...)
+			buf = strconv.AppendInt(buf, int64(sh.Total), 10)
+			buf = append(buf, `,"successful":`...)
+			buf = strconv.AppendInt(buf, int64(sh.Successful), 10)
+			if sh.Skipped != nil {
+				buf = append(buf, `,"skipped":`...)
+				buf = strconv.AppendInt(buf, int64(*sh.Skipped), 10)
+			}
+			buf = append(buf, `,"failed":`...)
+			buf = strconv.AppendInt(buf, int64(sh.Failed), 10)
+			buf = append(buf, '}')
+		}
+		if it.SeqNo != nil {
+			buf = append(buf, `,"_seq_no":`...)
+			buf = strconv.AppendInt(buf, *it.SeqNo, 10)
+		}
+		if it.PrimaryTerm != 0 {
+			buf = append(buf, `,"_primary_term":`...)
+			buf = strconv.AppendInt(buf, it.PrimaryTerm, 10)
+		}
+		buf = append(buf, `,"status":`...)
+		buf = strconv.AppendInt(buf, int64(it.Status), 10)
+		buf = append(buf, "}}"...)
+	}
+	return append(buf, ']'), nil
+}
+
+// appendJSONString appends s as a JSON string; strings that need escaping
+// go through encoding/json.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			raw, _ := json.Marshal(s)
+			return append(buf, raw...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }

@@ -1,11 +1,8 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -48,21 +45,7 @@ func analyzeText(s string) []string {
 }
 
 // decodeSource parses a document source; it must be exactly one JSON object.
-func decodeSource(src []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(src))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return nil, errors.New("document source must be a JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("unexpected content after the document's JSON object")
-	}
-	return obj, nil
-}
+func decodeSource(src []byte) (map[string]any, error) { return parseObject(src) }
 
 // docBuilder turns source documents into their indexable values, adding dynamic
 // mappings as Elasticsearch would. It is used by one writer at a time (under

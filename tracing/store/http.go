@@ -586,19 +586,17 @@ func (s *Store) handleBulk(rq *request, defaultIndex string) {
 		return
 	}
 	out := s.runOps(ops)
-	items := make([]map[string]*bulkItem, len(ops))
 	failed := false
-	for k, op := range ops {
-		items[k] = map[string]*bulkItem{op.action: &out[k]}
+	for k := range out {
 		if out[k].Error != nil {
 			failed = true
 		}
 	}
 	rq.json(http.StatusOK, struct {
-		Took   int64                  `json:"took"`
-		Errors bool                   `json:"errors"`
-		Items  []map[string]*bulkItem `json:"items"`
-	}{time.Since(start).Milliseconds(), failed, items})
+		Took   int64     `json:"took"`
+		Errors bool      `json:"errors"`
+		Items  bulkItems `json:"items"`
+	}{time.Since(start).Milliseconds(), failed, bulkItems{ops, out}})
 }
 
 // runOps executes ops grouped per index, preserving per-index order, and
