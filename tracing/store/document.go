@@ -57,17 +57,12 @@ type docBuilder struct {
 	ms         *mappingState
 	id         string
 	doc        *parsedDoc
-	fieldNames map[string]struct{}
 	changed    bool // ms is a private clone with new dynamic fields
 }
 
 func (b *docBuilder) build(id string, obj map[string]any) (*parsedDoc, *esError) {
 	b.id = id
-	b.doc = &parsedDoc{}
-	if b.fieldNames == nil {
-		b.fieldNames = map[string]struct{}{}
-	}
-	clear(b.fieldNames)
+	b.doc = &parsedDoc{fields: make([]docField, 0, len(obj)+2), names: make([]string, 0, len(obj)+2)}
 	for k := range obj {
 		if isMetaField(k) {
 			return nil, errMapperParsing(nil, "Field [%s] is a metadata field and cannot be added inside a document. Use the index API request parameters.", k)
@@ -76,10 +71,6 @@ func (b *docBuilder) build(id string, obj map[string]any) (*parsedDoc, *esError)
 	props, mode := b.ms.objectAt("")
 	if err := b.object("", obj, props, mode); err != nil {
 		return nil, err
-	}
-	b.doc.names = make([]string, 0, len(b.fieldNames))
-	for n := range b.fieldNames {
-		b.doc.names = append(b.doc.names, n)
 	}
 	return b.doc, nil
 }
@@ -166,7 +157,7 @@ func (b *docBuilder) value(prefix, name string, v any, props map[string]*fieldMa
 		if !l.indexed {
 			return nil
 		}
-		b.fieldNames[path] = struct{}{}
+		b.addName(path)
 		childMode, _ := parseDynamic(fm.Dynamic, mode)
 		return b.object(path+".", obj, fm.Properties, childMode)
 	}
@@ -284,7 +275,7 @@ func (b *docBuilder) leafValue(path, srcPath string, l *leaf, esType string, v a
 	default:
 		return nil
 	}
-	b.fieldNames[path] = struct{}{}
+	b.addName(path)
 	// Parent object paths exist too ("exists" on an object field).
 	for p := path; ; {
 		i := strings.LastIndexByte(p, '.')
@@ -292,9 +283,17 @@ func (b *docBuilder) leafValue(path, srcPath string, l *leaf, esType string, v a
 			break
 		}
 		p = p[:i]
-		b.fieldNames[p] = struct{}{}
+		b.addName(p)
 	}
 	return nil
+}
+
+// addName records a field path for _field_names, once. A document has a
+// handful of fields, so a scan beats a map.
+func (b *docBuilder) addName(path string) {
+	if !slices.Contains(b.doc.names, path) {
+		b.doc.names = append(b.doc.names, path)
+	}
 }
 
 func jsonTokenName(v any) string {

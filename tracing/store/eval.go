@@ -75,6 +75,9 @@ func (qAll) eval(_ *evalCtx, ix *memIndex) (docSet, error) { return ix.all(), ni
 func (qNone) eval(*evalCtx, *memIndex) (docSet, error)     { return nil, nil }
 
 func (q qTerm) eval(e *evalCtx, ix *memIndex) (docSet, error) {
+	if q.field == fieldFieldNames {
+		return ix.withField(q.term), e.check()
+	}
 	f := ix.fields[q.field]
 	if f == nil || f.ord == nil {
 		return nil, nil
@@ -83,7 +86,7 @@ func (q qTerm) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	if !ok {
 		return nil, nil
 	}
-	return f.post[o], nil
+	return f.postings(o), nil
 }
 
 func (q qNum) eval(e *evalCtx, ix *memIndex) (docSet, error) {

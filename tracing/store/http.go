@@ -592,11 +592,31 @@ func (s *Store) handleBulk(rq *request, defaultIndex string) {
 			failed = true
 		}
 	}
-	rq.json(http.StatusOK, struct {
+	resp := struct {
 		Took   int64     `json:"took"`
 		Errors bool      `json:"errors"`
 		Items  bulkItems `json:"items"`
-	}{time.Since(start).Milliseconds(), failed, bulkItems{ops, out}})
+	}{time.Since(start).Milliseconds(), failed, bulkItems{ops, out}}
+	if rq.pretty || rq.r.Method == http.MethodHead {
+		rq.json(http.StatusOK, resp)
+		return
+	}
+	// The common case, written directly: encoding/json would re-scan the
+	// items' bytes to compact them.
+	items, _ := resp.Items.MarshalJSON() // cannot fail: items with errors are plain structs
+	buf := make([]byte, 0, len(items)+64)
+	buf = append(buf, `{"took":`...)
+	buf = strconv.AppendInt(buf, resp.Took, 10)
+	buf = append(buf, `,"errors":`...)
+	buf = strconv.AppendBool(buf, failed)
+	buf = append(buf, `,"items":`...)
+	buf = append(buf, items...)
+	buf = append(buf, "}\n"...)
+	h := rq.w.Header()
+	h.Set("Content-Type", "application/json; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
+	rq.w.WriteHeader(http.StatusOK)
+	_, _ = rq.w.Write(buf)
 }
 
 // runOps executes ops grouped per index, preserving per-index order, and

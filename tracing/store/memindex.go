@@ -31,6 +31,12 @@ type memIndex struct {
 	nLive  int
 	ids    map[string]uint32 // live _id -> doc
 	fields map[string]*fieldIndex
+	// _field_names: documents of one shape share the set of field paths
+	// they hold, so each document keeps the number of its set.
+	nameSetOf map[string]uint32
+	nameSets  [][]string
+	nameSet   []uint32 // per doc
+	keyBuf    []byte
 }
 
 type docMeta struct {
@@ -60,10 +66,13 @@ type fieldIndex struct {
 	kind    kind
 	srcPath string // where a text field's values are in the source (phrase checks)
 
-	// Terms (keyword, text, _field_names).
+	// Terms (keyword, text). A term's postings are post1[o] alone (most
+	// terms of a trace, such as message ids, occur once) until a second
+	// document has it; then postN[o] holds them all.
 	ord   map[string]uint32
 	terms []string
-	post  [][]uint32
+	post1 []uint32
+	postN map[uint32][]uint32
 	// Keyword doc values: ordinal+1 of the first value; 0 when none.
 	kcol   []uint32
 	kmulti map[uint32][]uint32
@@ -76,7 +85,7 @@ type fieldIndex struct {
 }
 
 func newMemIndex() *memIndex {
-	return &memIndex{ids: map[string]uint32{}, fields: map[string]*fieldIndex{}}
+	return &memIndex{ids: map[string]uint32{}, fields: map[string]*fieldIndex{}, nameSetOf: map[string]uint32{}}
 }
 
 func (m *memIndex) field(path string, k kind) *fieldIndex {
@@ -98,13 +107,28 @@ func (f *fieldIndex) addTerm(doc uint32, term string) uint32 {
 		o = uint32(len(f.terms))
 		f.ord[term] = o
 		f.terms = append(f.terms, term)
-		f.post = append(f.post, nil)
+		f.post1 = append(f.post1, doc)
+		return o
 	}
-	p := f.post[o]
-	if n := len(p); n == 0 || p[n-1] != doc {
-		f.post[o] = append(p, doc)
+	if p, ok := f.postN[o]; ok {
+		if p[len(p)-1] != doc {
+			f.postN[o] = append(p, doc)
+		}
+	} else if f.post1[o] != doc {
+		if f.postN == nil {
+			f.postN = map[uint32][]uint32{}
+		}
+		f.postN[o] = []uint32{f.post1[o], doc}
 	}
 	return o
+}
+
+// postings returns a term's documents; callers do not modify it.
+func (f *fieldIndex) postings(o uint32) docSet {
+	if p, ok := f.postN[o]; ok {
+		return p
+	}
+	return f.post1[o : o+1 : o+1]
 }
 
 func (f *fieldIndex) addKeyword(doc uint32, term string) {
@@ -214,10 +238,18 @@ func (m *memIndex) add(meta docMeta, d *parsedDoc) uint32 {
 			f.addNumber(doc, df.num)
 		}
 	}
-	names := m.field(fieldFieldNames, kindKeyword)
+	key := m.keyBuf[:0]
 	for _, n := range d.names {
-		names.addTerm(doc, n)
+		key = append(append(key, n...), 0)
 	}
+	m.keyBuf = key
+	set, ok := m.nameSetOf[string(key)]
+	if !ok {
+		set = uint32(len(m.nameSets))
+		m.nameSetOf[string(key)] = set
+		m.nameSets = append(m.nameSets, d.names)
+	}
+	m.nameSet = append(m.nameSet, set)
 	return doc
 }
 
@@ -415,11 +447,33 @@ func (f *fieldIndex) termsMatching(match func(string) bool) docSet {
 	var sets []docSet
 	for o, t := range f.terms {
 		if match(t) {
-			sets = append(sets, f.post[o])
+			sets = append(sets, f.postings(uint32(o)))
 		}
 	}
 	if len(sets) == 0 {
 		return nil
 	}
 	return atLeast(sets, 1)
+}
+
+// withField returns the documents whose field paths include path.
+func (m *memIndex) withField(path string) docSet {
+	var sets bitmap
+	any := false
+	for k, names := range m.nameSets {
+		if slices.Contains(names, path) {
+			sets.set(uint32(k))
+			any = true
+		}
+	}
+	if !any {
+		return nil
+	}
+	var out docSet
+	for d, set := range m.nameSet {
+		if sets.has(set) {
+			out = append(out, uint32(d))
+		}
+	}
+	return out
 }
