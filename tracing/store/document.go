@@ -54,10 +54,10 @@ func decodeSource(src []byte) (map[string]any, error) { return parseObject(src) 
 // makes it clone the snapshot; the owner publishes ms after the batch is
 // written.
 type docBuilder struct {
-	ms         *mappingState
-	id         string
-	doc        *parsedDoc
-	changed    bool // ms is a private clone with new dynamic fields
+	ms      *mappingState
+	id      string
+	doc     *parsedDoc
+	changed bool // ms is a private clone with new dynamic fields
 }
 
 func (b *docBuilder) build(id string, obj map[string]any) (*parsedDoc, *esError) {

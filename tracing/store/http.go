@@ -645,6 +645,7 @@ func (s *Store) runOps(ops []*bulkOp) []bulkItem {
 			gops[j] = ops[k]
 		}
 		gout := make([]bulkItem, len(pos))
+		idx.prepare(gops)
 		idx.apply(gops, gout)
 		idx.release()
 		for j, k := range pos {
