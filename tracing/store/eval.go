@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -209,10 +210,64 @@ func hasPhrase(toks, terms []string) bool {
 	return false
 }
 
+// docFilter is a clause that can test one document cheaply (a column
+// lookup): once the other clauses have narrowed the candidates, testing
+// them beats scanning the whole column.
+type docFilter interface {
+	matchDoc(ix *memIndex, doc uint32) bool
+}
+
+func (q qNum) matchDoc(ix *memIndex, doc uint32) bool {
+	f := ix.fields[q.field]
+	if f == nil || f.ord != nil || !f.nhas.has(doc) {
+		return false
+	}
+	in := func(v float64) bool {
+		if v < q.lo || v > q.hi {
+			return false
+		}
+		return (q.loIncl || v != q.lo) && (q.hiIncl || v != q.hi)
+	}
+	if f.nmHas.has(doc) {
+		return slices.ContainsFunc(f.nmulti[doc], in)
+	}
+	return in(f.ncol[doc])
+}
+
 func (q qBool) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	var out docSet
 	have := false
-	for _, c := range q.must {
+	// Clauses that read postings first; column clauses then test only the
+	// candidates left (never more work than scanning the column).
+	must := q.must
+	if len(must) > 1 {
+		must = slices.Clone(must)
+		slices.SortStableFunc(must, func(a, b qnode) int {
+			_, fa := a.(docFilter)
+			_, fb := b.(docFilter)
+			switch {
+			case fa == fb:
+				return 0
+			case fb:
+				return -1
+			}
+			return 1
+		})
+	}
+	for _, c := range must {
+		if f, ok := c.(docFilter); ok && have {
+			kept := make(docSet, 0, len(out))
+			for _, d := range out {
+				if f.matchDoc(ix, d) {
+					kept = append(kept, d)
+				}
+			}
+			out = kept
+			if len(out) == 0 {
+				return nil, nil
+			}
+			continue
+		}
 		s, err := c.eval(e, ix)
 		if err != nil {
 			return nil, err

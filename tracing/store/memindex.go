@@ -82,6 +82,8 @@ type fieldIndex struct {
 	nhas   bitmap
 	nmulti map[uint32][]float64
 	nmHas  bitmap
+	blkMax []float64 // per block of 1<<blockBits documents
+	blkMin []float64
 }
 
 func newMemIndex() *memIndex {
@@ -149,10 +151,22 @@ func (f *fieldIndex) addKeyword(doc uint32, term string) {
 	f.kmulti[doc] = append(f.kmulti[doc], o)
 }
 
+// blockBits sizes the blocks whose smallest and largest values a numeric
+// field keeps: a "newest N" search skips every block that cannot beat the
+// N it holds, which for time-ordered data is nearly all of them.
+const blockBits = 10
+
 func (f *fieldIndex) addNumber(doc uint32, v float64) {
 	for uint32(len(f.ncol)) <= doc {
 		f.ncol = append(f.ncol, 0)
 	}
+	blk := int(doc >> blockBits)
+	for len(f.blkMax) <= blk {
+		f.blkMax = append(f.blkMax, math.Inf(-1))
+		f.blkMin = append(f.blkMin, math.Inf(1))
+	}
+	f.blkMax[blk] = max(f.blkMax[blk], v)
+	f.blkMin[blk] = min(f.blkMin[blk], v)
 	if !f.nhas.has(doc) {
 		f.nhas.set(doc)
 		f.ncol[doc] = v

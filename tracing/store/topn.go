@@ -15,6 +15,12 @@ func (t *target) topN(ctx context.Context, q qnode, plan *sortPlan, after []sort
 	var total uint64
 	h := &candHeap{plan: plan}
 	err := t.each(ctx, q, func(k int, idx *esIndex, set docSet) error {
+		// total counts every match, search_after or not, as in
+		// Elasticsearch.
+		total += uint64(len(set))
+		if need <= 0 {
+			return nil
+		}
 		ix := idx.mem
 		cols := make([]*fieldIndex, len(plan.fields))
 		for i, f := range plan.fields {
@@ -23,15 +29,34 @@ func (t *target) topN(ctx context.Context, q qnode, plan *sortPlan, after []sort
 		keys := make([]sortKey, len(plan.fields))
 		scratch := make([]float64, 1)
 		var strs []string
-		for n, doc := range set {
+		// Block pruning: when the first key is a number sorted with
+		// missing values last, a block whose best value is worse than the
+		// worst match kept holds nothing that can enter. Walk from the end
+		// the sort favours so the heap fills with good matches early.
+		first := cols[0]
+		prune := first != nil && first.ord == nil && !plan.first[0] && plan.fields[0] != "_doc" && plan.fields[0] != "_seq_no"
+		backward := plan.desc[0]
+		blk, skip := -1, false
+		for n := range set {
 			if n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			// total counts every match, search_after or not, as in
-			// Elasticsearch.
-			total++
-			if need <= 0 {
-				continue
+			pos := n
+			if backward {
+				pos = len(set) - 1 - n
+			}
+			doc := set[pos]
+			if prune {
+				if b := int(doc >> blockBits); b != blk {
+					blk, skip = b, false
+					if h.Len() == need && !h.c[0].keys[0].missing && blk < len(first.blkMax) {
+						worst := h.c[0].keys[0].num
+						skip = (backward && first.blkMax[blk] < worst) || (!backward && first.blkMin[blk] > worst)
+					}
+				}
+				if skip {
+					continue
+				}
 			}
 			plan.keysOf(ix, cols, doc, keys, scratch, strs)
 			if after != nil && plan.compare(keys, after) <= 0 {

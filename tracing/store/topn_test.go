@@ -1,7 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -80,4 +83,68 @@ func TestNewestN(t *testing.T) {
 	require.Equal(t, []string{"d100", "d101", "d102"}, ids)
 	ids, _ = search("", page("a", 1895, 10))
 	require.Equal(t, []string{"d104", "d103", "d102", "d101", "d100"}, ids)
+}
+
+// Block pruning must not change the answer: random values over several
+// blocks (some missing, many tied), both directions, compared with sorting
+// every document.
+func TestNewestNMatchesFullSort(t *testing.T) {
+	ts := startStore(t, Config{Dir: t.TempDir()})
+	status, _ := ts.do(t, "PUT", "/pr", `{"mappings":{"properties":{"v":{"type":"long"}}}}`)
+	require.Equal(t, 200, status)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 5000
+	vals := make([]int64, n) // -1: missing
+	var bulk strings.Builder
+	for i := range n {
+		vals[i] = rng.Int64N(300)
+		if i > 3000 && i < 3500 {
+			vals[i] += 1000 // one block range holds the largest values
+		}
+		if rng.IntN(20) == 0 {
+			vals[i] = -1
+			fmt.Fprintf(&bulk, `{"index":{"_id":"d%d"}}`+"\n"+`{"x":1}`+"\n", i)
+			continue
+		}
+		fmt.Fprintf(&bulk, `{"index":{"_id":"d%d"}}`+"\n"+`{"v":%d}`+"\n", i, vals[i])
+	}
+	status, out := ts.do(t, "POST", "/pr/_bulk", bulk.String())
+	require.Equal(t, 200, status)
+	require.Equal(t, false, out["errors"])
+	for _, desc := range []bool{true, false} {
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			va, vb := vals[a], vals[b]
+			if (va < 0) != (vb < 0) {
+				if va < 0 {
+					return 1 // missing last
+				}
+				return -1
+			}
+			c := cmp.Compare(va, vb)
+			if desc {
+				c = -c
+			}
+			return c // ties: index order
+		})
+		dir := "asc"
+		if desc {
+			dir = "desc"
+		}
+		for _, size := range []int{1, 7, 50, 600} {
+			status, out := ts.do(t, "POST", "/pr/_search", fmt.Sprintf(`{"size":%d,"sort":[{"v":%q},{"_doc":"asc"}]}`, size, dir))
+			require.Equal(t, 200, status, "%v", out)
+			var got, want []string
+			for _, h := range out["hits"].(map[string]any)["hits"].([]any) {
+				got = append(got, h.(map[string]any)["_id"].(string))
+			}
+			for _, i := range order[:size] {
+				want = append(want, fmt.Sprintf("d%d", i))
+			}
+			require.Equal(t, want, got, "%s size %d", dir, size)
+		}
+	}
 }
