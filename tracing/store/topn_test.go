@@ -101,7 +101,10 @@ func TestNewestNMatchesFullSort(t *testing.T) {
 		if i > 3000 && i < 3500 {
 			vals[i] += 1000 // one block range holds the largest values
 		}
-		if rng.IntN(20) == 0 {
+		if i == 100 || i == 4500 {
+			vals[i] = 5000 // the largest value, tied across blocks: the earlier document ranks first
+		}
+		if rng.IntN(20) == 0 && vals[i] != 5000 {
 			vals[i] = -1
 			fmt.Fprintf(&bulk, `{"index":{"_id":"d%d"}}`+"\n"+`{"x":1}`+"\n", i)
 			continue
