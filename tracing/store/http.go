@@ -134,6 +134,7 @@ func (s *Store) Handler() http.Handler {
 	route("/_field_caps", func(rq *request) { s.handleFieldCaps(rq, "_all") })
 	route("/{index}/_field_caps", func(rq *request) { s.handleFieldCaps(rq, idx(rq)) })
 	route("/_cluster/health", func(rq *request) { s.handleHealth(rq) })
+	route("/_nodes/stats", func(rq *request) { s.handleNodeStats(rq) })
 	route("/_cluster/health/{index}", func(rq *request) { s.handleHealth(rq) })
 
 	indexOps := func(rq *request) {
@@ -903,6 +904,38 @@ func (s *Store) handleFieldCaps(rq *request, expr string) {
 		walk("", i.mapping.Load().root.Properties)
 	}
 	rq.json(http.StatusOK, map[string]any{"indices": names, "fields": fields})
+}
+
+// handleNodeStats answers GET /_nodes/stats with the figures of
+// Elasticsearch's shape that apply here (documents and bytes stored), plus
+// a "kobs" section: the damaged log tails cut off at the last start
+// (writes a crash cut short; none was acknowledged), which an operator
+// should see rather than read about in a log.
+func (s *Store) handleNodeStats(rq *request) {
+	if rq.r.Method != http.MethodGet {
+		rq.methodNotAllowed("GET")
+		return
+	}
+	var docs uint64
+	var bytes int64
+	for _, n := range s.names() {
+		i, err := s.acquireIndex(n)
+		if err != nil {
+			continue
+		}
+		docs += i.docCount()
+		bytes += i.log.bytes()
+		i.release()
+	}
+	host, _ := os.Hostname()
+	rq.json(http.StatusOK, map[string]any{
+		"_nodes": map[string]int{"total": 1, "successful": 1, "failed": 0}, "cluster_name": "kobs-tracestore",
+		"nodes": map[string]any{s.uuid: map[string]any{
+			"name": host, "roles": []string{"data", "master"},
+			"indices": map[string]any{"docs": map[string]uint64{"count": docs}, "store": map[string]int64{"size_in_bytes": bytes}},
+			"kobs":    map[string]int64{"log_torn_tails": s.tornTails.Load(), "log_torn_bytes": s.tornBytes.Load()},
+		}},
+	})
 }
 
 func (s *Store) handleHealth(rq *request) {
