@@ -11,7 +11,9 @@
 //
 // Engines:
 //
-//	bleve   the product: tracing/store behind its Elasticsearch API
+//	store   the product: tracing/store behind its Elasticsearch API (bleve
+//	        until the segment-log engine replaced it; build this tool from
+//	        an older commit to measure bleve)
 //	pebble  documents and secondary-index keys in one pebble LSM, one
 //	        synced batch per _bulk
 //	seglog  an append-only log of the raw documents (one fsync per
@@ -50,7 +52,7 @@ import (
 type engine interface {
 	handler() http.Handler
 	// query returns the request for one query; each engine speaks its own
-	// query language (bleve: the Elasticsearch DSL).
+	// query language (store: the Elasticsearch DSL).
 	query(q benchQuery) (method, path string, body []byte)
 	// settle makes the data durable and compacted, for the disk figure;
 	// it returns how long that took (compaction debt counts as ingest).
@@ -120,7 +122,7 @@ func diskBytes(dir string) int64 {
 
 func main() {
 	var (
-		engineName = flag.String("engine", "bleve", "bleve, pebble or seglog")
+		engineName = flag.String("engine", "store", "store, pebble or seglog")
 		events     = flag.Int("events", 200000, "events to ingest")
 		perBulk    = flag.Int("bulk", 5000, "events per _bulk request")
 		conns      = flag.Int("conns", 2, "concurrent _bulk connections")
@@ -140,8 +142,8 @@ func main() {
 	var eng engine
 	var err error
 	switch *engineName {
-	case "bleve":
-		eng, err = openBleve(*dir)
+	case "store":
+		eng, err = openStore(*dir)
 	case "pebble":
 		eng, err = openPebble(*dir)
 	case "seglog":
