@@ -900,7 +900,7 @@ func (t *target) visit(ctx context.Context, idx *esIndex, q qnode, specs []*aggS
 			if f == nil {
 				continue
 			}
-			if f.ord != nil {
+			if f.hasTerms() {
 				strs = f.keywords(d, strs)
 				for _, s := range strs {
 					doc.vals[slot] = append(doc.vals[slot], aggVal{str: s})

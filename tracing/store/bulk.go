@@ -257,10 +257,11 @@ type updateBody struct {
 // pendingDoc is a write of a batch waiting for the log write to succeed
 // before it enters the in-memory index.
 type pendingDoc struct {
-	op    byte
-	meta  docMeta
-	doc   *parsedDoc
-	srcAt int // offset of the source within the batch's record bytes
+	op       byte
+	replaces int // 1 when a live document has the _id (known from the lookup), else 0
+	meta     docMeta
+	doc      *parsedDoc
+	srcAt    int // offset of the source within the batch's record bytes
 }
 
 // apply runs ops (all for this index) in order and fills out[k] for ops[k].
@@ -290,10 +291,10 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 			return d, nil
 		}
 		i.mem.mu.RLock()
-		doc, ok := i.mem.ids[op.id]
+		doc, ok := i.mem.ids.get(op.id)
 		var m docMeta
 		if ok {
-			m = i.mem.docs[doc]
+			m = *i.mem.doc(doc)
 		}
 		i.mem.mu.RUnlock()
 		if !ok {
@@ -337,7 +338,11 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 		var srcAt int
 		at := len(buf)
 		buf, srcAt = appendRecord(buf, opIndex, seq, version, op.id, src)
-		docs = append(docs, pendingDoc{op: opIndex, doc: doc, srcAt: at + srcAt,
+		replaces := 0
+		if cur.exists {
+			replaces = 1
+		}
+		docs = append(docs, pendingDoc{op: opIndex, doc: doc, srcAt: at + srcAt, replaces: replaces,
 			meta: docMeta{id: op.id, srcLen: uint32(len(src)), seqNo: seq, version: version}})
 		*cur = storedDoc{exists: true, source: src, version: version, seqNo: seq}
 		result, status := "updated", http.StatusOK
@@ -357,10 +362,10 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 		if op.action == "update" && cur.exists && cur.source == nil {
 			// Looked up earlier in this batch without its source.
 			i.mem.mu.RLock()
-			doc, ok := i.mem.ids[op.id]
+			doc, ok := i.mem.ids.get(op.id)
 			var m docMeta
 			if ok {
-				m = i.mem.docs[doc]
+				m = *i.mem.doc(doc)
 			}
 			i.mem.mu.RUnlock()
 			if ok && m.seqNo == cur.seqNo {
@@ -506,7 +511,7 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 			continue
 		}
 		d.meta.loc = uint64(segID)<<32 | uint64(at+int64(d.srcAt))
-		i.mem.add(d.meta, d.doc)
+		i.mem.add(d.meta, d.doc, d.replaces)
 	}
 	i.mem.mu.Unlock()
 }

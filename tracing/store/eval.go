@@ -80,10 +80,10 @@ func (q qTerm) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 		return ix.withField(q.term), e.check()
 	}
 	f := ix.fields[q.field]
-	if f == nil || f.ord == nil {
+	if f == nil || !f.hasTerms() {
 		return nil, nil
 	}
-	o, ok := f.ord[q.term]
+	o, ok := f.ord.get(q.term)
 	if !ok {
 		return nil, nil
 	}
@@ -92,7 +92,7 @@ func (q qTerm) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 
 func (q qNum) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	f := ix.fields[q.field]
-	if f == nil || f.ord != nil {
+	if f == nil || f.hasTerms() {
 		return nil, e.check()
 	}
 	return f.numRange(q.lo, q.hi, q.loIncl, q.hiIncl), e.check()
@@ -100,7 +100,7 @@ func (q qNum) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 
 func (q qTermRange) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	f := ix.fields[q.field]
-	if f == nil || f.ord == nil {
+	if f == nil || !f.hasTerms() {
 		return nil, nil
 	}
 	return f.termsMatching(func(t string) bool {
@@ -120,7 +120,7 @@ func (q qTermRange) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 
 func (q qPrefix) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	f := ix.fields[q.field]
-	if f == nil || f.ord == nil {
+	if f == nil || !f.hasTerms() {
 		return nil, nil
 	}
 	return f.termsMatching(func(t string) bool { return strings.HasPrefix(t, q.prefix) }), e.check()
@@ -128,7 +128,7 @@ func (q qPrefix) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 
 func (q qWildcard) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	f := ix.fields[q.field]
-	if f == nil || f.ord == nil {
+	if f == nil || !f.hasTerms() {
 		return nil, nil
 	}
 	// Elasticsearch's wildcard: * any run, ? one character; path.Match's
@@ -143,7 +143,7 @@ func (q qWildcard) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 func (q qIDs) eval(_ *evalCtx, ix *memIndex) (docSet, error) {
 	var out docSet
 	for _, id := range q.ids {
-		if d, ok := ix.ids[id]; ok {
+		if d, ok := ix.ids.get(id); ok {
 			out = append(out, d)
 		}
 	}
@@ -219,7 +219,7 @@ type docFilter interface {
 
 func (q qNum) matchDoc(ix *memIndex, doc uint32) bool {
 	f := ix.fields[q.field]
-	if f == nil || f.ord != nil || !f.nhas.has(doc) {
+	if f == nil || f.hasTerms() || !f.nhas.has(doc) {
 		return false
 	}
 	in := func(v float64) bool {

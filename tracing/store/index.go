@@ -144,7 +144,7 @@ func openIndex(path, name string) (idx *esIndex, torn []tornTail, err error) {
 		if e != nil {
 			return fmt.Errorf("document %s: %s", r.id, e.Reason)
 		}
-		idx.mem.add(docMeta{id: r.id, loc: r.loc, srcLen: uint32(len(r.source)), seqNo: r.seqNo, version: r.version}, d)
+		idx.mem.add(docMeta{id: r.id, loc: r.loc, srcLen: uint32(len(r.source)), seqNo: r.seqNo, version: r.version}, d, -1)
 		return nil
 	}
 	l, torn, err := openSegLog(path, segmentBytes, replay)
@@ -206,10 +206,10 @@ type storedDoc struct {
 // load reads a live document; a missing document is not an error.
 func (i *esIndex) load(id string) (storedDoc, error) {
 	i.mem.mu.RLock()
-	doc, ok := i.mem.ids[id]
+	doc, ok := i.mem.ids.get(id)
 	var m docMeta
 	if ok {
-		m = i.mem.docs[doc]
+		m = *i.mem.doc(doc)
 	}
 	i.mem.mu.RUnlock()
 	if !ok {
@@ -224,7 +224,7 @@ func (i *esIndex) load(id string) (storedDoc, error) {
 
 // source reads a document's source by number. The caller holds mem.mu.
 func (i *esIndex) source(doc uint32) ([]byte, error) {
-	m := i.mem.docs[doc]
+	m := i.mem.doc(doc)
 	return i.log.read(m.loc, m.srcLen)
 }
 

@@ -26,11 +26,16 @@ import (
 // in a side map.
 type memIndex struct {
 	mu     sync.RWMutex
-	docs   []docMeta
+	chunks [][]docMeta // docMeta of document d: chunks[d>>chunkBits][d&chunkMask]
+	nDocs  uint32
 	dead   bitmap
 	nLive  int
-	ids    map[string]uint32 // live _id -> doc
+	ids    *dict // live _id -> doc
 	fields map[string]*fieldIndex
+	// shape caches the fields of the previous document: documents of one
+	// shipper come with the same fields in the same order, so most field
+	// lookups are a string comparison instead of a map access.
+	shape []*fieldIndex
 	// _field_names: documents of one shape share the set of field paths
 	// they hold, so each document keeps the number of its set.
 	nameSetOf map[string]uint32
@@ -66,13 +71,14 @@ type fieldIndex struct {
 	kind    kind
 	srcPath string // where a text field's values are in the source (phrase checks)
 
-	// Terms (keyword, text). A term's postings are post1[o] alone (most
-	// terms of a trace, such as message ids, occur once) until a second
-	// document has it; then postN[o] holds them all.
-	ord   map[string]uint32
+	// Terms (keyword, text). post[o] is the only document of term o
+	// (most terms of a trace, such as message ids, occur once or a few
+	// times), or, with postMany set, the index in lists of all of them.
+	path  string
+	ord   *dict
 	terms []string
-	post1 []uint32
-	postN map[uint32][]uint32
+	post  []uint32
+	lists [][]uint32
 	// Keyword doc values: ordinal+1 of the first value; 0 when none.
 	kcol   []uint32
 	kmulti map[uint32][]uint32
@@ -86,51 +92,72 @@ type fieldIndex struct {
 	blkMin []float64
 }
 
+// postMany marks a post entry that indexes lists.
+const postMany = 1 << 31
+
+// chunkBits sizes the chunks of document metadata: growing never copies
+// more than one chunk.
+const (
+	chunkBits = 16
+	chunkMask = 1<<chunkBits - 1
+)
+
 func newMemIndex() *memIndex {
-	return &memIndex{ids: map[string]uint32{}, fields: map[string]*fieldIndex{}, nameSetOf: map[string]uint32{}}
+	m := &memIndex{fields: map[string]*fieldIndex{}, nameSetOf: map[string]uint32{}}
+	m.ids = newDict(func(d uint32) string { return m.doc(d).id })
+	return m
 }
+
+// doc returns document d's metadata.
+func (m *memIndex) doc(d uint32) *docMeta { return &m.chunks[d>>chunkBits][d&chunkMask] }
 
 func (m *memIndex) field(path string, k kind) *fieldIndex {
 	f := m.fields[path]
 	if f == nil {
-		f = &fieldIndex{kind: k}
-		if k != kindLong && k != kindDouble && k != kindDate && k != kindBool {
-			f.ord = map[string]uint32{}
+		f = &fieldIndex{kind: k, path: path}
+		if f.hasTerms() {
+			f.ord = newDict(func(o uint32) string { return f.terms[o] })
 		}
 		m.fields[path] = f
 	}
 	return f
 }
 
+// hasTerms tells a term field (keyword, text) from a numeric column.
+func (f *fieldIndex) hasTerms() bool {
+	return f.kind == kindKeyword || f.kind == kindText
+}
+
 // addTerm adds a posting for term (once per document).
 func (f *fieldIndex) addTerm(doc uint32, term string) uint32 {
-	o, ok := f.ord[term]
+	o, ok := f.ord.get(term)
 	if !ok {
 		o = uint32(len(f.terms))
-		f.ord[term] = o
 		f.terms = append(f.terms, term)
-		f.post1 = append(f.post1, doc)
+		f.post = append(f.post, doc)
+		f.ord.put(term, o)
 		return o
 	}
-	if p, ok := f.postN[o]; ok {
-		if p[len(p)-1] != doc {
-			f.postN[o] = append(p, doc)
+	p := f.post[o]
+	switch {
+	case p&postMany != 0:
+		l := f.lists[p&^postMany]
+		if l[len(l)-1] != doc {
+			f.lists[p&^postMany] = append(l, doc)
 		}
-	} else if f.post1[o] != doc {
-		if f.postN == nil {
-			f.postN = map[uint32][]uint32{}
-		}
-		f.postN[o] = []uint32{f.post1[o], doc}
+	case p != doc:
+		f.post[o] = postMany | uint32(len(f.lists))
+		f.lists = append(f.lists, []uint32{p, doc})
 	}
 	return o
 }
 
 // postings returns a term's documents; callers do not modify it.
 func (f *fieldIndex) postings(o uint32) docSet {
-	if p, ok := f.postN[o]; ok {
-		return p
+	if p := f.post[o]; p&postMany != 0 {
+		return f.lists[p&^postMany]
 	}
-	return f.post1[o : o+1 : o+1]
+	return f.post[o : o+1 : o+1]
 }
 
 func (f *fieldIndex) addKeyword(doc uint32, term string) {
@@ -226,18 +253,38 @@ type docField struct {
 
 // add indexes a new document and returns its number. A live document with
 // the same _id dies.
-func (m *memIndex) add(meta docMeta, d *parsedDoc) uint32 {
-	doc := uint32(len(m.docs))
-	if old, ok := m.ids[meta.id]; ok {
-		m.dead.set(old)
-		m.nLive--
+//
+// replaces says whether the caller knows a live document has this _id:
+// yes, no, or unknown (-1: look it up).
+func (m *memIndex) add(meta docMeta, d *parsedDoc, replaces int) uint32 {
+	doc := m.nDocs
+	if doc >= postMany {
+		panic("store: more than 2^31 documents in one index") // the caller refuses writes long before (segment sizes)
 	}
-	m.docs = append(m.docs, meta)
-	m.ids[meta.id] = doc
+	if replaces != 0 {
+		if old, ok := m.ids.get(meta.id); ok {
+			m.dead.set(old)
+			m.nLive--
+		}
+	}
+	if doc&chunkMask == 0 {
+		m.chunks = append(m.chunks, make([]docMeta, 0, 1<<chunkBits))
+	}
+	c := &m.chunks[len(m.chunks)-1]
+	*c = append(*c, meta)
+	m.nDocs++
+	m.ids.put(meta.id, doc)
 	m.nLive++
+	if len(m.shape) != len(d.fields) {
+		m.shape = make([]*fieldIndex, len(d.fields))
+	}
 	for i := range d.fields {
 		df := &d.fields[i]
-		f := m.field(df.path, df.kind)
+		f := m.shape[i]
+		if f == nil || f.path != df.path {
+			f = m.field(df.path, df.kind)
+			m.shape[i] = f
+		}
 		switch df.kind {
 		case kindKeyword:
 			f.addKeyword(doc, df.str)
@@ -269,11 +316,11 @@ func (m *memIndex) add(meta docMeta, d *parsedDoc) uint32 {
 
 // remove kills the live document with this _id; false when there is none.
 func (m *memIndex) remove(id string) bool {
-	doc, ok := m.ids[id]
+	doc, ok := m.ids.get(id)
 	if !ok {
 		return false
 	}
-	delete(m.ids, id)
+	m.ids.del(id)
 	m.dead.set(doc)
 	m.nLive--
 	return true
@@ -399,7 +446,7 @@ func (m *memIndex) live(s docSet) docSet {
 
 func (m *memIndex) all() docSet {
 	out := make(docSet, 0, m.nLive)
-	for d := range uint32(len(m.docs)) {
+	for d := range m.nDocs {
 		if !m.dead.has(d) {
 			out = append(out, d)
 		}

@@ -640,7 +640,7 @@ type hitCand struct {
 // keysOf reads doc's sort keys (multi-valued fields sort by their smallest
 // value ascending and their largest descending, as in Elasticsearch).
 func (p *sortPlan) keysOf(ix *memIndex, cols []*fieldIndex, doc uint32, keys []sortKey, scratch []float64, strs []string) {
-	m := &ix.docs[doc]
+	m := ix.doc(doc)
 	for k, f := range p.fields {
 		key := &keys[k]
 		*key = sortKey{}
@@ -660,7 +660,7 @@ func (p *sortPlan) keysOf(ix *memIndex, cols []*fieldIndex, doc uint32, keys []s
 			key.missing = true
 			continue
 		}
-		if c.ord != nil {
+		if c.hasTerms() {
 			vals := c.keywords(doc, strs)
 			if len(vals) == 0 {
 				key.missing = true

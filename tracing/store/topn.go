@@ -34,7 +34,7 @@ func (t *target) topN(ctx context.Context, q qnode, plan *sortPlan, after []sort
 		// worst match kept holds nothing that can enter. Walk from the end
 		// the sort favours so the heap fills with good matches early.
 		first := cols[0]
-		prune := first != nil && first.ord == nil && !plan.first[0] && plan.fields[0] != "_doc" && plan.fields[0] != "_seq_no"
+		prune := first != nil && !first.hasTerms() && !plan.first[0] && plan.fields[0] != "_doc" && plan.fields[0] != "_seq_no"
 		backward := plan.desc[0]
 		blk, skip := -1, false
 		for n := range set {
@@ -68,12 +68,12 @@ func (t *target) topN(ctx context.Context, q qnode, plan *sortPlan, after []sort
 					continue
 				}
 				c := &h.c[0]
-				c.k, c.doc, c.meta = k, doc, ix.docs[doc]
+				c.k, c.doc, c.meta = k, doc, *ix.doc(doc)
 				copy(c.keys, keys)
 				heap.Fix(h, 0)
 				continue
 			}
-			heap.Push(h, hitCand{k: k, doc: doc, meta: ix.docs[doc], keys: slices.Clone(keys)})
+			heap.Push(h, hitCand{k: k, doc: doc, meta: *ix.doc(doc), keys: slices.Clone(keys)})
 		}
 		return nil
 	})
