@@ -95,7 +95,7 @@ func (q qNum) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	if f == nil || f.hasTerms() {
 		return nil, e.check()
 	}
-	return f.numRange(q.lo, q.hi, q.loIncl, q.hiIncl), e.check()
+	return f.numRange(q), e.check()
 }
 
 func (q qTermRange) eval(e *evalCtx, ix *memIndex) (docSet, error) {
@@ -210,28 +210,62 @@ func hasPhrase(toks, terms []string) bool {
 	return false
 }
 
-// docFilter is a clause that can test one document cheaply (a column
+// docFilter is a clause that can test documents cheaply (a column
 // lookup): once the other clauses have narrowed the candidates, testing
 // them beats scanning the whole column.
 type docFilter interface {
-	matchDoc(ix *memIndex, doc uint32) bool
+	// filter returns the candidates (sorted) that match.
+	filter(ix *memIndex, cands docSet) docSet
 }
 
-func (q qNum) matchDoc(ix *memIndex, doc uint32) bool {
+func (q qNum) filter(ix *memIndex, cands docSet) docSet {
 	f := ix.fields[q.field]
-	if f == nil || f.hasTerms() || !f.nhas.has(doc) {
+	if f == nil || f.hasTerms() {
+		return nil
+	}
+	in := q.in
+	out := make(docSet, 0, len(cands))
+	for k := 0; k < len(cands); {
+		// A block whose values all fall outside the range is skipped
+		// whole; one whose values all fall inside needs no value check.
+		blk := int(cands[k] >> blockBits)
+		end := k + 1
+		for end < len(cands) && int(cands[end]>>blockBits) == blk {
+			end++
+		}
+		switch f.blockClass(blk, q) {
+		case blockNone:
+		case blockAll:
+			for _, d := range cands[k:end] {
+				if f.nhas.has(d) {
+					out = append(out, d)
+				}
+			}
+		default:
+			for _, d := range cands[k:end] {
+				if !f.nhas.has(d) {
+					continue
+				}
+				if f.nmHas.has(d) {
+					if slices.ContainsFunc(f.nmulti[d], in) {
+						out = append(out, d)
+					}
+				} else if in(f.ncol[d]) {
+					out = append(out, d)
+				}
+			}
+		}
+		k = end
+	}
+	return out
+}
+
+// in tells whether v is in the range.
+func (q qNum) in(v float64) bool {
+	if v < q.lo || v > q.hi {
 		return false
 	}
-	in := func(v float64) bool {
-		if v < q.lo || v > q.hi {
-			return false
-		}
-		return (q.loIncl || v != q.lo) && (q.hiIncl || v != q.hi)
-	}
-	if f.nmHas.has(doc) {
-		return slices.ContainsFunc(f.nmulti[doc], in)
-	}
-	return in(f.ncol[doc])
+	return (q.loIncl || v != q.lo) && (q.hiIncl || v != q.hi)
 }
 
 func (q qBool) eval(e *evalCtx, ix *memIndex) (docSet, error) {
@@ -256,13 +290,7 @@ func (q qBool) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	}
 	for _, c := range must {
 		if f, ok := c.(docFilter); ok && have {
-			kept := make(docSet, 0, len(out))
-			for _, d := range out {
-				if f.matchDoc(ix, d) {
-					kept = append(kept, d)
-				}
-			}
-			out = kept
+			out = f.filter(ix, out)
 			if len(out) == 0 {
 				return nil, nil
 			}

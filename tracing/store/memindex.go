@@ -454,28 +454,56 @@ func (m *memIndex) all() docSet {
 	return out
 }
 
-// numRange scans a numeric column.
-func (f *fieldIndex) numRange(lo, hi float64, loIncl, hiIncl bool) docSet {
-	in := func(v float64) bool {
-		if v < lo || v > hi {
-			return false
-		}
-		return (loIncl || v != lo) && (hiIncl || v != hi)
+// Block classes for a range: no value of the block is in it, some may be,
+// or all are.
+const (
+	blockNone = iota
+	blockSome
+	blockAll
+)
+
+func (f *fieldIndex) blockClass(blk int, q qNum) int {
+	if blk >= len(f.blkMax) {
+		return blockNone
 	}
+	lo, hi := f.blkMin[blk], f.blkMax[blk]
+	if lo > hi {
+		return blockNone // no values
+	}
+	if hi < q.lo || lo > q.hi || (hi == q.lo && !q.loIncl) || (lo == q.hi && !q.hiIncl) {
+		return blockNone
+	}
+	if q.in(lo) && q.in(hi) {
+		return blockAll
+	}
+	return blockSome
+}
+
+// numRange scans a numeric column, block by block.
+func (f *fieldIndex) numRange(q qNum) docSet {
 	var out docSet
-	for w, word := range f.nhas {
-		for word != 0 {
-			b := bits.TrailingZeros64(word)
-			word &= word - 1
-			d := uint32(w<<6 | b)
-			if f.nmHas.has(d) {
-				if slices.ContainsFunc(f.nmulti[d], in) {
+	const words = 1 << blockBits / 64
+	for blk := range f.blkMax {
+		class := f.blockClass(blk, q)
+		if class == blockNone {
+			continue
+		}
+		for w := blk * words; w < min((blk+1)*words, len(f.nhas)); w++ {
+			word := f.nhas[w]
+			for word != 0 {
+				b := bits.TrailingZeros64(word)
+				word &= word - 1
+				d := uint32(w<<6 | b)
+				switch {
+				case class == blockAll:
+					out = append(out, d)
+				case f.nmHas.has(d):
+					if slices.ContainsFunc(f.nmulti[d], q.in) {
+						out = append(out, d)
+					}
+				case q.in(f.ncol[d]):
 					out = append(out, d)
 				}
-				continue
-			}
-			if in(f.ncol[d]) {
-				out = append(out, d)
 			}
 		}
 	}
