@@ -268,25 +268,54 @@ func (q qNum) in(v float64) bool {
 	return (q.loIncl || v != q.lo) && (q.hiIncl || v != q.hi)
 }
 
+// estimate bounds the matches of a clause cheaply: a term's postings, or
+// the documents of the blocks a numeric range may match; anything else
+// counts as every document.
+func estimate(ix *memIndex, c qnode) int {
+	switch q := c.(type) {
+	case qTerm:
+		if f := ix.fields[q.field]; f != nil && f.hasTerms() && q.field != fieldFieldNames {
+			if o, ok := f.ord.get(q.term); ok {
+				return len(f.postings(o))
+			}
+			return 0
+		}
+	case qNum:
+		if f := ix.fields[q.field]; f != nil && !f.hasTerms() {
+			n := 0
+			for blk := range f.blkMax {
+				if f.blockClass(blk, q) != blockNone {
+					n += 1 << blockBits
+				}
+			}
+			return n
+		}
+		return 0
+	}
+	return int(ix.nDocs) + 1
+}
+
 func (q qBool) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	var out docSet
 	have := false
-	// Clauses that read postings first; column clauses then test only the
-	// candidates left (never more work than scanning the column).
+	// The clause expected to match least runs first; column clauses after
+	// it test only the candidates left (never more work than scanning the
+	// column).
 	must := q.must
 	if len(must) > 1 {
 		must = slices.Clone(must)
-		slices.SortStableFunc(must, func(a, b qnode) int {
-			_, fa := a.(docFilter)
-			_, fb := b.(docFilter)
-			switch {
-			case fa == fb:
-				return 0
-			case fb:
-				return -1
-			}
-			return 1
-		})
+		est := make([]int, len(must))
+		for k, c := range must {
+			est[k] = estimate(ix, c)
+		}
+		idx := make([]int, len(must))
+		for k := range idx {
+			idx[k] = k
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return est[a] - est[b] })
+		for k, j := range idx {
+			must[k] = q.must[j]
+		}
 	}
 	for _, c := range must {
 		if f, ok := c.(docFilter); ok && have {
