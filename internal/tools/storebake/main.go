@@ -38,6 +38,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -129,6 +130,7 @@ func main() {
 		queries    = flag.Int("queries", 200, "queries per shape")
 		dir        = flag.String("dir", "", "data directory (default: a temporary one, removed at exit)")
 		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the ingest to this file")
+		reopen     = flag.Bool("reopen", false, "close and reopen the store at the end, timing the reopen (the store rebuilds its in-memory index from the log)")
 	)
 	flag.Parse()
 	if *dir == "" {
@@ -139,18 +141,18 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	var eng engine
-	var err error
-	switch *engineName {
-	case "store":
-		eng, err = openStore(*dir)
-	case "pebble":
-		eng, err = openPebble(*dir)
-	case "seglog":
-		eng, err = openSeglog(*dir)
-	default:
-		err = fmt.Errorf("unknown engine %q", *engineName)
+	open := func() (engine, error) {
+		switch *engineName {
+		case "store":
+			return openStore(*dir)
+		case "pebble":
+			return openPebble(*dir)
+		case "seglog":
+			return openSeglog(*dir)
+		}
+		return nil, fmt.Errorf("unknown engine %q", *engineName)
 	}
+	eng, err := open()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -277,9 +279,30 @@ func main() {
 		fmt.Printf("query %-6s p50 %6.2f ms  p99 %6.2f ms\n", kind, ms(lat[len(lat)/2]), ms(lat[min(len(lat)-1, len(lat)*99/100)]))
 	}
 	_ = srv.Close()
+	fmt.Printf("memory: %s\n", heapInUse(n))
 	if err := eng.close(); err != nil {
 		log.Fatal(err)
 	}
+	if *reopen {
+		eng = nil
+		start := time.Now()
+		eng, err := open()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("reopen: %.1fs; memory after it: %s\n", time.Since(start).Seconds(), heapInUse(n))
+		if err := eng.close(); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// heapInUse reports the Go heap in use after a collection, per event.
+func heapInUse(events float64) string {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return fmt.Sprintf("Go heap in use %d MB, %.0f bytes/event", ms.HeapInuse>>20, float64(ms.HeapInuse)/events)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
