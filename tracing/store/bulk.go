@@ -660,20 +660,21 @@ func (i *esIndex) prepare(ops []*bulkOp) {
 			pre.doc, pre.e = doc, e
 		}
 	}
-	n := min(runtime.GOMAXPROCS(0), len(todo)/256+1)
-	if n <= 1 {
-		work(todo)
+	parallel(len(todo), func(lo, hi int) { work(todo[lo:hi]) })
+}
+
+// parallel splits [0, n) into one range per CPU (none for small n) and runs
+// fn on them concurrently.
+func parallel(n int, fn func(lo, hi int)) {
+	w := min(runtime.GOMAXPROCS(0), n/256+1)
+	if w <= 1 {
+		fn(0, n)
 		return
 	}
 	var wg sync.WaitGroup
-	per := (len(todo) + n - 1) / n
-	for w := 0; w < len(todo); w += per {
-		part := todo[w:min(w+per, len(todo))]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work(part)
-		}()
+	per := (n + w - 1) / w
+	for lo := 0; lo < n; lo += per {
+		wg.Go(func() { fn(lo, min(lo+per, n)) })
 	}
 	wg.Wait()
 }

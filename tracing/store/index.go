@@ -99,7 +99,8 @@ func createIndex(path, name string, root rootMapping, settings indexSettings, no
 		_ = os.RemoveAll(path)
 		return nil, fmt.Errorf("write metadata of index %s: %w", name, err)
 	}
-	l, _, err := openSegLog(path, segmentBytes, func(*record) error { return nil })
+	none := func() error { return nil }
+	l, _, err := openSegLog(path, segmentBytes, func(*record) error { return nil }, none)
 	if err != nil {
 		_ = os.RemoveAll(path)
 		return nil, fmt.Errorf("create log of index %s: %w", name, err)
@@ -130,24 +131,61 @@ func openIndex(path, name string) (idx *esIndex, torn []tornTail, err error) {
 		return nil, nil, fmt.Errorf("mapping of index %s: %w", name, err)
 	}
 	b := &docBuilder{ms: ms}
-	replay := func(r *record) error {
-		idx.seqNo = max(idx.seqNo, r.seqNo)
-		if r.op == opDelete {
-			idx.mem.remove(r.id)
-			return nil
+	// Records are decoded and built in parallel batches (as a _bulk is,
+	// see prepare), then applied in log order.
+	var batch []*record
+	flush := func() error {
+		pre := make([]*prepared, len(batch))
+		parallel(len(batch), func(lo, hi int) {
+			wb := &docBuilder{ms: b.ms}
+			for k := lo; k < hi; k++ {
+				r := batch[k]
+				if r.op != opIndex {
+					continue
+				}
+				p := &prepared{ms: b.ms}
+				pre[k] = p
+				if p.obj, p.err = decodeSource(r.source); p.err != nil {
+					continue
+				}
+				doc, e := wb.build(r.id, p.obj)
+				if wb.changed {
+					wb = &docBuilder{ms: b.ms}
+					continue
+				}
+				p.doc, p.e = doc, e
+			}
+		})
+		for k, r := range batch {
+			idx.seqNo = max(idx.seqNo, r.seqNo)
+			if r.op == opDelete {
+				idx.mem.remove(r.id)
+				continue
+			}
+			p := pre[k]
+			if p.err != nil {
+				return fmt.Errorf("document %s at %d:%d: %w", r.id, r.loc>>32, uint32(r.loc), p.err)
+			}
+			doc, e := p.doc, p.e
+			if p.ms != b.ms || (doc == nil && e == nil) {
+				doc, e = b.build(r.id, p.obj)
+			}
+			if e != nil {
+				return fmt.Errorf("document %s: %s", r.id, e.Reason)
+			}
+			idx.mem.add(docMeta{id: r.id, loc: r.loc, srcLen: uint32(len(r.source)), seqNo: r.seqNo, version: r.version}, doc, -1)
 		}
-		obj, err := decodeSource(r.source)
-		if err != nil {
-			return fmt.Errorf("document %s at %d:%d: %w", r.id, r.loc>>32, uint32(r.loc), err)
-		}
-		d, e := b.build(r.id, obj)
-		if e != nil {
-			return fmt.Errorf("document %s: %s", r.id, e.Reason)
-		}
-		idx.mem.add(docMeta{id: r.id, loc: r.loc, srcLen: uint32(len(r.source)), seqNo: r.seqNo, version: r.version}, d, -1)
+		batch = batch[:0]
 		return nil
 	}
-	l, torn, err := openSegLog(path, segmentBytes, replay)
+	replay := func(r *record) error {
+		batch = append(batch, r)
+		if len(batch) == 8192 {
+			return flush()
+		}
+		return nil
+	}
+	l, torn, err := openSegLog(path, segmentBytes, replay, flush)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open log of index %s: %w", name, err)
 	}

@@ -75,10 +75,11 @@ type tornTail struct {
 }
 
 // openSegLog opens (or creates) the log in dir and replays every record in
-// order through fn. A damaged tail of the newest segment is truncated and
+// order through fn; flush is called after each segment (records are valid
+// only until then). A damaged tail of the newest segment is truncated and
 // reported; damage inside an older segment stops that segment's replay and
 // is reported too, leaving the file as it is for inspection.
-func openSegLog(dir string, maxBytes int64, fn func(*record) error) (*segLog, []tornTail, error) {
+func openSegLog(dir string, maxBytes int64, fn func(*record) error, flush func() error) (*segLog, []tornTail, error) {
 	if maxBytes <= 0 {
 		maxBytes = maxSegmentBytesDefault
 	}
@@ -106,6 +107,9 @@ func openSegLog(dir string, maxBytes int64, fn func(*record) error) (*segLog, []
 		seg := &segment{id: id, path: p, f: f}
 		l.segs = append(l.segs, seg)
 		good, reason, err := replaySegment(seg, fn)
+		if err == nil {
+			err = flush()
+		}
 		if err != nil {
 			l.close()
 			return nil, nil, err
