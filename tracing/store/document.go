@@ -78,16 +78,21 @@ func (b *docBuilder) build(id string, obj map[string]any) (*parsedDoc, *esError)
 func (b *docBuilder) object(prefix string, obj map[string]any, props map[string]*fieldMapping, mode dynamicMode) *esError {
 	// Walk keys in sorted order so dynamic mapping is deterministic when one
 	// document introduces several fields.
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
+	type kv struct {
+		k string
+		v any
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if k == "" {
+	var buf [32]kv
+	kvs := buf[:0]
+	for k, v := range obj {
+		kvs = append(kvs, kv{k, v})
+	}
+	slices.SortFunc(kvs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+	for _, e := range kvs {
+		if e.k == "" {
 			return errMapperParsing(nil, "field name cannot be an empty string")
 		}
-		if err := b.value(prefix, k, obj[k], props, mode); err != nil {
+		if err := b.value(prefix, e.k, e.v, props, mode); err != nil {
 			return err
 		}
 	}

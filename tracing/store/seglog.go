@@ -159,8 +159,12 @@ func lastSize(s *segment) int64 {
 // replaySegment reads seg's records in order; it returns the length of the
 // prefix of complete, checksummed records, and why it stopped early.
 func replaySegment(seg *segment, fn func(*record) error) (int64, string, error) {
-	data, err := io.ReadAll(io.NewSectionReader(seg.f, 0, 1<<62))
+	st, err := seg.f.Stat()
 	if err != nil {
+		return 0, "", err
+	}
+	data := make([]byte, st.Size())
+	if n, err := seg.f.ReadAt(data, 0); err != nil && !(errors.Is(err, io.EOF) && n == len(data)) {
 		return 0, "", err
 	}
 	var off int64
