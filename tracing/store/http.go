@@ -933,7 +933,8 @@ func (s *Store) handleNodeStats(rq *request) {
 		"nodes": map[string]any{s.uuid: map[string]any{
 			"name": host, "roles": []string{"data", "master"},
 			"indices": map[string]any{"docs": map[string]uint64{"count": docs}, "store": map[string]int64{"size_in_bytes": bytes}},
-			"kobs":    map[string]int64{"log_torn_tails": s.tornTails.Load(), "log_torn_bytes": s.tornBytes.Load()},
+			"kobs": map[string]int64{"log_torn_tails": s.tornTails.Load(), "log_torn_bytes": s.tornBytes.Load(),
+				"unreadable_indexes": s.unreadable.Load()},
 		}},
 	})
 }

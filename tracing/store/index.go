@@ -117,6 +117,10 @@ var errNoMeta = errors.New("index has no metadata")
 func openIndex(path, name string) (idx *esIndex, torn []tornTail, err error) {
 	raw, err := os.ReadFile(filepath.Join(path, metaFile))
 	if errors.Is(err, os.ErrNotExist) {
+		if _, berr := os.Stat(filepath.Join(path, "index_meta.json")); berr == nil {
+			// Not an interrupted creation: an older kobs's bleve index.
+			return nil, nil, fmt.Errorf("read metadata of index %s: %w", name, err)
+		}
 		return nil, nil, fmt.Errorf("read metadata of index %s: %w", name, errNoMeta)
 	}
 	if err != nil {

@@ -155,3 +155,31 @@ func TestTornTailIsTruncatedAndCounted(t *testing.T) {
 	_, cnt = ts.do(t, "GET", "/torn/_count", nil)
 	require.EqualValues(t, 21, cnt["count"])
 }
+
+// An index directory the engine cannot open (here: one written by an older
+// kobs on bleve) is neither deleted nor overwritten when a write recreates
+// an index of that name: it is moved to Dir/unreadable, logged and counted.
+func TestUnreadableIndexIsMovedAside(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "indices", "kobs-trace-2026.11.24")
+	require.NoError(t, os.MkdirAll(filepath.Join(old, "store"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(old, "index_meta.json"), []byte(`{"storage":"boltdb","index_type":"scorch"}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(old, "store", "root.bolt"), []byte("old data"), 0o644))
+	var logs syncBuffer
+	ts := startStore(t, Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	require.Contains(t, logs.String(), "moved it aside")
+	require.Contains(t, logs.String(), "bleve index")
+	require.EqualValues(t, 1, nodeKobsStats(t, ts)["unreadable_indexes"])
+	moved, err := filepath.Glob(filepath.Join(dir, "unreadable", "kobs-trace-2026.11.24-*", "store", "root.bolt"))
+	require.NoError(t, err)
+	require.Len(t, moved, 1)
+	raw, err := os.ReadFile(moved[0])
+	require.NoError(t, err)
+	require.Equal(t, "old data", string(raw))
+	// The name is free for new writes.
+	status, _ := ts.do(t, "PUT", "/kobs-trace-2026.11.24/_doc/a", `{"n":1}`)
+	require.Equal(t, 201, status)
+	raw, err = os.ReadFile(moved[0])
+	require.NoError(t, err)
+	require.Equal(t, "old data", string(raw))
+}
