@@ -493,7 +493,7 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 			fail(err)
 			return
 		}
-		i.meta = m
+		i.meta.Mappings = m.Mappings // only the mapping: readers read the other fields unlocked
 	}
 	segID, at, err := i.log.write(buf)
 	if err != nil {

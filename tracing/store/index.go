@@ -283,7 +283,7 @@ func (i *esIndex) putMapping(root rootMapping) error {
 	if err := writeMeta(i.path, m); err != nil {
 		return writeFailure(i.name, err)
 	}
-	i.meta = m
+	i.meta.Mappings = ms.root
 	i.mapping.Store(ms)
 	return nil
 }

@@ -172,11 +172,11 @@ func Open(cfg Config) (*Store, error) {
 		}
 		s.indexes[e.Name()] = idx
 	}
+	s.log.Info("tracestore opened", "dir", cfg.Dir, "indexes", len(s.indexes))
 	if cfg.RetentionDays > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
 	}
-	s.log.Info("tracestore opened", "dir", cfg.Dir, "indexes", len(s.indexes))
 	return s, nil
 }
 
