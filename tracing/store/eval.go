@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"math"
-	"path"
 	"slices"
 	"strings"
 )
@@ -131,13 +130,37 @@ func (q qWildcard) eval(e *evalCtx, ix *memIndex) (docSet, error) {
 	if f == nil || !f.hasTerms() {
 		return nil, nil
 	}
-	// Elasticsearch's wildcard: * any run, ? one character; path.Match's
-	// character classes and escapes are neutralised first.
-	pat := strings.NewReplacer(`[`, `\[`, `]`, `\]`, `\`, `\\`).Replace(q.pattern)
-	return f.termsMatching(func(t string) bool {
-		ok, _ := path.Match(pat, t)
-		return ok
-	}), e.check()
+	pat := []rune(q.pattern)
+	return f.termsMatching(func(t string) bool { return wildcardMatch(pat, []rune(t)) }), e.check()
+}
+
+// wildcardMatch is Elasticsearch's wildcard: * matches any run of
+// characters (including none), ? exactly one, everything else itself.
+func wildcardMatch(p, s []rune) bool {
+	// Greedy with backtracking to the last star: linear for the usual
+	// patterns.
+	star, mark := -1, 0
+	i, j := 0, 0
+	for j < len(s) {
+		switch {
+		case i < len(p) && (p[i] == '?' || p[i] == s[j]) && p[i] != '*':
+			i++
+			j++
+		case i < len(p) && p[i] == '*':
+			star, mark = i, j
+			i++
+		case star >= 0:
+			i = star + 1
+			mark++
+			j = mark
+		default:
+			return false
+		}
+	}
+	for i < len(p) && p[i] == '*' {
+		i++
+	}
+	return i == len(p)
 }
 
 func (q qIDs) eval(_ *evalCtx, ix *memIndex) (docSet, error) {

@@ -100,3 +100,16 @@ func jsonInts(v []int64) (string, error) {
 	}
 	return "[" + strings.Join(parts, ",") + "]", nil
 }
+
+func TestWildcardMatch(t *testing.T) {
+	for _, c := range []struct {
+		p, s string
+		want bool
+	}{
+		{"*", "", true}, {"*", "a/b", true}, {"a*", "a/b/c", true}, {"*ta", "delta", true}, {"*ta", "data ", false},
+		{"?", "é", true}, {"??", "a", false}, {"a?c", "abc", true}, {"a*b*c", "axxbyyc", true}, {"a*b*c", "axxbyy", false},
+		{"[ab]", "[ab]", true}, {"[ab]", "a", false}, {`a\b`, `a\b`, true}, {"**x", "yx", true}, {"", "", true}, {"", "a", false},
+	} {
+		require.Equal(t, c.want, wildcardMatch([]rune(c.p), []rune(c.s)), "%q ~ %q", c.p, c.s)
+	}
+}
