@@ -165,12 +165,25 @@ func main() {
 	url := "http://" + ln.Addr().String()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conns}}
 
-	// Bodies are rendered before the clock starts: the generator is not
-	// part of the store's cost.
+	// Bodies are rendered before the clock starts (the generator is not
+	// part of the store's cost), into a file rather than memory: at 10M
+	// events they would take 4.5 GB of heap beside the store's.
 	base := time.Date(2026, 11, 25, 1, 0, 0, 0, time.UTC)
-	var bodies [][]byte
+	bodyFile, err := os.CreateTemp("", "storebake-bodies-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.Remove(bodyFile.Name())
+	type span struct{ off, n int64 }
+	var bodies []span
+	var off int64
 	for i := 0; i < *events; i += *perBulk {
-		bodies = append(bodies, bulkBody(i, min(*perBulk, *events-i), base))
+		b := bulkBody(i, min(*perBulk, *events-i), base)
+		if _, err := bodyFile.Write(b); err != nil {
+			log.Fatal(err)
+		}
+		bodies = append(bodies, span{off, int64(len(b))})
+		off += int64(len(b))
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -196,7 +209,14 @@ func main() {
 				if i >= len(bodies) {
 					return
 				}
-				resp, err := client.Post(url+"/_bulk", "application/x-ndjson", bytes.NewReader(bodies[i]))
+				req, err := http.NewRequest(http.MethodPost, url+"/_bulk", io.NewSectionReader(bodyFile, bodies[i].off, bodies[i].n))
+				if err != nil {
+					errs <- err
+					return
+				}
+				req.ContentLength = bodies[i].n
+				req.Header.Set("Content-Type", "application/x-ndjson")
+				resp, err := client.Do(req)
 				if err != nil {
 					errs <- err
 					return
