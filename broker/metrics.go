@@ -61,7 +61,10 @@ type metrics struct {
 	flush       *telemetry.Timer
 
 	isrShrinks, isrExpands *telemetry.Meter
+	isrUpdateFailures      *telemetry.Meter
 	partitionHolds         *telemetry.Meter
+	truncations            *telemetry.Meter
+	truncatedMessages      *telemetry.Meter
 
 	topics sync.Map // topic name -> *topicMetrics
 }
@@ -95,10 +98,16 @@ func newMetrics(reg *telemetry.Registry, handlers int) *metrics {
 	m.flush = reg.Timer(telemetry.Name("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs"))
 	m.isrShrinks = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrShrinksPerSec"), "shrinks")
 	m.isrExpands = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrExpandsPerSec"), "expands")
+	m.isrUpdateFailures = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "FailedIsrUpdatesPerSec"), "failedUpdates")
 	// A kobs addition beside Kafka's MaxLag: follower partitions held out
 	// of fetches after a partition error from the leader
 	// (replica.Manager.PartitionHolds).
 	m.partitionHolds = reg.Meter(telemetry.Name("kafka.server", "ReplicaFetcherManager", "PartitionHoldsPerSec", "clientId", "Replica"), "holds")
+	// kobs additions too: a follower's truncations of a divergent tail
+	// after a leader change, and the offsets they removed (Kafka only
+	// logs them; they are where acks=1 writes to a dead leader go).
+	m.truncations = reg.Meter(telemetry.Name("kafka.server", "ReplicaFetcherManager", "TruncationsPerSec", "clientId", "Replica"), "truncations")
+	m.truncatedMessages = reg.Meter(telemetry.Name("kafka.server", "ReplicaFetcherManager", "TruncatedMessagesPerSec", "clientId", "Replica"), "messages")
 	return m
 }
 
@@ -327,6 +336,21 @@ func (m *metrics) isrChanged(expand bool) {
 	}
 }
 
+// isrChangeFailed marks FailedIsrUpdatesPerSec.
+func (m *metrics) isrChangeFailed() {
+	if m != nil {
+		m.isrUpdateFailures.Mark(1)
+	}
+}
+
+// truncated marks TruncationsPerSec and TruncatedMessagesPerSec.
+func (m *metrics) truncated(offsets int64) {
+	if m != nil {
+		m.truncations.Mark(1)
+		m.truncatedMessages.Mark(offsets)
+	}
+}
+
 // partitionHeld marks PartitionHoldsPerSec.
 func (m *metrics) partitionHeld() {
 	if m != nil {
@@ -447,6 +471,35 @@ func (m *metrics) registerGroupGauges(c *group.Coordinator) {
 	})
 }
 
+// registerCleanerGauges registers Kafka's LogCleaner and LogCleanerManager
+// gauges (one cleaner thread; it cannot die, so DeadThreadCount is 0 by
+// construction: a failed clean is counted in uncleanable-partitions-count).
+func (m *metrics) registerCleanerGauges(b *Broker) {
+	cs := &b.cleanerStats
+	read := func(fn func() int64) func() int64 {
+		return func() int64 {
+			cs.mu.Lock()
+			defer cs.mu.Unlock()
+			return fn()
+		}
+	}
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleaner", "max-clean-time-secs"), read(func() int64 { return int64(cs.lastCleanTime.Seconds()) }))
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleaner", "cleaner-recopy-percent"), read(func() int64 { return cs.recopyPercent }))
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleaner", "DeadThreadCount"), func() int64 { return 0 })
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "max-dirty-percent"), read(func() int64 { return cs.maxDirtyPercent }))
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "time-since-last-run-ms"), read(func() int64 { return time.Since(cs.lastRun).Milliseconds() }))
+	for _, d := range b.cfg.LogDirs {
+		m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "uncleanable-partitions-count", "logDirectory", d), func() int64 {
+			n, _ := cs.uncleanableIn(d)
+			return n
+		})
+		m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "uncleanable-bytes", "logDirectory", d), func() int64 {
+			_, n := cs.uncleanableIn(d)
+			return n
+		})
+	}
+}
+
 // registerBrokerGauges registers the broker-wide gauges: ReplicaManager,
 // KafkaController, RequestChannel, SocketServer and ReplicaFetcherManager.
 func (m *metrics) registerBrokerGauges(b *Broker) {
@@ -465,6 +518,9 @@ func (m *metrics) registerBrokerGauges(b *Broker) {
 		}
 	}
 	g := func(domain, typ, name string, fn func() int64) { m.reg.Gauge(telemetry.Name(domain, typ, name), fn) }
+	if b.cfg.LogCleanerEnable {
+		m.registerCleanerGauges(b)
+	}
 	g("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", count((*replica.State).UnderReplicated))
 	g("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", count((*replica.State).UnderMinISR))
 	g("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", count((*replica.State).AtMinISR))

@@ -80,7 +80,10 @@ func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 	t.Helper()
 	bin := testcluster.Binary(t)
 	p := &shipperProcess{logs: &bytes.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "trace", "ship", "--bootstrap-server", addr, "--url", url, "--batch", "500", "--session-timeout", "6s")
+	// --listen on a free port: the default 8790 may be taken by another
+	// shipper on this machine (make run, a parallel test run).
+	p.cmd = exec.Command(bin, "trace", "ship", "--bootstrap-server", addr, "--url", url, "--batch", "500", "--session-timeout", "6s",
+		"--listen", "127.0.0.1:0")
 	w := &lockedWriter{w: p.logs}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	require.NoError(t, p.cmd.Start())
@@ -173,6 +176,8 @@ func TestShipperKill9(t *testing.T) {
 	proxy.victim.Store(first.cmd)
 	select {
 	case <-proxy.killedC:
+	case <-first.done:
+		t.Fatalf("the shipper exited before its %d-th bulk: %v; logs:\n%s", proxy.killAt, first.err, first.logs)
 	case <-time.After(ingestWait):
 		t.Fatalf("the shipper never sent %d bulks; logs:\n%s", proxy.killAt, first.logs)
 	}
