@@ -57,6 +57,11 @@ type esIndex struct {
 // tests can roll small segments.
 var segmentBytes int64 = maxSegmentBytesDefault
 
+// replayBatch is how many records the rebuild at start decodes at a time
+// (one batch is decoded while the one before is applied); a variable so
+// tests can cross many batches.
+var replayBatch = 8192
+
 func writeMeta(dir string, m indexMeta) error {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -136,37 +141,49 @@ func openIndex(path, name string) (idx *esIndex, torn []tornTail, err error) {
 	}
 	b := &docBuilder{ms: ms}
 	// Records are decoded and built in parallel batches (as a _bulk is,
-	// see prepare), then applied in log order.
-	var batch []*record
-	flush := func() error {
-		pre := make([]*prepared, len(batch))
-		parallel(len(batch), func(lo, hi int) {
-			wb := &docBuilder{ms: b.ms}
-			for k := lo; k < hi; k++ {
-				r := batch[k]
-				if r.op != opIndex {
-					continue
+	// see prepare) while the batch before is applied in log order.
+	type decoded struct {
+		recs []*record
+		pre  []*prepared
+		done chan struct{}
+	}
+	decode := func(recs []*record) *decoded {
+		d := &decoded{recs: recs, pre: make([]*prepared, len(recs)), done: make(chan struct{})}
+		ms := b.ms // the applier may replace b.ms meanwhile
+		go func() {
+			defer close(d.done)
+			parallel(len(recs), func(lo, hi int) {
+				wb := &docBuilder{ms: ms}
+				for k := lo; k < hi; k++ {
+					r := recs[k]
+					if r.op != opIndex {
+						continue
+					}
+					p := &prepared{ms: ms}
+					d.pre[k] = p
+					if p.obj, p.err = decodeSource(r.source); p.err != nil {
+						continue
+					}
+					doc, e := wb.build(r.id, p.obj)
+					if wb.changed {
+						wb = &docBuilder{ms: ms}
+						continue
+					}
+					p.doc, p.e = doc, e
 				}
-				p := &prepared{ms: b.ms}
-				pre[k] = p
-				if p.obj, p.err = decodeSource(r.source); p.err != nil {
-					continue
-				}
-				doc, e := wb.build(r.id, p.obj)
-				if wb.changed {
-					wb = &docBuilder{ms: b.ms}
-					continue
-				}
-				p.doc, p.e = doc, e
-			}
-		})
-		for k, r := range batch {
+			})
+		}()
+		return d
+	}
+	apply := func(d *decoded) error {
+		<-d.done
+		for k, r := range d.recs {
 			idx.seqNo = max(idx.seqNo, r.seqNo)
 			if r.op == opDelete {
 				idx.mem.remove(r.id)
 				continue
 			}
-			p := pre[k]
+			p := d.pre[k]
 			if p.err != nil {
 				return fmt.Errorf("document %s at %d:%d: %w", r.id, r.loc>>32, uint32(r.loc), p.err)
 			}
@@ -179,13 +196,37 @@ func openIndex(path, name string) (idx *esIndex, torn []tornTail, err error) {
 			}
 			idx.mem.add(docMeta{id: r.id, loc: r.loc, srcLen: uint32(len(r.source)), seqNo: r.seqNo, version: r.version}, doc, -1)
 		}
-		batch = batch[:0]
 		return nil
+	}
+	var batch []*record
+	var inFlight *decoded
+	// next starts decoding the collected batch and applies the one before.
+	next := func() error {
+		var d *decoded
+		if len(batch) > 0 {
+			d = decode(batch)
+			batch = nil
+		}
+		var err error
+		if inFlight != nil {
+			err = apply(inFlight)
+		}
+		inFlight = d
+		if err != nil && d != nil {
+			<-d.done // no goroutine outlives the open
+		}
+		return err
+	}
+	flush := func() error { // end of a segment: apply everything
+		if err := next(); err != nil {
+			return err
+		}
+		return next()
 	}
 	replay := func(r *record) error {
 		batch = append(batch, r)
-		if len(batch) == 8192 {
-			return flush()
+		if len(batch) == replayBatch {
+			return next()
 		}
 		return nil
 	}

@@ -36,9 +36,9 @@ func nodeKobsStats(t *testing.T, ts *testServer) map[string]any {
 // by query and in _doc order, across the roll and across a restart that
 // rebuilds the in-memory index from all segments.
 func TestSegmentRollAndRebuild(t *testing.T) {
-	old := segmentBytes
-	segmentBytes = 4096
-	t.Cleanup(func() { segmentBytes = old })
+	old, oldBatch := segmentBytes, replayBatch
+	segmentBytes, replayBatch = 4096, 7 // many segments, and many rebuild batches in flight
+	t.Cleanup(func() { segmentBytes, replayBatch = old, oldBatch })
 	dir := t.TempDir()
 	ts := startStore(t, Config{Dir: dir})
 	const n = 300
