@@ -238,7 +238,7 @@ func TestShipperKill9(t *testing.T) {
 		}
 		return nil
 	})
-	require.Equal(t, written, countEvents(t, es), "one document per event: re-shipping added no duplicates")
+	require.Equal(t, written, storedHops(t, es), "one document per event: re-shipping added no duplicates")
 	for _, d := range unacked {
 		require.Equal(t, int64(2), version(d), "re-shipped onto the same id after the kill")
 	}
@@ -258,7 +258,7 @@ func TestShipperStoreOutage(t *testing.T) {
 	wait := tracedLoad(t, b.Addr(), "outage", n, 5000)
 
 	testcluster.Eventually(t, ingestWait, func() error {
-		if c := countEvents(t, es); c < 1000 {
+		if c := storedHops(t, es); c < 1000 {
 			return fmt.Errorf("%d events shipped so far", c)
 		}
 		return nil
@@ -267,7 +267,7 @@ func TestShipperStoreOutage(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	ts.start()
 	written := wait()
-	waitCount(t, es, written, ingestWait)
+	waitHops(t, es, written, ingestWait)
 	require.Positive(t, s.Stats().Retries, "the outage must have been noticed")
 	require.Zero(t, s.Stats().Corrupt)
 	require.Zero(t, s.Stats().Rejected)
