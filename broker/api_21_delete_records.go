@@ -30,10 +30,14 @@ func (b *Broker) handleDeleteRecords(r *wire.Request) {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			_, p := b.lookup(rt.Topic, rp.Partition)
+			t, p := b.lookup(rt.Topic, rp.Partition)
 			switch {
-			case p == nil:
+			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Partitions):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case p == nil || !p.State().IsLeader():
+				// Kafka deletes on the leader only (the followers
+				// follow its log start offset).
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 			default:
 				off := rp.Offset
 				hw := p.HighWatermark()

@@ -26,9 +26,15 @@ func (b *Broker) handleDescribeProducers(r *wire.Request) {
 		for _, idx := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = idx
-			_, p := b.lookup(rt.Topic, idx)
-			if p == nil {
+			t, p := b.lookup(rt.Topic, idx)
+			if t == nil || idx < 0 || int(idx) >= len(t.Partitions) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if p == nil || !p.State().IsLeader() {
+				// Kafka answers from the leader's producer state only.
+				sp.ErrorCode = kerr.NotLeaderForPartition.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

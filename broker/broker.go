@@ -48,6 +48,11 @@ type Broker struct {
 
 	pub      *metadata.Publisher
 	replicas *replica.Manager
+	// hwCheckpointMu orders the high watermark checkpoint writes of its
+	// own schedule and of the full checkpoint (an older snapshot must not
+	// be renamed over a newer one). Only checkpoint writers take it.
+	hwCheckpointMu sync.Mutex
+	startCtx       context.Context // WithStartContext
 	// ctl is this node's part of the metadata quorum; nil with external
 	// metadata (WithExternalMetadata: tests publish the images).
 	ctl            *controller.Controller
@@ -90,6 +95,13 @@ type Option func(*Broker)
 // refused (NOT_CONTROLLER).
 func WithExternalMetadata(alter replica.AlterPartitionFunc) Option {
 	return func(b *Broker) { b.external, b.alterPartition = true, alter }
+}
+
+// WithStartContext bounds the waits of New that depend on other nodes
+// (asking controller.quorum.bootstrap.servers for the voters): cancelling
+// ctx, e.g. on SIGTERM, makes New return at once with an error.
+func WithStartContext(ctx context.Context) Option {
+	return func(b *Broker) { b.startCtx = ctx }
 }
 
 // New opens the broker's log dirs, recovering every partition log, but does
@@ -147,6 +159,7 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		ccfg := cfg.ControllerConfig(b.reg, logger)
 		ccfg.ClusterID = clusterID
 		ccfg.MaxPartitionsPerBroker = b.maxPartitions
+		ccfg.Start = b.startCtx
 		if len(ccfg.Voters) == 1 {
 			// One voter elects itself: no need to wait out raft's
 			// default one-second timeouts at every start.
@@ -181,17 +194,20 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 		OnRemove:  b.metrics.removePartition,
 		Logger:    logger,
 
-		AlterPartition: b.alterPartition,
-		OnISRChange:    b.metrics.isrChanged,
-		LagTimeMax:     cfg.ReplicaLagTimeMax,
-		FetchMaxBytes:  cfg.ReplicaFetchMaxBytes,
-		FetchWaitMax:   cfg.ReplicaFetchWaitMax,
-		FetchMinBytes:  cfg.ReplicaFetchMinBytes,
-		FetchBackoff:   cfg.ReplicaFetchBackoff,
-		NumFetchers:    cfg.NumReplicaFetchers,
-		Listener:       cfg.InterBrokerListener,
+		AlterPartition:    b.alterPartition,
+		IsrEligible:       func(id int32) bool { return b.pub.Load().Live(id) },
+		OnISRChange:       b.metrics.isrChanged,
+		OnISRChangeFailed: b.metrics.isrChangeFailed,
+		LagTimeMax:        cfg.ReplicaLagTimeMax,
+		FetchMaxBytes:     cfg.ReplicaFetchMaxBytes,
+		FetchWaitMax:      cfg.ReplicaFetchWaitMax,
+		FetchMinBytes:     cfg.ReplicaFetchMinBytes,
+		FetchBackoff:      cfg.ReplicaFetchBackoff,
+		NumFetchers:       cfg.NumReplicaFetchers,
+		Listener:          cfg.InterBrokerListener,
 
 		OnPartitionHold: b.metrics.partitionHeld,
+		OnTruncate:      b.metrics.truncated,
 	})
 	b.pub.Subscribe(b.replicas.OnImage)
 	b.pub.Subscribe(b.onImage)
@@ -506,6 +522,14 @@ func (b *Broker) startBackground() {
 			b.log.Error("checkpoint write failed", "err", err)
 		}
 	})
+	// The high watermark has its own, shorter interval, as in Kafka: a
+	// restarted follower serves nothing past what it last checkpointed
+	// until its leader tells it more.
+	every(b.cfg.HWCheckpointInterval, "high-watermark-checkpoint", func() {
+		if err := b.writeHWCheckpoints(); err != nil {
+			b.log.Error("high watermark checkpoint write failed", "err", err)
+		}
+	})
 }
 
 // eachPartition calls fn for every partition this broker holds.
@@ -550,14 +574,14 @@ func (b *Broker) flushDue() {
 	})
 }
 
-// writeCheckpoints writes Kafka's recovery-point and log-start-offset
-// checkpoint files in each log dir.
+// writeCheckpoints writes Kafka's recovery-point, log-start-offset and
+// high watermark checkpoint files in each log dir, and the producer
+// snapshots.
 func (b *Broker) writeCheckpoints() error {
 	recovery := map[string]map[klog.TopicPartition]int64{}
 	logStart := map[string]map[klog.TopicPartition]int64{}
-	hw := map[string]map[klog.TopicPartition]int64{}
 	for _, d := range b.cfg.LogDirs {
-		recovery[d], logStart[d], hw[d] = map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}
+		recovery[d], logStart[d] = map[klog.TopicPartition]int64{}, map[klog.TopicPartition]int64{}
 	}
 	var errs []error
 	b.eachPartition(func(p *replica.Partition) {
@@ -565,16 +589,32 @@ func (b *Broker) writeCheckpoints() error {
 		tp := klog.TopicPartition{Topic: p.Topic, Partition: p.Index}
 		recovery[p.LogDir][tp] = p.Log().RecoveryPoint()
 		logStart[p.LogDir][tp] = p.Log().LogStartOffset()
-		hw[p.LogDir][tp] = p.HighWatermark()
 	})
 	for _, d := range b.cfg.LogDirs {
 		errs = append(errs,
 			klog.WriteCheckpoint(filepath.Join(d, "recovery-point-offset-checkpoint"), recovery[d]),
-			klog.WriteCheckpoint(filepath.Join(d, "log-start-offset-checkpoint"), logStart[d]),
-			// Kafka's high watermark checkpoint: what was committed
-			// survives a restart (a follower does not serve records the
-			// ISR never had).
-			klog.WriteCheckpoint(filepath.Join(d, replica.HWCheckpointFile), hw[d]))
+			klog.WriteCheckpoint(filepath.Join(d, "log-start-offset-checkpoint"), logStart[d]))
+	}
+	errs = append(errs, b.writeHWCheckpoints())
+	return errors.Join(errs...)
+}
+
+// writeHWCheckpoints writes Kafka's high watermark checkpoint
+// (replication-offset-checkpoint) in each log dir: what was committed
+// survives a restart (a follower does not serve records the ISR never had).
+func (b *Broker) writeHWCheckpoints() error {
+	b.hwCheckpointMu.Lock()
+	defer b.hwCheckpointMu.Unlock()
+	hw := map[string]map[klog.TopicPartition]int64{}
+	for _, d := range b.cfg.LogDirs {
+		hw[d] = map[klog.TopicPartition]int64{}
+	}
+	b.eachPartition(func(p *replica.Partition) {
+		hw[p.LogDir][klog.TopicPartition{Topic: p.Topic, Partition: p.Index}] = p.HighWatermark()
+	})
+	var errs []error
+	for _, d := range b.cfg.LogDirs {
+		errs = append(errs, klog.WriteCheckpoint(filepath.Join(d, replica.HWCheckpointFile), hw[d]))
 	}
 	return errors.Join(errs...)
 }

@@ -53,6 +53,7 @@ type Config struct {
 	LogCleanerBackoff        time.Duration // log.cleaner.backoff.ms: cleaner sleep when nothing was dirty
 	FlushSchedulerInterval   time.Duration
 	CheckpointInterval       time.Duration
+	HWCheckpointInterval     time.Duration // replica.high.watermark.checkpoint.interval.ms
 	NumNetworkThreads        int
 	ClusterID                string
 	HTTPListener             string
@@ -65,6 +66,7 @@ type Config struct {
 	OffsetsTopicNumPartitions  int32         // offsets.topic.num.partitions
 	OffsetsTopicSegmentBytes   int32         // offsets.topic.segment.bytes
 	OffsetsRetention           time.Duration // offsets.retention.minutes
+	OffsetsCommitTimeout       time.Duration // offsets.commit.timeout.ms
 	ProducerIDExpiration       time.Duration // producer.id.expiration.ms
 	ProducerIDExpirationCheck  time.Duration // producer.id.expiration.check.interval.ms
 	GroupInitialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms
@@ -142,40 +144,42 @@ type Config struct {
 // defaults. A key missing here (and not a topic-config synonym) is warned
 // about as unknown.
 var brokerKeys = map[string]string{
-	"node.id":                                  "",
-	"offsets.topic.num.partitions":             "50",
-	"offsets.topic.segment.bytes":              "104857600",
-	"offsets.retention.minutes":                "10080",
-	"group.initial.rebalance.delay.ms":         "3000",
-	"group.min.session.timeout.ms":             "6000",
-	"group.max.session.timeout.ms":             "1800000",
-	"broker.id":                                "",
-	"listeners":                                "PLAINTEXT://127.0.0.1:9092",
-	"advertised.listeners":                     "",
-	"log.dirs":                                 "",
-	"log.dir":                                  "/tmp/kafka-logs",
-	"num.partitions":                           "1",
-	"default.replication.factor":               "1",
-	"auto.create.topics.enable":                "true",
-	"delete.topic.enable":                      "true",
-	"socket.request.max.bytes":                 "104857600",
-	"num.io.threads":                           "8",
-	"queued.max.requests":                      "500",
-	"log.retention.check.interval.ms":          "300000",
-	"log.cleaner.enable":                       "true",
-	"log.cleaner.backoff.ms":                   "15000",
-	"log.flush.scheduler.interval.ms":          "1000",
-	"log.flush.offset.checkpoint.interval.ms":  "60000",
-	"log.retention.minutes":                    "",
-	"log.retention.hours":                      "168",
-	"log.roll.hours":                           "168",
-	"cluster.id":                               "",
-	"kobs.http.listener":                       "127.0.0.1:8778",
-	"kobs.telemetry.enable":                    "true",
-	"kobs.http.pprof.enable":                   "false",
-	"producer.id.expiration.ms":                "86400000",
-	"producer.id.expiration.check.interval.ms": "600000",
-	"num.network.threads":                      "3",
+	"node.id":                                       "",
+	"offsets.topic.num.partitions":                  "50",
+	"offsets.topic.segment.bytes":                   "104857600",
+	"offsets.retention.minutes":                     "10080",
+	"offsets.commit.timeout.ms":                     "5000",
+	"group.initial.rebalance.delay.ms":              "3000",
+	"group.min.session.timeout.ms":                  "6000",
+	"group.max.session.timeout.ms":                  "1800000",
+	"broker.id":                                     "",
+	"listeners":                                     "PLAINTEXT://127.0.0.1:9092",
+	"advertised.listeners":                          "",
+	"log.dirs":                                      "",
+	"log.dir":                                       "/tmp/kafka-logs",
+	"num.partitions":                                "1",
+	"default.replication.factor":                    "1",
+	"auto.create.topics.enable":                     "true",
+	"delete.topic.enable":                           "true",
+	"socket.request.max.bytes":                      "104857600",
+	"num.io.threads":                                "8",
+	"queued.max.requests":                           "500",
+	"log.retention.check.interval.ms":               "300000",
+	"log.cleaner.enable":                            "true",
+	"log.cleaner.backoff.ms":                        "15000",
+	"log.flush.scheduler.interval.ms":               "1000",
+	"log.flush.offset.checkpoint.interval.ms":       "60000",
+	"replica.high.watermark.checkpoint.interval.ms": "5000",
+	"log.retention.minutes":                         "",
+	"log.retention.hours":                           "168",
+	"log.roll.hours":                                "168",
+	"cluster.id":                                    "",
+	"kobs.http.listener":                            "127.0.0.1:8778",
+	"kobs.telemetry.enable":                         "true",
+	"kobs.http.pprof.enable":                        "false",
+	"producer.id.expiration.ms":                     "86400000",
+	"producer.id.expiration.check.interval.ms":      "600000",
+	"num.network.threads":                           "3",
 	// Replication.
 	"replica.lag.time.max.ms":          "30000",
 	"replica.fetch.max.bytes":          "1048576",
@@ -337,6 +341,7 @@ func NewConfig(props *Properties) (*Config, error) {
 	c.LogCleanerBackoff = time.Duration(parseInt("log.cleaner.backoff.ms", 0, maxLong/int64(time.Millisecond))) * time.Millisecond
 	c.FlushSchedulerInterval = time.Duration(parseInt("log.flush.scheduler.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
 	c.CheckpointInterval = time.Duration(parseInt("log.flush.offset.checkpoint.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
+	c.HWCheckpointInterval = time.Duration(parseInt("replica.high.watermark.checkpoint.interval.ms", 1, maxLong/int64(time.Millisecond))) * time.Millisecond
 	c.ClusterID = get("cluster.id")
 	c.HTTPListener = get("kobs.http.listener")
 	c.TelemetryEnable = parseBool("kobs.telemetry.enable")
@@ -347,6 +352,7 @@ func NewConfig(props *Properties) (*Config, error) {
 	// The log's smallest segment (one batch header), where Kafka says 1.
 	c.OffsetsTopicSegmentBytes = int32(parseInt("offsets.topic.segment.bytes", 14, 1<<31-1))
 	c.OffsetsRetention = time.Duration(parseInt("offsets.retention.minutes", 1, 1<<31-1)) * time.Minute
+	c.OffsetsCommitTimeout = time.Duration(parseInt("offsets.commit.timeout.ms", 1, 1<<31-1)) * time.Millisecond
 	c.ProducerIDExpiration = time.Duration(parseInt("producer.id.expiration.ms", 1, 1<<31-1)) * time.Millisecond
 	c.ProducerIDExpirationCheck = time.Duration(parseInt("producer.id.expiration.check.interval.ms", 1, 1<<31-1)) * time.Millisecond
 	c.GroupInitialRebalanceDelay = time.Duration(parseInt("group.initial.rebalance.delay.ms", 0, 1<<31-1)) * time.Millisecond

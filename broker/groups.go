@@ -41,9 +41,12 @@ func (b *Broker) startGroups() error {
 		OffsetsRetention:      b.cfg.OffsetsRetention,
 		Storage:               offsetsStorage{b},
 		ManualLoad:            true,
+		// Whether the partition exists in the cluster (Kafka's
+		// metadataCache.contains), not whether this broker hosts a
+		// replica: the coordinator commits offsets for partitions led
+		// anywhere.
 		PartitionExists: func(topicName string, idx int32) bool {
-			_, p := b.lookup(topicName, idx)
-			return p != nil
+			return b.pub.Load().Partition(topicName, idx) != nil
 		},
 		Logger: b.log.With("component", "group-coordinator"),
 	})
@@ -196,9 +199,10 @@ func (s offsetsStorage) Append(idx int32, batch []byte, done func(error)) error 
 	}
 	p.NotifyAppend()
 	if done != nil {
-		// Committed once the high watermark passes it (Kafka's
-		// offsets.commit.timeout.ms, 5 s, bounds the wait).
-		p.WaitCommitted(res.LastOffset+1, 5*time.Second, func(code int16) {
+		// Committed once the high watermark passes it, within
+		// offsets.commit.timeout.ms (then the commit or SyncGroup is
+		// answered REQUEST_TIMED_OUT / REBALANCE_IN_PROGRESS, as Kafka).
+		p.WaitCommitted(res.LastOffset+1, s.b.cfg.OffsetsCommitTimeout, func(code int16) {
 			switch code {
 			case 0:
 				done(nil)

@@ -61,7 +61,10 @@ type metrics struct {
 	flush       *telemetry.Timer
 
 	isrShrinks, isrExpands *telemetry.Meter
+	isrUpdateFailures      *telemetry.Meter
 	partitionHolds         *telemetry.Meter
+	truncations            *telemetry.Meter
+	truncatedMessages      *telemetry.Meter
 
 	topics sync.Map // topic name -> *topicMetrics
 }
@@ -95,10 +98,16 @@ func newMetrics(reg *telemetry.Registry, handlers int) *metrics {
 	m.flush = reg.Timer(telemetry.Name("kafka.log", "LogFlushStats", "LogFlushRateAndTimeMs"))
 	m.isrShrinks = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrShrinksPerSec"), "shrinks")
 	m.isrExpands = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "IsrExpandsPerSec"), "expands")
+	m.isrUpdateFailures = reg.Meter(telemetry.Name("kafka.server", "ReplicaManager", "FailedIsrUpdatesPerSec"), "failedUpdates")
 	// A kobs addition beside Kafka's MaxLag: follower partitions held out
 	// of fetches after a partition error from the leader
 	// (replica.Manager.PartitionHolds).
 	m.partitionHolds = reg.Meter(telemetry.Name("kafka.server", "ReplicaFetcherManager", "PartitionHoldsPerSec", "clientId", "Replica"), "holds")
+	// kobs additions too: a follower's truncations of a divergent tail
+	// after a leader change, and the offsets they removed (Kafka only
+	// logs them; they are where acks=1 writes to a dead leader go).
+	m.truncations = reg.Meter(telemetry.Name("kafka.server", "ReplicaFetcherManager", "TruncationsPerSec", "clientId", "Replica"), "truncations")
+	m.truncatedMessages = reg.Meter(telemetry.Name("kafka.server", "ReplicaFetcherManager", "TruncatedMessagesPerSec", "clientId", "Replica"), "messages")
 	return m
 }
 
@@ -324,6 +333,21 @@ func (m *metrics) isrChanged(expand bool) {
 		m.isrExpands.Mark(1)
 	} else {
 		m.isrShrinks.Mark(1)
+	}
+}
+
+// isrChangeFailed marks FailedIsrUpdatesPerSec.
+func (m *metrics) isrChangeFailed() {
+	if m != nil {
+		m.isrUpdateFailures.Mark(1)
+	}
+}
+
+// truncated marks TruncationsPerSec and TruncatedMessagesPerSec.
+func (m *metrics) truncated(offsets int64) {
+	if m != nil {
+		m.truncations.Mark(1)
+		m.truncatedMessages.Mark(offsets)
 	}
 }
 

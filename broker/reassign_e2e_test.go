@@ -246,4 +246,3 @@ func readBack(t *testing.T, addrs []string, topic string, n int) {
 		require.Equal(t, 1, k, "record %s read %d times", v, k)
 	}
 }
-

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,4 +181,31 @@ func TestRecoveryAfterKillAndTornTail(t *testing.T) {
 	r := cl2.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Value: []byte("after")})
 	require.NoError(t, r.FirstErr())
 	require.Equal(t, tornBase, r[0].Record.Offset)
+}
+
+// TestHighWatermarkCheckpointInterval: the high watermark checkpoint
+// (replication-offset-checkpoint) follows
+// replica.high.watermark.checkpoint.interval.ms, not the hour-long
+// log.flush.offset.checkpoint.interval.ms set here, which the
+// recovery-point checkpoint follows.
+func TestHighWatermarkCheckpointInterval(t *testing.T) {
+	b := testcluster.Start(t,
+		testcluster.Prop("replica.high.watermark.checkpoint.interval.ms", "100"),
+		testcluster.Prop("log.flush.offset.checkpoint.interval.ms", "3600000"))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.AllowAutoTopicCreation())
+	require.NoError(t, err)
+	defer cl.Close()
+	produceN(t, cl, "hw", 7, time.Now())
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		got, err := os.ReadFile(filepath.Join(b.Dir, "replication-offset-checkpoint"))
+		if err != nil {
+			return err
+		}
+		if want := "hw 0 7\n"; !strings.Contains(string(got), want) {
+			return fmt.Errorf("checkpoint %q has no %q", got, want)
+		}
+		return nil
+	})
+	_, err = os.Stat(filepath.Join(b.Dir, "recovery-point-offset-checkpoint"))
+	require.True(t, os.IsNotExist(err), "recovery-point checkpoint written before its interval: %v", err)
 }

@@ -463,6 +463,10 @@ func TestReplicationLeaderChange(t *testing.T) {
 		}
 		return nil
 	})
+	// Counted where an operator looks: one truncation of 6 offsets.
+	require.Equal(t, int64(1), gauge(t, c.broker(1), "kafka.server:type=ReplicaFetcherManager,name=TruncationsPerSec,clientId=Replica"))
+	require.Equal(t, int64(6), gauge(t, c.broker(1), "kafka.server:type=ReplicaFetcherManager,name=TruncatedMessagesPerSec,clientId=Replica"))
+	require.Zero(t, gauge(t, c.broker(3), "kafka.server:type=ReplicaFetcherManager,name=TruncationsPerSec,clientId=Replica"))
 	got := consumeValues(t, c, topic, 17)
 	require.Equal(t, "a-9", got[9])
 	require.Equal(t, "b-0", got[10], "the deposed leader's records are gone")
@@ -531,4 +535,68 @@ func readAll(t *testing.T, b *broker.Broker, topic string) []byte {
 		return []byte(err.Error())
 	}
 	return data
+}
+
+// TestReplicationFencedFollowerStaysOutOfISR: a follower the controller
+// fenced (and dropped from the ISR) that still fetches and catches up is
+// not proposed for the ISR (Kafka's isReplicaIsrEligible); once unfenced,
+// its next fetch brings it back.
+func TestReplicationFencedFollowerStaysOutOfISR(t *testing.T) {
+	c := newRepCluster(t, 3)
+	const topic = "fenced"
+	c.createTopic(topic, nil, 1, 1, 2, 3)
+	cl := c.client()
+	produceValues0(t, cl, topic, "a", 10)
+	// Broker 3 is not told: it keeps fetching as a follower.
+	c.publishTo([]int32{1, 2}, func(img *metadata.Image) {
+		img.Brokers[3].Fenced = true
+		p := &img.Topics[topic].Partitions[0]
+		p.ISR, p.PartitionEpoch = []int32{1, 2}, p.PartitionEpoch+1
+	})
+	// Two rounds in which broker 3 fetches up to the high watermark: the
+	// second starts after the leader has seen a caught-up fetch from it.
+	for round, end := range []int64{15, 20} {
+		produceValues0(t, cl, topic, fmt.Sprintf("b%d", round), 5)
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			if l := leo(c.broker(3), topic); l != end {
+				return fmt.Errorf("fenced follower log end %d, want %d", l, end)
+			}
+			return nil
+		})
+	}
+	require.Equal(t, []int32{1, 2}, isrOf(c, topic), "a fenced broker was proposed for the ISR")
+	require.Zero(t, gauge(t, c.broker(1), "kafka.server:type=ReplicaManager,name=IsrExpandsPerSec"))
+
+	c.publish(func(img *metadata.Image) { img.Brokers[3].Fenced = false })
+	testcluster.Eventually(t, 10*lagTime, func() error {
+		if isr := isrOf(c, topic); !slices.Equal(isr, []int32{1, 2, 3}) {
+			return fmt.Errorf("isr %v", isr)
+		}
+		return nil
+	})
+}
+
+// TestReplicationFailedIsrUpdateCounted: an ISR change the controller
+// refuses (here: the partition epoch moved on without the leader hearing
+// of it) is counted in FailedIsrUpdatesPerSec, Kafka's meter, and leaves
+// the ISR as the controller has it.
+func TestReplicationFailedIsrUpdateCounted(t *testing.T) {
+	c := newRepCluster(t, 3)
+	const topic = "refused"
+	c.createTopic(topic, nil, 1, 1, 2, 3)
+	produceValues0(t, c.client(), topic, "a", 10)
+	// The controller's partition epoch moves on; no broker is told.
+	c.publishTo([]int32{}, func(img *metadata.Image) {
+		img.Topics[topic].Partitions[0].PartitionEpoch++
+	})
+	c.stop(3) // the leader's shrink of the ISR names the old epoch
+	name := "kafka.server:type=ReplicaManager,name=FailedIsrUpdatesPerSec"
+	testcluster.Eventually(t, 10*lagTime, func() error {
+		if n := gauge(t, c.broker(1), name); n < 1 {
+			return fmt.Errorf("%s %d", name, n)
+		}
+		return nil
+	})
+	require.Equal(t, []int32{1, 2, 3}, isrOf(c, topic))
+	require.Zero(t, gauge(t, c.broker(1), "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec"))
 }

@@ -224,9 +224,10 @@ func replication() Spec {
 					q(`sum(kobs_partition_under_min_isr)`, "under min ISR"))),
 			}},
 			{Title: "ISR churn and follower lag", Panels: []Panel{
-				ts("ISR shrinks / expands", "ops", "ISR shrinks and expands per second per broker (ReplicaManager IsrShrinksPerSec, IsrExpandsPerSec). Steady shrinking and expanding means a flapping follower.", 12, 8,
+				ts("ISR shrinks / expands", "ops", "ISR shrinks and expands per second per broker (ReplicaManager IsrShrinksPerSec, IsrExpandsPerSec), and ISR changes the controller refused (FailedIsrUpdatesPerSec). Steady shrinking and expanding means a flapping follower; failed updates mean a leader with a stale view of the partition.", 12, 8,
 					q(`sum by (instance) (`+rate(`kafka_server_replicamanager_isrshrinks_total`)+`)`, "{{instance}} shrinks"),
-					q(`sum by (instance) (`+rate(`kafka_server_replicamanager_isrexpands_total`)+`)`, "{{instance}} expands")),
+					q(`sum by (instance) (`+rate(`kafka_server_replicamanager_isrexpands_total`)+`)`, "{{instance}} expands"),
+					q(`sum by (instance) (`+rate(`kafka_server_replicamanager_failedisrupdates_total`)+`)`, "{{instance}} failed updates")),
 				ts("Max follower lag", "short", "Largest lag in messages of this broker's follower fetchers behind their leaders (ReplicaFetcherManager MaxLag).", 12, 8,
 					q(`kafka_server_replicafetchermanager_maxlag`, "{{instance}}")),
 			}},

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,6 +104,10 @@ type Config struct {
 	// Voters are controller.quorum.voters: node id -> host:port of its
 	// CONTROLLER listener, which carries raft and the controller RPC.
 	Voters map[int32]string
+	// Start bounds New's wait for controller.quorum.bootstrap.servers
+	// (nil: only the one-minute timeout): a broker asked to stop while no
+	// controller answers stops at once instead of after the timeout.
+	Start context.Context
 	// BootstrapServers are controller.quorum.bootstrap.servers (host:port):
 	// a broker-only node without Voters asks them for the voter set in New.
 	BootstrapServers []string

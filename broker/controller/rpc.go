@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -331,8 +332,13 @@ const bootstrapTimeout = time.Minute
 // timeout passes; an answer refusing this node (another cluster.id) ends
 // it at once.
 func discoverVoters(cfg Config, timeout time.Duration) (map[int32]string, error) {
+	ctx := cfg.Start
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	deadline := time.Now().Add(timeout)
 	var last error
+	cfg.Logger.Info("asking controller.quorum.bootstrap.servers for the metadata quorum's voters", "component", "controller", "node", cfg.NodeID, "servers", cfg.BootstrapServers)
 	for {
 		for _, addr := range cfg.BootstrapServers {
 			cl := &rpcClient{addr: addr}
@@ -355,6 +361,10 @@ func discoverVoters(cfg Config, timeout time.Duration) (map[int32]string, error)
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("controller.quorum.bootstrap.servers: no controller of %v told its voters within %v (last: %v)", cfg.BootstrapServers, timeout, last)
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("controller.quorum.bootstrap.servers: stopped while no controller of %v had told its voters (last: %v): %w", cfg.BootstrapServers, last, context.Cause(ctx))
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }

@@ -417,6 +417,9 @@ func (f *fetcher) truncate(parts []*Partition) error {
 				if err := p.truncateTo(to); err != nil {
 					return fmt.Errorf("truncate %s-%d to %d: %w", p.Topic, p.Index, to, err)
 				}
+				if f.m.cfg.OnTruncate != nil {
+					f.m.cfg.OnTruncate(leo - to)
+				}
 			}
 			p.truncate.Store(false)
 		}

@@ -42,12 +42,26 @@ type ManagerConfig struct {
 	// the partition as the controller recorded it. Nil refuses every
 	// change (one broker, no controller: the ISR never changes).
 	AlterPartition AlterPartitionFunc
+	// IsrEligible reports whether a broker may join an ISR now (Kafka's
+	// Partition.isReplicaIsrEligible: registered and not fenced). A fenced
+	// broker's last fetch, answered after the fence, must not make the
+	// leader propose it: the controller would refuse (INELIGIBLE_REPLICA)
+	// and the leader would not retry for this partition epoch. Nil: all.
+	IsrEligible func(id int32) bool
 	// OnISRChange is told about each ISR change the controller accepted
 	// (IsrShrinksPerSec / IsrExpandsPerSec).
 	OnISRChange func(expand bool)
+	// OnISRChangeFailed is told about each ISR change the controller
+	// refused or did not answer (FailedIsrUpdatesPerSec).
+	OnISRChangeFailed func()
 	// OnPartitionHold is told about each time a follower partition is held
 	// out of its fetcher's requests (PartitionHolds).
 	OnPartitionHold func()
+	// OnTruncate is told, each time a follower truncates a divergent log
+	// tail after a leader change, how many offsets it removed: records
+	// the old leader appended and that no in-sync replica had (acks=1
+	// writes acknowledged by a leader that then died are lost here).
+	OnTruncate func(offsets int64)
 
 	LagTimeMax    time.Duration // replica.lag.time.max.ms (default 30 s)
 	FetchMaxBytes int32         // replica.fetch.max.bytes (default 1 MiB)
@@ -167,6 +181,9 @@ func (m *Manager) alterISR(p *Partition, st *State, isr []int32, expand bool) {
 		if err != nil {
 			m.log.Warn("AlterPartition failed; not retried for this partition epoch within replica.lag.time.max.ms",
 				"topic", p.Topic, "partition", p.Index, "isr", st.ISR, "new_isr", isr, "partition_epoch", st.PartitionEpoch, "err", err)
+			if m.cfg.OnISRChangeFailed != nil {
+				m.cfg.OnISRChangeFailed()
+			}
 			p.alterDone(st.PartitionEpoch)
 			return
 		}

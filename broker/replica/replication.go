@@ -184,9 +184,10 @@ func (p *Partition) UpdateFollower(id int32, fetchOffset int64, now time.Time) {
 	f.lastFetch, f.lastFetchLeaderLEO = now, leo
 	var expand []int32
 	if !p.alterPending && !p.alterBackoffLocked(st, now) && !st.InISR(id) && slices.Contains(st.Replicas, id) &&
-		fetchOffset >= p.hw.Load() && fetchOffset >= p.epochStart && now.Sub(f.lastCaughtUp) <= p.m.cfg.LagTimeMax {
+		fetchOffset >= p.hw.Load() && fetchOffset >= p.epochStart && now.Sub(f.lastCaughtUp) <= p.m.cfg.LagTimeMax &&
+		(p.m.cfg.IsrEligible == nil || p.m.cfg.IsrEligible(id)) {
 		// Kafka's isFollowerInSync: caught up to the high watermark and
-		// into this leader's epoch.
+		// into this leader's epoch; and eligible (not fenced).
 		expand = append(slices.Clone(st.ISR), id)
 		p.alterPending, p.alterPendingISR = true, expand
 	}

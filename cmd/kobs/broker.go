@@ -83,7 +83,7 @@ func telemetryEndpoints(b *broker.Broker) string {
 }
 
 func runBroker(ctx context.Context, cfg *broker.Config, logger *slog.Logger) error {
-	b, err := broker.New(cfg, logger)
+	b, err := broker.New(cfg, logger, broker.WithStartContext(ctx))
 	if err != nil {
 		return err
 	}
