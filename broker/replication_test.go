@@ -130,7 +130,8 @@ func (c *repCluster) nextLocked(edit func(*metadata.Image)) *metadata.Image {
 	img.Offset = c.img.Offset + 1
 	img.ControllerID = c.img.ControllerID
 	for id, b := range c.img.Brokers {
-		img.Brokers[id] = b
+		nb := *b // edit may change it; the published one is being read
+		img.Brokers[id] = &nb
 	}
 	for name, t := range c.img.Topics {
 		nt := *t
