@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Lag-seconds modes.
@@ -94,8 +95,20 @@ func (c *Config) defaults() error {
 
 // ClientOpts are the kgo options that connect to the configured cluster.
 func (c *Config) ClientOpts() []kgo.Opt {
-	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID), kgo.MaxVersions(agentVersions())}
 	return append(opts, c.Opts...)
+}
+
+// agentVersions are kgo's versions with OffsetFetch capped at v9, which
+// names topics: from v10 the answer carries topic ids, which kgo resolves
+// with a Metadata request and then keeps every partition of those topics
+// in its cache (50 MB at 100,000 partitions) that the agent never reads.
+func agentVersions() *kversion.Versions {
+	v := kversion.Stable()
+	if maxV, ok := v.LookupMaxKeyVersion(int16(kmsg.OffsetFetch)); ok && maxV > 9 {
+		v.SetMaxKeyVersion(int16(kmsg.OffsetFetch), 9)
+	}
+	return v
 }
 
 // View is what the last successful cycle found. It is immutable.
@@ -123,9 +136,12 @@ type Health struct {
 	LastError   string    `json:"last_error,omitempty"`
 	// CycleSeconds is the duration of the last cycle.
 	CycleSeconds float64 `json:"cycle_seconds"`
-	Interval     string  `json:"interval"`
-	Cycles       uint64  `json:"cycles"`
-	FailedCycles uint64  `json:"failed_cycles"`
+	// CyclePhases is how long each part of the last successful cycle
+	// took (Snapshot.Phases), in seconds.
+	CyclePhases  map[string]float64 `json:"cycle_phases_seconds,omitempty"`
+	Interval     string             `json:"interval"`
+	Cycles       uint64             `json:"cycles"`
+	FailedCycles uint64             `json:"failed_cycles"`
 	// Partial: the last successful cycle missed parts, listed in Errors.
 	Partial     bool           `json:"partial"`
 	Errors      []CollectError `json:"errors,omitempty"`
@@ -144,22 +160,17 @@ type health struct {
 	exactSkipped             int
 }
 
-type groupTP struct {
-	group string
-	tp    TopicPartition
-}
-
 // Agent collects every Interval and serves the result.
 type Agent struct {
 	cfg Config
 	cl  *kgo.Client
 
 	// Touched only by the cycle (cycles never overlap).
-	tables  map[string][]*offsetTable
-	windows map[groupTP]*window
-	cycle   uint64 // evaluations so far: marks the windows seen (window.cycle)
-	since   sinceTracker
-	exact   *exactReader
+	tables map[string]*topicTables
+	groups map[string]*groupWindows
+	cycle  uint64 // evaluations so far: marks what each one saw
+	since  sinceTracker
+	exact  *exactReader
 
 	view atomic.Pointer[View]
 	mu   sync.Mutex // guards h
@@ -181,8 +192,8 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, cl: cl,
-		tables:  map[string][]*offsetTable{},
-		windows: map[groupTP]*window{},
+		tables: map[string]*topicTables{},
+		groups: map[string]*groupWindows{},
 	}
 	if cfg.LagSeconds == ModeExact {
 		a.exact = &exactReader{opts: cfg.ClientOpts(), readCommitted: cfg.ReadCommitted, maxReads: cfg.ExactMaxReads}
@@ -235,7 +246,9 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	for _, e := range snap.Errors {
 		a.errorsTotal.WithLabelValues(e.Stage).Inc()
 	}
+	began := time.Now()
 	v := a.evaluate(ctx, snap)
+	snap.Phases["evaluate"] = time.Since(began)
 	a.view.Store(v)
 	a.mu.Lock()
 	a.h.lastAttempt, a.h.lastSuccess, a.h.lastErr, a.h.up = start, snap.Time, "", true
@@ -243,147 +256,6 @@ func (a *Agent) Cycle(ctx context.Context) error {
 	a.h.cycles++
 	a.mu.Unlock()
 	return nil
-}
-
-// evaluate turns a snapshot into a view: it feeds the offset tables and
-// status windows, estimates lag seconds and classifies failing ISRs.
-func (a *Agent) evaluate(ctx context.Context, s *Snapshot) *View {
-	now := s.Time
-	// Tables are kept per topic in a slice indexed by partition: at
-	// 100,000 partitions a map keyed by (topic, partition) costs more than
-	// the rest of the evaluation. Topics gone from the metadata are
-	// dropped with their tables.
-	tables := make(map[string][]*offsetTable, len(s.Topics))
-	for name, t := range s.Topics {
-		old := a.tables[name]
-		var tabs []*offsetTable
-		for _, p := range t.Partitions {
-			i := int(p.Partition)
-			if i < 0 {
-				continue
-			}
-			for len(tabs) <= i {
-				tabs = append(tabs, nil)
-			}
-			if i < len(old) && old[i] != nil {
-				tabs[i] = old[i]
-			} else {
-				tabs[i] = &offsetTable{limit: a.cfg.HistoryPoints}
-			}
-			if p.End >= 0 {
-				tabs[i].add(p.End, now)
-			}
-		}
-		tables[name] = tabs
-	}
-	a.tables = tables
-
-	lags := Lags(s)
-	a.cycle++
-	var want map[exactKey]bool
-	for name, gl := range lags {
-		owned := ownedSet(s.Groups[name])
-		for i := range gl.Partitions {
-			pl := &gl.Partitions[i]
-			tp := TopicPartition{pl.Topic, pl.Partition}
-			if pl.NoCommit() {
-				pl.Status = StatusNoOffset
-				continue
-			}
-			key := groupTP{name, tp}
-			w := a.windows[key]
-			if w == nil {
-				w = &window{size: a.cfg.StatusWindow}
-				a.windows[key] = w
-			}
-			w.cycle = a.cycle
-			if pl.End >= 0 {
-				w.add(observation{at: now, committed: pl.Committed, lag: pl.Lag})
-			}
-			pl.Status = w.evaluate(owned[tp], pl.End >= 0)
-			pl.Complete = w.complete()
-			if pl.End >= 0 {
-				if tab := a.table(tp); tab != nil {
-					pl.LagSeconds, pl.LagSecondsSource = tab.lagSeconds(pl.Committed, now)
-				}
-				if pl.Lag == 0 {
-					pl.LagSeconds, pl.LagSecondsSource = 0, SecondsZero
-				} else if a.exact != nil {
-					if want == nil {
-						want = map[exactKey]bool{}
-					}
-					want[exactKey{tp, pl.Committed}] = true
-				}
-			}
-		}
-	}
-	for k, w := range a.windows {
-		if w.cycle != a.cycle {
-			delete(a.windows, k)
-		}
-	}
-	if a.exact != nil {
-		res := a.exact.lookup(ctx, want)
-		if res.err != nil {
-			a.errorsTotal.WithLabelValues("exact_lag").Inc()
-			s.Errors = append(s.Errors, CollectError{Stage: "exact_lag", Broker: -1, Err: res.err.Error()})
-		}
-		a.exactSkipped.Add(float64(res.skipped))
-		a.mu.Lock()
-		a.h.exactSkipped = res.skipped
-		a.mu.Unlock()
-		for _, gl := range lags {
-			for i := range gl.Partitions {
-				pl := &gl.Partitions[i]
-				if pl.Lag <= 0 {
-					continue
-				}
-				if t, ok := res.times[exactKey{TopicPartition{pl.Topic, pl.Partition}, pl.Committed}]; ok {
-					pl.LagSeconds, pl.LagSecondsSource = clampSeconds(now.Sub(t)), SecondsExact
-				}
-			}
-		}
-	}
-	for _, gl := range lags {
-		gl.Status = StatusOK
-		if gl.Err != "" {
-			gl.Status = StatusErr
-		}
-		for i := range gl.Partitions {
-			pl := &gl.Partitions[i]
-			gl.Status = Worse(gl.Status, pl.Status)
-			if !math.IsNaN(pl.LagSeconds) && (math.IsNaN(gl.MaxLagSeconds) || pl.LagSeconds > gl.MaxLagSeconds) {
-				gl.MaxLagSeconds = pl.LagSeconds
-			}
-		}
-	}
-	failing := Classify(s)
-	a.since.stamp(failing, now)
-	return &View{
-		Snapshot: s, Groups: lags, GroupNames: s.GroupNames(),
-		Failing: failing, ByBroker: ByBroker(failing),
-	}
-}
-
-func (a *Agent) table(tp TopicPartition) *offsetTable {
-	tabs := a.tables[tp.Topic]
-	if tp.Partition < 0 || int(tp.Partition) >= len(tabs) {
-		return nil
-	}
-	return tabs[tp.Partition]
-}
-
-func ownedSet(g *Group) map[TopicPartition]bool {
-	out := map[TopicPartition]bool{}
-	if g == nil {
-		return out
-	}
-	for _, m := range g.Members {
-		for _, tp := range m.Assigned {
-			out[tp] = true
-		}
-	}
-	return out
 }
 
 // View returns the last successful cycle's view, or nil before one.
@@ -410,6 +282,10 @@ func (a *Agent) Health(now time.Time) Health {
 		out.Partial = len(v.Snapshot.Errors) > 0
 		out.Errors = v.Snapshot.Errors
 		out.Unreachable = v.Snapshot.Unreachable
+		out.CyclePhases = make(map[string]float64, len(v.Snapshot.Phases))
+		for name, d := range v.Snapshot.Phases {
+			out.CyclePhases[name] = d.Seconds()
+		}
 	}
 	return out
 }

@@ -30,7 +30,7 @@ const (
 
 // needTool fails under make test (KOBS_REQUIRE_BURROW) and skips
 // elsewhere when a Debian package's file is missing.
-func needTool(t *testing.T, path, pkg string) {
+func needTool(t testing.TB, path, pkg string) {
 	t.Helper()
 	if _, err := os.Stat(path); err == nil {
 		return
@@ -41,7 +41,7 @@ func needTool(t *testing.T, path, pkg string) {
 	t.Skipf("%s not installed (Debian package %s)", path, pkg)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -65,7 +65,7 @@ func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 
 // startProcess runs a child until the test ends, dumping its output if
 // the test failed.
-func startProcess(t *testing.T, name string, cmd *exec.Cmd) *logBuffer {
+func startProcess(t testing.TB, name string, cmd *exec.Cmd) *logBuffer {
 	t.Helper()
 	logs := &logBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -85,7 +85,7 @@ func startProcess(t *testing.T, name string, cmd *exec.Cmd) *logBuffer {
 // startZooKeeper runs a standalone ZooKeeper on a free loopback port
 // (Burrow keeps its locks there) and waits until it serves: "srvr" shows
 // a Mode only then ("ruok" answers imok before sessions are accepted).
-func startZooKeeper(t *testing.T) string {
+func startZooKeeper(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
@@ -114,10 +114,11 @@ func startZooKeeper(t *testing.T) string {
 	return addr
 }
 
-// startBurrow runs Burrow against the broker with a generated config and
-// returns its HTTP base URL. kafka-version 2.1.0 (Burrow 1.2.1's highest):
+// startBurrow runs Burrow against the broker with a generated config
+// (broker offsets read every offsetRefresh seconds) and returns its HTTP
+// base URL and process. kafka-version 2.1.0 (Burrow 1.2.1's highest):
 // kobs, like Kafka 4, serves Fetch from v4, which sarama uses from 0.11.0.
-func startBurrow(t *testing.T, zk, broker string) string {
+func startBurrow(t testing.TB, zk, broker string, offsetRefresh int) (string, *exec.Cmd) {
 	t.Helper()
 	dir := t.TempDir()
 	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
@@ -135,8 +136,8 @@ client-id="burrow"
 class-name="kafka"
 servers=["%[3]s"]
 client-profile="kobs"
-offset-refresh=1
-topic-refresh=2
+offset-refresh=%[5]d
+topic-refresh=%[6]d
 [consumer.kobs]
 class-name="kafka"
 cluster="kobs"
@@ -153,7 +154,7 @@ class-name="caching"
 expire-cache=1
 [httpserver.default]
 address="%[4]s"
-`, dir, zk, broker, httpAddr)
+`, dir, zk, broker, httpAddr, offsetRefresh, 2*offsetRefresh)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "burrow.toml"), []byte(cfg), 0o644))
 	cmd := exec.Command(burrowBin, "-config-dir", dir)
 	cmd.Dir = dir
@@ -164,7 +165,7 @@ address="%[4]s"
 		_, err := getJSON(url+"/v3/kafka", &v)
 		return err
 	})
-	return url
+	return url, cmd
 }
 
 // burrowLag is Burrow's per-partition current_lag for a group.
@@ -215,7 +216,7 @@ func TestSideBySideWithBurrow(t *testing.T) {
 	require.NoError(t, err)
 
 	zk := startZooKeeper(t)
-	burrow := startBurrow(t, zk, b.Addr())
+	burrow, _ := startBurrow(t, zk, b.Addr(), 1)
 	a := startAgent(t, agent.Config{Brokers: brokers, Interval: 500 * time.Millisecond})
 
 	prod := newProducer(t, brokers, topic, parts)

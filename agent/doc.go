@@ -10,7 +10,15 @@
 // collection, bounded by Config.Timeout). Handler serves /metrics (its own
 // client_golang registry: kafka_exporter's names plus kobs_*) and the JSON
 // API (/v1/health, /v1/groups, /v1/groups/{group}, /v1/partitions/failing).
-// View is the last successful cycle; Health says whether it is stale.
+// View is the last successful cycle; Health says whether it is stale and,
+// in CyclePhases, where the last cycle's time went (each request from
+// sending it to its answer applied, and the agent's own evaluation).
+//
+// A cycle keeps little beyond its snapshot: per group, per topic, a slice
+// of status windows indexed by partition; per topic a slice of offset
+// tables (rings of HistoryPoints samples). Groups are evaluated in
+// parallel; Metadata and OffsetFetch go straight to a broker, so kgo
+// keeps no copy of the cluster's partitions.
 //
 // # One-shot API (for the CLI: kobs groups, kobs topics)
 //

@@ -108,7 +108,7 @@ func getJSON(url string, v any) (int, error) {
 }
 
 // waitFor polls cond until it returns nil (the test goroutine only).
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error

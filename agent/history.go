@@ -2,6 +2,7 @@ package agent
 
 import (
 	"math"
+	"sort"
 	"time"
 )
 
@@ -15,10 +16,22 @@ type point struct {
 // offsetTable is a partition's recent (end offset, time) samples, the
 // lookup table kafka-lag-exporter keeps (LookupTable.scala): a sliding
 // window of at most limit points, offsets never decreasing, and a flat run
-// kept as one segment by moving its right end.
+// kept as one segment by moving its right end. Once full it is a ring
+// (head is the oldest point), so a new sample overwrites the oldest
+// instead of moving the other limit-1.
 type offsetTable struct {
 	points []point
+	head   int
 	limit  int
+}
+
+// at returns the i-th point, oldest first.
+func (t *offsetTable) at(i int) *point {
+	i += t.head
+	if i >= len(t.points) {
+		i -= len(t.points)
+	}
+	return &t.points[i]
 }
 
 // add records a sample. An out-of-order sample is ignored; an offset below
@@ -29,21 +42,31 @@ func (t *offsetTable) add(offset int64, when time.Time) {
 	at := when.UnixNano()
 	n := len(t.points)
 	if n > 0 {
-		last := t.points[n-1]
+		last := t.at(n - 1)
 		if at <= last.at {
 			return
 		}
 		if offset < last.offset {
-			t.points = t.points[:0]
+			t.points, t.head = t.points[:0], 0
 			n = 0
-		} else if offset == last.offset && n > 1 && t.points[n-2].offset == offset {
-			t.points[n-1].at = at
+		} else if offset == last.offset && n > 1 && t.at(n-2).offset == offset {
+			last.at = at
 			return
 		}
 	}
 	if n == t.limit {
-		copy(t.points, t.points[1:])
-		t.points = t.points[:n-1]
+		t.points[t.head] = point{offset, at}
+		if t.head++; t.head == n {
+			t.head = 0
+		}
+		return
+	}
+	if n == cap(t.points) {
+		// Grow by doubling, but never past the limit: 100,000 tables
+		// of 60 points would otherwise hold 64.
+		grown := make([]point, n, min(max(2*n, 2), t.limit))
+		copy(grown, t.points)
+		t.points = grown
 	}
 	t.points = append(t.points, point{offset, at})
 }
@@ -65,22 +88,20 @@ const (
 // table. It returns NaN and SecondsNone with fewer than two samples.
 func (t *offsetTable) lagSeconds(committed int64, now time.Time) (float64, string) {
 	n := len(t.points)
-	if n > 0 && committed >= t.points[n-1].offset {
+	if n > 0 && committed >= t.at(n-1).offset {
 		return 0, SecondsZero
 	}
 	if n < 2 {
 		return math.NaN(), SecondsNone
 	}
 	target := committed + 1
-	i := 0
-	for i < n && t.points[i].offset < target {
-		i++
-	}
+	// The first point at or past target (offsets never decrease).
+	i := sort.Search(n, func(i int) bool { return t.at(i).offset >= target })
 	var at int64
 	source := SecondsInterpolated
 	switch {
 	case i == 0:
-		first, last := t.points[0], t.points[n-1]
+		first, last := *t.at(0), *t.at(n - 1)
 		if last.offset == first.offset {
 			return clampSeconds(now.Sub(time.Unix(0, first.at))), SecondsLowerBound
 		}
@@ -89,7 +110,7 @@ func (t *offsetTable) lagSeconds(committed int64, now time.Time) (float64, strin
 	default:
 		// points[i-1].offset < target <= points[i].offset (i < n because
 		// committed < the newest offset).
-		at = interpolate(t.points[i-1], t.points[i], target)
+		at = interpolate(*t.at(i - 1), *t.at(i), target)
 	}
 	return clampSeconds(now.Sub(time.Unix(0, at))), source
 }

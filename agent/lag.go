@@ -31,6 +31,9 @@ type PartitionLag struct {
 	ClientID string  `json:"client_id,omitempty"`
 	Host     string  `json:"host,omitempty"`
 	Err      string  `json:"error,omitempty"`
+
+	// owned: a member of the group is assigned the partition.
+	owned bool
 }
 
 // NoCommit reports whether the group has no committed offset here.
@@ -159,6 +162,7 @@ func groupLag(s *Snapshot, g *Group) *GroupLag {
 			if len(owner) > 0 {
 				if m := owner[tp]; m != nil {
 					pl.MemberID, pl.ClientID, pl.Host = m.ID, m.ClientID, m.Host
+					pl.owned = true
 				}
 			}
 			p := t.partition(part)

@@ -34,6 +34,7 @@ var (
 	descGroupStatus    = prometheus.NewDesc("kobs_consumergroup_status", "Burrow-style group status as Burrow's code: 1 OK, 2 WARN, 3 ERR, 4 STOP, 5 STALL, 6 REWIND (worst partition).", []string{"consumergroup"}, nil)
 	descUp             = prometheus.NewDesc("kobs_agent_up", "1 if the last collection cycle read the cluster and its data is fresh; 0 means every other cluster metric is withheld.", nil, nil)
 	descCycleSeconds   = prometheus.NewDesc("kobs_agent_cycle_seconds", "Duration of the last collection cycle.", nil, nil)
+	descCyclePhase     = prometheus.NewDesc("kobs_agent_cycle_phase_seconds", "Duration of each part of the last successful cycle: a request from sending it to its answer applied (metadata, list_end_offsets, offset_fetch, ...; they overlap after metadata), and evaluate, the agent's own computation.", []string{"phase"}, nil)
 	descLastSuccess    = prometheus.NewDesc("kobs_agent_last_success_timestamp_seconds", "When the last successful collection cycle started.", nil, nil)
 	descPartial        = prometheus.NewDesc("kobs_agent_partial", "1 if the last successful cycle missed parts of the cluster (see kobs_agent_errors_total and /v1/health).", nil, nil)
 	descUnreachable    = prometheus.NewDesc("kobs_agent_broker_unreachable", "1 for a broker that replicas name but the metadata does not list, or that failed a request in the last cycle.", []string{"broker"}, nil)
@@ -66,7 +67,7 @@ type collector Agent
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descBrokers, descBrokerInfo, descTopicParts, descCGOffsetSum, descCGLagSum, descCGMembers,
-		descMaxLagSeconds, descGroupStatus, descUp, descCycleSeconds, descLastSuccess, descPartial,
+		descMaxLagSeconds, descGroupStatus, descUp, descCycleSeconds, descCyclePhase, descLastSuccess, descPartial,
 		descUnreachable, descControllerInfo,
 	} {
 		ch <- d
@@ -83,6 +84,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descCycleSeconds, h.CycleSeconds)
 	if !h.LastSuccess.IsZero() {
 		gauge(descLastSuccess, float64(h.LastSuccess.UnixNano())/1e9)
+	}
+	for phase, sec := range h.CyclePhases {
+		gauge(descCyclePhase, sec, phase)
 	}
 	v := a.View()
 	if !h.Up || v == nil {

@@ -32,6 +32,7 @@ func TestMetricsExposition(t *testing.T) {
 	group := "we\"ird\\group\nname"
 	s.Groups[group] = &Group{Name: group, State: "Empty", Coordinator: 1, Committed: map[string]map[int32]int64{"orders": {0: 40, 1: 100}}}
 	v := a.evaluate(t.Context(), s)
+	s.Phases["metadata"] = 250 * time.Millisecond
 	a.view.Store(v)
 	a.h.up, a.h.lastSuccess = true, s.Time
 
@@ -75,6 +76,7 @@ func TestMetricsExposition(t *testing.T) {
 	require.Equal(t, 1.0, value("kobs_partition_isr_missing", map[string]string{"topic": "orders", "partition": "2", "broker": "2"}))
 	require.Equal(t, 2.0, value("kafka_brokers", nil))
 	require.Equal(t, 1.0, value("kobs_agent_up", nil))
+	require.Equal(t, 0.25, value("kobs_agent_cycle_phase_seconds", map[string]string{"phase": "metadata"}))
 	require.NotContains(t, string(body), `kobs_partition_offline{topic="orders",partition="0"}`, "healthy partitions have no kobs_partition_* series")
 
 	if _, err := os.Stat("/usr/bin/promtool"); err == nil {

@@ -52,9 +52,9 @@ func DescribeGroup(ctx context.Context, cl *kgo.Client, group string, opt Descri
 			ReadCommitted: opt.ReadCommitted, StatusWindow: opt.Samples, HistoryPoints: opt.Samples,
 			LagSeconds: ModeInterpolated, ExactMaxReads: 1 << 30,
 		},
-		cl:      cl,
-		tables:  map[string][]*offsetTable{},
-		windows: map[groupTP]*window{},
+		cl:     cl,
+		tables: map[string]*topicTables{},
+		groups: map[string]*groupWindows{},
 	}
 	if opt.ExactOpts != nil {
 		a.cfg.LagSeconds = ModeExact

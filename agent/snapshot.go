@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -122,6 +123,14 @@ type Snapshot struct {
 	// Unreachable lists broker ids that replicas name but the metadata
 	// does not list (down), or that failed a request this cycle.
 	Unreachable []int32 `json:"unreachable_brokers,omitempty"`
+	// Phases is how long each part of the cycle took, by stage name
+	// (metadata, list_start_offsets, list_end_offsets,
+	// list_last_stable_offsets, describe_configs, list_groups,
+	// describe_groups, offset_fetch; the agent adds evaluate): a request's
+	// phase runs from sending it to its answer decoded and applied, so a
+	// slow cluster and a slow agent can be told apart. After metadata the
+	// requests run at once, so the phases overlap.
+	Phases map[string]time.Duration `json:"-"`
 }
 
 // Partition returns a partition, or nil.
@@ -200,47 +209,59 @@ var ErrNoMetadata = errors.New("no metadata from the cluster")
 // controller, topics, partitions, replicas, ISR, offline replicas), topic
 // configs (min.insync.replicas), start and end offsets (and last stable
 // offsets for read_committed), and groups with their members, assignments
-// and committed offsets. Metadata, configs and groups go through kadm;
-// offsets are one kmsg ListOffsets request per kind that kgo splits per
-// partition leader (kadm's ListEndOffsets would reload the whole cluster's
-// metadata before each kind).
+// and committed offsets. Groups go through kadm; metadata, configs and
+// offsets are kmsg requests built for what the agent reads (see
+// fetchMetadata, describeMinISR, listOffsets).
 //
-// After the metadata request, the other requests run at once (start, end
-// and last stable offsets, configs, and the groups' ListGroups ->
-// DescribeGroups -> OffsetFetch chain); kgo splits each into at most one
-// request per broker (ListOffsets to each leader, DescribeGroups and
-// OffsetFetch v8 to each coordinator, many groups per request), so a cycle
-// has at most five requests in flight per broker and never one per
-// partition. ctx bounds the whole cycle.
+// The groups' ListGroups -> DescribeGroups -> OffsetFetch chain starts
+// with the metadata request; after the metadata, the other requests run at
+// once (start, end and last stable offsets, configs). DescribeGroups and
+// OffsetFetch go to each coordinator, many groups per request (see
+// fetchOffsets); ListOffsets to each leader in batches of listOffsetsBatch
+// partitions; DescribeConfigs to any broker. A cycle never sends a request
+// per partition or per group. ctx bounds the whole cycle.
 //
 // Collect returns an error only when no metadata could be read; a part
 // that failed is recorded in Snapshot.Errors and marked where it applies.
 func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot, error) {
 	start := time.Now()
 	adm := kadm.NewClient(cl)
-	// A Metadata request for every topic, answered by the cluster (kgo
-	// hijacks it to refresh its brokers, never from its cache, which could
-	// show a dead cluster as alive and an old ISR as current). The
-	// snapshot is built from the response itself: kadm's Metadata would
-	// first copy 100,000 partitions into maps.
-	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(meta.ErrorCode)
+	// The requests after metadata get three quarters of the cycle's time,
+	// so that a broker that does not answer makes the cycle partial
+	// (naming it), not failed: the rest of the cluster is still reported.
+	full := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, start.Add(d.Sub(start)*3/4))
+		defer cancel()
 	}
+	// Groups need no metadata: ListGroups -> DescribeGroups ->
+	// OffsetFetch runs beside the Metadata request, so the cluster
+	// answers one while the agent decodes the other.
+	groupsCtx, cancelGroups := context.WithCancel(ctx)
+	defer cancelGroups()
+	var (
+		groups      map[string]*Group
+		groupErrs   []stageErr
+		groupPhases = map[string]time.Duration{}
+		groupsDone  = make(chan struct{})
+	)
+	go func() {
+		defer close(groupsDone)
+		groups, groupErrs = collectGroups(groupsCtx, cl, adm, opt.Groups, func(stage string, since time.Time) {
+			groupPhases[stage] = time.Since(since)
+		})
+	}()
+
+	meta, err := fetchMetadata(full, cl)
 	if err != nil {
+		cancelGroups()
+		<-groupsDone
 		return nil, fmt.Errorf("%w: %v", ErrNoMetadata, err)
 	}
 	s, topics, unreachable := fromMetadata(meta, start)
 	s.ReadCommitted = opt.ReadCommitted
-	// The other requests get three quarters of the time left, so that a
-	// broker that does not answer makes the cycle partial (naming it), not
-	// failed: the rest of the cluster is still reported.
-	full := ctx
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(d)*3/4))
-		defer cancel()
-	}
+	s.Phases["metadata"] = time.Since(start)
 
 	var (
 		mu sync.Mutex
@@ -263,9 +284,11 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 	}
 	listOffsets := func(stage string, timestamp int64, isolation int8, set func(*Partition, int64)) {
 		defer wg.Done()
+		began := time.Now()
 		errs := listOffsets(ctx, cl, s, timestamp, isolation, stage, set, &mu)
 		mu.Lock()
 		defer mu.Unlock()
+		s.Phases[stage] = time.Since(began)
 		for _, e := range errs {
 			s.Errors = append(s.Errors, e)
 			unreachable[e.Broker] = true
@@ -278,43 +301,35 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 		wg.Add(1)
 		go listOffsets("list_last_stable_offsets", -1, 1, func(p *Partition, o int64) { p.LSO = o })
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if len(topics) == 0 {
-			return
-		}
-		rcs, err := adm.DescribeTopicConfigs(ctx, topics...)
-		if err != nil {
-			fail("describe_configs", err)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, rc := range rcs {
-			t := s.Topics[rc.Name]
-			if t == nil || rc.Err != nil {
-				continue
-			}
-			for _, c := range rc.Configs {
-				if c.Key == "min.insync.replicas" && c.Value != nil {
-					if n, err := strconv.Atoi(*c.Value); err == nil {
-						t.MinISR = n
-					}
+	if len(topics) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			began := time.Now()
+			errs := describeMinISR(ctx, cl, s, topics, &mu)
+			mu.Lock()
+			defer mu.Unlock()
+			s.Phases["describe_configs"] = time.Since(began)
+			for _, e := range errs {
+				s.Errors = append(s.Errors, e)
+				if e.Broker >= 0 {
+					unreachable[e.Broker] = true
 				}
 			}
-		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		groups, errs := collectGroups(ctx, adm, opt.Groups)
-		mu.Lock()
+		}()
+	}
+	<-groupsDone
+	mu.Lock() // the offsets and configs requests are still writing s
+	if groups != nil {
 		s.Groups = groups
-		mu.Unlock()
-		for _, e := range errs {
-			fail(e.stage, e.err)
-		}
-	}()
+	}
+	for stage, d := range groupPhases {
+		s.Phases[stage] = d
+	}
+	mu.Unlock()
+	for _, e := range groupErrs {
+		fail(e.stage, e.err)
+	}
 	wg.Wait()
 	if ctx.Err() != nil && full.Err() == nil {
 		s.Errors = append(s.Errors, CollectError{Stage: "timeout", Broker: -1, Err: "requests still unanswered were abandoned at 3/4 of the cycle timeout"})
@@ -328,6 +343,51 @@ func Collect(ctx context.Context, cl *kgo.Client, opt CollectOptions) (*Snapshot
 	return s, nil
 }
 
+// metadataTurn spreads the whole-cluster Metadata requests over the brokers.
+var metadataTurn atomic.Uint32
+
+// fetchMetadata reads the metadata of every topic, answered by the cluster,
+// never from kgo's cache (which could show a dead cluster as alive and an
+// old ISR as current). First a Metadata request for no topic goes through
+// the client, which takes it to refresh its brokers (the requests that
+// follow go to brokers by id); then the Metadata request for every topic
+// goes straight to one of the brokers that answer lists, trying the next
+// on failure. Through the client, kgo would also keep its own copy of
+// every partition (50 MB at 100,000 partitions), which the agent never
+// reads: the snapshot is built from the response itself.
+func fetchMetadata(ctx context.Context, cl *kgo.Client) (*kmsg.MetadataResponse, error) {
+	brokersOnly := kmsg.NewPtrMetadataRequest()
+	brokersOnly.Topics = []kmsg.MetadataRequestTopic{}
+	live, err := brokersOnly.RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(live.ErrorCode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(live.Brokers) == 0 {
+		return nil, errors.New("the cluster lists no broker")
+	}
+	turn := int(metadataTurn.Add(1))
+	req := kmsg.NewPtrMetadataRequest() // nil Topics: every topic
+	var errs []error
+	for i := range live.Brokers {
+		id := live.Brokers[(turn+i)%len(live.Brokers)].NodeID
+		kr, err := cl.Broker(int(id)).Request(ctx, req)
+		if err == nil {
+			meta := kr.(*kmsg.MetadataResponse)
+			if err = kerr.ErrorForCode(meta.ErrorCode); err == nil {
+				return meta, nil
+			}
+		}
+		errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
 // fromMetadata builds a snapshot's brokers, topics and partitions from a
 // Metadata response; it also returns the topics that loaded (sorted) and
 // the replica ids the metadata names but does not list as brokers.
@@ -337,6 +397,7 @@ func fromMetadata(meta *kmsg.MetadataResponse, at time.Time) (*Snapshot, []strin
 		Controller: meta.ControllerID,
 		Topics:     make(map[string]*Topic, len(meta.Topics)),
 		Groups:     map[string]*Group{},
+		Phases:     map[string]time.Duration{},
 	}
 	if meta.ClusterID != nil {
 		s.Cluster = *meta.ClusterID
@@ -398,6 +459,13 @@ func fromMetadata(meta *kmsg.MetadataResponse, at time.Time) (*Snapshot, []strin
 	return s, topics, unreachable
 }
 
+// listOffsetsBatch bounds the partitions of one ListOffsets request. A
+// leader of 33,000 partitions gets seven requests instead of one: they are
+// sent at once (pipelined on the connection), so the agent decodes and
+// applies one answer while the broker computes the next, and the broker
+// is never held on one huge request.
+var listOffsetsBatch = 5000
+
 // listOffsets lists one kind of offset (timestamp -2 start, -1 end; with
 // isolation 1 the end is the last stable offset) for every partition with
 // a leader: one ListOffsets request per leader, built from the metadata
@@ -408,13 +476,20 @@ func fromMetadata(meta *kmsg.MetadataResponse, at time.Time) (*Snapshot, []strin
 func listOffsets(ctx context.Context, cl *kgo.Client, s *Snapshot, timestamp int64, isolation int8,
 	stage string, set func(*Partition, int64), mu *sync.Mutex,
 ) []CollectError {
-	byLeader := map[int32]*kmsg.ListOffsetsRequest{}
+	type leaderReqs struct {
+		reqs    []*kmsg.ListOffsetsRequest
+		n       int // partitions in the last request
+		topicAt int // index of the current topic in the last request, -1 if none
+	}
+	byLeader := map[int32]*leaderReqs{}
 	for _, name := range s.TopicNames() {
 		t := s.Topics[name]
 		if t.Err != "" {
 			continue
 		}
-		topicAt := map[int32]int{} // leader -> index of this topic in its request
+		for _, lr := range byLeader {
+			lr.topicAt = -1
+		}
 		for _, p := range t.Partitions {
 			if p.Leader < 0 {
 				mu.Lock()
@@ -422,69 +497,136 @@ func listOffsets(ctx context.Context, cl *kgo.Client, s *Snapshot, timestamp int
 				mu.Unlock()
 				continue
 			}
-			req := byLeader[p.Leader]
-			if req == nil {
-				req = kmsg.NewPtrListOffsetsRequest()
+			lr := byLeader[p.Leader]
+			if lr == nil {
+				lr = &leaderReqs{}
+				byLeader[p.Leader] = lr
+			}
+			if len(lr.reqs) == 0 || lr.n == listOffsetsBatch {
+				req := kmsg.NewPtrListOffsetsRequest()
 				req.ReplicaID = -1
 				req.IsolationLevel = isolation
-				byLeader[p.Leader] = req
+				lr.reqs = append(lr.reqs, req)
+				lr.n, lr.topicAt = 0, -1
 			}
-			i, ok := topicAt[p.Leader]
-			if !ok {
+			req := lr.reqs[len(lr.reqs)-1]
+			if lr.topicAt < 0 {
 				rt := kmsg.NewListOffsetsRequestTopic()
 				rt.Topic = name
 				req.Topics = append(req.Topics, rt)
-				i = len(req.Topics) - 1
-				topicAt[p.Leader] = i
+				lr.topicAt = len(req.Topics) - 1
 			}
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
 			rp.Partition = p.Partition
 			rp.CurrentLeaderEpoch = -1
 			rp.Timestamp = timestamp
 			rp.MaxNumOffsets = 1
-			req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+			req.Topics[lr.topicAt].Partitions = append(req.Topics[lr.topicAt].Partitions, rp)
+			lr.n++
 		}
 	}
 	var (
-		wg   sync.WaitGroup
-		errs []CollectError
+		wg     sync.WaitGroup
+		errs   []CollectError
+		failed = map[int32]bool{}
 	)
-	for leader, req := range byLeader {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			kr, err := cl.Broker(int(leader)).Request(ctx, req)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, CollectError{Stage: stage, Broker: leader, Err: err.Error()})
-				for _, rt := range req.Topics {
-					t := s.Topics[rt.Topic]
-					for _, rp := range rt.Partitions {
-						if p := t.partition(rp.Partition); p != nil {
-							p.OffsetsErr = fmt.Sprintf("%s: broker %d: %v", stage, leader, err)
+	for leader, lr := range byLeader {
+		for _, req := range lr.reqs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				kr, err := cl.Broker(int(leader)).Request(ctx, req)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					if !failed[leader] { // one error per broker, not per request
+						failed[leader] = true
+						errs = append(errs, CollectError{Stage: stage, Broker: leader, Err: err.Error()})
+					}
+					for _, rt := range req.Topics {
+						t := s.Topics[rt.Topic]
+						for _, rp := range rt.Partitions {
+							if p := t.partition(rp.Partition); p != nil {
+								p.OffsetsErr = fmt.Sprintf("%s: broker %d: %v", stage, leader, err)
+							}
 						}
 					}
+					return
 				}
-				return
-			}
-			for _, rt := range kr.(*kmsg.ListOffsetsResponse).Topics {
-				t := s.Topics[rt.Topic]
-				for _, rp := range rt.Partitions {
-					p := t.partition(rp.Partition)
-					if p == nil {
-						continue
+				for _, rt := range kr.(*kmsg.ListOffsetsResponse).Topics {
+					t := s.Topics[rt.Topic]
+					for _, rp := range rt.Partitions {
+						p := t.partition(rp.Partition)
+						if p == nil {
+							continue
+						}
+						if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+							p.OffsetsErr = stage + ": " + err.Error()
+							continue
+						}
+						set(p, rp.Offset)
 					}
-					if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-						p.OffsetsErr = stage + ": " + err.Error()
-						continue
-					}
-					set(p, rp.Offset)
 				}
-			}
-		}()
+			}()
+		}
 	}
 	wg.Wait()
+	return errs
+}
+
+// describeMinISR reads the topics' min.insync.replicas: one
+// DescribeConfigs request naming only that key (kgo sends topic resources
+// to any broker), so the answer is one entry per topic instead of every
+// config with its synonyms. A topic whose config could not be read keeps
+// MinISR 0 (unknown: never classified under or at min ISR) and is counted
+// in one error per error kind.
+func describeMinISR(ctx context.Context, cl *kgo.Client, s *Snapshot, topics []string, mu *sync.Mutex) []CollectError {
+	const stage = "describe_configs"
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.Resources = make([]kmsg.DescribeConfigsRequestResource, 0, len(topics))
+	for _, name := range topics {
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType = kmsg.ConfigResourceTypeTopic
+		rr.ResourceName = name
+		rr.ConfigNames = []string{"min.insync.replicas"}
+		req.Resources = append(req.Resources, rr)
+	}
+	var errs []CollectError
+	failed := map[string][]string{} // error -> topics
+	for _, shard := range cl.RequestSharded(ctx, req) {
+		broker := int32(-1)
+		if shard.Meta.NodeID >= 0 {
+			broker = shard.Meta.NodeID
+		}
+		if shard.Err != nil {
+			errs = append(errs, CollectError{Stage: stage, Broker: broker, Err: shard.Err.Error()})
+			continue
+		}
+		mu.Lock()
+		for _, r := range shard.Resp.(*kmsg.DescribeConfigsResponse).Resources {
+			if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+				failed[err.Error()] = append(failed[err.Error()], r.ResourceName)
+				continue
+			}
+			t := s.Topics[r.ResourceName]
+			if t == nil {
+				continue
+			}
+			for _, c := range r.Configs {
+				if c.Name == "min.insync.replicas" && c.Value != nil {
+					if n, err := strconv.Atoi(*c.Value); err == nil {
+						t.MinISR = n
+					}
+				}
+			}
+		}
+		mu.Unlock()
+	}
+	for msg, names := range failed {
+		slices.Sort(names)
+		errs = append(errs, CollectError{Stage: stage, Broker: -1,
+			Err: fmt.Sprintf("%d topics (first %s): %s", len(names), names[0], msg)})
+	}
 	return errs
 }
 
@@ -496,11 +638,13 @@ type stageErr struct {
 // collectGroups lists, describes and fetches the offsets of groups: one
 // ListGroups per broker, one DescribeGroups and one OffsetFetch (v8, many
 // groups at once) per coordinator.
-func collectGroups(ctx context.Context, adm *kadm.Client, only []string) (map[string]*Group, []stageErr) {
+func collectGroups(ctx context.Context, cl *kgo.Client, adm *kadm.Client, only []string, phase func(string, time.Time)) (map[string]*Group, []stageErr) {
 	var errs []stageErr
 	names := only
 	if len(names) == 0 {
+		began := time.Now()
 		listed, err := adm.ListGroups(ctx)
+		phase("list_groups", began)
 		if err != nil {
 			errs = append(errs, stageErr{"list_groups", err})
 		}
@@ -510,6 +654,7 @@ func collectGroups(ctx context.Context, adm *kadm.Client, only []string) (map[st
 	if len(names) == 0 {
 		return out, errs
 	}
+	began := time.Now()
 	described, err := adm.DescribeGroups(ctx, names...)
 	if err != nil {
 		errs = append(errs, stageErr{"describe_groups", err})
@@ -541,8 +686,98 @@ func collectGroups(ctx context.Context, adm *kadm.Client, only []string) (map[st
 		}
 		out[name] = g
 	}
-	fetched := adm.FetchManyOffsets(ctx, names...)
-	for name, g := range out {
+	phase("describe_groups", began)
+	began = time.Now()
+	errs = append(errs, fetchOffsets(ctx, cl, adm, out)...)
+	phase("offset_fetch", began)
+	return out, errs
+}
+
+// fetchOffsets reads the committed offsets of the groups: one OffsetFetch
+// (v8 or v9: many groups, topics by name) to each coordinator that
+// DescribeGroups named, sent to it directly. Through kadm, kgo would look
+// up the metadata of every topic in the answers (and keep it) to map
+// names to topic ids the agent never uses. A group whose coordinator is
+// unknown or moved, or whose coordinator could not answer, is fetched
+// again through kadm, which finds the coordinator itself.
+func fetchOffsets(ctx context.Context, cl *kgo.Client, adm *kadm.Client, groups map[string]*Group) []stageErr {
+	byCoordinator := map[int32][]string{}
+	var again []string
+	for name, g := range groups {
+		if g.Coordinator >= 0 {
+			byCoordinator[g.Coordinator] = append(byCoordinator[g.Coordinator], name)
+		} else {
+			again = append(again, name)
+		}
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []stageErr
+	)
+	for coordinator, names := range byCoordinator {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := kmsg.NewPtrOffsetFetchRequest()
+			slices.Sort(names) // the same request every cycle, easier to follow on the wire
+			for _, name := range names {
+				rg := kmsg.NewOffsetFetchRequestGroup()
+				rg.Group = name // no topics: every topic the group committed to
+				req.Groups = append(req.Groups, rg)
+			}
+			kr, err := cl.Broker(int(coordinator)).Request(ctx, req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || kr.GetVersion() < 8 {
+				again = append(again, names...)
+				return
+			}
+			answered := make(map[string]bool, len(names))
+			for i := range kr.(*kmsg.OffsetFetchResponse).Groups {
+				rg := &kr.(*kmsg.OffsetFetchResponse).Groups[i]
+				g := groups[rg.Group]
+				if g == nil {
+					continue
+				}
+				if err := kerr.ErrorForCode(rg.ErrorCode); err != nil {
+					if kerr.IsRetriable(err) { // NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...
+						continue
+					}
+					answered[rg.Group] = true
+					g.Err = joinErr(g.Err, "offset fetch: "+err.Error())
+					errs = append(errs, stageErr{"offset_fetch", fmt.Errorf("group %s: %w", rg.Group, err)})
+					continue
+				}
+				answered[rg.Group] = true
+				for _, t := range rg.Topics {
+					for _, p := range t.Partitions {
+						if p.ErrorCode != 0 || p.Offset < 0 {
+							continue
+						}
+						m := g.Committed[t.Topic]
+						if m == nil {
+							m = make(map[int32]int64, len(t.Partitions))
+							g.Committed[t.Topic] = m
+						}
+						m[p.Partition] = p.Offset
+					}
+				}
+			}
+			for _, name := range names {
+				if !answered[name] {
+					again = append(again, name)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(again) == 0 {
+		return errs
+	}
+	fetched := adm.FetchManyOffsets(ctx, again...)
+	for _, name := range again {
+		g := groups[name]
 		f, ok := fetched[name]
 		if !ok {
 			g.Err = joinErr(g.Err, "offset fetch: no answer")
@@ -567,7 +802,7 @@ func collectGroups(ctx context.Context, adm *kadm.Client, only []string) (map[st
 			}
 		}
 	}
-	return out, errs
+	return errs
 }
 
 func joinErr(a, b string) string {

@@ -1,7 +1,5 @@
 package agent
 
-import "time"
-
 // Status is a Burrow-style verdict on a partition or group. The rules are
 // in agent/README.md ("Status rules"); the numeric codes are Burrow's, so
 // dashboards and alerts built on Burrow's exporters read the same numbers.
@@ -65,9 +63,9 @@ func Worse(a, b Status) Status {
 	return a
 }
 
-// observation is one cycle's view of a group's partition.
+// observation is one cycle's view of a group's partition. It holds no
+// pointer, so the garbage collector never scans the windows.
 type observation struct {
-	at        time.Time
 	committed int64
 	lag       int64
 }
@@ -76,12 +74,15 @@ type observation struct {
 type window struct {
 	obs  []observation
 	size int
-	// cycle is the last evaluation that saw the partition committed;
-	// windows of earlier cycles are dropped.
+	// cycle is the last evaluation that saw the partition committed; a
+	// window not seen in the evaluation before is stale and starts over.
 	cycle uint64
 }
 
 func (w *window) add(o observation) {
+	if w.obs == nil {
+		w.obs = make([]observation, 0, w.size)
+	}
 	if len(w.obs) == w.size {
 		copy(w.obs, w.obs[1:])
 		w.obs = w.obs[:len(w.obs)-1]

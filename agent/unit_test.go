@@ -112,8 +112,8 @@ func TestFailingSince(t *testing.T) {
 
 func obsWindow(size int, obs ...[2]int64) *window {
 	w := &window{size: size}
-	for i, o := range obs {
-		w.add(observation{at: time.Unix(int64(i), 0), committed: o[0], lag: o[1]})
+	for _, o := range obs {
+		w.add(observation{committed: o[0], lag: o[1]})
 	}
 	return w
 }
@@ -160,7 +160,7 @@ func TestOffsetTable(t *testing.T) {
 	tab.add(100, at(20))
 	tab.add(100, at(30)) // flat run: the right end moves
 	require.Len(t, tab.points, 3)
-	require.Equal(t, at(30).UnixNano(), tab.points[2].at)
+	require.Equal(t, at(30).UnixNano(), tab.at(2).at)
 
 	// Record 49 was written when the end passed 50: t=5s.
 	v, src = tab.lagSeconds(49, at(40))
@@ -173,7 +173,7 @@ func TestOffsetTable(t *testing.T) {
 
 	tab.add(140, at(40))
 	tab.add(180, at(50)) // limit 4: (0,0) slides out
-	require.Equal(t, int64(100), tab.points[0].offset)
+	require.Equal(t, int64(100), tab.at(0).offset)
 	// Older than the table: extrapolated along its trend (80 offsets in
 	// 40 s, 2/s), the end reached 90 five seconds before it reached 100.
 	v, src = tab.lagSeconds(89, at(50))
@@ -182,7 +182,7 @@ func TestOffsetTable(t *testing.T) {
 
 	// Out-of-order samples are ignored; a lower offset restarts the table.
 	tab.add(500, at(45))
-	require.Equal(t, int64(180), tab.points[len(tab.points)-1].offset)
+	require.Equal(t, int64(180), tab.at(len(tab.points)-1).offset)
 	tab.add(3, at(60))
 	require.Len(t, tab.points, 1)
 

@@ -141,6 +141,15 @@ func brokerRules() []Rule {
 			},
 		},
 		{
+			Alert: "KobsLogCleanerUncleanablePartitions", Expr: `sum by (instance) (kafka_log_logcleanermanager_uncleanable_partitions_count) > 0`, For: "15m", Severity: warning,
+			Summary:     `{{ $value }} compacted partitions on {{ $labels.instance }} cannot be cleaned`,
+			Description: `The log cleaner of {{ $labels.instance }} fails on {{ $value }} compacted partitions (LogCleanerManager uncleanable-partitions-count) and has for 15 minutes: they grow without bound (__consumer_offsets among them slows every group load) until the cause is fixed.`,
+			Cases: []Case{
+				{Name: "stuck", EvalTime: "20m", Series: []Series{{`kafka_log_logcleanermanager_uncleanable_partitions_count{instance="b1:8778",logDirectory="\"/data\""}`, "1x20"}}, Value: 1, Fire: []map[string]string{{"instance": "b1:8778"}}},
+				{Name: "cleaned again", EvalTime: "20m", Series: []Series{{`kafka_log_logcleanermanager_uncleanable_partitions_count{instance="b1:8778",logDirectory="\"/data\""}`, "1x5 0x15"}}},
+			},
+		},
+		{
 			Alert: "KobsFrequentIsrShrinks", Expr: `sum by (instance) (increase(kafka_server_replicamanager_isrshrinks_total[15m])) > 5`, Severity: warning,
 			Summary:     `ISR of partitions led by {{ $labels.instance }} shrank {{ printf "%.0f" $value }} times in 15 minutes`,
 			Description: `Followers keep dropping out of the ISR of partitions led by {{ $labels.instance }} (and usually rejoin): a slow or flapping follower, network trouble, or replica.lag.time.max.ms too low for the load.`,

@@ -53,6 +53,7 @@ type Broker struct {
 	// be renamed over a newer one). Only checkpoint writers take it.
 	hwCheckpointMu sync.Mutex
 	startCtx       context.Context // WithStartContext
+	cleanerStats   cleanerStats
 	// ctl is this node's part of the metadata quorum; nil with external
 	// metadata (WithExternalMetadata: tests publish the images).
 	ctl            *controller.Controller

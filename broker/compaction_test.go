@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/broker/group"
+	"github.com/kobs-dev/kobs/broker/telemetry"
 	"github.com/kobs-dev/kobs/internal/testcluster"
 )
 
@@ -293,4 +295,69 @@ func TestConsumerOffsetsCompacted(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, int64(n), o.At)
 	require.LessOrEqual(t, partitionSize(t, adm, "__consumer_offsets", part), int64(offsetsBound))
+}
+
+// TestCleanerGauges: Kafka's LogCleaner and LogCleanerManager gauges. A
+// clean that cannot write its new segment (a directory in the way of its
+// .cleaned file) makes the partition uncleanable: counted with its bytes
+// for its log dir, and logged; once the way is clear, the next pass
+// cleans it and the count returns to 0. The recopy percent is the last
+// clean's bytes written over bytes read.
+func TestCleanerGauges(t *testing.T) {
+	b := testcluster.Start(t, testcluster.Prop("log.cleaner.backoff.ms", "50"))
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("cg"), kgo.ProducerLinger(0))
+	require.NoError(t, err)
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{
+		"cleanup.policy":            kadm.StringPtr("compact"),
+		"segment.bytes":             kadm.StringPtr("8192"),
+		"min.cleanable.dirty.ratio": kadm.StringPtr("0.01"),
+	}, "cg")
+	require.NoError(t, err)
+	require.NoError(t, resp.Err)
+	// The first segment's cleaned file cannot be created.
+	blocker := filepath.Join(b.Dir, "cg-0", "00000000000000000000.log.cleaned")
+	require.NoError(t, os.MkdirAll(filepath.Join(blocker, "x"), 0o755))
+
+	keys := make([]string, 20)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%02d", i)
+	}
+	sent := produced{}
+	for ver := range 60 {
+		produceRound(t, cl, "cg", keys, ver, sent)
+	}
+	g := func(name string) int64 {
+		return gauge(t, b.Broker, name)
+	}
+	uncleanable := telemetry.Name("kafka.log", "LogCleanerManager", "uncleanable-partitions-count", "logDirectory", b.Dir).String()
+	uncleanableBytes := telemetry.Name("kafka.log", "LogCleanerManager", "uncleanable-bytes", "logDirectory", b.Dir).String()
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if n := g(uncleanable); n != 1 {
+			return fmt.Errorf("uncleanable partitions %d", n)
+		}
+		return nil
+	})
+	require.Positive(t, g(uncleanableBytes))
+	require.Zero(t, g("kafka.log:type=LogCleaner,name=DeadThreadCount"))
+
+	require.NoError(t, os.RemoveAll(blocker))
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if n := g(uncleanable); n != 0 {
+			return fmt.Errorf("uncleanable partitions %d", n)
+		}
+		if p := g("kafka.log:type=LogCleaner,name=cleaner-recopy-percent"); p <= 0 || p >= 100 {
+			return fmt.Errorf("cleaner-recopy-percent %d", p)
+		}
+		return nil
+	})
+	require.Zero(t, g(uncleanableBytes))
+	// Passes run every log.cleaner.backoff.ms.
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		if ms := g("kafka.log:type=LogCleanerManager,name=time-since-last-run-ms"); ms > 5000 {
+			return fmt.Errorf("time-since-last-run-ms %d", ms)
+		}
+		return nil
+	})
 }

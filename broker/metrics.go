@@ -471,6 +471,35 @@ func (m *metrics) registerGroupGauges(c *group.Coordinator) {
 	})
 }
 
+// registerCleanerGauges registers Kafka's LogCleaner and LogCleanerManager
+// gauges (one cleaner thread; it cannot die, so DeadThreadCount is 0 by
+// construction: a failed clean is counted in uncleanable-partitions-count).
+func (m *metrics) registerCleanerGauges(b *Broker) {
+	cs := &b.cleanerStats
+	read := func(fn func() int64) func() int64 {
+		return func() int64 {
+			cs.mu.Lock()
+			defer cs.mu.Unlock()
+			return fn()
+		}
+	}
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleaner", "max-clean-time-secs"), read(func() int64 { return int64(cs.lastCleanTime.Seconds()) }))
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleaner", "cleaner-recopy-percent"), read(func() int64 { return cs.recopyPercent }))
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleaner", "DeadThreadCount"), func() int64 { return 0 })
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "max-dirty-percent"), read(func() int64 { return cs.maxDirtyPercent }))
+	m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "time-since-last-run-ms"), read(func() int64 { return time.Since(cs.lastRun).Milliseconds() }))
+	for _, d := range b.cfg.LogDirs {
+		m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "uncleanable-partitions-count", "logDirectory", d), func() int64 {
+			n, _ := cs.uncleanableIn(d)
+			return n
+		})
+		m.reg.Gauge(telemetry.Name("kafka.log", "LogCleanerManager", "uncleanable-bytes", "logDirectory", d), func() int64 {
+			_, n := cs.uncleanableIn(d)
+			return n
+		})
+	}
+}
+
 // registerBrokerGauges registers the broker-wide gauges: ReplicaManager,
 // KafkaController, RequestChannel, SocketServer and ReplicaFetcherManager.
 func (m *metrics) registerBrokerGauges(b *Broker) {
@@ -489,6 +518,9 @@ func (m *metrics) registerBrokerGauges(b *Broker) {
 		}
 	}
 	g := func(domain, typ, name string, fn func() int64) { m.reg.Gauge(telemetry.Name(domain, typ, name), fn) }
+	if b.cfg.LogCleanerEnable {
+		m.registerCleanerGauges(b)
+	}
 	g("kafka.server", "ReplicaManager", "UnderReplicatedPartitions", count((*replica.State).UnderReplicated))
 	g("kafka.server", "ReplicaManager", "UnderMinIsrPartitionCount", count((*replica.State).UnderMinISR))
 	g("kafka.server", "ReplicaManager", "AtMinIsrPartitionCount", count((*replica.State).AtMinISR))

@@ -257,17 +257,17 @@ func messageTrace() Spec {
 		Tags:        []string{"kobs", "kafka", "tracing"},
 		Rows: []Row{
 			{Title: "Traced messages", Panels: []Panel{
-				es("Traced messages per minute by topic", "short", "Produce events stored in the trace store per minute and topic (one per traced message).", 12, 8, TimeSeries,
+				es("Traced messages per minute by topic", "short", "Traced messages whose produce was recorded in the trace store, per minute and topic: the records field of batch produce events (one event per acknowledged batch), and 1 for each per-record event (failed sends, and events of kobs versions before batch events).", 12, 8, TimeSeries,
 					ESQuery{Query: `type:produce`, Alias: "{{term topic}}",
 						Buckets: []ESBucket{{Type: "terms", Field: "topic", Size: 10}, {Type: "date_histogram", Field: TraceTimeField, Interval: "1m"}},
-						Metrics: []ESMetric{{Type: "count"}}}),
-				es("End-to-end latency percentiles", "µs", "Record timestamp to consumer poll, per consume event (e2e_us): 50th, 95th and 99th percentile.", 12, 8, TimeSeries,
+						Metrics: []ESMetric{{Type: "sum", Field: "records", Missing: "1"}}}),
+				es("End-to-end latency percentiles", "µs", "Record timestamp to consumer poll, per consumed message (e2e_us; a consume event for a polled batch holds one value per record, and Elasticsearch aggregates each): 50th, 95th and 99th percentile.", 12, 8, TimeSeries,
 					ESQuery{Query: `type:consume`,
 						Buckets: []ESBucket{{Type: "date_histogram", Field: TraceTimeField, Interval: "auto"}},
 						Metrics: []ESMetric{{Type: "percentiles", Field: "e2e_us", Percents: []string{"50", "95", "99"}}}}),
 			}},
 			{Title: "Journeys", Panels: []Panel{
-				es("Recent journeys", "none", "The latest trace events: message id, topic, partition, offset, group. Query a message's full journey with `kobs trace get <msg_id>` or GET /v1/trace/<msg_id> on the trace store.", 24, 10, Table,
+				es("Recent journeys", "none", "The latest trace events: topic, partition, offset, group and message id; a batch produce event shows its base offset, its first message id and, in records, how many messages it holds (all ids in msg_ids). Query a message's full journey with `kobs trace get <msg_id>` or GET /v1/trace/<msg_id> on the trace store.", 24, 10, Table,
 					ESQuery{Metrics: []ESMetric{{Type: "raw_data", Size: 50}}}),
 			}},
 			{Title: "Pipeline", Panels: []Panel{

@@ -77,7 +77,11 @@ func ESRequest(q ESQuery, from, to time.Time) (header, body []byte) {
 		case "percentiles":
 			metrics[id] = map[string]any{"percentiles": map[string]any{"field": m.Field, "percents": m.Percents}}
 		case "max", "avg", "sum":
-			metrics[id] = map[string]any{m.Type: map[string]any{"field": m.Field}}
+			agg := map[string]any{"field": m.Field}
+			if m.Missing != "" {
+				agg["missing"] = m.Missing // as Grafana sends its setting: a string
+			}
+			metrics[id] = map[string]any{m.Type: agg}
 		}
 	}
 	var inner map[string]any
@@ -233,7 +237,7 @@ func parseESResponse(q ESQuery, raw json.RawMessage) (ESResult, error) {
 		return ESResult{}, fmt.Errorf("elasticsearch: %s", msg)
 	}
 	if len(q.Metrics) == 1 && q.Metrics[0].Type == "raw_data" {
-		cols := []string{"time", "type", "topic", "partition", "offset", "msg_id", "group"}
+		cols := []string{"time", "type", "topic", "partition", "offset", "records", "msg_id", "group"}
 		res := ESResult{Columns: cols}
 		for _, h := range item.Hits.Hits {
 			row := make([]string, len(cols))

@@ -35,6 +35,15 @@ func TestESRequestAsGrafanaBuildsIt(t *testing.T) {
 	require.Equal(t, "900000ms", dh["date_histogram"].(map[string]any)["fixed_interval"], "auto: about 100 buckets")
 	require.Equal(t, map[string]any{"1": map[string]any{"percentiles": map[string]any{"field": "e2e_us", "percents": []any{"50", "99"}}}}, dh["aggs"])
 
+	// A sum with Grafana's "missing" setting, which its backend copies
+	// into the aggregation as the string it stores.
+	_, body = dashboards.ESRequest(dashboards.ESQuery{Query: "type:produce",
+		Buckets: []dashboards.ESBucket{{Type: "date_histogram", Field: "ts", Interval: "1m"}},
+		Metrics: []dashboards.ESMetric{{Type: "sum", Field: "records", Missing: "1"}}}, from, to)
+	require.NoError(t, json.Unmarshal(body, &b))
+	dh = b["aggs"].(map[string]any)["2"].(map[string]any)
+	require.Equal(t, map[string]any{"1": map[string]any{"sum": map[string]any{"field": "records", "missing": "1"}}}, dh["aggs"])
+
 	_, body = dashboards.ESRequest(dashboards.ESQuery{Metrics: []dashboards.ESMetric{{Type: "raw_data", Size: 50}}}, from, to)
 	require.JSONEq(t, `{"size":50,"query":{"bool":{"filter":`+R+`}},"docvalue_fields":["ts"],"script_fields":{},
 		"sort":{"ts":{"order":"desc","unmapped_type":"boolean"},"_doc":{"order":"desc"}},

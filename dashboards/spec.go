@@ -108,6 +108,9 @@ type ESMetric struct {
 	Field    string
 	Percents []string
 	Size     int
+	// Missing is the value a sum takes for documents without Field
+	// (Grafana's "missing" setting, Elasticsearch's "missing" parameter).
+	Missing string
 }
 
 func promDS() common.DataSourceRef {
@@ -261,7 +264,12 @@ func esMetrics(ms []ESMetric) []elasticsearch.MetricAggregation {
 		case "avg":
 			out = append(out, elasticsearch.MetricAggregation{Average: &elasticsearch.Average{Type: elasticsearch.MetricAggregationTypeAvg, Field: &field, Id: id}})
 		case "sum":
-			out = append(out, elasticsearch.MetricAggregation{Sum: &elasticsearch.Sum{Type: elasticsearch.MetricAggregationTypeSum, Field: &field, Id: id}})
+			sum := &elasticsearch.Sum{Type: elasticsearch.MetricAggregationTypeSum, Field: &field, Id: id}
+			if m.Missing != "" {
+				missing := m.Missing
+				sum.Settings = &elasticsearch.ElasticsearchSumSettings{Missing: &missing}
+			}
+			out = append(out, elasticsearch.MetricAggregation{Sum: sum})
 		case "raw_data":
 			size := fmt.Sprint(m.Size)
 			out = append(out, elasticsearch.MetricAggregation{RawData: &elasticsearch.RawData{

@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,7 +127,10 @@ func BenchmarkProduceTraceCost(b *testing.B) {
 	// nothing and makes the untraced baseline unrealistically cheap.
 	payload := make([]byte, 1024)
 	_, _ = crand.Read(payload)
-	round := func(mode string) float64 {
+	fixedMsgID := []byte("0123456789abcdef0123456789abcdef")
+	fixedTP := []byte("00-0123456789abcdef0123456789abcdef-0123456789abcdef-01")
+	type result struct{ rate, cpuUS float64 }
+	round := func(mode string) result {
 		opts := []kgo.Opt{kgo.SeedBrokers(br.Addr()), kgo.DefaultProduceTopic("bench"), kgo.AllowAutoTopicCreation(),
 			kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()}
 		var ph *ProducerHook
@@ -147,10 +152,20 @@ func BenchmarkProduceTraceCost(b *testing.B) {
 		defer cl.Close()
 		ctx := context.Background()
 		require.NoError(b, cl.ProduceSync(ctx, &kgo.Record{Value: payload}).FirstErr()) // connect and learn metadata outside the clock
+		if ph != nil {
+			require.NoError(b, ph.Flush(ctx)) // the same for the trace producer
+		}
 		var failed atomic.Int64
+		cpu0 := processCPU(b)
 		start := time.Now()
 		for range perRound {
-			cl.Produce(ctx, &kgo.Record{Value: payload}, func(_ *kgo.Record, err error) {
+			r := &kgo.Record{Value: payload}
+			if mode == "headers" {
+				// The floor of any per-record trace context: the two
+				// headers the kobs hook adds (fixed values), no hook.
+				r.Headers = []kgo.RecordHeader{{Key: HeaderMsgID, Value: fixedMsgID}, {Key: HeaderTraceparent, Value: fixedTP}}
+			}
+			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 				if err != nil {
 					failed.Add(1)
 				}
@@ -159,24 +174,49 @@ func BenchmarkProduceTraceCost(b *testing.B) {
 		require.NoError(b, cl.Flush(ctx))
 		d := time.Since(start)
 		require.Zero(b, failed.Load())
+		// The CPU time counts writing every trace event and span, but not
+		// starting and closing clients, which a traced application does
+		// once.
 		if ph != nil {
-			cl.Close()
+			require.NoError(b, ph.Flush(ctx))
+		}
+		if tp != nil {
+			require.NoError(b, tp.ForceFlush(ctx))
+		}
+		cpu := float64((processCPU(b) - cpu0).Microseconds()) / perRound
+		cl.Close()
+		if ph != nil {
 			ph.Close()
 			require.Zero(b, ph.Stats().Dropped, "a dropped event would make the traced side look cheaper")
+			require.Equal(b, int64(perRound+1), ph.Stats().Written)
 		}
 		if tp != nil {
 			_ = tp.Shutdown(ctx)
 		}
-		return perRound / d.Seconds()
+		return result{perRound / d.Seconds(), cpu}
 	}
 	rates := map[string][]float64{}
+	cpus := map[string][]float64{}
 	modes := []string{"untraced", "kobs", "kotel"}
+	if v := os.Getenv("TRACE_COST_MODES"); v != "" {
+		// e.g. TRACE_COST_MODES=untraced,kobs with -cpuprofile, to
+		// profile one side; untraced must come first. The mode "headers"
+		// produces records carrying the hook's two headers without a hook:
+		// the floor of any per-record message id and trace context.
+		modes = strings.Split(v, ",")
+	}
 	i := 0
 	for b.Loop() {
 		// Rotate the order too, so no mode always runs right after another.
 		for k := range modes {
 			m := modes[(i+k)%len(modes)]
-			rates[m] = append(rates[m], round(m))
+			var r result
+			// Labelled so a -cpuprofile splits by mode (pprof -tagfocus
+			// mode=kobs); goroutines a round starts inherit the label,
+			// the broker's connection goroutines do not.
+			pprof.Do(context.Background(), pprof.Labels("mode", m), func(context.Context) { r = round(m) })
+			rates[m] = append(rates[m], r.rate)
+			cpus[m] = append(cpus[m], r.cpuUS)
 		}
 		i++
 	}
@@ -185,13 +225,28 @@ func BenchmarkProduceTraceCost(b *testing.B) {
 		slices.Sort(s)
 		return s[len(s)/2]
 	}
-	base := med(rates["untraced"])
+	base, baseCPU := med(rates["untraced"]), med(cpus["untraced"])
 	b.ReportMetric(base, "untraced-records/s")
+	b.ReportMetric(baseCPU, "untraced-cpu-us/rec")
 	for _, m := range modes[1:] {
 		b.ReportMetric(med(rates[m]), m+"-records/s")
 		b.ReportMetric(100*(base-med(rates[m]))/base, m+"-cost-%")
+		b.ReportMetric(med(cpus[m]), m+"-cpu-us/rec")
+		b.ReportMetric(100*(med(cpus[m])-baseCPU)/baseCPU, m+"-cpu-cost-%")
 	}
-	b.Logf("rounds per mode %d; untraced %v; kobs %v; kotel %v", i, rates["untraced"], rates["kobs"], rates["kotel"])
+	b.Logf("rounds per mode %d; records/s: untraced %.0f; kobs %.0f; kotel %.0f", i, rates["untraced"], rates["kobs"], rates["kotel"])
+	b.Logf("CPU µs per record (client, broker and trace producer, until every record, trace event and span is flushed): untraced %.2f; kobs %.2f; kotel %.2f",
+		cpus["untraced"], cpus["kobs"], cpus["kotel"])
+}
+
+// processCPU is the CPU time (user + system) the process used so far: the
+// producer, the in-process broker and, for kobs, the trace producer and the
+// broker's writes of the trace topic. On a shared machine it varies less
+// than the wall-clock rate.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkShipper measures the shipper end to end: events pre-filled in
@@ -460,9 +515,11 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 // BenchmarkProducerHookPerRecord is the interceptor's own work per traced
 // record on the producer's goroutines: stamping the headers when the record
-// is buffered, and encoding and queueing its produce event at the ack
-// (the trace producer's background work is not on this clock). allocs/op
-// is the stable number on a shared machine.
+// is buffered, and adding it to its batch event at the ack, acknowledged in
+// batches of 500 records as franz-go does (the batch event's encoding is
+// amortized over them; the trace producer's background work is not on this
+// clock). B/op and allocs/op are the stable numbers on a shared machine;
+// the record itself (kgo.Record, allocated by the caller) is counted too.
 func BenchmarkProducerHookPerRecord(b *testing.B) {
 	br := newBroker(b)
 	h, err := NewProducerHook(Brokers(br.Addr()), ClientID("bench"), MaxBufferedEvents(1<<22))
@@ -470,14 +527,24 @@ func BenchmarkProducerHookPerRecord(b *testing.B) {
 	defer h.Close()
 	payload := make([]byte, 1024)
 	key := []byte("customer-17")
+	ctx := context.Background()
+	const batch = 500
+	recs := make([]*kgo.Record, 0, batch)
+	offset := int64(0)
 	b.ReportAllocs()
 	for b.Loop() {
-		r := &kgo.Record{Topic: "orders", Key: key, Value: payload}
+		r := &kgo.Record{Topic: "orders", Key: key, Value: payload, Context: ctx, Timestamp: time.Now()}
 		h.OnProduceRecordBuffered(r)
-		r.Partition, r.Offset, r.Timestamp = 3, 42, time.Now()
-		h.OnProduceRecordUnbuffered(r, nil)
+		if recs = append(recs, r); len(recs) == batch {
+			for _, r := range recs {
+				r.Partition, r.Offset = 3, offset
+				offset++
+				h.OnProduceRecordUnbuffered(r, nil)
+			}
+			recs = recs[:0]
+		}
 	}
 	b.StopTimer()
-	require.NoError(b, h.Emitter().Flush(context.Background()))
+	require.NoError(b, h.Flush(ctx))
 	require.Zero(b, h.Stats().Dropped)
 }

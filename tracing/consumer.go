@@ -10,15 +10,21 @@ import (
 )
 
 // ConsumerHook is the consumer interceptor. Add it to a client with
-// kgo.WithHooks; for every polled record carrying a sampled message id it
-// writes one consume event (group, member, partition, offset, end-to-end
-// latency) to the trace topic. Records without the header come from
-// untraced producers and are ignored.
+// kgo.WithHooks; for the polled records carrying a sampled message id it
+// writes consume events (group, member, partition, offset, end-to-end
+// latency) to the trace topic: one per run of consecutive offsets of a
+// partition returned by a poll, listing the message ids in offset order
+// with each record's end-to-end latency (see ackRun), or, when spans go to
+// OpenTelemetry too, one per record carrying its span id. Records without
+// the header come from untraced producers and are ignored.
 type ConsumerHook struct {
 	hookCore
 	cl     atomic.Pointer[kgo.Client]
 	group  atomic.Pointer[string]
 	client atomic.Pointer[string] // client id, read once (OptValue reflects)
+	clk    clock
+	batch  batcher
+	name   runNamer
 }
 
 var (
@@ -36,7 +42,27 @@ func NewConsumerHook(opts ...Opt) (*ConsumerHook, error) {
 	if g := core.cfg.group; g != "" {
 		h.group.Store(&g)
 	}
+	h.batch.init(h.em, TypeConsume)
+	h.name = func(a *ackRun) {
+		a.host = h.cfg.host
+		if g := h.group.Load(); g != nil {
+			a.group = *g
+		}
+		if id := h.client.Load(); id != nil {
+			a.clientID = *id
+		}
+		if cl := h.cl.Load(); cl != nil {
+			a.member, _ = cl.GroupMetadata()
+		}
+	}
 	return h, nil
+}
+
+// Close writes the open consume event, flushes pending trace events and
+// spans. Close the traced client first so its last polls are recorded.
+func (h *ConsumerHook) Close() {
+	h.batch.stop()
+	h.hookCore.Close()
 }
 
 // OnNewClient learns the group and starts the trace producer like
@@ -71,6 +97,11 @@ func (h *ConsumerHook) OnFetchRecordUnbuffered(r *kgo.Record, polled bool) {
 		}
 	}
 	if len(msgID) == 0 || !h.sample.sampled(msgID) {
+		return
+	}
+	if h.otel.tracer == nil {
+		now := h.clk.now()
+		h.batch.add(r, msgID, traceIDOf(tp, msgID), false, 0, max(1, now.Sub(r.Timestamp).Microseconds()), now, h.name)
 		return
 	}
 	now := time.Now()

@@ -11,4 +11,20 @@
 // (shipper_metrics.go), the one place every client's drops can be scraped
 // from. FetchRecord (lookup.go) reads a record from Kafka by position, to
 // tell a record without trace events from no record at all.
+//
+// The producer hook writes one produce event per acknowledged batch
+// (batch.go): its base offset, record count and the message ids in offset
+// order, so the record at base+i has the i-th id, plus per-record latencies
+// and whatever else differs between the records (keys, trace ids, sizes,
+// record times). One event per record made the trace topic as busy as the
+// traced topic's record count; per batch it is a few dozen bytes per record.
+// Journeys expand batch events back into per-record events (Event.PerRecord)
+// and still read the per-record events of earlier versions. The consumer
+// hook likewise writes one consume event per run of consecutive offsets of
+// a partition in a poll, with each record's end-to-end latency; failed
+// sends, and consume events whose spans go to OpenTelemetry, stay per
+// record. Drop counts, Stats and
+// MaxBufferedEvents count message hops (a batch event of n records is n), so
+// "N dropped" means N messages' hops are missing however they were packed.
+// docs/trace-events.md describes the event fields and the cost measured.
 package tracing

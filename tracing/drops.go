@@ -47,10 +47,10 @@ type dropLog struct {
 // drop counts an event that will not reach the trace topic and records it
 // for the next drop event.
 func (e *Emitter) drop(ev eventSource, reason string) {
-	e.dropped.Add(1)
-	k, ts, msgID := ev.dropRef()
+	k, ts, ids := ev.dropRef()
+	e.dropped.Add(int64(len(ids)))
 	k.reason = reason
-	e.recordDrop(k, ts, ts, 1, msgID)
+	e.recordDrop(k, ts, ts, int64(len(ids)), ids...)
 }
 
 // dropPacked records the events of a trace-topic record the producer could
@@ -72,7 +72,9 @@ func (e *Emitter) dropPacked(value []byte, reason string) {
 				ev.FirstTS, ev.TS, ev.Dropped, ev.DroppedIDs...)
 			continue
 		}
-		e.recordDrop(dropKey{client: ev.ClientID, group: ev.Group, topic: ev.Topic, reason: reason}, ev.TS, ev.TS, 1, ev.MsgID)
+		k, ts, ids := ev.dropRef()
+		k.reason = reason
+		e.recordDrop(k, ts, ts, int64(len(ids)), ids...)
 	}
 }
 

@@ -86,7 +86,7 @@ func TestDropsAreRecordedAndJourneysSayIncomplete(t *testing.T) {
 	require.Positive(t, st.DropEvents, "drops are shipped as drop events")
 	require.Equal(t, st.Dropped, reg.Get("kobs-trace-events-dropped").(metrics.Gauge).Snapshot().Value())
 
-	waitCount(t, es, st.Written+st.DropEvents, ingestWait)
+	waitHops(t, es, st.Written+st.DropEvents, ingestWait)
 	// Every drop event is stored, so the shipper has read them all: its
 	// counter holds every drop, under the client's id.
 	drops := scrapeDrops(t, shipper)
@@ -220,7 +220,7 @@ func TestConsumerDropsNameTheGroup(t *testing.T) {
 	st := ch.Stats()
 	require.Positive(t, st.Dropped)
 	require.Equal(t, int64(n), st.Written+st.Dropped)
-	waitCount(t, es, n+st.Written+st.DropEvents, ingestWait)
+	waitHops(t, es, n+st.Written+st.DropEvents, ingestWait)
 	require.Equal(t, map[string]float64{`client="consumer-slow-readers",reason="buffer_full",tier="consumer"`: float64(st.Dropped)},
 		nonZero(scrapeDrops(t, shipper)))
 

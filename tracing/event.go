@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,7 +70,12 @@ type Event struct {
 	Group  string `json:"group,omitempty"`
 	Member string `json:"member,omitempty"`
 	// E2EUS is poll time minus the record timestamp (consume events).
-	E2EUS int64 `json:"e2e_us,omitempty"`
+	// A batch consume event holds one per record instead, in E2EsUS,
+	// written as the array value of the same field "e2e_us": Elasticsearch
+	// aggregates every value of a multi-valued field, so latency
+	// percentiles stay per message.
+	E2EUS  int64   `json:"e2e_us,omitempty"`
+	E2EsUS []int64 `json:"-"`
 
 	// Drop events: FirstTS..TS is the window, Dropped the number of events
 	// lost in it, DroppedIDs the message ids of the first maxDropIDs of
@@ -77,11 +83,109 @@ type Event struct {
 	FirstTS    int64    `json:"first_ts,omitempty"`
 	Dropped    int64    `json:"dropped,omitempty"`
 	DroppedIDs []string `json:"dropped_ids,omitempty"`
+
+	// Batch produce events (see ProducerHook): one event for Records
+	// records of one partition acknowledged together, stored at offsets
+	// Offset..LastOffset in the order of MsgIDs (the record at Offset+i
+	// has MsgIDs[i]). MsgID is MsgIDs[0], so the event's document id and
+	// per-message readers still find a message id there. TS is the
+	// acknowledgement; per record, LatenciesUS[i] is Produce to
+	// acknowledgement (the send time is TS minus it). The arrays below
+	// are aligned with MsgIDs and omitted when uniform: Keys when no
+	// record has a key, TraceIDs when every trace id equals the message
+	// id (ids the hook minted), Sizes when every value has Size bytes,
+	// RecordTSDeltaMS when every record timestamp equals RecordTS.
+	Records         int64    `json:"records,omitempty"`
+	LastOffset      int64    `json:"last_offset,omitempty"`
+	MsgIDs          []string `json:"msg_ids,omitempty"`
+	Keys            []string `json:"keys,omitempty"`
+	TraceIDs        []string `json:"trace_ids,omitempty"`
+	Sizes           []int    `json:"sizes,omitempty"`
+	LatenciesUS     []int64  `json:"latencies_us,omitempty"`
+	RecordTSDeltaMS []int64  `json:"record_ts_delta_ms,omitempty"`
+}
+
+// UnmarshalJSON decodes an event; "e2e_us" is a number, or an array
+// (E2EsUS) in a batch consume event.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event // without this method
+	var aux struct {
+		*plain
+		E2E json.RawMessage `json:"e2e_us"`
+	}
+	aux.plain = (*plain)(e)
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	e.E2EUS, e.E2EsUS = 0, nil
+	switch raw := bytes.TrimSpace(aux.E2E); {
+	case len(raw) == 0 || string(raw) == "null":
+	case raw[0] == '[':
+		return json.Unmarshal(raw, &e.E2EsUS)
+	default:
+		return json.Unmarshal(raw, &e.E2EUS)
+	}
+	return nil
+}
+
+// Batch reports whether e is a batch produce or consume event.
+func (e *Event) Batch() bool { return len(e.MsgIDs) > 0 }
+
+// PerRecord returns the per-record produce events a batch event stands
+// for (the event itself when it is not a batch), each as the hook would
+// have written it for that record alone, so journeys assemble old
+// per-record events and batch events alike.
+func (e *Event) PerRecord() []Event {
+	if !e.Batch() {
+		return []Event{*e}
+	}
+	out := make([]Event, len(e.MsgIDs))
+	for i := range e.MsgIDs {
+		out[i] = e.record(i)
+	}
+	return out
+}
+
+// record is the i-th record's event of a batch event.
+func (e *Event) record(i int) Event {
+	r := Event{Type: e.Type, MsgID: e.MsgIDs[i], TraceID: e.MsgIDs[i], Topic: e.Topic, Partition: e.Partition,
+		Offset: e.Offset + int64(i), Size: e.Size, ClientID: e.ClientID, Host: e.Host, TS: e.TS, RecordTS: e.RecordTS,
+		Group: e.Group, Member: e.Member}
+	if len(e.E2EsUS) > 0 {
+		r.E2EUS = e.E2EsUS[i]
+	}
+	if len(e.Keys) > 0 {
+		r.Key = e.Keys[i]
+	}
+	if len(e.TraceIDs) > 0 && e.TraceIDs[i] != "" {
+		r.TraceID = e.TraceIDs[i]
+	}
+	if len(e.Sizes) > 0 {
+		r.Size = e.Sizes[i]
+	}
+	if len(e.RecordTSDeltaMS) > 0 {
+		r.RecordTS += e.RecordTSDeltaMS[i]
+	}
+	if len(e.LatenciesUS) > 0 {
+		r.LatencyUS = e.LatenciesUS[i]
+		r.SendTS = e.TS - r.LatencyUS/1000
+	}
+	return r
+}
+
+// recordIndex returns the index in a batch event of the record at offset,
+// or -1.
+func (e *Event) recordIndex(offset int64) int {
+	if i := offset - e.Offset; i >= 0 && i < int64(len(e.MsgIDs)) {
+		return int(i)
+	}
+	return -1
 }
 
 // appendJSON encodes e without reflection: the hooks run on the user's
 // produce and poll paths, where encoding/json's reflection would be most of
-// the interceptor's cost. The output is what json.Marshal(e) produces.
+// the interceptor's cost. The output is what json.Marshal(e) produces, but
+// for E2EsUS, which it writes as "e2e_us" (UnmarshalJSON reads it back).
 func (e *Event) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
 	b = appendJSONString(b, e.Type)
@@ -108,20 +212,64 @@ func (e *Event) appendJSON(b []byte) []byte {
 	b = appendStr(b, "error", e.Error)
 	b = appendStr(b, "group", e.Group)
 	b = appendStr(b, "member", e.Member)
-	b = appendInt(b, "e2e_us", e.E2EUS)
+	if len(e.E2EsUS) > 0 {
+		b = appendInts(b, "e2e_us", e.E2EsUS)
+	} else {
+		b = appendInt(b, "e2e_us", e.E2EUS)
+	}
 	b = appendInt(b, "first_ts", e.FirstTS)
 	b = appendInt(b, "dropped", e.Dropped)
-	if len(e.DroppedIDs) > 0 {
-		b = append(b, `,"dropped_ids":[`...)
-		for i, id := range e.DroppedIDs {
+	b = appendStrs(b, "dropped_ids", e.DroppedIDs)
+	b = appendInt(b, "records", e.Records)
+	b = appendInt(b, "last_offset", e.LastOffset)
+	b = appendStrs(b, "msg_ids", e.MsgIDs)
+	b = appendStrs(b, "keys", e.Keys)
+	b = appendStrs(b, "trace_ids", e.TraceIDs)
+	if len(e.Sizes) > 0 {
+		b = append(b, `,"sizes":[`...)
+		for i, v := range e.Sizes {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, id)
+			b = strconv.AppendInt(b, int64(v), 10)
 		}
 		b = append(b, ']')
 	}
+	b = appendInts(b, "latencies_us", e.LatenciesUS)
+	b = appendInts(b, "record_ts_delta_ms", e.RecordTSDeltaMS)
 	return append(b, '}')
+}
+
+func appendStrs(b []byte, name string, vs []string) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, v)
+	}
+	return append(b, ']')
+}
+
+func appendInts(b []byte, name string, vs []int64) []byte {
+	if len(vs) == 0 {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':', '[')
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, v, 10)
+	}
+	return append(b, ']')
 }
 
 func appendStr(b []byte, name, v string) []byte {
@@ -178,8 +326,19 @@ func appendJSONBytes(b, s []byte) []byte {
 // hook's state alike.
 func (e *Event) appendEvent(b []byte) []byte { return e.appendJSON(b) }
 
-func (e *Event) dropRef() (dropKey, int64, string) {
-	return dropKey{client: e.ClientID, group: e.Group, topic: e.Topic}, e.TS, e.MsgID
+func (e *Event) dropRef() (dropKey, int64, []string) {
+	k := dropKey{client: e.ClientID, group: e.Group, topic: e.Topic}
+	if e.Batch() {
+		return k, e.TS, e.MsgIDs
+	}
+	return k, e.TS, []string{e.MsgID}
+}
+
+func (e *Event) hops() int64 {
+	if e.Batch() {
+		return int64(len(e.MsgIDs))
+	}
+	return 1
 }
 
 // Marshal returns the event's JSON encoding.
@@ -208,8 +367,38 @@ func ParseEvent(b []byte) (Event, error) {
 		return e, fmt.Errorf("%w: consume event without group", ErrCorruptEvent)
 	case e.Type == TypeDrop && e.Dropped <= 0:
 		return e, fmt.Errorf("%w: drop event without a count", ErrCorruptEvent)
+	case e.Batch():
+		if err := e.validateBatch(); err != nil {
+			return e, fmt.Errorf("%w: batch event: %v", ErrCorruptEvent, err)
+		}
 	}
 	return e, nil
+}
+
+// validateBatch checks that a batch event's arrays describe its records
+// and offsets: a record must never be shown at another record's offset.
+func (e *Event) validateBatch() error {
+	n := len(e.MsgIDs)
+	switch {
+	case e.Type == TypeDrop:
+		return fmt.Errorf("type %q", e.Type)
+	case e.MsgID != e.MsgIDs[0]:
+		return errors.New("msg_id is not msg_ids[0]")
+	case e.Records != int64(n):
+		return fmt.Errorf("records %d for %d msg_ids", e.Records, n)
+	case e.Offset < 0 || e.LastOffset != e.Offset+int64(n)-1:
+		return fmt.Errorf("offsets %d..%d for %d records", e.Offset, e.LastOffset, n)
+	case len(e.Keys) != 0 && len(e.Keys) != n, len(e.TraceIDs) != 0 && len(e.TraceIDs) != n,
+		len(e.Sizes) != 0 && len(e.Sizes) != n, len(e.LatenciesUS) != 0 && len(e.LatenciesUS) != n,
+		len(e.RecordTSDeltaMS) != 0 && len(e.RecordTSDeltaMS) != n, len(e.E2EsUS) != 0 && len(e.E2EsUS) != n:
+		return errors.New("arrays not aligned with msg_ids")
+	}
+	for _, id := range e.MsgIDs {
+		if id == "" {
+			return errors.New("empty message id")
+		}
+	}
+	return nil
 }
 
 // DocID is the search document id of an event whose trace-topic value is
@@ -263,7 +452,15 @@ const Mapping = `{
   "settings": {"number_of_shards": 1, "number_of_replicas": 0},
   "mappings": {
     "dynamic": false,
-    "properties": {
+    "properties": ` + mappingProperties + `
+  }
+}`
+
+// mappingProperties are Mapping's fields; the shipper also PUTs them on a
+// daily index that exists already (created by an older version, without
+// the batch fields), since "dynamic": false would leave new fields
+// unsearchable there.
+const mappingProperties = `{
       "type": {"type": "keyword"},
       "msg_id": {"type": "keyword"},
       "trace_id": {"type": "keyword"},
@@ -285,10 +482,16 @@ const Mapping = `{
       "e2e_us": {"type": "long"},
       "first_ts": {"type": "date", "format": "epoch_millis"},
       "dropped": {"type": "long", "index": false},
-      "dropped_ids": {"type": "keyword"}
-    }
-  }
-}`
+      "dropped_ids": {"type": "keyword"},
+      "records": {"type": "long"},
+      "last_offset": {"type": "long"},
+      "msg_ids": {"type": "keyword"},
+      "keys": {"type": "keyword", "ignore_above": 256},
+      "trace_ids": {"type": "keyword"},
+      "sizes": {"type": "long", "index": false, "doc_values": false},
+      "latencies_us": {"type": "long", "index": false, "doc_values": false},
+      "record_ts_delta_ms": {"type": "long", "index": false, "doc_values": false}
+    }`
 
 // GroupsMapping is the mapping of GroupsIndex.
 const GroupsMapping = `{

@@ -88,6 +88,36 @@ func countEvents(t testing.TB, es *elastic.Client) int64 {
 	return n
 }
 
+// storedHops counts the message hops the daily trace indexes hold: a batch
+// produce event counts its records, any other document (a per-record
+// event, a drop event) counts 1. It is the number of documents the store
+// would hold if every event were per record, so a test's expectation reads
+// in events per message however the hooks packed them.
+func storedHops(t testing.TB, es *elastic.Client) int64 {
+	t.Helper()
+	res, err := es.Search(IndexPrefix+"2*").Size(0).
+		Aggregation("hops", elastic.NewSumAggregation().Field("records").Missing(1)).
+		IgnoreUnavailable(true).AllowNoIndices(true).Do(context.Background())
+	if err != nil {
+		return -1
+	}
+	sum, ok := res.Aggregations.Sum("hops")
+	if !ok || sum.Value == nil {
+		return 0
+	}
+	return int64(*sum.Value)
+}
+
+func waitHops(t testing.TB, es *elastic.Client, want int64, timeout time.Duration) {
+	t.Helper()
+	testcluster.Eventually(t, timeout, func() error {
+		if n := storedHops(t, es); n != want {
+			return fmt.Errorf("store holds %d trace event hops, want %d", n, want)
+		}
+		return nil
+	})
+}
+
 func newBroker(t testing.TB) *testcluster.Broker {
 	return testcluster.Start(t, testcluster.Prop("num.partitions", "3"))
 }

@@ -1,10 +1,12 @@
 package tracing
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"time"
 )
 
 // newID returns 16 random bytes; math/rand/v2's global source is
@@ -16,6 +18,66 @@ func newID() (id [16]byte) {
 		id[8+i] = byte(b >> (8 * i))
 	}
 	return id
+}
+
+// newTimedID returns a message id that carries its send time: the first 7
+// bytes are the Unix time in microseconds (big-endian, good until the year
+// 4253), the other 9 random. The producer hook reads the send time back
+// from the id at the acknowledgement instead of allocating per-record state
+// to carry it, and ids sort by send time. The id doubles as the trace id of
+// a message without an upstream trace; a time prefix in a W3C trace id is
+// what AWS X-Ray's ids do too, and the random part is the right-most 9
+// bytes, where W3C Trace Context level 2 puts the randomness.
+func newTimedID(t time.Time) (id [16]byte) {
+	binary.BigEndian.PutUint64(id[:8], uint64(t.UnixMicro())<<8) // 7 bytes of time, then 9 random
+	binary.LittleEndian.PutUint64(id[8:], rand.Uint64())
+	id[7] = byte(rand.Uint64())
+	return id
+}
+
+// timedIDSpan is a span id for the one producer span of a trace whose id
+// is the timed id: its last 8 random bytes, never all zero.
+func timedIDSpan(id [16]byte) (s [8]byte) {
+	copy(s[:], id[8:])
+	s[7] |= 1
+	return s
+}
+
+// timedIDTime reads the send time from the hex form of a newTimedID id.
+func timedIDTime(hexID []byte) (time.Time, bool) {
+	if len(hexID) != 32 {
+		return time.Time{}, false
+	}
+	var us uint64
+	for _, c := range hexID[:14] {
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		default:
+			return time.Time{}, false
+		}
+		us = us<<4 | uint64(v)
+	}
+	return time.UnixMicro(int64(us)), true
+}
+
+// traceIDOf returns the trace id (hex) of a traceparent header value, or
+// nil when it is malformed. msgID short-cuts the check for the traceparent
+// the hook minted from the message id.
+func traceIDOf(tp, msgID []byte) []byte {
+	if len(tp) < 55 {
+		return nil
+	}
+	if t := tp[3:35]; string(t) == string(msgID) {
+		return t
+	}
+	if _, _, ok := parseTraceparent(tp); !ok {
+		return nil
+	}
+	return tp[3:35]
 }
 
 func newSpanID() (id [8]byte) {

@@ -126,7 +126,7 @@ func TestJourneys(t *testing.T) {
 	}
 	require.Len(t, inG2, n/2)
 
-	waitCount(t, es, n+n+n/2, ingestWait)
+	waitHops(t, es, n+n+n/2, ingestWait)
 
 	qr, err := NewQuerier(ts.URL, "")
 	require.NoError(t, err)

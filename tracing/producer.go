@@ -3,8 +3,7 @@ package tracing
 import (
 	"context"
 	"encoding/hex"
-	"slices"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,15 +13,22 @@ import (
 
 // ProducerHook is the producer interceptor. Add it to a client with
 // kgo.WithHooks; it stamps every record with a message id and a W3C
-// traceparent header and, for sampled messages, writes one produce event
-// per record to the trace topic once the record is acknowledged (or failed).
+// traceparent header and, for sampled messages, writes produce events to
+// the trace topic once the records are acknowledged: one event per
+// acknowledged batch (see ackRun), carrying the batch's base offset and the
+// message ids in offset order, and one event per failed record.
 //
-// Its work on the produce path is a few header appends and, at the ack, one
-// event encoded and handed to the Emitter, which does not block unless
-// BlockWhenFull asks it to wait for room.
+// Its work on the produce path is a clock read, a few header appends into
+// memory carved from a shared slab, and at the ack an append of the message
+// id and latency to the open batch event; the event is encoded and handed
+// to the Emitter once per batch, which does not block unless BlockWhenFull
+// asks it to wait for room.
 type ProducerHook struct {
 	hookCore
 	clientID string
+	clk      clock
+	batch    batcher
+	name     runNamer
 }
 
 var (
@@ -37,7 +43,10 @@ func NewProducerHook(opts ...Opt) (*ProducerHook, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ProducerHook{hookCore: core, clientID: core.cfg.clientID}, nil
+	h := &ProducerHook{hookCore: core, clientID: core.cfg.clientID}
+	h.batch.init(h.em, TypeProduce)
+	h.name = func(a *ackRun) { a.clientID, a.host = h.clientID, h.cfg.host }
+	return h, nil
 }
 
 // Emitter returns the hook's trace producer, e.g. to share it WithEmitter.
@@ -57,23 +66,31 @@ func (h *ProducerHook) OnNewClient(cl *kgo.Client) {
 	}
 }
 
+// Flush hands the open batch event to the emitter and waits until every
+// event is acknowledged by the trace topic or failed, or ctx is done.
+func (h *ProducerHook) Flush(ctx context.Context) error {
+	h.batch.flush()
+	return h.em.Flush(ctx)
+}
+
+// Close writes the open batch event, flushes pending trace events and
+// spans. Close the traced client first so its last acknowledgements are
+// recorded.
+func (h *ProducerHook) Close() {
+	h.batch.stop()
+	h.hookCore.Close()
+}
+
 // sendState travels from the buffered hook to the unbuffered hook as the
-// record's Context: it wraps the record's own context (one allocation
-// instead of a state plus a context.WithValue), and at the ack it encodes
-// the produce event straight from the record and the header bytes, without
-// building an Event or copying ids and key into strings.
+// record's Context (wrapping the record's own) when the send time cannot
+// travel in the message id, because the id came with the record, or when an
+// OpenTelemetry span must be ended at the ack. A record whose id the hook
+// minted carries nothing: its send time is in the id (newTimedID).
 type sendState struct {
 	context.Context
 	h     *ProducerHook
 	start time.Time
-	// Hex ids: slices of the header values (never modified once stamped).
-	msgID, traceID, spanID []byte
-	span                   trace.Span
-
-	// Set at the ack, for appendEvent.
-	r   *kgo.Record
-	now time.Time
-	err error
+	span  trace.Span
 }
 
 type sendKey struct{}
@@ -84,6 +101,43 @@ func (s *sendState) Value(key any) any {
 		return s
 	}
 	return s.Context.Value(key)
+}
+
+// idSlab hands out the bytes of minted header values and the header slices
+// of records that had none, carved from shared blocks: one allocation per
+// few hundred records instead of two per record. A block lives as long as
+// any record using it.
+type idSlab struct {
+	b  []byte
+	hs []kgo.RecordHeader
+}
+
+var idSlabs = sync.Pool{New: func() any { return new(idSlab) }}
+
+// valueLen is a minted message id (32 hex) and traceparent (55) together.
+const valueLen = 32 + 55
+
+func (s *idSlab) values() []byte {
+	if len(s.b)+valueLen > cap(s.b) {
+		s.b = make([]byte, 0, 186*valueLen) // ~16 KiB
+	}
+	n := len(s.b)
+	s.b = s.b[:n+valueLen]
+	return s.b[n : n : n+valueLen]
+}
+
+// headers returns an empty header slice with room for n; appending past n
+// reallocates, so records never share header memory.
+func (s *idSlab) headers(n int) []kgo.RecordHeader {
+	if n > 8 {
+		return make([]kgo.RecordHeader, 0, n)
+	}
+	if len(s.hs)+n > cap(s.hs) {
+		s.hs = make([]kgo.RecordHeader, 0, 512)
+	}
+	k := len(s.hs)
+	s.hs = s.hs[:k+n]
+	return s.hs[k : k : k+n]
 }
 
 // OnProduceRecordBuffered stamps the headers. Records to the trace topic
@@ -101,137 +155,138 @@ func (h *ProducerHook) OnProduceRecordBuffered(r *kgo.Record) {
 			tp = hd.Value
 		}
 	}
+	start := h.clk.now()
 	var (
-		id  [16]byte
-		buf []byte // holds a minted message id and, after it, a minted traceparent
+		id   [16]byte
+		buf  []byte // holds a minted message id and, after it, a minted traceparent
+		slab *idSlab
 	)
 	minted := msgID == nil
 	if minted {
-		id = newID()
-		// One allocation for both headers' values: this runs for every
-		// record the user produces.
-		buf = hex.AppendEncode(make([]byte, 0, 32+55), id[:])
+		id = newTimedID(start)
+		slab = idSlabs.Get().(*idSlab)
+		buf = hex.AppendEncode(slab.values(), id[:])
 		msgID = buf[:32:32]
-		r.Headers = slices.Grow(r.Headers, 2)
+		if cap(r.Headers)-len(r.Headers) < 2 {
+			r.Headers = append(slab.headers(len(r.Headers)+2), r.Headers...)
+		}
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderMsgID, Value: msgID})
 	}
-	ctx := r.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	st := &sendState{Context: ctx, h: h, start: time.Now(), msgID: msgID}
+	var traceID, spanID string
 	if tp != nil {
-		if _, _, ok := parseTraceparent(tp); ok {
-			st.traceID, st.spanID = tp[3:35], tp[36:52]
-		}
+		traceID, spanID, _ = parseTraceparent(tp)
 	}
 	sampled := h.sample.sampled(msgID)
+	var span trace.Span
 	if sampled && h.otel.tracer != nil {
-		octx := ctx
-		if st.traceID != nil {
-			octx = remoteParent(octx, string(st.traceID), string(st.spanID))
+		octx := r.Context
+		if octx == nil {
+			octx = context.Background()
 		}
-		_, st.span = h.otel.tracer.Start(octx, "send "+r.Topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(st.start))
+		if traceID != "" {
+			octx = remoteParent(octx, traceID, spanID)
+		}
+		_, span = h.otel.tracer.Start(octx, "send "+r.Topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithTimestamp(start))
 		if tp == nil {
-			sc := st.span.SpanContext()
-			tid, sid := sc.TraceID(), sc.SpanID()
-			tp = traceparent(tid, sid)
-			st.traceID, st.spanID = tp[3:35], tp[36:52]
+			sc := span.SpanContext()
+			tp = traceparent(sc.TraceID(), sc.SpanID())
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: tp})
 		}
 	}
 	if tp == nil {
 		// A message without an upstream trace is its own trace; reuse the
-		// message id's random bytes as the trace id when we minted both.
-		sid := newSpanID()
+		// message id's bytes as the trace id when we minted both, and its
+		// random bytes as the span id, the trace's only producer span.
 		if minted {
-			tp = appendTraceparent(buf[32:32], id, sid)
+			// The trace id's hex is the message id's: copied, not encoded again.
+			sid := timedIDSpan(id)
+			tp = append(buf[32:32], "00-"...)
+			tp = append(tp, msgID...)
+			tp = append(tp, '-')
+			tp = hex.AppendEncode(tp, sid[:])
+			tp = append(tp, "-01"...)
 		} else {
-			tp = appendTraceparent(nil, newID(), sid)
+			tp = appendTraceparent(nil, newID(), newSpanID())
 		}
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTraceparent, Value: tp})
-		st.traceID, st.spanID = tp[3:35], tp[36:52]
+	}
+	if slab != nil {
+		idSlabs.Put(slab)
 	}
 	if !sampled {
 		return
 	}
-	r.Context = st
+	if minted && span == nil {
+		return
+	}
+	ctx := r.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r.Context = &sendState{Context: ctx, h: h, start: start, span: span}
 }
 
-// OnProduceRecordUnbuffered writes the produce event: the send, and either
-// where the record was stored or why it failed.
+// OnProduceRecordUnbuffered records the acknowledgement in the open batch
+// event, or writes a produce event for a failed record.
 func (h *ProducerHook) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
-	st, ok := r.Context.(*sendState)
-	if !ok || st.h != h {
-		if r.Context == nil {
-			return
-		}
-		// Another hook or the user wrapped the context after us.
-		if st, ok = r.Context.Value(sendKey{}).(*sendState); !ok || st.h != h {
-			return
+	if r.Topic == h.cfg.topic {
+		return
+	}
+	var msgID, tp []byte
+	for i := len(r.Headers) - 1; i >= 0; i-- { // ours are at the end
+		switch hd := r.Headers[i]; hd.Key {
+		case HeaderMsgID:
+			msgID = hd.Value
+		case HeaderTraceparent:
+			tp = hd.Value
 		}
 	}
-	now := time.Now()
-	if st.span != nil {
-		st.span.SetAttributes(recordAttrs(r, string(st.msgID))...)
+	if msgID == nil || !h.sample.sampled(msgID) {
+		return
+	}
+	// A sampled record whose id came with it carries our sendState; one
+	// without it has an id this hook minted, with the send time inside.
+	st, ok := r.Context.(*sendState)
+	if !ok && r.Context != nil {
+		// Another hook or the user may have wrapped the context after us.
+		st, _ = r.Context.Value(sendKey{}).(*sendState)
+	}
+	var start time.Time
+	if st != nil && st.h == h {
+		start = st.start
+	} else {
+		st = nil
+		if start, ok = timedIDTime(msgID); !ok {
+			return // not a record this hook stamped
+		}
+	}
+	now := h.clk.now()
+	if st != nil && st.span != nil {
+		st.span.SetAttributes(recordAttrs(r, string(msgID))...)
 		if err != nil {
 			st.span.RecordError(err)
 			st.span.SetStatus(codes.Error, err.Error())
 		}
 		st.span.End(trace.WithTimestamp(now))
 	}
-	st.r, st.now, st.err = r, now, err
-	h.em.emit(st)
-	st.r = nil
-}
-
-// appendEvent encodes the produce event exactly as Event.appendJSON would
-// encode the equivalent Event (a test holds them equal).
-func (s *sendState) appendEvent(b []byte) []byte {
-	r, h := s.r, s.h
-	b = append(b, `{"type":"produce","msg_id":`...)
-	b = appendJSONBytes(b, s.msgID)
-	if len(s.traceID) > 0 {
-		b = append(b, `,"trace_id":`...)
-		b = appendJSONBytes(b, s.traceID)
+	traceID := traceIDOf(tp, msgID)
+	if err != nil || r.Offset < 0 {
+		// A failed record, or one whose offset the broker did not say
+		// (kgo's -1): a per-record event, since a batch event places its
+		// records by offset.
+		e := Event{Type: TypeProduce, MsgID: string(msgID), TraceID: string(traceID), Topic: r.Topic, Partition: r.Partition, Offset: -1,
+			Key: keyString(r.Key), Size: len(r.Value), ClientID: h.clientID, Host: h.cfg.host, TS: now.UnixMilli(),
+			SendTS: start.UnixMilli(), RecordTS: r.Timestamp.UnixMilli(), LatencyUS: max(1, now.Sub(start).Microseconds())}
+		if err != nil {
+			e.Partition, e.RecordTS, e.Error = -1, 0, err.Error()
+		}
+		if traceID != nil {
+			e.SpanID = string(tp[36:52])
+		}
+		h.em.Emit(&e)
+		return
 	}
-	if len(s.spanID) > 0 {
-		b = append(b, `,"span_id":`...)
-		b = appendJSONBytes(b, s.spanID)
-	}
-	b = append(b, `,"topic":`...)
-	b = appendJSONString(b, r.Topic)
-	partition, offset := int64(r.Partition), r.Offset
-	if s.err != nil {
-		partition, offset = -1, -1
-	}
-	b = append(b, `,"partition":`...)
-	b = strconv.AppendInt(b, partition, 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, offset, 10)
-	if k := r.Key; len(k) > 0 {
-		b = append(b, `,"key":`...)
-		b = appendJSONBytes(b, k[:min(len(k), maxKeyBytes)])
-	}
-	b = append(b, `,"size":`...)
-	b = strconv.AppendInt(b, int64(len(r.Value)), 10)
-	b = appendStr(b, "client_id", h.clientID)
-	b = appendStr(b, "host", h.cfg.host)
-	b = append(b, `,"ts":`...)
-	b = strconv.AppendInt(b, s.now.UnixMilli(), 10)
-	b = appendInt(b, "send_ts", s.start.UnixMilli())
-	if s.err == nil {
-		b = appendInt(b, "record_ts", r.Timestamp.UnixMilli())
-	}
-	b = appendInt(b, "latency_us", max(1, s.now.Sub(s.start).Microseconds()))
-	if s.err != nil {
-		b = appendStr(b, "error", s.err.Error())
-	}
-	return append(b, '}')
-}
-
-func (s *sendState) dropRef() (dropKey, int64, string) {
-	return dropKey{client: s.h.clientID, topic: s.r.Topic}, s.now.UnixMilli(), string(s.msgID)
+	h.batch.add(r, msgID, traceID, st == nil, start.UnixMilli(), max(1, now.Sub(start).Microseconds()), now, h.name)
 }
 
 // maxKeyBytes bounds the key copied into events; longer keys are not

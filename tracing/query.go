@@ -257,25 +257,37 @@ func assemble(id string, evs []Event) Journey {
 }
 
 // selectMsgIDs finds the message ids a non-id query selects, newest
-// produce first, up to q.Limit.
+// produce first, up to q.Limit. Batch produce events hold many messages:
+// they are found by their multi-valued fields (msg_ids, keys, trace_ids) or
+// their offset range, and only the records that match are taken from them.
 func (qr *Querier) selectMsgIDs(ctx context.Context, q Query) ([]string, error) {
 	b := elastic.NewBoolQuery()
+	// match says which of a batch event's records the query selects.
+	var match func(e *Event, i int) bool
 	switch {
 	case q.TraceID != "":
-		b.Filter(elastic.NewTermQuery("trace_id", q.TraceID))
+		// A minted message id is its record's trace id, and a batch event
+		// lists a trace id only when it differs from the message id.
+		b.Filter(elastic.NewBoolQuery().Should(elastic.NewTermQuery("trace_id", q.TraceID),
+			elastic.NewTermQuery("trace_ids", q.TraceID), elastic.NewTermQuery("msg_ids", q.TraceID)))
+		match = func(e *Event, i int) bool { return e.record(i).TraceID == q.TraceID }
 	case q.Key != "":
-		b.Filter(elastic.NewTermQuery("key", q.Key))
+		b.Filter(elastic.NewBoolQuery().Should(elastic.NewTermQuery("key", q.Key), elastic.NewTermQuery("keys", q.Key)))
 		if q.Topic != "" {
 			b.Filter(elastic.NewTermQuery("topic", q.Topic))
 		}
+		match = func(e *Event, i int) bool { return len(e.Keys) > 0 && e.Keys[i] == q.Key }
 	case q.Partition >= 0:
 		b.Filter(elastic.NewTermQuery("topic", q.Topic),
 			elastic.NewTermQuery("partition", strconv.Itoa(int(q.Partition))),
-			elastic.NewTermQuery("offset", strconv.FormatInt(q.Offset, 10)))
+			elastic.NewBoolQuery().Should(elastic.NewTermQuery("offset", strconv.FormatInt(q.Offset, 10)),
+				elastic.NewBoolQuery().Filter(elastic.NewRangeQuery("offset").Lte(q.Offset), elastic.NewRangeQuery("last_offset").Gte(q.Offset))))
+		match = func(e *Event, i int) bool { return e.Offset+int64(i) == q.Offset }
 	default:
 		// A topic's messages are the ones produced to it; consume events
 		// would repeat them once per group.
 		b.Filter(elastic.NewTermQuery("topic", q.Topic), elastic.NewTermQuery("type", TypeProduce))
+		match = func(*Event, int) bool { return true }
 	}
 	if !q.From.IsZero() || !q.To.IsZero() {
 		r := elastic.NewRangeQuery("ts")
@@ -291,26 +303,39 @@ func (qr *Querier) selectMsgIDs(ctx context.Context, q Query) ([]string, error) 
 	b.MustNot(elastic.NewTermQuery("type", TypeDrop))
 	seen := map[string]bool{}
 	var ids []string
+	take := func(id string) bool {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+		return len(ids) == q.Limit
+	}
 	// Each message has 1 + (groups) events; page until Limit distinct ids.
 	for from := 0; len(ids) < q.Limit && from < maxJourneys*4; {
 		size := min(q.Limit*4, 10000)
 		res, err := qr.es.Search(qr.dailyPattern()).Query(b).Sort("ts", false).From(from).Size(size).
-			FetchSourceContext(elastic.NewFetchSourceContext(true).Include("msg_id")).
+			FetchSourceContext(elastic.NewFetchSourceContext(true).Include("msg_id", "msg_ids", "offset", "keys", "trace_ids")).
 			IgnoreUnavailable(true).AllowNoIndices(true).Do(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("trace query: search: %w", err)
 		}
+	hits:
 		for _, h := range res.Hits.Hits {
-			var e struct {
-				MsgID string `json:"msg_id"`
-			}
-			if json.Unmarshal(h.Source, &e) != nil || e.MsgID == "" || seen[e.MsgID] {
+			var e Event
+			if json.Unmarshal(h.Source, &e) != nil {
 				continue
 			}
-			seen[e.MsgID] = true
-			ids = append(ids, e.MsgID)
-			if len(ids) == q.Limit {
-				break
+			if !e.Batch() {
+				if take(e.MsgID) {
+					break
+				}
+				continue
+			}
+			// Newest first: the last record of a batch was produced last.
+			for i := len(e.MsgIDs) - 1; i >= 0; i-- {
+				if match(&e, i) && take(e.MsgIDs[i]) {
+					break hits
+				}
 			}
 		}
 		if len(res.Hits.Hits) < size {
@@ -321,17 +346,23 @@ func (qr *Querier) selectMsgIDs(ctx context.Context, q Query) ([]string, error) 
 	return ids, nil
 }
 
-// eventsOf returns every stored event of the given messages.
+// eventsOf returns every stored event of the given messages, batch
+// produce events expanded to the wanted messages' own events.
 func (qr *Querier) eventsOf(ctx context.Context, ids []string) ([]Event, error) {
 	var out []Event
 	for chunk := range slices.Chunk(ids, 1000) {
 		vals := make([]any, len(chunk))
+		// A batch event holding ids of several chunks is found once per
+		// chunk: each time it gives the events of this chunk's ids only.
+		want := make(map[string]bool, len(chunk))
 		for i, id := range chunk {
 			vals[i] = id
+			want[id] = true
 		}
 		for from := 0; ; {
 			const size = 10000
-			q := elastic.NewBoolQuery().Filter(elastic.NewTermsQuery("msg_id", vals...)).MustNot(elastic.NewTermQuery("type", TypeDrop))
+			q := elastic.NewBoolQuery().Filter(elastic.NewBoolQuery().Should(elastic.NewTermsQuery("msg_id", vals...),
+				elastic.NewTermsQuery("msg_ids", vals...))).MustNot(elastic.NewTermQuery("type", TypeDrop))
 			res, err := qr.es.Search(qr.dailyPattern()).Query(q).
 				Sort("ts", true).From(from).Size(size).IgnoreUnavailable(true).AllowNoIndices(true).Do(ctx)
 			if err != nil {
@@ -339,8 +370,17 @@ func (qr *Querier) eventsOf(ctx context.Context, ids []string) ([]Event, error) 
 			}
 			for _, h := range res.Hits.Hits {
 				var e Event
-				if json.Unmarshal(h.Source, &e) == nil {
+				if json.Unmarshal(h.Source, &e) != nil {
+					continue
+				}
+				if !e.Batch() {
 					out = append(out, e)
+					continue
+				}
+				for i, id := range e.MsgIDs {
+					if want[id] {
+						out = append(out, e.record(i))
+					}
 				}
 			}
 			if len(res.Hits.Hits) < size {

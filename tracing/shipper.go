@@ -386,9 +386,22 @@ func (s *Shipper) ensureIndex(ctx context.Context, name, mapping string) error {
 	backoff := 100 * time.Millisecond
 	for {
 		_, err := s.es.CreateIndex(name).BodyString(mapping).Do(ctx)
-		if err == nil || isAlreadyExists(err) {
+		if err == nil {
 			s.indexes[name] = true
 			return nil
+		}
+		if isAlreadyExists(err) {
+			// Created by another shipper, or by an older version without
+			// the batch fields: add any fields it lacks (PUT _mapping merges;
+			// with "dynamic": false they would stay unsearchable there).
+			if mapping != Mapping {
+				s.indexes[name] = true
+				return nil
+			}
+			if _, err = s.es.PutMapping().Index(name).BodyString(`{"properties": ` + mappingProperties + `}`).Do(ctx); err == nil {
+				s.indexes[name] = true
+				return nil
+			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -80,7 +80,10 @@ func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 	t.Helper()
 	bin := testcluster.Binary(t)
 	p := &shipperProcess{logs: &bytes.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "trace", "ship", "--bootstrap-server", addr, "--url", url, "--batch", "500", "--session-timeout", "6s")
+	// --listen on a free port: the default 8790 may be taken by another
+	// shipper on this machine (make run, a parallel test run).
+	p.cmd = exec.Command(bin, "trace", "ship", "--bootstrap-server", addr, "--url", url, "--batch", "500", "--session-timeout", "6s",
+		"--listen", "127.0.0.1:0")
 	w := &lockedWriter{w: p.logs}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	require.NoError(t, p.cmd.Start())
@@ -173,6 +176,8 @@ func TestShipperKill9(t *testing.T) {
 	proxy.victim.Store(first.cmd)
 	select {
 	case <-proxy.killedC:
+	case <-first.done:
+		t.Fatalf("the shipper exited before its %d-th bulk: %v; logs:\n%s", proxy.killAt, first.err, first.logs)
 	case <-time.After(ingestWait):
 		t.Fatalf("the shipper never sent %d bulks; logs:\n%s", proxy.killAt, first.logs)
 	}
@@ -233,7 +238,7 @@ func TestShipperKill9(t *testing.T) {
 		}
 		return nil
 	})
-	require.Equal(t, written, countEvents(t, es), "one document per event: re-shipping added no duplicates")
+	require.Equal(t, written, storedHops(t, es), "one document per event: re-shipping added no duplicates")
 	for _, d := range unacked {
 		require.Equal(t, int64(2), version(d), "re-shipped onto the same id after the kill")
 	}
@@ -253,7 +258,7 @@ func TestShipperStoreOutage(t *testing.T) {
 	wait := tracedLoad(t, b.Addr(), "outage", n, 5000)
 
 	testcluster.Eventually(t, ingestWait, func() error {
-		if c := countEvents(t, es); c < 1000 {
+		if c := storedHops(t, es); c < 1000 {
 			return fmt.Errorf("%d events shipped so far", c)
 		}
 		return nil
@@ -262,7 +267,7 @@ func TestShipperStoreOutage(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	ts.start()
 	written := wait()
-	waitCount(t, es, written, ingestWait)
+	waitHops(t, es, written, ingestWait)
 	require.Positive(t, s.Stats().Retries, "the outage must have been noticed")
 	require.Zero(t, s.Stats().Corrupt)
 	require.Zero(t, s.Stats().Rejected)

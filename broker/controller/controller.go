@@ -48,6 +48,10 @@ type Controller struct {
 	// controller record: only then does it take decisions.
 	active atomic.Bool
 	opMu   sync.Mutex // serialises decisions on the active controller
+	// alterQueue holds the AlterPartition requests waiting for the next
+	// group commit (alterMu guards it; executeAlterPartition).
+	alterMu    sync.Mutex
+	alterQueue []*alterWaiter
 
 	hbMu     sync.Mutex
 	sessions map[int32]*session // active controller: broker heartbeats

@@ -87,6 +87,9 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 			return res, nil
 		}
 	}
+	if cmd.Op == opAlterPartition && cmd.AlterPartition != nil && !cmd.DryRun {
+		return c.executeAlterPartition(*cmd.AlterPartition)
+	}
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	if !c.active.Load() {
@@ -155,6 +158,89 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 		}
 	}
 	return res, err
+}
+
+// alterWaiter is one AlterPartition waiting for a group commit.
+type alterWaiter struct {
+	req    AlterPartitionRequest
+	part   metadata.Partition
+	offset int64
+	err    error
+	done   chan struct{}
+}
+
+// maxAlterBatch bounds the AlterPartition requests committed as one entry.
+const maxAlterBatch = 1000
+
+// executeAlterPartition commits ISR changes in groups: the requests that
+// queued while the previous commit was in flight are decided together and
+// committed as one metadata log entry (a group commit). Every caller
+// queues its request and then takes opMu; whoever holds it commits what is
+// queued, so a request is committed by the first holder after it queued.
+// After a broker restart its leaders send hundreds of ISR expansions at
+// once; one entry each, one at a time, cost a raft round trip and fsync
+// per partition. Kafka batches them too (AlterPartitionManager sends a
+// broker's pending ISR changes in one request).
+func (c *Controller) executeAlterPartition(req AlterPartitionRequest) (*result, error) {
+	w := &alterWaiter{req: req, done: make(chan struct{})}
+	c.alterMu.Lock()
+	c.alterQueue = append(c.alterQueue, w)
+	c.alterMu.Unlock()
+
+	c.opMu.Lock()
+	c.alterMu.Lock()
+	n := min(len(c.alterQueue), maxAlterBatch)
+	batch := c.alterQueue[:n:n]
+	c.alterQueue = c.alterQueue[n:]
+	c.alterMu.Unlock()
+	if len(batch) > 0 {
+		c.commitAlterPartitions(batch)
+	}
+	c.opMu.Unlock()
+
+	<-w.done
+	return &result{Partition: &w.part, Offset: w.offset}, w.err
+}
+
+// commitAlterPartitions decides batch in order (a later request for the
+// same partition sees the earlier one's partition epoch) and commits the
+// accepted changes as one entry; the caller holds opMu.
+func (c *Controller) commitAlterPartitions(batch []*alterWaiter) {
+	defer func() {
+		for _, w := range batch {
+			close(w.done)
+		}
+	}()
+	fail := func(err error) {
+		for _, w := range batch {
+			w.err = err
+		}
+	}
+	if !c.active.Load() {
+		fail(errorf(ErrNotController, "node %d is not the active controller", c.cfg.NodeID))
+		return
+	}
+	p := newPlanner(c.fsm.state(), &c.cfg)
+	for _, w := range batch {
+		w.part, w.err = p.alterPartition(w.req)
+	}
+	if p.err != nil {
+		fail(errorf(ErrUnknownServer, "controller produced a record that does not apply: %v", p.err))
+		return
+	}
+	if err := c.commit(p); err != nil {
+		fail(err)
+		return
+	}
+	img := c.fsm.state().img
+	for _, w := range batch {
+		w.offset = img.Offset
+		if w.err == nil {
+			if part := img.Partition(w.req.Topic, w.req.Partition); part != nil {
+				w.part = *part
+			}
+		}
+	}
 }
 
 // commit appends the planner's records as one log entry and waits until

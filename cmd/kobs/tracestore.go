@@ -21,9 +21,10 @@ func newTracestoreCmd() *cobra.Command {
 	cfg := store.Config{}
 	cmd := &cobra.Command{
 		Use:   "tracestore",
-		Short: "Run the embedded Elasticsearch-compatible trace store (bleve)",
+		Short: "Run the embedded Elasticsearch-compatible trace store",
 		Long: "Serves the subset of the Elasticsearch 7 REST API that the trace shipper and the\n" +
-			"journey queries use, storing one bleve index per Elasticsearch index under --dir.",
+			"journey queries use, storing each Elasticsearch index under --dir as an append-only\n" +
+			"segment log, indexed in memory (rebuilt from the log at start).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))

@@ -14,11 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/blevesearch/bleve/v2/numeric"
-	"github.com/blevesearch/bleve/v2/search"
-	"github.com/blevesearch/bleve/v2/search/query"
-	index "github.com/blevesearch/bleve_index_api"
 )
 
 // Aggregations are computed the way Elasticsearch computes them on one
@@ -81,8 +76,8 @@ type aggOrder struct {
 
 type namedFilter struct {
 	name string
-	q    query.Query
-	docs map[string]struct{} // matching internal ids in the index being visited
+	q    qnode
+	docs bitmap // matching documents of the index being visited
 }
 
 // aggVal is one doc value: num for numeric kinds, str for keywords.
@@ -93,7 +88,7 @@ type aggVal struct {
 
 // aggDoc is the doc values of one document, per slot.
 type aggDoc struct {
-	id   string
+	id   uint32 // document number in the index being visited
 	vals [][]aggVal
 }
 
@@ -752,7 +747,7 @@ type filtersAcc struct {
 
 func (a *filtersAcc) collect(d *aggDoc) {
 	for i, f := range a.spec.filters {
-		if _, ok := f.docs[d.id]; ok {
+		if f.docs.has(d.id) {
 			a.buckets[i].collect(d)
 		}
 	}
@@ -813,7 +808,7 @@ func (a *cardinalityAcc) collect(d *aggDoc) {
 
 // runAggs visits every document q matches in the target's indexes and
 // returns the "aggregations" object.
-func (t *target) runAggs(ctx context.Context, q query.Query, specs []*aggSpec, p *aggParser) (map[string]any, *esError) {
+func (t *target) runAggs(ctx context.Context, q qnode, specs []*aggSpec, p *aggParser) (map[string]any, *esError) {
 	accs := newAccs(specs)
 	doc := &aggDoc{vals: make([][]aggVal, len(p.fields))}
 	slotOf := map[string]int{}
@@ -842,26 +837,27 @@ func searchErr(err error) *esError {
 	return &esError{Type: "search_phase_execution_exception", Reason: err.Error(), status: http.StatusInternalServerError}
 }
 
-func (t *target) visit(ctx context.Context, idx *esIndex, q query.Query, specs []*aggSpec, p *aggParser,
+func (t *target) visit(ctx context.Context, idx *esIndex, q qnode, specs []*aggSpec, p *aggParser,
 	slotOf map[string]int, doc *aggDoc, accs []aggAcc) *esError {
-	ii, err := idx.bi.Advanced()
-	if err != nil {
-		return searchErr(err)
-	}
-	reader, err := ii.Reader()
-	if err != nil {
-		return searchErr(err)
-	}
-	defer reader.Close()
+	ix := idx.mem
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	e := &evalCtx{ctx: ctx, source: idx.source}
 	// Filters of filter(s) aggregations: the set of matching documents of
 	// this index, looked up per collected document.
 	var prep func([]*aggSpec) *esError
 	prep = func(ss []*aggSpec) *esError {
 		for _, s := range ss {
 			for i := range s.filters {
-				docs, err := matchingIDs(ctx, reader, idx, s.filters[i].q)
-				if err != nil {
-					return err
+				var docs bitmap
+				if !isNone(s.filters[i].q) {
+					set, err := matches(e, ix, s.filters[i].q)
+					if err != nil {
+						return searchErr(err)
+					}
+					for _, d := range set {
+						docs.set(d)
+					}
 				}
 				s.filters[i].docs = docs
 			}
@@ -884,91 +880,42 @@ func (t *target) visit(ctx context.Context, idx *esIndex, q query.Query, specs [
 				f, kindName(l.kind), idx.name, kindName(p.kinds[slot]))
 		}
 	}
-	var dvr index.DocValueReader
-	if len(p.fields) > 0 {
-		if dvr, err = reader.DocValueReader(p.fields); err != nil {
-			return searchErr(err)
-		}
+	cols := make([]*fieldIndex, len(p.fields))
+	for slot, f := range p.fields {
+		cols[slot] = ix.fields[f]
 	}
-	kinds := p.kinds
-	visitor := func(field string, term []byte) {
-		slot, ok := slotOf[field]
-		if !ok {
-			return
-		}
-		switch kinds[slot] {
-		case kindKeyword:
-			doc.vals[slot] = append(doc.vals[slot], aggVal{str: string(term)})
-		case kindBool:
-			v := 0.0
-			if len(term) > 0 && term[0] == 'T' {
-				v = 1
-			}
-			doc.vals[slot] = append(doc.vals[slot], aggVal{num: v})
-		default:
-			pc := numeric.PrefixCoded(term)
-			if shift, err := pc.Shift(); err != nil || shift != 0 {
-				return // lower-precision terms for range queries
-			}
-			if i, err := pc.Int64(); err == nil {
-				doc.vals[slot] = append(doc.vals[slot], aggVal{num: numeric.Int64ToFloat64(i)})
-			}
-		}
+	set, err := matches(e, ix, q)
+	if err != nil {
+		return searchErr(err)
 	}
-	return eachMatch(ctx, reader, idx, q, func(id index.IndexInternalID) error {
-		doc.id = string(id)
-		for i := range doc.vals {
-			doc.vals[i] = doc.vals[i][:0]
+	numScratch := make([]float64, 1) // never reassigned: nums may return a field's own slice
+	var strs []string
+	for n, d := range set {
+		if n%1024 == 0 && ctx.Err() != nil {
+			return searchErr(ctx.Err())
 		}
-		if dvr != nil {
-			if err := dvr.VisitDocValues(id, visitor); err != nil {
-				return err
+		doc.id = d
+		for slot, f := range cols {
+			doc.vals[slot] = doc.vals[slot][:0]
+			if f == nil {
+				continue
+			}
+			if f.hasTerms() {
+				strs = f.keywords(d, strs)
+				for _, s := range strs {
+					doc.vals[slot] = append(doc.vals[slot], aggVal{str: s})
+				}
+				continue
+			}
+			for _, v := range f.nums(d, numScratch) {
+				doc.vals[slot] = append(doc.vals[slot], aggVal{num: v})
 			}
 		}
 		for _, a := range accs {
 			a.collect(doc)
 		}
-		return nil
-	})
-}
-
-// eachMatch calls fn for every document of idx that q matches, checking
-// ctx as it goes so a client that left stops the work.
-func eachMatch(ctx context.Context, reader index.IndexReader, idx *esIndex, q query.Query, fn func(index.IndexInternalID) error) *esError {
-	s, err := q.Searcher(ctx, reader, idx.bi.Mapping(), search.SearcherOptions{Score: "none"})
-	if err != nil {
-		return searchErr(err)
 	}
-	defer s.Close()
-	sctx := &search.SearchContext{DocumentMatchPool: search.NewDocumentMatchPool(s.DocumentMatchPoolSize(), 0), IndexReader: reader}
-	for n := 0; ; n++ {
-		if n%1024 == 0 && ctx.Err() != nil {
-			return searchErr(ctx.Err())
-		}
-		dm, err := s.Next(sctx)
-		if err != nil {
-			return searchErr(err)
-		}
-		if dm == nil {
-			return nil
-		}
-		if err := fn(dm.IndexInternalID); err != nil {
-			return searchErr(err)
-		}
-		sctx.DocumentMatchPool.Put(dm)
-	}
-}
-
-func matchingIDs(ctx context.Context, reader index.IndexReader, idx *esIndex, q query.Query) (map[string]struct{}, *esError) {
-	out := map[string]struct{}{}
-	if isNone(q) {
-		return out, nil
-	}
-	err := eachMatch(ctx, reader, idx, q, func(id index.IndexInternalID) error {
-		out[string(id)] = struct{}{}
-		return nil
-	})
-	return out, err
+	return nil
 }
 
 // ---- rendering ----

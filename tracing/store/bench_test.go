@@ -46,7 +46,7 @@ func postBulk(tb testing.TB, url string, body []byte) {
 
 // BenchmarkBulkIndex measures events/s through HTTP _bulk with 1000-event
 // bulks, the shipper's default batch. Each bulk is durably persisted before
-// it is acknowledged (scorch waits for the segment to be synced).
+// it is acknowledged (one write and fsync of the segment log per bulk).
 func BenchmarkBulkIndex(b *testing.B) {
 	ts := startStore(b, Config{Dir: b.TempDir()})
 	const perBulk = 1000

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strconv"
+	"sync"
 )
 
 // bulkOp is one action of a _bulk request (or of a single-document API call,
@@ -17,6 +19,20 @@ type bulkOp struct {
 	id     string
 	autoID bool
 	source []byte // index/create document, update body
+
+	pre *prepared // index/create: decoded (and built) before the write lock
+}
+
+// prepared is an index/create document decoded and built outside the
+// index's write lock, in parallel: the costly part of a write. The build is
+// valid only against the mapping snapshot it used and only if it added no
+// dynamic field; otherwise apply builds again under the lock.
+type prepared struct {
+	obj map[string]any
+	err error // the source is not a JSON object
+	ms  *mappingState
+	doc *parsedDoc // nil: build under the lock
+	e   *esError   // the build's refusal (mapping errors), valid with ms
 }
 
 // shardsInfo is the "_shards" object of write and refresh responses. A
@@ -74,22 +90,9 @@ func parseBulk(body []byte, defaultIndex string) ([]*bulkOp, *esError) {
 		if !ok {
 			break
 		}
-		var action map[string]struct {
-			Index *string `json:"_index"`
-			ID    *string `json:"_id"`
-		}
-		if err := json.Unmarshal(actionLine, &action); err != nil || len(action) != 1 {
+		op, ok := parseAction(actionLine, defaultIndex)
+		if !ok {
 			return nil, errIllegalArgument("Malformed action/metadata line [%d], expected START_OBJECT or END_OBJECT but found [%s]", line, firstToken(actionLine))
-		}
-		op := &bulkOp{index: defaultIndex}
-		for name, meta := range action {
-			op.action = name
-			if meta.Index != nil {
-				op.index = *meta.Index
-			}
-			if meta.ID != nil {
-				op.id = *meta.ID
-			}
 		}
 		switch op.action {
 		case "index", "create", "update":
@@ -129,6 +132,97 @@ func parseBulk(body []byte, defaultIndex string) ([]*bulkOp, *esError) {
 	return ops, nil
 }
 
+// parseAction decodes an action line {"<action>": {"_index": .., "_id": ..}}
+// without building maps: it is one line in two of every _bulk.
+func parseAction(line []byte, defaultIndex string) (*bulkOp, bool) {
+	p := jsonParser{b: line}
+	op := &bulkOp{index: defaultIndex}
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return nil, false
+	}
+	p.i++
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
+	}
+	name, err := p.str()
+	if err != nil {
+		return nil, false
+	}
+	op.action = name
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != ':' {
+		return nil, false
+	}
+	p.i++
+	p.ws()
+	switch {
+	case p.i < len(p.b) && p.b[p.i] == '{':
+		p.i++
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == '}' {
+			p.i++
+			break
+		}
+		for done := false; !done; {
+			p.ws()
+			if p.i >= len(p.b) || p.b[p.i] != '"' {
+				return nil, false
+			}
+			key, err := p.str()
+			if err != nil {
+				return nil, false
+			}
+			p.ws()
+			if p.i >= len(p.b) || p.b[p.i] != ':' {
+				return nil, false
+			}
+			p.i++
+			v, err := p.value(1)
+			if err != nil {
+				return nil, false
+			}
+			if key == "_index" || key == "_id" {
+				dst := &op.index
+				if key == "_id" {
+					dst = &op.id
+				}
+				switch x := v.(type) {
+				case string:
+					*dst = x
+				case nil:
+				default:
+					return nil, false
+				}
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return nil, false
+			}
+			switch p.b[p.i] {
+			case ',':
+			case '}':
+				done = true
+			default:
+				return nil, false
+			}
+			p.i++
+		}
+	default:
+		if p.lit("null") != nil {
+			return nil, false
+		}
+	}
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '}' {
+		return nil, false // not exactly one action
+	}
+	p.i++
+	p.ws()
+	return op, p.i == len(p.b)
+}
+
 func firstToken(b []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	t, err := dec.Token()
@@ -160,10 +254,21 @@ type updateBody struct {
 	Script      json.RawMessage `json:"script"`
 }
 
-// apply runs ops (all for this index) in order as one bleve batch and fills
-// out[k] for ops[k]. Nothing is acknowledged unless the batch is durably
-// written: scorch's Batch returns only after the segment is persisted, so a
-// successful item means the document survives a crash.
+// pendingDoc is a write of a batch waiting for the log write to succeed
+// before it enters the in-memory index.
+type pendingDoc struct {
+	op       byte
+	replaces int // 1 when a live document has the _id (known from the lookup), else 0
+	meta     docMeta
+	doc      *parsedDoc
+	srcAt    int // offset of the source within the batch's record bytes
+}
+
+// apply runs ops (all for this index) in order and fills out[k] for ops[k].
+// The batch's records are appended to the log with one write and one fsync;
+// nothing is acknowledged unless that succeeded, so a successful item means
+// the document survives a crash, and a failed write fails every item that
+// depended on it (the shipper retries them and does not commit).
 func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 	i.writeMu.Lock()
 	defer i.writeMu.Unlock()
@@ -171,26 +276,43 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 	replicas := i.meta.Settings.Replicas
 	shards := &shardsInfo{Total: 1 + replicas, Successful: 1}
 	b := &docBuilder{ms: i.mapping.Load()}
-	batch := i.bi.NewBatch()
+	buf := i.buf[:0]
+	var docs []pendingDoc
 	overlay := map[string]*storedDoc{}
-	lookup := func(op *bulkOp) (*storedDoc, error) {
+	// lookup returns the current state of op's document; its source is
+	// read only for updates.
+	lookup := func(op *bulkOp, needSource bool) (*storedDoc, error) {
 		if d, ok := overlay[op.id]; ok {
 			return d, nil
 		}
+		d := &storedDoc{}
+		overlay[op.id] = d
 		if op.autoID {
-			d := &storedDoc{}
-			overlay[op.id] = d
 			return d, nil
 		}
-		d, err := i.load(op.id)
-		if err != nil {
-			return nil, err
+		i.mem.mu.RLock()
+		doc, ok := i.mem.ids.get(op.id)
+		var m docMeta
+		if ok {
+			m = *i.mem.doc(doc)
 		}
-		overlay[op.id] = &d
-		return &d, nil
+		i.mem.mu.RUnlock()
+		if !ok {
+			return d, nil
+		}
+		*d = storedDoc{exists: true, version: m.version, seqNo: m.seqNo}
+		if needSource {
+			src, err := i.log.read(m.loc, m.srcLen)
+			if err != nil {
+				delete(overlay, op.id)
+				return nil, err
+			}
+			d.source = src
+		}
+		return d, nil
 	}
 	seq := i.seqNo
-	var pending []int // items whose success depends on the batch
+	var pending []int // items whose success depends on the write
 	ok := func(k int, op *bulkOp, result string, status int, version, seqNo int64) {
 		s := seqNo
 		out[k] = bulkItem{Index: i.name, Type: "_doc", ID: op.id, Version: version, Result: result,
@@ -202,16 +324,26 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 		if !cur.exists && cur.version == 0 {
 			version = 1
 		}
-		doc, e := b.build(op.id, src, obj, version, seq+1)
-		if e != nil {
-			out[k] = failedItem(op, e)
-			return
-		}
-		if err := batch.IndexAdvanced(doc); err != nil {
-			out[k] = failedItem(op, writeFailure(i.name, err))
-			return
+		var doc *parsedDoc
+		if obj == nil {
+			doc = b.doc // built by prepare against the current mapping
+		} else {
+			var e *esError
+			if doc, e = b.build(op.id, obj); e != nil {
+				out[k] = failedItem(op, e)
+				return
+			}
 		}
 		seq++
+		var srcAt int
+		at := len(buf)
+		buf, srcAt = appendRecord(buf, opIndex, seq, version, op.id, src)
+		replaces := 0
+		if cur.exists {
+			replaces = 1
+		}
+		docs = append(docs, pendingDoc{op: opIndex, doc: doc, srcAt: at + srcAt, replaces: replaces,
+			meta: docMeta{id: op.id, srcLen: uint32(len(src)), seqNo: seq, version: version}})
 		*cur = storedDoc{exists: true, source: src, version: version, seqNo: seq}
 		result, status := "updated", http.StatusOK
 		if created {
@@ -222,10 +354,26 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 
 	for k, op := range ops {
 		op.index = i.name
-		cur, err := lookup(op)
+		cur, err := lookup(op, op.action == "update")
 		if err != nil {
 			out[k] = failedItem(op, writeFailure(i.name, err))
 			continue
+		}
+		if op.action == "update" && cur.exists && cur.source == nil {
+			// Looked up earlier in this batch without its source.
+			i.mem.mu.RLock()
+			doc, ok := i.mem.ids.get(op.id)
+			var m docMeta
+			if ok {
+				m = *i.mem.doc(doc)
+			}
+			i.mem.mu.RUnlock()
+			if ok && m.seqNo == cur.seqNo {
+				if cur.source, err = i.log.read(m.loc, m.srcLen); err != nil {
+					out[k] = failedItem(op, writeFailure(i.name, err))
+					continue
+				}
+			}
 		}
 		switch op.action {
 		case "index", "create":
@@ -233,14 +381,30 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 				out[k] = failedItem(op, errVersionConflict(i.name, i.meta.UUID, op.id, cur.version))
 				continue
 			}
-			obj, err := decodeSource(op.source)
-			if err != nil {
-				out[k] = failedItem(op, errMapperParsing(errJSONParse(err), "failed to parse"))
+			if op.pre == nil {
+				op.pre = &prepared{}
+				op.pre.obj, op.pre.err = decodeSource(op.source)
+			}
+			if op.pre.err != nil {
+				out[k] = failedItem(op, errMapperParsing(errJSONParse(op.pre.err), "failed to parse"))
 				continue
 			}
-			write(k, op, cur, op.source, obj, !cur.exists)
+			if op.pre.ms == b.ms && (op.pre.doc != nil || op.pre.e != nil) {
+				if op.pre.e != nil {
+					out[k] = failedItem(op, op.pre.e)
+					continue
+				}
+				b.id, b.doc = op.id, op.pre.doc
+				write(k, op, cur, op.source, nil, !cur.exists)
+				continue
+			}
+			write(k, op, cur, op.source, op.pre.obj, !cur.exists)
 		case "delete":
 			seq++
+			// Logged even when there is nothing to delete: the sequence
+			// number it took must survive a restart.
+			buf, _ = appendRecord(buf, opDelete, seq, cur.version+1, op.id, nil)
+			docs = append(docs, pendingDoc{op: opDelete, meta: docMeta{id: op.id}})
 			if !cur.exists {
 				v := cur.version + 1
 				out[k] = bulkItem{Index: i.name, Type: "_doc", ID: op.id, Version: v, Result: "not_found",
@@ -248,7 +412,6 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 				pending = append(pending, k)
 				continue
 			}
-			batch.Delete(op.id)
 			*cur = storedDoc{version: cur.version + 1, seqNo: seq}
 			ok(k, op, "deleted", http.StatusOK, cur.version, seq)
 		case "update":
@@ -310,27 +473,47 @@ func (i *esIndex) apply(ops []*bulkOp, out []bulkItem) {
 			write(k, op, cur, src, merged, false)
 		}
 	}
+	if cap(buf) <= 16<<20 {
+		i.buf = buf[:0]
+	}
 	if len(pending) == 0 {
 		return
 	}
-	batch.SetInternal(keySeqNo, []byte(strconv.FormatInt(seq, 10)))
-	if b.changed {
-		batch.SetInternal(keyMeta, i.metaWith(b.ms.root))
-	}
-	if err := i.bi.Batch(batch); err != nil {
-		// Nothing of this batch is acknowledged: every item that would have
-		// been written fails, so the shipper retries and does not commit.
+	fail := func(err error) {
 		e := writeFailure(i.name, err)
 		for _, k := range pending {
 			out[k] = failedItem(&bulkOp{index: i.name, id: out[k].ID}, e)
 		}
+	}
+	if b.changed {
+		// The mapping the new documents need is durable before they are.
+		m := i.meta
+		m.Mappings = b.ms.root
+		if err := writeMeta(i.path, m); err != nil {
+			fail(err)
+			return
+		}
+		i.meta.Mappings = m.Mappings // only the mapping: readers read the other fields unlocked
+	}
+	segID, at, err := i.log.write(buf)
+	if err != nil {
+		fail(err)
 		return
 	}
 	i.seqNo = seq
 	if b.changed {
-		i.meta.Mappings = b.ms.root
 		i.mapping.Store(b.ms)
 	}
+	i.mem.mu.Lock()
+	for _, d := range docs {
+		if d.op == opDelete {
+			i.mem.remove(d.meta.id)
+			continue
+		}
+		d.meta.loc = uint64(segID)<<32 | uint64(at+int64(d.srcAt))
+		i.mem.add(d.meta, d.doc, d.replaces)
+	}
+	i.mem.mu.Unlock()
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -360,4 +543,138 @@ func mergeSource(old, partial map[string]any) (map[string]any, bool) {
 		out[k] = pv
 	}
 	return out, changed
+}
+
+// bulkItems is a _bulk response's "items": [{action: item}, ...]. It is
+// encoded by hand because it is most of the response of every _bulk, and
+// reflection cost more than a microsecond per item; failed items, which
+// carry an error object, go through encoding/json.
+type bulkItems struct {
+	ops []*bulkOp
+	out []bulkItem
+}
+
+func (b bulkItems) MarshalJSON() ([]byte, error) {
+	buf := make([]byte, 0, 200*len(b.out)+2)
+	buf = append(buf, '[')
+	for k := range b.out {
+		if k > 0 {
+			buf = append(buf, ',')
+		}
+		it := &b.out[k]
+		buf = append(buf, '{')
+		buf = appendJSONString(buf, b.ops[k].action)
+		buf = append(buf, ':')
+		if it.Error != nil {
+			raw, err := json.Marshal(it)
+			if err != nil {
+				return nil, err
+			}
+			buf = append(buf, raw...)
+			buf = append(buf, '}')
+			continue
+		}
+		buf = append(buf, `{"_index":`...)
+		buf = appendJSONString(buf, it.Index)
+		buf = append(buf, `,"_type":`...)
+		buf = appendJSONString(buf, it.Type)
+		buf = append(buf, `,"_id":`...)
+		buf = appendJSONString(buf, it.ID)
+		if it.Version != 0 {
+			buf = append(buf, `,"_version":`...)
+			buf = strconv.AppendInt(buf, it.Version, 10)
+		}
+		if it.Result != "" {
+			buf = append(buf, `,"result":`...)
+			buf = appendJSONString(buf, it.Result)
+		}
+		if sh := it.Shards; sh != nil {
+			buf = append(buf, `,"_shards":{"total":`...)
+			buf = strconv.AppendInt(buf, int64(sh.Total), 10)
+			buf = append(buf, `,"successful":`...)
+			buf = strconv.AppendInt(buf, int64(sh.Successful), 10)
+			if sh.Skipped != nil {
+				buf = append(buf, `,"skipped":`...)
+				buf = strconv.AppendInt(buf, int64(*sh.Skipped), 10)
+			}
+			buf = append(buf, `,"failed":`...)
+			buf = strconv.AppendInt(buf, int64(sh.Failed), 10)
+			buf = append(buf, '}')
+		}
+		if it.SeqNo != nil {
+			buf = append(buf, `,"_seq_no":`...)
+			buf = strconv.AppendInt(buf, *it.SeqNo, 10)
+		}
+		if it.PrimaryTerm != 0 {
+			buf = append(buf, `,"_primary_term":`...)
+			buf = strconv.AppendInt(buf, it.PrimaryTerm, 10)
+		}
+		buf = append(buf, `,"status":`...)
+		buf = strconv.AppendInt(buf, int64(it.Status), 10)
+		buf = append(buf, "}}"...)
+	}
+	return append(buf, ']'), nil
+}
+
+// appendJSONString appends s as a JSON string; strings that need escaping
+// go through encoding/json.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			raw, _ := json.Marshal(s)
+			return append(buf, raw...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+// prepare decodes and builds the index/create documents of ops against the
+// index's current mapping, spread over the CPUs, before apply takes the
+// write lock: with one _bulk at a time (a shipper's usual pattern) the
+// decoding would otherwise run on one core.
+func (i *esIndex) prepare(ops []*bulkOp) {
+	ms := i.mapping.Load()
+	var todo []*bulkOp
+	for _, op := range ops {
+		if op.action == "index" || op.action == "create" {
+			todo = append(todo, op)
+		}
+	}
+	work := func(part []*bulkOp) {
+		b := &docBuilder{ms: ms}
+		for _, op := range part {
+			pre := &prepared{ms: ms}
+			op.pre = pre
+			if pre.obj, pre.err = decodeSource(op.source); pre.err != nil {
+				continue
+			}
+			doc, e := b.build(op.id, pre.obj)
+			if b.changed {
+				// A dynamic field: the mapping change is made under the
+				// write lock, in order.
+				b = &docBuilder{ms: ms}
+				continue
+			}
+			pre.doc, pre.e = doc, e
+		}
+	}
+	parallel(len(todo), func(lo, hi int) { work(todo[lo:hi]) })
+}
+
+// parallel splits [0, n) into one range per CPU (none for small n) and runs
+// fn on them concurrently.
+func parallel(n int, fn func(lo, hi int)) {
+	w := min(runtime.GOMAXPROCS(0), n/256+1)
+	if w <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + w - 1) / w
+	for lo := 0; lo < n; lo += per {
+		wg.Go(func() { fn(lo, min(lo+per, n)) })
+	}
+	wg.Wait()
 }

@@ -1,11 +1,8 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -17,10 +14,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
-	"github.com/blevesearch/bleve/v2/document"
-	"github.com/blevesearch/bleve/v2/numeric"
 	"github.com/blevesearch/bleve/v2/registry"
-	index "github.com/blevesearch/bleve_index_api"
 )
 
 // esStandard approximates Elasticsearch's "standard" analyzer: Unicode
@@ -51,85 +45,61 @@ func analyzeText(s string) []string {
 }
 
 // decodeSource parses a document source; it must be exactly one JSON object.
-func decodeSource(src []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(src))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, err
-	}
-	if obj == nil {
-		return nil, errors.New("document source must be a JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("unexpected content after the document's JSON object")
-	}
-	return obj, nil
-}
+func decodeSource(src []byte) (map[string]any, error) { return parseObject(src) }
 
-// docBuilder turns source documents into bleve documents, adding dynamic
+// docBuilder turns source documents into their indexable values, adding dynamic
 // mappings as Elasticsearch would. It is used by one writer at a time (under
 // the index write lock). Published mapping snapshots are immutable because
 // queries read them without locks, so the first dynamic field a builder adds
 // makes it clone the snapshot; the owner publishes ms after the batch is
 // written.
 type docBuilder struct {
-	ms         *mappingState
-	id         string
-	doc        *document.Document
-	fieldNames map[string]struct{}
-	changed    bool // ms is a private clone with new dynamic fields
+	ms      *mappingState
+	id      string
+	doc     *parsedDoc
+	changed bool // ms is a private clone with new dynamic fields
 }
 
-func (b *docBuilder) build(id string, src []byte, obj map[string]any, version, seqNo int64) (*document.Document, *esError) {
+func (b *docBuilder) build(id string, obj map[string]any) (*parsedDoc, *esError) {
 	b.id = id
-	b.doc = document.NewDocument(id)
-	b.fieldNames = map[string]struct{}{}
+	b.doc = &parsedDoc{fields: make([]docField, 0, len(obj)+2), names: make([]string, 0, len(obj)+2)}
 	for k := range obj {
 		if isMetaField(k) {
 			return nil, errMapperParsing(nil, "Field [%s] is a metadata field and cannot be added inside a document. Use the index API request parameters.", k)
 		}
 	}
 	props, mode := b.ms.objectAt("")
-	if err := b.object("", obj, props, mode, nil); err != nil {
+	if err := b.object("", obj, props, mode); err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(b.fieldNames))
-	for n := range b.fieldNames {
-		names = append(names, n)
-	}
-	slices.Sort(names) // deterministic term order; cheap for the handful of fields a trace event has
-	for _, n := range names {
-		b.doc.AddField(document.NewTextFieldCustom(fieldFieldNames, nil, []byte(n), index.IndexField, nil))
-	}
-	b.doc.AddField(document.NewTextFieldWithIndexingOptions(fieldSource, nil, src, index.StoreField))
-	b.doc.AddField(document.NewNumericFieldWithIndexingOptions(fieldVersion, nil, float64(version), index.StoreField))
-	b.doc.AddField(document.NewNumericFieldWithIndexingOptions(fieldSeqNo, nil, float64(seqNo), index.StoreField))
-	// The same number as a doc value: sorting by _doc (index order) reads it.
-	b.doc.AddField(document.NewTextFieldCustom(fieldSeqNo, nil, fullPrecisionTerm(float64(seqNo)), index.IndexField|index.DocValues, nil))
 	return b.doc, nil
 }
 
-func (b *docBuilder) object(prefix string, obj map[string]any, props map[string]*fieldMapping, mode dynamicMode, pos []uint64) *esError {
+func (b *docBuilder) object(prefix string, obj map[string]any, props map[string]*fieldMapping, mode dynamicMode) *esError {
 	// Walk keys in sorted order so dynamic mapping is deterministic when one
 	// document introduces several fields.
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
+	type kv struct {
+		k string
+		v any
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if k == "" {
+	var buf [32]kv
+	kvs := buf[:0]
+	for k, v := range obj {
+		kvs = append(kvs, kv{k, v})
+	}
+	slices.SortFunc(kvs, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+	for _, e := range kvs {
+		if e.k == "" {
 			return errMapperParsing(nil, "field name cannot be an empty string")
 		}
-		if err := b.value(prefix, k, obj[k], props, mode, pos); err != nil {
+		if err := b.value(prefix, e.k, e.v, props, mode); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (b *docBuilder) value(prefix, name string, v any, props map[string]*fieldMapping, mode dynamicMode, pos []uint64) *esError {
+func (b *docBuilder) value(prefix, name string, v any, props map[string]*fieldMapping, mode dynamicMode) *esError {
 	if v == nil {
 		return nil
 	}
@@ -141,7 +111,7 @@ func (b *docBuilder) value(prefix, name string, v any, props map[string]*fieldMa
 	// Dotted names in the source ("a.b": 1) address the object path a -> b,
 	// as in Elasticsearch.
 	if i := strings.IndexByte(name, '.'); i > 0 && props[name] == nil {
-		return b.value(prefix, name[:i], map[string]any{name[i+1:]: v}, props, mode, pos)
+		return b.value(prefix, name[:i], map[string]any{name[i+1:]: v}, props, mode)
 	}
 	fm := props[name]
 	if fm == nil {
@@ -173,8 +143,8 @@ func (b *docBuilder) value(prefix, name string, v any, props map[string]*fieldMa
 		fm = props[name]
 	}
 	if arr, ok := v.([]any); ok {
-		for i, e := range arr {
-			if err := b.value(prefix, name, e, props, mode, append(slices.Clip(pos), uint64(i))); err != nil {
+		for _, e := range arr {
+			if err := b.value(prefix, name, e, props, mode); err != nil {
 				return err
 			}
 		}
@@ -192,20 +162,20 @@ func (b *docBuilder) value(prefix, name string, v any, props map[string]*fieldMa
 		if !l.indexed {
 			return nil
 		}
-		b.fieldNames[path] = struct{}{}
+		b.addName(path)
 		childMode, _ := parseDynamic(fm.Dynamic, mode)
-		return b.object(path+".", obj, fm.Properties, childMode, pos)
+		return b.object(path+".", obj, fm.Properties, childMode)
 	}
 	if _, isObj := v.(map[string]any); isObj {
 		return errMapperParsing(nil, "failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '%v'",
 			path, fm.Type, b.id, preview(v))
 	}
-	if err := b.leafValue(path, l, fm.Type, v, pos); err != nil {
+	if err := b.leafValue(path, path, l, fm.Type, v); err != nil {
 		return err
 	}
 	for _, sp := range l.subfields {
 		sub := fm.Fields[sp[len(path)+1:]]
-		if err := b.leafValue(sp, b.ms.lookupLeaf(sp), sub.Type, v, pos); err != nil {
+		if err := b.leafValue(sp, path, b.ms.lookupLeaf(sp), sub.Type, v); err != nil {
 			return err
 		}
 	}
@@ -221,23 +191,15 @@ func preview(v any) string {
 	return s
 }
 
-func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos []uint64) *esError {
+func (b *docBuilder) leafValue(path, srcPath string, l *leaf, esType string, v any) *esError {
 	fail := func(cause *esError) *esError {
 		return errMapperParsing(cause, "failed to parse field [%s] of type [%s] in document with id '%s'. Preview of field's value: '%s'",
 			path, esType, b.id, preview(v))
 	}
-	// bleve derives a field's doc values from its indexed terms, so a field
-	// Elasticsearch keeps doc values for (the default, even with
-	// "index": false) is indexed here too; the query compiler refuses to
-	// search it when the mapping says it is not indexed, as Elasticsearch 7
-	// does. Without this, sum/avg/terms over such a field saw no values.
-	opts := index.FieldIndexingOptions(0)
-	if l.indexed || l.docValues {
-		opts |= index.IndexField
-	}
-	if l.docValues {
-		opts |= index.DocValues
-	}
+	// A field that is indexed or keeps doc values ("index": false keeps
+	// them, as in Elasticsearch) gets its values in the index; the query
+	// compiler refuses to search one whose mapping says it is not indexed.
+	keep := l.indexed || l.docValues
 	switch l.kind {
 	case kindKeyword, kindText:
 		var s string
@@ -253,11 +215,11 @@ func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos [
 			if l.ignoreAbove > 0 && utf8.RuneCountInString(s) > l.ignoreAbove {
 				return nil // Elasticsearch keeps it in _source but indexes nothing
 			}
-			if opts != 0 {
-				b.doc.AddField(document.NewTextFieldCustom(path, pos, []byte(s), opts, nil))
+			if keep {
+				b.doc.fields = append(b.doc.fields, docField{path: path, kind: kindKeyword, str: s})
 			}
 		} else if l.indexed {
-			b.doc.AddField(document.NewTextFieldCustom(path, pos, []byte(s), index.IndexField|index.IncludeTermVectors, esStandard()))
+			b.doc.fields = append(b.doc.fields, docField{path: path, kind: kindText, toks: analyzeText(s), srcPath: srcPath})
 		}
 	case kindLong, kindDouble:
 		var f float64
@@ -281,13 +243,17 @@ func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos [
 		if l.kind == kindLong {
 			f = math.Trunc(f) // Elasticsearch coerces 1.5 to 1 for integer types
 		}
-		b.addNumber(path, pos, f, l, opts)
+		if keep {
+			b.doc.fields = append(b.doc.fields, docField{path: path, kind: l.kind, num: f})
+		}
 	case kindDate:
 		ms, err := dateValue(v, l.format)
 		if err != nil {
 			return fail(&esError{Type: "illegal_argument_exception", Reason: err.Error()})
 		}
-		b.addNumber(path, pos, float64(ms), l, opts)
+		if keep {
+			b.doc.fields = append(b.doc.fields, docField{path: path, kind: kindDate, num: float64(ms)})
+		}
 	case kindBool:
 		var bv bool
 		switch x := v.(type) {
@@ -304,13 +270,17 @@ func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos [
 		default:
 			return fail(&esError{Type: "illegal_argument_exception", Reason: "Current token is not a boolean"})
 		}
-		if opts != 0 {
-			b.doc.AddField(document.NewBooleanFieldWithIndexingOptions(path, pos, bv, opts))
+		if keep {
+			f := 0.0
+			if bv {
+				f = 1
+			}
+			b.doc.fields = append(b.doc.fields, docField{path: path, kind: kindBool, num: f})
 		}
 	default:
 		return nil
 	}
-	b.fieldNames[path] = struct{}{}
+	b.addName(path)
 	// Parent object paths exist too ("exists" on an object field).
 	for p := path; ; {
 		i := strings.LastIndexByte(p, '.')
@@ -318,28 +288,17 @@ func (b *docBuilder) leafValue(path string, l *leaf, esType string, v any, pos [
 			break
 		}
 		p = p[:i]
-		b.fieldNames[p] = struct{}{}
+		b.addName(p)
 	}
 	return nil
 }
 
-// addNumber adds a numeric field. A searchable number gets bleve's 16
-// prefix terms (what numeric range queries walk); a number kept only for
-// doc values ("index": false) gets just the full-precision term, which is
-// all that aggregations and sorting read, at a sixteenth of the cost.
-func (b *docBuilder) addNumber(path string, pos []uint64, f float64, l *leaf, opts index.FieldIndexingOptions) {
-	switch {
-	case l.indexed:
-		b.doc.AddField(document.NewNumericFieldWithIndexingOptions(path, pos, f, opts))
-	case l.docValues:
-		b.doc.AddField(document.NewTextFieldCustom(path, pos, fullPrecisionTerm(f), opts, nil))
+// addName records a field path for _field_names, once. A document has a
+// handful of fields, so a scan beats a map.
+func (b *docBuilder) addName(path string) {
+	if !slices.Contains(b.doc.names, path) {
+		b.doc.names = append(b.doc.names, path)
 	}
-}
-
-// fullPrecisionTerm is bleve's shift-0 prefix-coded term for f, the term
-// doc-value readers and numeric sorts decode.
-func fullPrecisionTerm(f float64) []byte {
-	return numeric.MustNewPrefixCodedInt64(numeric.Float64ToInt64(f), 0)
 }
 
 func jsonTokenName(v any) string {

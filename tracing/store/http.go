@@ -134,6 +134,7 @@ func (s *Store) Handler() http.Handler {
 	route("/_field_caps", func(rq *request) { s.handleFieldCaps(rq, "_all") })
 	route("/{index}/_field_caps", func(rq *request) { s.handleFieldCaps(rq, idx(rq)) })
 	route("/_cluster/health", func(rq *request) { s.handleHealth(rq) })
+	route("/_nodes/stats", func(rq *request) { s.handleNodeStats(rq) })
 	route("/_cluster/health/{index}", func(rq *request) { s.handleHealth(rq) })
 
 	indexOps := func(rq *request) {
@@ -586,19 +587,37 @@ func (s *Store) handleBulk(rq *request, defaultIndex string) {
 		return
 	}
 	out := s.runOps(ops)
-	items := make([]map[string]*bulkItem, len(ops))
 	failed := false
-	for k, op := range ops {
-		items[k] = map[string]*bulkItem{op.action: &out[k]}
+	for k := range out {
 		if out[k].Error != nil {
 			failed = true
 		}
 	}
-	rq.json(http.StatusOK, struct {
-		Took   int64                  `json:"took"`
-		Errors bool                   `json:"errors"`
-		Items  []map[string]*bulkItem `json:"items"`
-	}{time.Since(start).Milliseconds(), failed, items})
+	resp := struct {
+		Took   int64     `json:"took"`
+		Errors bool      `json:"errors"`
+		Items  bulkItems `json:"items"`
+	}{time.Since(start).Milliseconds(), failed, bulkItems{ops, out}}
+	if rq.pretty || rq.r.Method == http.MethodHead {
+		rq.json(http.StatusOK, resp)
+		return
+	}
+	// The common case, written directly: encoding/json would re-scan the
+	// items' bytes to compact them.
+	items, _ := resp.Items.MarshalJSON() // cannot fail: items with errors are plain structs
+	buf := make([]byte, 0, len(items)+64)
+	buf = append(buf, `{"took":`...)
+	buf = strconv.AppendInt(buf, resp.Took, 10)
+	buf = append(buf, `,"errors":`...)
+	buf = strconv.AppendBool(buf, failed)
+	buf = append(buf, `,"items":`...)
+	buf = append(buf, items...)
+	buf = append(buf, "}\n"...)
+	h := rq.w.Header()
+	h.Set("Content-Type", "application/json; charset=UTF-8")
+	h.Set("Content-Length", strconv.Itoa(len(buf)))
+	rq.w.WriteHeader(http.StatusOK)
+	_, _ = rq.w.Write(buf)
 }
 
 // runOps executes ops grouped per index, preserving per-index order, and
@@ -627,6 +646,7 @@ func (s *Store) runOps(ops []*bulkOp) []bulkItem {
 			gops[j] = ops[k]
 		}
 		gout := make([]bulkItem, len(pos))
+		idx.prepare(gops)
 		idx.apply(gops, gout)
 		idx.release()
 		for j, k := range pos {
@@ -884,6 +904,39 @@ func (s *Store) handleFieldCaps(rq *request, expr string) {
 		walk("", i.mapping.Load().root.Properties)
 	}
 	rq.json(http.StatusOK, map[string]any{"indices": names, "fields": fields})
+}
+
+// handleNodeStats answers GET /_nodes/stats with the figures of
+// Elasticsearch's shape that apply here (documents and bytes stored), plus
+// a "kobs" section: the damaged log tails cut off at the last start
+// (writes a crash cut short; none was acknowledged), which an operator
+// should see rather than read about in a log.
+func (s *Store) handleNodeStats(rq *request) {
+	if rq.r.Method != http.MethodGet {
+		rq.methodNotAllowed("GET")
+		return
+	}
+	var docs uint64
+	var bytes int64
+	for _, n := range s.names() {
+		i, err := s.acquireIndex(n)
+		if err != nil {
+			continue
+		}
+		docs += i.docCount()
+		bytes += i.log.bytes()
+		i.release()
+	}
+	host, _ := os.Hostname()
+	rq.json(http.StatusOK, map[string]any{
+		"_nodes": map[string]int{"total": 1, "successful": 1, "failed": 0}, "cluster_name": "kobs-tracestore",
+		"nodes": map[string]any{s.uuid: map[string]any{
+			"name": host, "roles": []string{"data", "master"},
+			"indices": map[string]any{"docs": map[string]uint64{"count": docs}, "store": map[string]int64{"size_in_bytes": bytes}},
+			"kobs": map[string]int64{"log_torn_tails": s.tornTails.Load(), "log_torn_bytes": s.tornBytes.Load(),
+				"unreadable_indexes": s.unreadable.Load()},
+		}},
+	})
 }
 
 func (s *Store) handleHealth(rq *request) {

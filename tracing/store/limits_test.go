@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blevesearch/bleve/v2/search/query"
 	"github.com/stretchr/testify/require"
 )
 
@@ -110,11 +109,11 @@ func TestCancelledSearchStops(t *testing.T) {
 	p := &aggParser{t: tg, c: tg.compiler(time.Now())}
 	specs, perr := p.parse([]byte(`{"k":{"terms":{"field":"k.keyword"}}}`))
 	require.Nil(t, perr)
-	_, aerr := tg.runAggs(ctx, query.NewMatchAllQuery(), specs, p)
+	_, aerr := tg.runAggs(ctx, qAll{}, specs, p)
 	require.NotNil(t, aerr)
 	require.Equal(t, "task_cancelled_exception", aerr.Type)
 	// And the same aggregation answers when nobody cancels it.
-	out, aerr := tg.runAggs(context.Background(), query.NewMatchAllQuery(), specs, p)
+	out, aerr := tg.runAggs(context.Background(), qAll{}, specs, p)
 	require.Nil(t, aerr)
 	require.Len(t, out["k"].(map[string]any)["buckets"], 7)
 }

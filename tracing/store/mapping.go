@@ -32,16 +32,16 @@ type rootMapping struct {
 	Properties map[string]*fieldMapping `json:"properties,omitempty"`
 }
 
-// kind is how a mapped field is indexed in bleve.
+// kind is how a mapped field is indexed (memindex.go).
 type kind uint8
 
 const (
 	kindKeyword kind = iota + 1 // one exact term, doc values for sorting
-	kindText                    // analysed with esStandard, term vectors for phrases
-	kindLong                    // bleve numeric (float64), decoded as an integer
-	kindDouble                  // bleve numeric
-	kindDate                    // bleve numeric holding epoch milliseconds
-	kindBool                    // bleve boolean
+	kindText                    // analysed with esStandard; phrases are checked against the source
+	kindLong                    // a float64 column, rendered as an integer
+	kindDouble                  // a float64 column
+	kindDate                    // a float64 column holding epoch milliseconds
+	kindBool                    // a float64 column holding 0 or 1
 	kindObject                  // container; no terms of its own
 )
 
@@ -247,20 +247,16 @@ func (m *mappingState) merge(other rootMapping) error {
 }
 
 // metaFields are Elasticsearch's metadata fields; a document may not carry
-// them in its source, and we use some of their names for our own bleve fields.
+// them in its source, and we use some of their names for our own fields.
 var metaFields = []string{"_id", "_index", "_type", "_source", "_version", "_seq_no", "_primary_term",
 	"_routing", "_field_names", "_ignored", "_nested_path", "_tier", "_data_stream_timestamp", "_doc_count"}
 
 func isMetaField(name string) bool { return slices.Contains(metaFields, name) }
 
-// Internal bleve field names. They coincide with Elasticsearch metadata field
-// names on purpose: a document can never contain them (see isMetaField).
-const (
-	fieldSource     = "_source"
-	fieldVersion    = "_version"
-	fieldSeqNo      = "_seq_no"
-	fieldFieldNames = "_field_names"
-)
+// fieldFieldNames is the internal field of exists queries. It is an
+// Elasticsearch metadata field name on purpose: a document can never
+// contain it (see isMetaField).
+const fieldFieldNames = "_field_names"
 
 // lookupLeaf finds the mapping for a dotted path; nil when unmapped.
 func (m *mappingState) lookupLeaf(path string) *leaf { return m.leaves[path] }
@@ -365,7 +361,7 @@ func parseCreateBody(body []byte) (rootMapping, indexSettings, *esError) {
 		}
 		// Settings come flat ("number_of_shards"), nested under "index",
 		// or dotted ("index.number_of_shards"); we only read the two counts,
-		// which we echo back in responses, since one bleve index is one shard.
+		// which we echo back in responses, since one index is one shard here.
 		flat := map[string]any{}
 		var flatten func(prefix string, m map[string]any)
 		flatten = func(prefix string, m map[string]any) {

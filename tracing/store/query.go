@@ -9,12 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/blevesearch/bleve/v2/search/query"
 )
 
-// queryCompiler translates the Elasticsearch query DSL subset into bleve
-// queries. Field semantics come from the target indexes' mappings: the same
+// queryCompiler translates the Elasticsearch query DSL subset into qnode
+// trees (eval.go). Field semantics come from the target indexes' mappings: the same
 // "term" is an exact keyword term, a numeric equality or a date equality
 // depending on the mapped type, as in Elasticsearch.
 type queryCompiler struct {
@@ -44,9 +42,6 @@ func errQueryShard(cause *esError, format string, args ...any) *esError {
 	return &esError{Type: "query_shard_exception", Reason: fmt.Sprintf(format, args...), CausedBy: cause, status: http.StatusBadRequest}
 }
 
-func isNone(q query.Query) bool { _, ok := q.(*query.MatchNoneQuery); return ok }
-func isAll(q query.Query) bool  { _, ok := q.(*query.MatchAllQuery); return ok }
-
 func decodeJSON(raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -72,9 +67,9 @@ func singleKey(raw json.RawMessage, what string) (string, json.RawMessage, *esEr
 	panic("unreachable")
 }
 
-func (c *queryCompiler) compile(raw json.RawMessage) (query.Query, *esError) {
+func (c *queryCompiler) compile(raw json.RawMessage) (qnode, *esError) {
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return query.NewMatchAllQuery(), nil
+		return qAll{}, nil
 	}
 	typ, body, err := singleKey(raw, "query")
 	if err != nil {
@@ -82,13 +77,9 @@ func (c *queryCompiler) compile(raw json.RawMessage) (query.Query, *esError) {
 	}
 	switch typ {
 	case "match_all":
-		q := query.NewMatchAllQuery()
-		if b, ok := boostOf(body); ok {
-			q.SetBoost(b)
-		}
-		return q, nil
+		return qAll{}, nil
 	case "match_none":
-		return query.NewMatchNoneQuery(), nil
+		return qNone{}, nil
 	case "bool":
 		return c.boolQuery(body)
 	case "constant_score":
@@ -102,9 +93,7 @@ func (c *queryCompiler) compile(raw json.RawMessage) (query.Query, *esError) {
 		if err != nil || isNone(inner) {
 			return inner, err
 		}
-		b := query.NewBooleanQuery(nil, nil, nil)
-		b.AddFilter(inner)
-		return b, nil
+		return inner, nil
 	case "term", "terms", "range", "match", "match_phrase", "prefix", "wildcard":
 		return c.fieldQuery(typ, body)
 	case "query_string":
@@ -123,9 +112,9 @@ func (c *queryCompiler) compile(raw json.RawMessage) (query.Query, *esError) {
 			return nil, errParsing("[ids] query malformed: %v", e)
 		}
 		if len(ids.Values) == 0 {
-			return query.NewMatchNoneQuery(), nil
+			return qNone{}, nil
 		}
-		return query.NewDocIDQuery(ids.Values), nil
+		return qIDs{ids.Values}, nil
 	case "exists":
 		var ex struct {
 			Field string `json:"field"`
@@ -134,14 +123,12 @@ func (c *queryCompiler) compile(raw json.RawMessage) (query.Query, *esError) {
 			return nil, errParsing("[exists] must be provided with a [field]")
 		}
 		if ex.Field == "_id" || ex.Field == "_source" || ex.Field == "_index" {
-			return query.NewMatchAllQuery(), nil
+			return qAll{}, nil
 		}
 		if c.leaf(ex.Field) == nil {
-			return query.NewMatchNoneQuery(), nil
+			return qNone{}, nil
 		}
-		q := query.NewTermQuery(ex.Field)
-		q.SetField(fieldFieldNames)
-		return q, nil
+		return qTerm{fieldFieldNames, ex.Field}, nil
 	}
 	if unsupportedQueries[typ] {
 		return nil, errParsing("[%s] query is not supported by kobs tracestore", typ)
@@ -166,7 +153,7 @@ func clauses(raw json.RawMessage) ([]json.RawMessage, error) {
 // anyField is a query_string term without a field: it matches the value in
 // any of the given fields, or in every mapped field, skipping fields whose
 // type cannot hold the value (lenient, as Elasticsearch is for "*").
-func (c *queryCompiler) anyField(body json.RawMessage) (query.Query, *esError) {
+func (c *queryCompiler) anyField(body json.RawMessage) (qnode, *esError) {
 	var af struct {
 		Type   string          `json:"type"`
 		Value  json.RawMessage `json:"value"`
@@ -179,7 +166,7 @@ func (c *queryCompiler) anyField(body json.RawMessage) (query.Query, *esError) {
 	if len(fields) == 0 && c.fields != nil {
 		fields = c.fields()
 	}
-	var qs []query.Query
+	var qs []qnode
 	for _, f := range fields {
 		q, err := c.fieldClause(af.Type, f, af.Value)
 		if err != nil || q == nil || isNone(q) {
@@ -188,21 +175,20 @@ func (c *queryCompiler) anyField(body json.RawMessage) (query.Query, *esError) {
 		qs = append(qs, q)
 	}
 	if len(qs) == 0 {
-		return query.NewMatchNoneQuery(), nil
+		return qNone{}, nil
 	}
-	return query.NewDisjunctionQuery(qs), nil
+	return qOr{clauses: qs}, nil
 }
 
-func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) {
+func (c *queryCompiler) boolQuery(body json.RawMessage) (qnode, *esError) {
 	var bq map[string]json.RawMessage
 	if err := decodeJSON(body, &bq); err != nil {
 		return nil, errParsing("[bool] failed to parse: %v", err)
 	}
-	var must, filter, should, mustNot []query.Query
+	var must, filter, should, mustNot []qnode
 	var msm json.RawMessage
-	var boost *float64
 	for k, v := range bq {
-		var dst *[]query.Query
+		var dst *[]qnode
 		switch k {
 		case "must":
 			dst = &must
@@ -215,13 +201,8 @@ func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) 
 		case "minimum_should_match":
 			msm = v
 			continue
-		case "boost":
-			var f float64
-			if err := json.Unmarshal(v, &f); err == nil {
-				boost = &f
-			}
-			continue
-		case "adjust_pure_negative", "_name":
+		case "boost", "adjust_pure_negative", "_name":
+			// Scores are constant; a boost changes nothing.
 			continue
 		default:
 			return nil, errParsing("[bool] query does not support [%s]", k)
@@ -238,20 +219,18 @@ func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) 
 			*dst = append(*dst, q)
 		}
 	}
-	// Fold constant clauses ourselves. Besides being cheaper, this avoids a
-	// bleve behaviour that would be wrong for us: BooleanQuery drops a
-	// must-searcher that is MatchNone, which turns {must: nothing, must_not: x}
-	// into "everything except x".
-	var keptMust, keptFilter, keptShould, keptNot []query.Query
+	// Fold constant clauses first: a must that matches nothing makes the
+	// whole bool match nothing, whatever must_not says.
+	var keptMust, keptFilter, keptShould, keptNot []qnode
 	for _, q := range must {
 		if isNone(q) {
-			return query.NewMatchNoneQuery(), nil
+			return qNone{}, nil
 		}
 		keptMust = append(keptMust, q)
 	}
 	for _, q := range filter {
 		if isNone(q) {
-			return query.NewMatchNoneQuery(), nil
+			return qNone{}, nil
 		}
 		if !isAll(q) {
 			keptFilter = append(keptFilter, q)
@@ -259,7 +238,7 @@ func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) 
 	}
 	for _, q := range mustNot {
 		if isAll(q) {
-			return query.NewMatchNoneQuery(), nil
+			return qNone{}, nil
 		}
 		if !isNone(q) {
 			keptNot = append(keptNot, q)
@@ -282,41 +261,18 @@ func (c *queryCompiler) boolQuery(body json.RawMessage) (query.Query, *esError) 
 		}
 	}
 	if minShould > len(keptShould) {
-		return query.NewMatchNoneQuery(), nil
+		return qNone{}, nil
 	}
 	if len(keptMust)+len(keptFilter)+len(keptShould)+len(keptNot) == 0 {
 		// e.g. {"bool":{}} or a bool of match_all filters: everything.
-		q := query.NewMatchAllQuery()
-		if boost != nil {
-			q.SetBoost(*boost)
-		}
-		return q, nil
+		return qAll{}, nil
 	}
-	if len(keptMust) == 0 && minShould == 0 && len(keptFilter) > 0 {
-		// Without scoring clauses the filters drive matching: as must
-		// clauses bleve intersects their postings directly, whereas as a
-		// filter it would walk every document of the index. (The scores
-		// differ from Elasticsearch's constant 0, which nothing ranks on.)
-		keptMust, keptFilter = keptFilter, nil
+	// Scores are constant, so filter and must clauses match alike.
+	all := append(keptMust, keptFilter...)
+	if len(keptNot) == 0 && len(keptShould) == 0 && len(all) == 1 {
+		return all[0], nil
 	}
-	out := query.NewBooleanQuery(keptMust, keptShould, keptNot)
-	if len(keptShould) > 0 {
-		out.SetMinShould(float64(minShould))
-	}
-	if len(keptFilter) > 0 {
-		// Filters do not score, as in Elasticsearch.
-		out.AddFilter(query.NewConjunctionQuery(keptFilter))
-	}
-	if len(keptMust) == 0 && (minShould == 0 || len(keptShould) == 0) {
-		// bleve requires a should clause when there is no must clause;
-		// Elasticsearch does not when minimum_should_match is 0 (a bool with
-		// only must_not). Anchor the positive side explicitly.
-		out.AddMust(query.NewMatchAllQuery())
-	}
-	if boost != nil {
-		out.SetBoost(*boost)
-	}
-	return out, nil
+	return qBool{must: all, should: keptShould, not: keptNot, minShould: minShould}, nil
 }
 
 // minimumShouldMatch implements the integer, negative and percentage forms.
@@ -364,28 +320,13 @@ func minimumShouldMatch(raw json.RawMessage, n int) (int, *esError) {
 	return r, nil
 }
 
-func boostOf(body json.RawMessage) (float64, bool) {
-	var b struct {
-		Boost *float64 `json:"boost"`
-	}
-	if json.Unmarshal(body, &b) == nil && b.Boost != nil {
-		return *b.Boost, true
-	}
-	return 0, false
-}
-
 // fieldQuery handles the clause types shaped {"type": {"field": params}}.
-func (c *queryCompiler) fieldQuery(typ string, body json.RawMessage) (query.Query, *esError) {
+func (c *queryCompiler) fieldQuery(typ string, body json.RawMessage) (qnode, *esError) {
 	var m map[string]json.RawMessage
 	if err := decodeJSON(body, &m); err != nil {
 		return nil, errParsing("[%s] query malformed, no start_object after query name", typ)
 	}
-	var boost *float64
-	if b, ok := m["boost"]; ok && typ == "terms" {
-		var f float64
-		if json.Unmarshal(b, &f) == nil {
-			boost = &f
-		}
+	if typ == "terms" {
 		delete(m, "boost")
 	}
 	delete(m, "_name")
@@ -397,16 +338,7 @@ func (c *queryCompiler) fieldQuery(typ string, body json.RawMessage) (query.Quer
 	for k, v := range m {
 		field, params = k, v
 	}
-	q, err := c.fieldClause(typ, field, params)
-	if err != nil || isNone(q) {
-		return q, err
-	}
-	if boost != nil {
-		if bq, ok := q.(query.BoostableQuery); ok {
-			bq.SetBoost(*boost)
-		}
-	}
-	return q, nil
+	return c.fieldClause(typ, field, params)
 }
 
 // objectParams returns the params object and the value under key when the
@@ -422,25 +354,22 @@ func objectParams(raw json.RawMessage, key string) (map[string]any, any, error) 
 	return nil, v, nil
 }
 
-func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (query.Query, *esError) {
+func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (qnode, *esError) {
 	l := c.leaf(field)
 	if l != nil && !l.indexed && l.kind != kindObject {
 		// Elasticsearch 7 refuses rather than answering "no hits": the
 		// field's values exist (in _source, and in doc values unless
-		// disabled), they are just not searchable. A field kept for doc
-		// values has terms in bleve (see docBuilder.addNumber) that are not
-		// the ones a range query walks, so answering would be wrong too.
+		// disabled), they are just not searchable.
 		msg := fmt.Sprintf("Cannot search on field [%s] since it is not indexed.", field)
 		return nil, errQueryShard(&esError{Type: "illegal_argument_exception", Reason: msg}, "failed to create query: %s", msg)
 	}
 	switch typ {
 	case "term":
-		p, v, err := objectParams(params, "value")
+		_, v, err := objectParams(params, "value")
 		if err != nil || v == nil {
 			return nil, errParsing("[term] query malformed, no value for field [%s]", field)
 		}
-		q, e := c.termQuery(field, l, v)
-		return withBoost(q, p), e
+		return c.termQuery(field, l, v)
 	case "terms":
 		var vals []any
 		if err := decodeJSON(params, &vals); err != nil {
@@ -455,9 +384,9 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 			for _, v := range vals {
 				ids = append(ids, scalarString(v))
 			}
-			return query.NewDocIDQuery(ids), nil
+			return qIDs{ids}, nil
 		}
-		var qs []query.Query
+		var qs []qnode
 		for _, v := range vals {
 			q, e := c.termQuery(field, l, v)
 			if e != nil {
@@ -468,9 +397,9 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 			}
 		}
 		if len(qs) == 0 {
-			return query.NewMatchNoneQuery(), nil
+			return qNone{}, nil
 		}
-		return query.NewDisjunctionQuery(qs), nil
+		return qOr{clauses: qs}, nil
 	case "range":
 		return c.rangeQuery(field, l, params)
 	case "match", "match_phrase":
@@ -480,37 +409,32 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 		}
 		if l == nil || l.kind == kindObject {
 			if field == "_id" {
-				return query.NewDocIDQuery([]string{scalarString(v)}), nil
+				return qIDs{[]string{scalarString(v)}}, nil
 			}
-			return query.NewMatchNoneQuery(), nil
+			return qNone{}, nil
 		}
 		if l.kind != kindText {
-			q, e := c.termQuery(field, l, v)
-			return withBoost(q, p), e
+			return c.termQuery(field, l, v)
 		}
 		terms := analyzeText(scalarString(v))
 		if len(terms) == 0 {
-			return query.NewMatchNoneQuery(), nil // zero_terms_query: none
+			return qNone{}, nil // zero_terms_query: none
 		}
 		if typ == "match_phrase" {
 			if len(terms) == 1 {
-				t := query.NewTermQuery(terms[0])
-				t.SetField(field)
-				return withBoost(t, p), nil
+				return qTerm{field, terms[0]}, nil
 			}
-			return withBoost(query.NewPhraseQuery(terms, field), p), nil
+			return qPhrase{field, terms}, nil
 		}
-		qs := make([]query.Query, 0, len(terms))
+		qs := make([]qnode, 0, len(terms))
 		for _, t := range terms {
-			tq := query.NewTermQuery(t)
-			tq.SetField(field)
-			qs = append(qs, tq)
+			qs = append(qs, qTerm{field, t})
 		}
 		op, _ := p["operator"].(string)
 		if strings.EqualFold(op, "and") {
-			return withBoost(query.NewConjunctionQuery(qs), p), nil
+			return qAnd{qs}, nil
 		}
-		d := query.NewDisjunctionQuery(qs)
+		d := qOr{clauses: qs}
 		if msm, ok := p["minimum_should_match"]; ok {
 			raw, _ := json.Marshal(msm)
 			n, e := minimumShouldMatch(raw, len(qs))
@@ -518,10 +442,10 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 				return nil, e
 			}
 			if n > 0 {
-				d.SetMin(float64(n))
+				d.min = n
 			}
 		}
-		return withBoost(d, p), nil
+		return d, nil
 	case "prefix", "wildcard":
 		p, v, err := objectParams(params, "value")
 		if err != nil {
@@ -535,7 +459,7 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 		}
 		if l == nil || (l.kind != kindKeyword && l.kind != kindText) {
 			if l == nil {
-				return query.NewMatchNoneQuery(), nil
+				return qNone{}, nil
 			}
 			return nil, errQueryShard(nil, "failed to create query: Can only use %s queries on keyword and text fields - not on [%s] which is of type [%s]", typ, field, kindName(l.kind))
 		}
@@ -544,33 +468,11 @@ func (c *queryCompiler) fieldClause(typ, field string, params json.RawMessage) (
 			s = strings.ToLower(s) // text terms are lowercased at index time
 		}
 		if typ == "prefix" {
-			q := query.NewPrefixQuery(s)
-			q.SetField(field)
-			return withBoost(q, p), nil
+			return qPrefix{field, s}, nil
 		}
-		q := query.NewWildcardQuery(s)
-		q.SetField(field)
-		return withBoost(q, p), nil
+		return qWildcard{field, s}, nil
 	}
 	return nil, errParsing("unknown query [%s]", typ)
-}
-
-func withBoost(q query.Query, p map[string]any) query.Query {
-	if q == nil || p == nil {
-		return q
-	}
-	b, ok := p["boost"].(json.Number)
-	if !ok {
-		return q
-	}
-	f, err := b.Float64()
-	if err != nil {
-		return q
-	}
-	if bq, ok := q.(query.BoostableQuery); ok {
-		bq.SetBoost(f)
-	}
-	return q
 }
 
 func kindName(k kind) string {
@@ -606,19 +508,17 @@ func scalarString(v any) string {
 	return string(b)
 }
 
-func (c *queryCompiler) termQuery(field string, l *leaf, v any) (query.Query, *esError) {
+func (c *queryCompiler) termQuery(field string, l *leaf, v any) (qnode, *esError) {
 	if field == "_id" {
-		return query.NewDocIDQuery([]string{scalarString(v)}), nil
+		return qIDs{[]string{scalarString(v)}}, nil
 	}
 	if l == nil || l.kind == kindObject || !l.indexed {
 		// Elasticsearch: a term query on an unmapped field matches nothing.
-		return query.NewMatchNoneQuery(), nil
+		return qNone{}, nil
 	}
 	switch l.kind {
 	case kindKeyword, kindText:
-		q := query.NewTermQuery(scalarString(v))
-		q.SetField(field)
-		return q, nil
+		return qTerm{field, scalarString(v)}, nil
 	case kindLong, kindDouble, kindDate:
 		var f float64
 		if l.kind == kindDate {
@@ -635,10 +535,7 @@ func (c *queryCompiler) termQuery(field string, l *leaf, v any) (query.Query, *e
 					"failed to create query: For input string: %q", scalarString(v))
 			}
 		}
-		t := true
-		q := query.NewNumericRangeInclusiveQuery(&f, &f, &t, &t)
-		q.SetField(field)
-		return q, nil
+		return numEq(field, f), nil
 	case kindBool:
 		var b bool
 		switch x := v.(type) {
@@ -655,20 +552,22 @@ func (c *queryCompiler) termQuery(field string, l *leaf, v any) (query.Query, *e
 		default:
 			return nil, errQueryShard(nil, "failed to create query: Can't parse boolean value [%v], expected [true] or [false]", v)
 		}
-		q := query.NewBoolFieldQuery(b)
-		q.SetField(field)
-		return q, nil
+		f := 0.0
+		if b {
+			f = 1
+		}
+		return numEq(field, f), nil
 	}
-	return query.NewMatchNoneQuery(), nil
+	return qNone{}, nil
 }
 
-func (c *queryCompiler) rangeQuery(field string, l *leaf, params json.RawMessage) (query.Query, *esError) {
+func (c *queryCompiler) rangeQuery(field string, l *leaf, params json.RawMessage) (qnode, *esError) {
 	var p map[string]any
 	if err := decodeJSON(params, &p); err != nil {
 		return nil, errParsing("[range] query malformed, no start_object after query name")
 	}
 	if l == nil || l.kind == kindObject || !l.indexed {
-		return query.NewMatchNoneQuery(), nil
+		return qNone{}, nil
 	}
 	// Old-style from/to/include_lower/include_upper is what some clients
 	// (olivere's RangeQuery among them) still send.
@@ -735,16 +634,12 @@ func (c *queryCompiler) rangeQuery(field string, l *leaf, params json.RawMessage
 		if min == nil && max == nil {
 			return c.existsQuery(field), nil
 		}
-		q := query.NewNumericRangeInclusiveQuery(min, max, &loIncl, &hiIncl)
-		q.SetField(field)
-		return q, nil
+		return numBetween(field, min, max, loIncl, hiIncl), nil
 	case kindKeyword, kindText:
 		if lo == nil && hi == nil {
 			return c.existsQuery(field), nil
 		}
-		q := query.NewTermRangeInclusiveQuery(scalarOrEmpty(lo), scalarOrEmpty(hi), &loIncl, &hiIncl)
-		q.SetField(field)
-		return q, nil
+		return qTermRange{field, scalarOrEmpty(lo), scalarOrEmpty(hi), loIncl, hiIncl}, nil
 	}
 	return nil, errQueryShard(nil, "failed to create query: range queries are not supported on field [%s] of type [%s]", field, kindName(l.kind))
 }
@@ -756,8 +651,6 @@ func scalarOrEmpty(v any) string {
 	return scalarString(v)
 }
 
-func (c *queryCompiler) existsQuery(field string) query.Query {
-	q := query.NewTermQuery(field)
-	q.SetField(fieldFieldNames)
-	return q
+func (c *queryCompiler) existsQuery(field string) qnode {
+	return qTerm{fieldFieldNames, field}
 }

@@ -11,11 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/numeric"
-	"github.com/blevesearch/bleve/v2/search"
-	"github.com/blevesearch/bleve/v2/search/query"
 )
 
 // maxResultWindow is Elasticsearch's index.max_result_window default.
@@ -505,24 +500,13 @@ func (t *target) compiler(now time.Time) *queryCompiler {
 	}}
 }
 
-func (t *target) searcher() bleve.Index {
-	if len(t.indexes) == 1 {
-		return t.indexes[0].bi
-	}
-	bis := make([]bleve.Index, len(t.indexes))
-	for k, i := range t.indexes {
-		bis[k] = i.bi
-	}
-	return bleve.NewIndexAlias(bis...)
-}
-
 func (t *target) shards() shardsInfo {
 	n := len(t.indexes)
 	return shardsInfo{Total: n, Successful: n, Skipped: ptr(0)}
 }
 
-// compileQuery builds the bleve query for a request (query plus post_filter).
-func (t *target) compileQuery(r *searchRequest, now time.Time) (query.Query, *esError) {
+// compileQuery builds the query for a request (query plus post_filter).
+func (t *target) compileQuery(r *searchRequest, now time.Time) (qnode, *esError) {
 	c := t.compiler(now)
 	q, err := c.compile(r.query)
 	if err != nil {
@@ -533,14 +517,33 @@ func (t *target) compileQuery(r *searchRequest, now time.Time) (query.Query, *es
 		if err != nil {
 			return nil, err
 		}
-		if isNone(pf) {
+		if isNone(pf) || isAll(q) {
 			return pf, nil
 		}
-		b := query.NewBooleanQuery([]query.Query{q}, nil, nil)
-		b.AddFilter(pf)
-		q = b
+		if isAll(pf) {
+			return q, nil
+		}
+		q = qBool{must: []qnode{q, pf}}
 	}
 	return q, nil
+}
+
+// each evaluates q on every target index and calls fn with the index's
+// matches, holding the index's read lock.
+func (t *target) each(ctx context.Context, q qnode, fn func(k int, idx *esIndex, set docSet) error) error {
+	for k, idx := range t.indexes {
+		ix := idx.mem
+		ix.mu.RLock()
+		set, err := matches(&evalCtx{ctx: ctx, source: idx.source}, ix, q)
+		if err == nil {
+			err = fn(k, idx, set)
+		}
+		ix.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *target) count(ctx context.Context, r *searchRequest, now time.Time) (*countResponse, *esError) {
@@ -555,21 +558,21 @@ func (t *target) count(ctx context.Context, r *searchRequest, now time.Time) (*c
 	if isNone(q) {
 		return resp, nil
 	}
-	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
-	req.Score = "none"
-	res, serr := t.searcher().SearchInContext(ctx, req)
-	if serr != nil {
-		return nil, searchErr(serr)
+	if err := t.each(ctx, q, func(_ int, _ *esIndex, set docSet) error {
+		resp.Count += uint64(len(set))
+		return nil
+	}); err != nil {
+		return nil, searchErr(err)
 	}
-	resp.Count = res.Total
 	return resp, nil
 }
 
-// sortPlan is the bleve sort order plus how to render each value back.
+// sortPlan is the sort order and how to read and render each key.
 type sortPlan struct {
-	order   search.SortOrder
 	kinds   []kind // 0 for _score/_id
 	fields  []string
+	desc    []bool
+	first   []bool // missing values sort first
 	specs   []sortSpec
 	byScore bool
 }
@@ -584,18 +587,13 @@ func (t *target) planSort(specs []sortSpec) (*sortPlan, *esError) {
 		var k kind
 		switch s.field {
 		case "_score":
-			p.order = append(p.order, &search.SortScore{Desc: s.desc})
 			p.byScore = true
 		case "_id":
-			p.order = append(p.order, &search.SortDocID{Desc: s.desc})
 		case "_doc", "_seq_no":
-			// Index order. Elasticsearch's _doc is the Lucene doc id, which
-			// on one shard follows the order documents were written in, as
-			// _seq_no does; each document carries its _seq_no as a doc value
-			// (docBuilder.build). bleve's internal ids do not follow write
-			// order once segments merge, so they cannot stand in.
+			// Index order: the order documents were written in (an
+			// overwritten document counts as written last), which is
+			// _seq_no order, as on one Elasticsearch shard.
 			k = kindLong
-			p.order = append(p.order, &search.SortField{Field: fieldSeqNo, Desc: s.desc, Type: search.SortFieldAsNumber})
 		default:
 			l := t.leaf(s.field)
 			if l == nil {
@@ -615,69 +613,152 @@ func (t *target) planSort(specs []sortSpec) (*sortPlan, *esError) {
 					return nil, errIllegalArgument("Can't load fielddata on [%s] because fielddata is unsupported on fields of type [%s]. Use doc values instead.", s.field, kindName(k))
 				}
 			}
-			sf := &search.SortField{Field: s.field, Desc: s.desc, Type: search.SortFieldAsString}
-			if k == kindLong || k == kindDouble || k == kindDate {
-				sf.Type = search.SortFieldAsNumber
-			}
-			if s.missingFirst {
-				sf.Missing = search.SortFieldMissingFirst
-			}
-			p.order = append(p.order, sf)
 		}
 		p.kinds = append(p.kinds, k)
 		p.fields = append(p.fields, s.field)
+		p.desc = append(p.desc, s.desc)
+		p.first = append(p.first, s.missingFirst)
 	}
 	return p, nil
 }
 
-// value renders a bleve sort value the way Elasticsearch renders it:
-// numbers and dates as numbers (dates in epoch millis), keywords as strings,
-// booleans as 0/1, missing values as Long.MAX/MIN or null.
-func (p *sortPlan) value(k int, hit *search.DocumentMatch) any {
+// sortKey is one sort value of a document.
+type sortKey struct {
+	num     float64
+	str     string
+	missing bool
+}
+
+// hitCand is a match with its sort keys.
+type hitCand struct {
+	k    int // target index
+	doc  uint32
+	meta docMeta
+	keys []sortKey
+}
+
+// keysOf reads doc's sort keys (multi-valued fields sort by their smallest
+// value ascending and their largest descending, as in Elasticsearch).
+func (p *sortPlan) keysOf(ix *memIndex, cols []*fieldIndex, doc uint32, keys []sortKey, scratch []float64, strs []string) {
+	m := ix.doc(doc)
+	for k, f := range p.fields {
+		key := &keys[k]
+		*key = sortKey{}
+		switch f {
+		case "_score":
+			key.num = 1
+			continue
+		case "_id":
+			key.str = m.id
+			continue
+		case "_doc", "_seq_no":
+			key.num = float64(m.seqNo)
+			continue
+		}
+		c := cols[k]
+		if c == nil {
+			key.missing = true
+			continue
+		}
+		if c.hasTerms() {
+			vals := c.keywords(doc, strs)
+			if len(vals) == 0 {
+				key.missing = true
+				continue
+			}
+			key.str = vals[0]
+			for _, v := range vals[1:] {
+				if (v > key.str) == p.desc[k] && v != key.str {
+					key.str = v
+				}
+			}
+			continue
+		}
+		vals := c.nums(doc, scratch)
+		if len(vals) == 0 {
+			key.missing = true
+			continue
+		}
+		key.num = vals[0]
+		for _, v := range vals[1:] {
+			if p.desc[k] {
+				key.num = max(key.num, v)
+			} else {
+				key.num = min(key.num, v)
+			}
+		}
+	}
+}
+
+// compare orders two documents' keys: negative when a sorts first.
+func (p *sortPlan) compare(a, b []sortKey) int {
+	for k := range p.fields {
+		x, y := &a[k], &b[k]
+		if x.missing || y.missing {
+			if x.missing == y.missing {
+				continue
+			}
+			if x.missing == p.first[k] {
+				return -1
+			}
+			return 1
+		}
+		c := 0
+		if p.kinds[k] == kindKeyword || p.fields[k] == "_id" {
+			c = strings.Compare(x.str, y.str)
+		} else if x.num < y.num {
+			c = -1
+		} else if x.num > y.num {
+			c = 1
+		}
+		if c != 0 {
+			if p.desc[k] {
+				return -c
+			}
+			return c
+		}
+	}
+	return 0
+}
+
+// value renders a sort key the way Elasticsearch renders it: numbers and
+// dates as numbers (dates in epoch millis), keywords as strings, booleans
+// as 0/1, missing values as Long.MAX/MIN or null.
+func (p *sortPlan) value(k int, key sortKey) any {
 	if p.fields[k] == "_score" {
-		return hit.Score
+		return key.num
 	}
 	if p.fields[k] == "_id" {
-		return hit.ID
+		return key.str
 	}
-	raw := ""
-	if k < len(hit.Sort) {
-		raw = hit.Sort[k]
-	}
-	missing := raw == search.HighTerm || raw == search.LowTerm
 	switch p.kinds[k] {
 	case kindLong, kindDate:
-		if missing {
-			if p.order[k].Descending() {
+		if key.missing {
+			if p.desc[k] {
 				return int64(math.MinInt64)
 			}
 			return int64(math.MaxInt64)
 		}
-		if i, err := numeric.PrefixCoded(raw).Int64(); err == nil {
-			return numberValue(numeric.Int64ToFloat64(i), kindLong)
-		}
+		return numberValue(key.num, kindLong)
 	case kindDouble:
-		if missing {
+		if key.missing {
 			return nil
 		}
-		if i, err := numeric.PrefixCoded(raw).Int64(); err == nil {
-			return numeric.Int64ToFloat64(i)
-		}
+		return key.num
 	case kindBool:
-		if missing {
+		if key.missing {
 			return nil
 		}
-		if raw == "T" {
+		if key.num != 0 {
 			return 1
 		}
 		return 0
 	default:
-		if missing {
+		if key.missing {
 			return nil
 		}
-		return raw
+		return key.str
 	}
-	return nil
 }
 
 // hitFields renders the requested fields of one hit from its source, typed
@@ -751,23 +832,27 @@ func lookupPath(obj map[string]any, path string) any {
 	return lookupPath(sub, rest)
 }
 
-// afterValues converts Elasticsearch search_after values into the strings
-// bleve expects (it prefix-codes numeric ones itself).
-func (p *sortPlan) afterValues(vals []any) ([]string, *esError) {
-	if len(vals) != len(p.order) {
-		return nil, errIllegalArgument("search_after has %d value(s) but sort has %d.", len(vals), len(p.order))
+// afterKeys converts Elasticsearch search_after values into sort keys.
+func (p *sortPlan) afterKeys(vals []any) ([]sortKey, *esError) {
+	if len(vals) != len(p.fields) {
+		return nil, errIllegalArgument("search_after has %d value(s) but sort has %d.", len(vals), len(p.fields))
 	}
-	out := make([]string, len(vals))
+	out := make([]sortKey, len(vals))
 	for k, v := range vals {
-		switch p.kinds[k] {
-		case kindBool:
-			if scalarString(v) == "1" || scalarString(v) == "true" {
-				out[k] = "T"
-			} else {
-				out[k] = "F"
+		s := scalarString(v)
+		switch {
+		case p.fields[k] == "_id" || p.kinds[k] == kindKeyword || p.kinds[k] == kindText:
+			out[k].str = s
+		case p.kinds[k] == kindBool:
+			if s == "1" || s == "true" {
+				out[k].num = 1
 			}
 		default:
-			out[k] = scalarString(v)
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return nil, errIllegalArgument("Failed to parse search_after value [%s] for field [%s]", s, p.fields[k])
+			}
+			out[k].num = f
 		}
 	}
 	return out, nil
@@ -822,82 +907,58 @@ func (t *target) search(ctx context.Context, r *searchRequest, now time.Time) (*
 		setTotal(0)
 		return resp, nil
 	}
+	var after []sortKey
 	if len(r.searchAfter) > 0 {
-		if _, err := plan.afterValues(r.searchAfter); err != nil {
+		if after, err = plan.afterKeys(r.searchAfter); err != nil {
 			return nil, err
 		}
 	}
-	req := newSearchRequest(q, r, plan)
-	scored := plan.byScore || r.trackScores
-	res, total, serr := t.topN(ctx, req, q, plan, r)
+	from := r.from
+	if after != nil {
+		from = 0
+	}
+	hits, total, serr := t.topN(ctx, q, plan, after, from+r.size)
 	if serr != nil {
 		return nil, searchErr(serr)
 	}
-	if total == nil {
-		setTotal(res.Total)
-	} else {
-		setTotal(*total) // the narrowed search's Total covers its slice only
+	setTotal(total)
+	scored := plan.byScore || r.trackScores
+	if scored && len(hits) > 0 {
+		resp.Hits.MaxScore = ptr(1.0)
 	}
-	if scored && len(res.Hits) > 0 {
-		resp.Hits.MaxScore = ptr(res.MaxScore)
+	if from >= len(hits) {
+		return resp, nil
 	}
-	single := ""
-	if len(t.indexes) == 1 {
-		single = t.indexes[0].name
-	}
-	for _, h := range res.Hits {
-		hit := searchHit{Index: h.Index, Type: "_doc", ID: h.ID}
-		if hit.Index == "" {
-			hit.Index = single
-		}
+	for _, h := range hits[from:] {
+		idx := t.indexes[h.k]
+		hit := searchHit{Index: idx.name, Type: "_doc", ID: h.meta.id}
 		if scored {
-			hit.Score = ptr(h.Score)
+			hit.Score = ptr(1.0)
 		}
-		if s, ok := h.Fields[fieldSource].(string); ok {
-			if !r.source.disabled {
-				hit.Source = r.source.apply([]byte(s))
-			}
-			if len(r.fields)+len(r.docvalueFields) > 0 {
-				hit.Fields = t.hitFields([]byte(s), r)
-			}
+		src, err := idx.log.read(h.meta.loc, h.meta.srcLen)
+		if err != nil {
+			return nil, searchErr(err)
 		}
-		if v, ok := h.Fields[fieldVersion].(float64); ok {
-			hit.Version = ptr(int64(v))
+		if !r.source.disabled {
+			hit.Source = r.source.apply(src)
 		}
-		if v, ok := h.Fields[fieldSeqNo].(float64); ok {
-			hit.SeqNo = ptr(int64(v))
+		if len(r.fields)+len(r.docvalueFields) > 0 {
+			hit.Fields = t.hitFields(src, r)
+		}
+		if r.version {
+			hit.Version = ptr(h.meta.version)
+		}
+		if r.seqNoPrimTerm {
+			hit.SeqNo = ptr(h.meta.seqNo)
 			hit.PrimaryTerm = ptr(int64(1))
 		}
 		if plan.specs != nil {
-			hit.Sort = make([]any, len(plan.order))
-			for k := range plan.order {
-				hit.Sort[k] = plan.value(k, h)
+			hit.Sort = make([]any, len(plan.fields))
+			for k := range plan.fields {
+				hit.Sort[k] = plan.value(k, h.keys[k])
 			}
 		}
 		resp.Hits.Hits = append(resp.Hits.Hits, hit)
 	}
 	return resp, nil
-}
-
-// newSearchRequest is the bleve request for r's hits (plan.afterValues is
-// checked by the caller).
-func newSearchRequest(q query.Query, r *searchRequest, plan *sortPlan) *bleve.SearchRequest {
-	req := bleve.NewSearchRequestOptions(q, r.size, r.from, false)
-	req.SortByCustom(plan.order)
-	fields := []string{fieldSource}
-	if r.version {
-		fields = append(fields, fieldVersion)
-	}
-	if r.seqNoPrimTerm {
-		fields = append(fields, fieldSeqNo)
-	}
-	req.Fields = fields
-	if len(r.searchAfter) > 0 {
-		req.SearchAfter, _ = plan.afterValues(r.searchAfter)
-		req.From = 0
-	}
-	if !plan.byScore && !r.trackScores {
-		req.Score = "none"
-	}
-	return req
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -82,6 +83,16 @@ type Store struct {
 	// auto-create the same index do not race on its directory.
 	createMu sync.Mutex
 
+	// tornTails and tornBytes count the damaged log tails cut off at
+	// open (GET /_nodes/stats shows them).
+	tornTails atomic.Int64
+	tornBytes atomic.Int64
+	// unreadable counts the index directories found at open that could
+	// not be opened (moved to Dir/unreadable); blocked names the ones that
+	// could not even be moved, whose names take no writes.
+	unreadable atomic.Int64
+	blocked    map[string]bool
+
 	quit chan struct{}
 	wg   sync.WaitGroup
 }
@@ -106,7 +117,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		cfg: cfg, log: cfg.Logger, lock: lock, started: time.Now(), now: time.Now,
-		indexes: map[string]*esIndex{}, quit: make(chan struct{}),
+		indexes: map[string]*esIndex{}, quit: make(chan struct{}), blocked: map[string]bool{},
 	}
 	s.uuid = s.clusterUUID()
 	entries, err := os.ReadDir(filepath.Join(cfg.Dir, "indices"))
@@ -119,7 +130,7 @@ func Open(cfg Config) (*Store, error) {
 			continue
 		}
 		path := filepath.Join(cfg.Dir, "indices", e.Name())
-		idx, err := openIndex(path, e.Name())
+		idx, torn, err := openIndex(path, e.Name())
 		if errors.Is(err, errNoMeta) {
 			// Creation was interrupted before the index was acknowledged,
 			// so it holds no acknowledged documents.
@@ -128,18 +139,44 @@ func Open(cfg Config) (*Store, error) {
 			continue
 		}
 		if err != nil {
-			// One damaged index must not take the others offline; it stays
-			// on disk for inspection and reads as missing.
-			s.log.Error("cannot open index; skipping it", "index", e.Name(), "err", err)
+			// One damaged index (or one written by an older kobs, whose
+			// bleve indexes this engine cannot read) must not take the
+			// others offline, and must not be overwritten when a write
+			// recreates an index of that name: it is moved aside, kept for
+			// inspection, and counted.
+			aside := filepath.Join(cfg.Dir, "unreadable", e.Name()+"-"+s.now().UTC().Format("20060102T150405"))
+			if _, berr := os.Stat(filepath.Join(path, "index_meta.json")); berr == nil {
+				err = fmt.Errorf("a bleve index written by kobs before the segment-log engine; reindex it with that version or delete it: %w", err)
+			}
+			s.unreadable.Add(1)
+			if merr := os.MkdirAll(filepath.Dir(aside), 0o755); merr == nil {
+				merr = os.Rename(path, aside)
+				if merr == nil {
+					s.log.Error("cannot open index; moved it aside", "index", e.Name(), "to", aside, "err", err)
+					continue
+				}
+				err = errors.Join(err, merr)
+			}
+			s.log.Error("cannot open index; skipping it (it could not be moved aside, so writes to this index name are refused)", "index", e.Name(), "err", err)
+			s.blocked[e.Name()] = true
 			continue
+		}
+		for _, t := range torn {
+			// A write that was cut short by a crash: it was never
+			// acknowledged, so cutting it off loses nothing a client was
+			// told is stored.
+			s.tornTails.Add(1)
+			s.tornBytes.Add(t.bytes)
+			s.log.Warn("truncated a torn tail of an index's segment log (an unacknowledged write cut short by a crash)",
+				"index", e.Name(), "segment", t.segment, "bytes", t.bytes, "reason", t.reason)
 		}
 		s.indexes[e.Name()] = idx
 	}
+	s.log.Info("tracestore opened", "dir", cfg.Dir, "indexes", len(s.indexes))
 	if cfg.RetentionDays > 0 {
 		s.wg.Add(1)
 		go s.retentionLoop()
 	}
-	s.log.Info("tracestore opened", "dir", cfg.Dir, "indexes", len(s.indexes))
 	return s, nil
 }
 
@@ -276,6 +313,11 @@ func (s *Store) createIndex(name string, root rootMapping, settings indexSetting
 	}
 	if existing != nil {
 		return nil, errIndexExists(name, existing.meta.UUID)
+	}
+	if s.blocked[name] {
+		return nil, &esError{Type: "exception",
+			Reason: fmt.Sprintf("index directory [%s] exists but cannot be opened (see the store's log); it is kept, so this index cannot be created", name),
+			status: http.StatusInternalServerError}
 	}
 	s.mu.RLock()
 	n := len(s.indexes)

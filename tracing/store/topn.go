@@ -1,253 +1,121 @@
 package store
 
 import (
+	"container/heap"
 	"context"
-	"errors"
-	"math"
-
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/numeric"
-	"github.com/blevesearch/bleve/v2/search"
-	"github.com/blevesearch/bleve/v2/search/query"
-	index "github.com/blevesearch/bleve_index_api"
+	"slices"
 )
 
-// "The newest N" (a topic page: sort by time descending, size 50) is the
-// commonest search Grafana and the journey queries send, and bleve answers
-// it by reading the sort fields' doc values of every match before keeping
-// N, so its cost grows with the matches of the whole time range. When the
-// first sort key is a searchable number or date in descending order, the
-// search first runs on the newest slice of that field's values (the query
-// AND field >= L); if that slice holds at least from+size matches, they
-// are the top ones: every match left out has all its values below L, so it
-// ranks below every match kept (and documents without the field rank last).
-// Otherwise the slice widens, and at worst the whole query runs. It is
-// done only for queries with more than narrowAbove matches, counted first
-// without sorting (the count is the total such searches answer).
-
-// narrowAttempts bounds the widening: the slice grows 16x per attempt, so a
-// miss costs at most a fraction of the final search.
-const narrowAttempts = 4
-
-// narrowAbove is the number of matches from which narrowing pays: up to it
-// the whole search reads few doc values, and a selective query (a key, an
-// offset) would only waste the slices, finding too few matches in each. A
-// variable so tests can narrow small data sets.
-var narrowAbove int64 = maxResultWindow
-
-// topN runs req (whose query is q). When it narrowed the search, total is
-// the query's match count (up to the limit track_total_hits sets, plus
-// one), which the narrowed result's Total is not; otherwise total is nil.
-func (t *target) topN(ctx context.Context, req *bleve.SearchRequest, q query.Query, plan *sortPlan, r *searchRequest) (*bleve.SearchResult, *uint64, error) {
-	need := r.from + r.size
-	if f, ok := t.narrowable(plan, r); ok && need > 0 && need <= maxResultWindow {
-		// Count first, without sorting: few matches are sorted whole, and
-		// many need the count for hits.total anyway.
-		limit := max(r.trackTotal, narrowAbove)
-		if r.totalAsInt || r.trackTotal < 0 {
-			limit = -1
+// topN returns the first need matches of q in plan's order (after the
+// search_after keys when given) and the number of matches. It keeps a
+// bounded heap of the best need candidates, so a topic page ("newest 50 by
+// time") reads one column value per match and sorts only 50; the sort keys
+// of a match that cannot enter the heap are never copied.
+func (t *target) topN(ctx context.Context, q qnode, plan *sortPlan, after []sortKey, need int) ([]hitCand, uint64, error) {
+	var total uint64
+	h := &candHeap{plan: plan}
+	err := t.each(ctx, q, func(k int, idx *esIndex, set docSet) error {
+		// total counts every match, search_after or not, as in
+		// Elasticsearch.
+		total += uint64(len(set))
+		if need <= 0 {
+			return nil
 		}
-		n, err := t.countCapped(ctx, q, limit)
-		if err != nil {
-			return nil, nil, err
+		ix := idx.mem
+		cols := make([]*fieldIndex, len(plan.fields))
+		for i, f := range plan.fields {
+			cols[i] = ix.fields[f]
 		}
-		if n > uint64(narrowAbove) {
-			res, err := t.narrowed(ctx, req, q, f, need)
-			if err != nil || res != nil {
-				return res, &n, err
+		keys := make([]sortKey, len(plan.fields))
+		scratch := make([]float64, 1)
+		var strs []string
+		// Block pruning: when the first key is a number sorted with
+		// missing values last, a block whose best value is worse than the
+		// worst match kept holds nothing that can enter. Walk from the end
+		// the sort favours so the heap fills with good matches early.
+		first := cols[0]
+		prune := first != nil && !first.hasTerms() && !plan.first[0] && plan.fields[0] != "_doc" && plan.fields[0] != "_seq_no"
+		backward := plan.desc[0]
+		blk, skip := -1, false
+		for n := range set {
+			if n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
 			}
+			pos := n
+			if backward {
+				pos = len(set) - 1 - n
+			}
+			doc := set[pos]
+			if prune {
+				if b := int(doc >> blockBits); b != blk {
+					blk, skip = b, false
+					if h.Len() == need && !h.c[0].keys[0].missing && blk < len(first.blkMax) {
+						worst := h.c[0].keys[0].num
+						skip = (backward && first.blkMax[blk] < worst) || (!backward && first.blkMin[blk] > worst)
+					}
+				}
+				if skip {
+					continue
+				}
+			}
+			plan.keysOf(ix, cols, doc, keys, scratch, strs)
+			if after != nil && plan.compare(keys, after) <= 0 {
+				continue
+			}
+			if h.Len() == need {
+				// Ties keep the earlier document: it is in index order.
+				if h.less(keys, k, doc, &h.c[0]) >= 0 {
+					continue
+				}
+				c := &h.c[0]
+				c.k, c.doc, c.meta = k, doc, *ix.doc(doc)
+				copy(c.keys, keys)
+				heap.Fix(h, 0)
+				continue
+			}
+			heap.Push(h, hitCand{k: k, doc: doc, meta: *ix.doc(doc), keys: slices.Clone(keys)})
 		}
-	}
-	req.Query = q
-	res, err := t.searcher().SearchInContext(ctx, req)
-	return res, nil, err
-}
-
-// narrowed searches the newest slices of field f until one holds need
-// matches; nil when none did (the caller runs the whole search).
-func (t *target) narrowed(ctx context.Context, req *bleve.SearchRequest, q query.Query, f string, need int) (*bleve.SearchResult, error) {
-	lo, hi, docs, err := t.fieldBounds(f)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	minF, maxF := numeric.Int64ToFloat64(lo), numeric.Int64ToFloat64(hi)
-	if docs == 0 || maxF <= minF {
-		return nil, nil
-	}
-	// Start where the field's values would hold need matches if they were
-	// spread evenly and 1 document in 8 matched.
-	w := (maxF - minF) * float64(need) / float64(docs) * 8
-	for range narrowAttempts {
-		from := maxF - w
-		if from <= minF || math.IsInf(w, 0) {
-			return nil, nil
-		}
-		incl := true
-		rq := query.NewNumericRangeInclusiveQuery(&from, nil, &incl, nil)
-		rq.SetField(f)
-		req.Query = query.NewConjunctionQuery([]query.Query{q, rq})
-		res, err := t.searcher().SearchInContext(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		if res.Total >= uint64(need) {
-			return res, nil
-		}
-		w *= 16
-	}
-	return nil, nil
+	out := h.c
+	slices.SortFunc(out, func(a, b hitCand) int { return h.less(a.keys, a.k, a.doc, &b) })
+	return out, total, nil
 }
 
-// narrowable returns the field of the first sort key when the search can
-// be narrowed: a searchable number or date, descending, missing values
-// last, and no score, search_after or collapse of pages to honour.
-func (t *target) narrowable(plan *sortPlan, r *searchRequest) (string, bool) {
-	if len(plan.specs) == 0 || plan.byScore || r.trackScores || len(r.searchAfter) > 0 {
-		return "", false
-	}
-	s := plan.specs[0]
-	if !s.desc || s.missingFirst {
-		return "", false
-	}
-	mapped := false
-	for _, idx := range t.indexes {
-		l := idx.mapping.Load().lookupLeaf(s.field)
-		if l == nil {
-			continue // no values there: those documents rank last
-		}
-		if !l.indexed || (l.kind != kindLong && l.kind != kindDouble && l.kind != kindDate) {
-			return "", false
-		}
-		mapped = true
-	}
-	return s.field, mapped // _doc, _id and unmapped fields are not narrowed
+// candHeap is a max-heap by sort order: its root is the worst kept match.
+type candHeap struct {
+	plan *sortPlan
+	c    []hitCand
 }
 
-// fieldBounds returns the smallest and largest value of a numeric field in
-// the target's indexes (bleve's sortable int64 form) and the number of
-// documents. It walks the prefix-coded terms from the coarsest precision
-// (shift 60: at most 16 terms) to the exact one, one 4-bit digit per step,
-// so it reads a few hundred terms however many documents there are.
-// Deleted documents' terms may still count, which only makes the first
-// slice a little wider than it needs to be.
-func (t *target) fieldBounds(field string) (lo, hi int64, docs uint64, err error) {
-	lo, hi = math.MaxInt64, math.MinInt64
-	for _, idx := range t.indexes {
-		docs += idx.docCount()
-		ii, err := idx.bi.Advanced()
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		reader, err := ii.Reader()
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		mn, okMin, err := extremeTerm(reader, field, false)
-		if err == nil && okMin {
-			mx, _, err2 := extremeTerm(reader, field, true)
-			err = err2
-			lo, hi = min(lo, mn), max(hi, mx)
-		}
-		_ = reader.Close()
-		if err != nil {
-			return 0, 0, 0, err
-		}
+// less orders (keys, k, doc) against c: negative when it sorts first.
+func (h *candHeap) less(keys []sortKey, k int, doc uint32, c *hitCand) int {
+	if r := h.plan.compare(keys, c.keys); r != 0 {
+		return r
 	}
-	if lo > hi {
-		return 0, 0, 0, nil
+	if k != c.k {
+		return k - c.k
 	}
-	return lo, hi, docs, nil
+	switch {
+	case doc < c.doc:
+		return -1
+	case doc > c.doc:
+		return 1
+	}
+	return 0
 }
 
-// extremeTerm finds the largest (or smallest) value of a bleve numeric
-// field by descending its precision levels.
-func extremeTerm(reader index.IndexReader, field string, largest bool) (int64, bool, error) {
-	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
-	for shift := 60; shift >= 0; shift -= 4 {
-		d, err := reader.FieldDictRange(field, numeric.MustNewPrefixCodedInt64(lo, uint(shift)), numeric.MustNewPrefixCodedInt64(hi, uint(shift)))
-		if err != nil {
-			return 0, false, err
-		}
-		found := false
-		var best int64
-		for {
-			e, err := d.Next()
-			if err != nil {
-				_ = d.Close()
-				return 0, false, err
-			}
-			if e == nil {
-				break
-			}
-			pc := numeric.PrefixCoded(e.Term)
-			if s, err := pc.Shift(); err != nil || s != uint(shift) {
-				continue
-			}
-			v, err := pc.Int64()
-			if err != nil {
-				continue
-			}
-			if !found || (largest && v > best) || (!largest && v < best) {
-				best, found = v, true
-			}
-		}
-		_ = d.Close()
-		if !found {
-			return 0, false, nil
-		}
-		// The values under this prefix: best with its low shift bits free.
-		lo, hi = best, best+(int64(1)<<shift-1)
-	}
-	return lo, true, nil
+func (h *candHeap) Len() int { return len(h.c) }
+func (h *candHeap) Less(i, j int) bool {
+	return h.less(h.c[i].keys, h.c[i].k, h.c[i].doc, &h.c[j]) > 0
 }
-
-var errEnough = errors.New("counted enough")
-
-// countCapped counts q's matches, stopping after limit (no limit when
-// limit < 0), without sorting or reading doc values.
-func (t *target) countCapped(ctx context.Context, q query.Query, limit int64) (uint64, error) {
-	var n uint64
-	for _, idx := range t.indexes {
-		ii, err := idx.bi.Advanced()
-		if err != nil {
-			return 0, err
-		}
-		reader, err := ii.Reader()
-		if err != nil {
-			return 0, err
-		}
-		err = func() error {
-			defer reader.Close()
-			s, err := q.Searcher(ctx, reader, idx.bi.Mapping(), search.SearcherOptions{Score: "none"})
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			sctx := &search.SearchContext{DocumentMatchPool: search.NewDocumentMatchPool(s.DocumentMatchPoolSize(), 0), IndexReader: reader}
-			for k := 0; ; k++ {
-				if k%1024 == 0 && ctx.Err() != nil {
-					return ctx.Err()
-				}
-				dm, err := s.Next(sctx)
-				if err != nil {
-					return err
-				}
-				if dm == nil {
-					return nil
-				}
-				n++
-				sctx.DocumentMatchPool.Put(dm)
-				if limit >= 0 && n > uint64(limit) {
-					return errEnough
-				}
-			}
-		}()
-		if errors.Is(err, errEnough) {
-			return n, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
+func (h *candHeap) Swap(i, j int) { h.c[i], h.c[j] = h.c[j], h.c[i] }
+func (h *candHeap) Push(x any)    { h.c = append(h.c, x.(hitCand)) }
+func (h *candHeap) Pop() any {
+	x := h.c[len(h.c)-1]
+	h.c = h.c[:len(h.c)-1]
+	return x
 }

@@ -1,13 +1,13 @@
 package store
 
 import (
-	"context"
+	"cmp"
 	"fmt"
-	"net/url"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/blevesearch/bleve/v2/numeric"
 	"github.com/stretchr/testify/require"
 )
 
@@ -38,16 +38,11 @@ func loadTopNData(t *testing.T) *testServer {
 	return ts
 }
 
-// A "newest N" search is answered from the newest slice of the sort
-// field's values when that slice holds enough matches; the hits, their
-// order (ties by index order) and the total are what the whole search
-// gives.
-func TestNewestNFromTheNewestSlice(t *testing.T) {
-	old := narrowAbove
-	narrowAbove = 1000 // topic a's 1,900 matches are narrowed, topic b's 100 are not
-	t.Cleanup(func() { narrowAbove = old })
+// A "newest N" search keeps only the best from+size matches while it
+// reads them (topN's bounded heap); the hits, their order (ties by index
+// order) and the total are what sorting every match gives.
+func TestNewestN(t *testing.T) {
 	ts := loadTopNData(t)
-	ctx := context.Background()
 	search := func(params, body string) (ids []string, total any) {
 		t.Helper()
 		status, out := ts.do(t, "POST", "/nt/_search"+params, body)
@@ -82,25 +77,77 @@ func TestNewestNFromTheNewestSlice(t *testing.T) {
 	_, total = search("?track_total_hits=false", page("a", 0, 5))
 	require.Nil(t, total)
 
-	// Topic a's searches were narrowed; topic b's was not.
-	tgt, err := ts.pin("nt", resolveOpts{})
-	require.Nil(t, err)
-	defer tgt.release()
-	lo, hi, docs, berr := tgt.fieldBounds("ts")
-	require.NoError(t, berr)
-	require.Equal(t, float64(aggBase), numeric.Int64ToFloat64(lo))
-	require.Equal(t, float64(aggBase+1995), numeric.Int64ToFloat64(hi))
-	require.Equal(t, uint64(2000), docs)
-	for topic, want := range map[string]bool{"a": true, "b": false} {
-		r, perr := parseSearchRequest([]byte(page(topic, 0, 5)), url.Values{}, false)
-		require.Nil(t, perr)
-		plan, perr := tgt.planSort(r.sort)
-		require.Nil(t, perr)
-		q, perr := tgt.compileQuery(r, ts.now())
-		require.Nil(t, perr)
-		req := newSearchRequest(q, r, plan)
-		_, total, err := tgt.topN(ctx, req, q, plan, r)
-		require.NoError(t, err)
-		require.Equal(t, want, total != nil, topic)
+	// Ascending, the oldest first; the tie at the newest end is in index
+	// order both ways.
+	ids, _ = search("", strings.Replace(page("a", 0, 3), `"order":"desc","unmapped_type"`, `"order":"asc","unmapped_type"`, 1))
+	require.Equal(t, []string{"d100", "d101", "d102"}, ids)
+	ids, _ = search("", page("a", 1895, 10))
+	require.Equal(t, []string{"d104", "d103", "d102", "d101", "d100"}, ids)
+}
+
+// Block pruning must not change the answer: random values over several
+// blocks (some missing, many tied), both directions, compared with sorting
+// every document.
+func TestNewestNMatchesFullSort(t *testing.T) {
+	ts := startStore(t, Config{Dir: t.TempDir()})
+	status, _ := ts.do(t, "PUT", "/pr", `{"mappings":{"properties":{"v":{"type":"long"}}}}`)
+	require.Equal(t, 200, status)
+	rng := rand.New(rand.NewPCG(1, 2))
+	const n = 5000
+	vals := make([]int64, n) // -1: missing
+	var bulk strings.Builder
+	for i := range n {
+		vals[i] = rng.Int64N(300)
+		if i > 3000 && i < 3500 {
+			vals[i] += 1000 // one block range holds the largest values
+		}
+		if i == 100 || i == 4500 {
+			vals[i] = 5000 // the largest value, tied across blocks: the earlier document ranks first
+		}
+		if rng.IntN(20) == 0 && vals[i] != 5000 {
+			vals[i] = -1
+			fmt.Fprintf(&bulk, `{"index":{"_id":"d%d"}}`+"\n"+`{"x":1}`+"\n", i)
+			continue
+		}
+		fmt.Fprintf(&bulk, `{"index":{"_id":"d%d"}}`+"\n"+`{"v":%d}`+"\n", i, vals[i])
+	}
+	status, out := ts.do(t, "POST", "/pr/_bulk", bulk.String())
+	require.Equal(t, 200, status)
+	require.Equal(t, false, out["errors"])
+	for _, desc := range []bool{true, false} {
+		order := make([]int, n)
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			va, vb := vals[a], vals[b]
+			if (va < 0) != (vb < 0) {
+				if va < 0 {
+					return 1 // missing last
+				}
+				return -1
+			}
+			c := cmp.Compare(va, vb)
+			if desc {
+				c = -c
+			}
+			return c // ties: index order
+		})
+		dir := "asc"
+		if desc {
+			dir = "desc"
+		}
+		for _, size := range []int{1, 7, 50, 600} {
+			status, out := ts.do(t, "POST", "/pr/_search", fmt.Sprintf(`{"size":%d,"sort":[{"v":%q},{"_doc":"asc"}]}`, size, dir))
+			require.Equal(t, 200, status, "%v", out)
+			var got, want []string
+			for _, h := range out["hits"].(map[string]any)["hits"].([]any) {
+				got = append(got, h.(map[string]any)["_id"].(string))
+			}
+			for _, i := range order[:size] {
+				want = append(want, fmt.Sprintf("d%d", i))
+			}
+			require.Equal(t, want, got, "%s size %d", dir, size)
+		}
 	}
 }

@@ -5,7 +5,15 @@
 // lag is non-zero), then runs the agent binary as a child process and
 // reads its cycle time (kobs_agent_cycle_seconds) and memory (VmHWM, the
 // peak resident set, from /proc) after --cycles cycles. The agent runs in
-// its own process so that its RSS is its own.
+// its own process so that its RSS is its own; kfake's CPU time is this
+// process's, nearly all of it answering the agent.
+//
+// Each cycle prints its wall time, the agent's and kfake's CPU time over
+// the interval and the cycle's phases (/v1/health cycle_phases_seconds).
+// With --instant-cluster, kfake answers each request of the agent from a
+// cache after its first sighting, so the cycles after the first measure
+// the agent's own work (and the wire) without kfake's: the server's share
+// of a cycle is the difference between the two modes.
 //
 //	agentbench --kobs bin/kobs --topics 1000 --partitions 100 --groups 100
 package main
@@ -25,11 +33,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 func main() {
@@ -49,6 +60,8 @@ func run() error {
 	cycles := flag.Int("cycles", 5, "cycles to measure")
 	interval := flag.Duration("interval", 5*time.Second, "agent --interval")
 	brokers := flag.Int("brokers", 3, "kfake brokers")
+	instant := flag.Bool("instant-cluster", false, "kfake answers each of the agent's read requests from a cache filled the first time it sees it, so the cycles after the first measure the agent (and the wire), not kfake")
+	advancing := flag.Bool("advancing", false, "with --instant-cluster: every end offset answered grows by one per cycle, as in a cluster being written to, so the agent's offset history fills (--cycles 62 fills the default 60 points)")
 	flag.Parse()
 
 	names := make([]string, *topics)
@@ -72,7 +85,122 @@ func run() error {
 	fmt.Printf("populated: %d records per partition, %d groups x %d partitions committed (%v)\n",
 		*records, *groups, *groupTopics**partitions, time.Since(start).Round(time.Millisecond))
 
+	if *instant {
+		stop, err := cacheAnswers(c, seeds, *advancing)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Println("instant cluster: the agent's requests are answered from a cache after their first sighting")
+	}
 	return measure(*kobs, seeds, *interval, *cycles)
+}
+
+// cacheAnswers makes kfake answer the agent's read requests (Metadata,
+// ListOffsets, DescribeConfigs, ListGroups, DescribeGroups, OffsetFetch)
+// from a cache: the first time a request is seen on a broker, kfake
+// answers it as usual and a client of the bench sends the same request to
+// the same broker to fill the cache; from then on the cached answer goes
+// back at once. The cluster does not change during the measurement, so
+// the answers are the ones kfake would compute; what is left of a cycle's
+// wall time is the agent's own work and the wire.
+func cacheAnswers(c *kfake.Cluster, seeds []string, advancing bool) (func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		mu      sync.Mutex
+		answers = map[string]kmsg.Response{} // nil: being fetched
+		clients = map[[2]int16]*kgo.Client{}
+		cycle   int64 // whole-cluster Metadata requests seen: one a cycle
+	)
+	// client returns a client that sends key at exactly version (kgo
+	// sends the highest both sides support): the cached answer must be
+	// encoded at the version the agent asked with.
+	client := func(key, version int16) (*kgo.Client, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cl := clients[[2]int16{key, version}]; cl != nil {
+			return cl, nil
+		}
+		vs := kversion.Stable()
+		vs.SetMaxKeyVersion(key, version)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MaxVersions(vs))
+		if err != nil {
+			return nil, err
+		}
+		clients[[2]int16{key, version}] = cl
+		return cl, nil
+	}
+	for _, key := range []kmsg.Key{kmsg.Metadata, kmsg.ListOffsets, kmsg.DescribeConfigs, kmsg.ListGroups, kmsg.DescribeGroups, kmsg.OffsetFetch} {
+		c.ControlKey(int16(key), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			node := c.CurrentNode()
+			// The fingerprint is of the request with its lists sorted:
+			// the agent may list the same groups or topics in another
+			// order from one cycle to the next.
+			same := kmsg.RequestForKey(req.Key())
+			same.SetVersion(req.GetVersion())
+			if err := same.ReadFrom(req.AppendTo(nil)); err != nil {
+				return nil, err, true
+			}
+			canonical(same)
+			at := node // Metadata and topic configs are answered alike by any broker
+			if k := kmsg.Key(req.Key()); k == kmsg.Metadata || k == kmsg.DescribeConfigs {
+				at = -1
+			}
+			fp := fmt.Sprintf("%d/%d/%d/%x", at, req.Key(), req.GetVersion(), same.AppendTo(nil))
+			mu.Lock()
+			resp, seen := answers[fp]
+			if !seen {
+				answers[fp] = nil
+			}
+			mu.Unlock()
+			if m, ok := req.(*kmsg.MetadataRequest); ok && m.Topics == nil {
+				mu.Lock()
+				cycle++
+				mu.Unlock()
+			}
+			if resp != nil {
+				if lo, ok := resp.(*kmsg.ListOffsetsResponse); ok && advancing && isEndOffsets(req) {
+					mu.Lock()
+					n := cycle
+					mu.Unlock()
+					return advanced(lo, n), nil, true
+				}
+				return resp, nil, true
+			}
+			if !seen {
+				// Ask kfake the same from the bench's client; that request
+				// finds the fingerprint pending and is answered by kfake.
+				// same is a copy: kfake goes on answering req itself.
+				go func() {
+					cl, err := client(req.Key(), req.GetVersion())
+					var r kmsg.Response
+					if err == nil {
+						r, err = cl.Broker(int(node)).Request(ctx, same)
+					}
+					if err == nil && r.GetVersion() != req.GetVersion() {
+						err = fmt.Errorf("answered at v%d, asked at v%d", r.GetVersion(), req.GetVersion())
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						delete(answers, fp)
+						return
+					}
+					answers[fp] = r
+				}()
+			}
+			return nil, nil, false
+		})
+	}
+	return func() {
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}, nil
 }
 
 // populate writes records to every partition and commits, for each group,
@@ -140,7 +268,7 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 
 	// Poll the small /v1/health answer, not /metrics: a scrape of 100,000
 	// partitions is measured once, at the end, on its own.
-	var samples, cpus, kfakeCPUs []float64
+	var samples, cpus, kfakeCPUs, evals []float64
 	var lastSuccess time.Time
 	cpu0, _ := cpuSeconds(cmd.Process.Pid)
 	self0, _ := cpuSeconds(os.Getpid())
@@ -148,12 +276,18 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 	for len(samples) < cycles && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		var h struct {
-			Up           bool      `json:"up"`
-			LastSuccess  time.Time `json:"last_success"`
-			CycleSeconds float64   `json:"cycle_seconds"`
-			FailedCycles int       `json:"failed_cycles"`
-			Partial      bool      `json:"partial"`
-			LastError    string    `json:"last_error"`
+			Up           bool               `json:"up"`
+			LastSuccess  time.Time          `json:"last_success"`
+			CycleSeconds float64            `json:"cycle_seconds"`
+			Phases       map[string]float64 `json:"cycle_phases_seconds"`
+			FailedCycles int                `json:"failed_cycles"`
+			Partial      bool               `json:"partial"`
+			LastError    string             `json:"last_error"`
+			Errors       []struct {
+				Stage  string `json:"stage"`
+				Broker int32  `json:"broker"`
+				Err    string `json:"error"`
+			} `json:"errors"`
 		}
 		resp, err := http.Get("http://" + listen + "/v1/health")
 		if err != nil {
@@ -182,9 +316,13 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 		samples = append(samples, h.CycleSeconds)
 		cpus = append(cpus, cpu1-cpu0)
 		kfakeCPUs = append(kfakeCPUs, self1-self0)
+		evals = append(evals, h.Phases["evaluate"])
 		cpu0, self0 = cpu1, self1
-		fmt.Printf("cycle %d: %.3f s wall, %.3f s agent CPU, %.3f s kfake CPU (partial %v)\n",
-			len(samples), h.CycleSeconds, cpus[len(cpus)-1], kfakeCPUs[len(kfakeCPUs)-1], h.Partial)
+		fmt.Printf("cycle %d: %.3f s wall, %.3f s agent CPU, %.3f s kfake CPU (partial %v); phases:%s\n",
+			len(samples), h.CycleSeconds, cpus[len(cpus)-1], kfakeCPUs[len(kfakeCPUs)-1], h.Partial, phaseList(h.Phases))
+		for _, e := range h.Errors {
+			fmt.Printf("  partial: %s (broker %d): %s\n", e.Stage, e.Broker, e.Err)
+		}
 	}
 	if len(samples) < cycles {
 		return errors.New("agent did not complete enough cycles")
@@ -207,12 +345,78 @@ func measure(kobs string, seeds []string, interval time.Duration, cycles int) er
 	// the median of the others is the figure.
 	steady := append([]float64(nil), samples[1:]...)
 	sort.Float64s(steady)
-	steadyCPU := append([]float64(nil), cpus[1:]...)
-	sort.Float64s(steadyCPU)
 	fmt.Printf("scrape: %d series, %d partitions, %d groups in %v\n", int(m["series"]), int(m["partitions"]), int(m["groups"]), scrapeTook.Round(time.Millisecond))
-	fmt.Printf("RESULT agent cycle median %.3f s wall (min %.3f, max %.3f), median %.3f s agent CPU per cycle (the median CPU covers one interval: cycle + idle), over %d cycles after the first (%.3f s); RSS peak %d MB before any scrape, %d MB after one /metrics scrape\n",
-		steady[len(steady)/2], steady[0], steady[len(steady)-1], steadyCPU[len(steadyCPU)/2], len(steady), samples[0], hwm>>10, hwmScrape>>10)
+	// One line, key=value, for scripts/bench-agent.sh to take medians of
+	// medians over interleaved runs.
+	fmt.Printf("RESULT wall=%.3f wall_min=%.3f wall_max=%.3f agent_cpu=%.3f kfake_cpu=%.3f evaluate=%.3f first=%.3f rss_mb=%d rss_after_scrape_mb=%d cycles=%d\n",
+		median(samples[1:]), steady[0], steady[len(steady)-1], median(cpus[1:]), median(kfakeCPUs[1:]), median(evals[1:]),
+		samples[0], hwm>>10, hwmScrape>>10, len(steady))
 	return nil
+}
+
+// median of xs (the mean of the middle two for an even count).
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// phaseList prints a cycle's phases in the order they start.
+func phaseList(phases map[string]float64) string {
+	var b strings.Builder
+	for _, name := range []string{"metadata", "list_start_offsets", "list_end_offsets", "list_last_stable_offsets",
+		"describe_configs", "list_groups", "describe_groups", "offset_fetch", "evaluate"} {
+		if d, ok := phases[name]; ok {
+			fmt.Fprintf(&b, " %s %.3f", name, d)
+		}
+	}
+	return b.String()
+}
+
+// isEndOffsets: a ListOffsets request for end offsets (timestamp -1).
+func isEndOffsets(req kmsg.Request) bool {
+	r := req.(*kmsg.ListOffsetsRequest)
+	return len(r.Topics) > 0 && len(r.Topics[0].Partitions) > 0 && r.Topics[0].Partitions[0].Timestamp == -1
+}
+
+// advanced copies an end-offsets answer with every offset n higher.
+func advanced(resp *kmsg.ListOffsetsResponse, n int64) *kmsg.ListOffsetsResponse {
+	out := *resp
+	out.Topics = make([]kmsg.ListOffsetsResponseTopic, len(resp.Topics))
+	for i, t := range resp.Topics {
+		out.Topics[i] = t
+		out.Topics[i].Partitions = make([]kmsg.ListOffsetsResponseTopicPartition, len(t.Partitions))
+		for j, p := range t.Partitions {
+			p.Offset += n
+			out.Topics[i].Partitions[j] = p
+		}
+	}
+	return &out
+}
+
+// canonical sorts the lists of a request whose order does not matter.
+func canonical(req kmsg.Request) {
+	switch r := req.(type) {
+	case *kmsg.OffsetFetchRequest:
+		sort.Slice(r.Groups, func(i, j int) bool { return r.Groups[i].Group < r.Groups[j].Group })
+	case *kmsg.DescribeGroupsRequest:
+		sort.Strings(r.Groups)
+	case *kmsg.DescribeConfigsRequest:
+		sort.Slice(r.Resources, func(i, j int) bool { return r.Resources[i].ResourceName < r.Resources[j].ResourceName })
+	case *kmsg.ListOffsetsRequest:
+		sort.Slice(r.Topics, func(i, j int) bool { return r.Topics[i].Topic < r.Topics[j].Topic })
+		for _, t := range r.Topics {
+			sort.Slice(t.Partitions, func(i, j int) bool { return t.Partitions[i].Partition < t.Partitions[j].Partition })
+		}
+	case *kmsg.MetadataRequest:
+		sort.Slice(r.Topics, func(i, j int) bool {
+			a, b := r.Topics[i].Topic, r.Topics[j].Topic
+			return a != nil && (b == nil || *a < *b)
+		})
+	}
 }
 
 // cpuSeconds is a process's user+system CPU time.
