@@ -284,7 +284,9 @@ func TestClusterRF3(t *testing.T) {
 		}
 		return nil
 	})
-	require.Equal(t, int64(1), gauge(t, c.broker(leader), "kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions"))
+	// Metadata answers from the image as soon as it is published; the
+	// leader's replica state (the gauge) follows from the same image.
+	waitGauge(t, c.broker(leader), "kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions", 1)
 	produce("b", 20)
 	require.NoError(t, c.startNode(follower, nil))
 	testcluster.Eventually(t, 20*time.Second, func() error {
@@ -294,7 +296,12 @@ func TestClusterRF3(t *testing.T) {
 		return nil
 	})
 	require.Equal(t, int64(70), leo(c.broker(follower), topic))
-	require.GreaterOrEqual(t, gauge(t, c.broker(leader), "kafka.server:type=ReplicaManager,name=IsrExpandsPerSec"), int64(1))
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if n := gauge(t, c.broker(leader), "kafka.server:type=ReplicaManager,name=IsrExpandsPerSec"); n < 1 {
+			return fmt.Errorf("IsrExpandsPerSec %d", n)
+		}
+		return nil
+	})
 
 	// Groups whose coordinator is the partition leader about to go: a
 	// franz-go commit and a kcat (librdkafka) balanced consumer that reads

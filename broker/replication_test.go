@@ -130,7 +130,8 @@ func (c *repCluster) nextLocked(edit func(*metadata.Image)) *metadata.Image {
 	img.Offset = c.img.Offset + 1
 	img.ControllerID = c.img.ControllerID
 	for id, b := range c.img.Brokers {
-		img.Brokers[id] = b
+		nb := *b // edit may change it; the published one is being read
+		img.Brokers[id] = &nb
 	}
 	for name, t := range c.img.Topics {
 		nt := *t
@@ -237,6 +238,18 @@ func gauge(t *testing.T, b *broker.Broker, name string) int64 {
 	return v.Int64()
 }
 
+// waitGauge waits until bean name's value (a meter's Count) is want: for
+// what the broker updates just after the state a test waited for.
+func waitGauge(t *testing.T, b *broker.Broker, name string, want int64) {
+	t.Helper()
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if v := gauge(t, b, name); v != want {
+			return fmt.Errorf("%s = %d, want %d", name, v, want)
+		}
+		return nil
+	})
+}
+
 func leo(b *broker.Broker, topic string) int64 {
 	p := b.Replicas().Partition(topic, 0)
 	if p == nil {
@@ -327,7 +340,9 @@ func TestReplicationISR(t *testing.T) {
 	})
 	require.GreaterOrEqual(t, time.Since(stopped), lagTime, "not before replica.lag.time.max.ms")
 	require.Equal(t, int64(1), gauge(t, leader, "kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions"))
-	require.Equal(t, int64(1), gauge(t, leader, "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec"))
+	// The leader marks the meter once the controller's answer is back,
+	// which can be just after the new image is published.
+	waitGauge(t, leader, "kafka.server:type=ReplicaManager,name=IsrShrinksPerSec", 1)
 	require.Equal(t, int64(1), gauge(t, leader, "kafka.cluster:type=Partition,name=UnderReplicated,topic=rep,partition=0"))
 	require.Equal(t, int64(2), gauge(t, leader, "kafka.cluster:type=Partition,name=InSyncReplicasCount,topic=rep,partition=0"))
 
@@ -344,7 +359,7 @@ func TestReplicationISR(t *testing.T) {
 		return nil
 	})
 	require.Equal(t, int64(150), leo(c.broker(3), topic))
-	require.Equal(t, int64(1), gauge(t, leader, "kafka.server:type=ReplicaManager,name=IsrExpandsPerSec"))
+	waitGauge(t, leader, "kafka.server:type=ReplicaManager,name=IsrExpandsPerSec", 1)
 	require.Zero(t, gauge(t, leader, "kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions"))
 	testcluster.Eventually(t, 5*time.Second, func() error {
 		if hw := c.broker(3).Replicas().Partition(topic, 0).HighWatermark(); hw != 150 {

@@ -526,7 +526,16 @@ func TestCleanWithConcurrentReaders(t *testing.T) {
 		add(fillKeys(t, l, 10, 5, kgo.Lz4Compression(), clk.Ms()))
 		published.Store(l.LogEndOffset())
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The readers and the cleaner stop once each has completed a round
+	// (they ran beside the appends above); a fixed pause could end before
+	// one of them got a core on a loaded machine, and a Clean that
+	// compacts takes a while.
+	for deadline := time.Now().Add(30 * time.Second); reads.Load() == 0 || cleans.Load() == 0; {
+		if time.Now().After(deadline) || len(errc) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(stop)
 	wg.Wait()
 	close(errc)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -96,13 +97,31 @@ func testWatchPrintsJmxToolTable(t *testing.T, p Protocol) {
 	err = c.Watch(context.Background(), &out, WatchOptions{Requests: []ReadRequest{{MBean: "nothing:*"}}, Iterations: 1})
 	require.ErrorContains(t, err, "no attribute matched")
 
-	// Until the context ends when Iterations is 0; a cancelled watch is not an error.
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
+	// Until the context ends when Iterations is 0; a cancelled watch is not
+	// an error. The context ends once the header and two rows are out (a
+	// fixed 50 ms deadline saw one row or none on a loaded machine); the
+	// minute is only there so a watch that ignores it cannot hang the test.
+	deadline, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	ctx, cancel := context.WithCancelCause(deadline)
+	defer cancel(nil)
+	enough := errors.New("three lines written")
 	out.Reset()
-	require.NoError(t, c.Watch(ctx, &out, WatchOptions{
+	w := writerFunc(func(p []byte) (int, error) {
+		out.Write(p)
+		if strings.Count(out.String(), "\n") >= 3 {
+			cancel(enough)
+		}
+		return len(p), nil
+	})
+	require.NoError(t, c.Watch(ctx, w, WatchOptions{
 		Requests: []ReadRequest{{MBean: "kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions"}},
 		Interval: 5 * time.Millisecond, DateFormat: time.RFC3339,
 	}))
-	require.GreaterOrEqual(t, strings.Count(out.String(), "\n"), 3)
+	require.ErrorIs(t, context.Cause(ctx), enough, "the watch ended before its context did:\n%s", out.String())
+	require.Regexp(t, `^"time","kafka.server:name=UnderReplicatedPartitions,type=ReplicaManager:Value"\n(\d{4}-\d\d-\d\dT\S+,2\n){2}$`, out.String())
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

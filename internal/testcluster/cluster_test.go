@@ -311,30 +311,44 @@ func TestClusterDedicatedControllers(t *testing.T) {
 		}
 		return nil
 	})
-	leader, voters, err := describeQuorum(c.Node(1).Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(voters, ctrls) || !slices.Contains(ctrls, leader) {
-		t.Fatalf("quorum: leader %d voters %v, want one of %v", leader, voters, ctrls)
-	}
-	// Each controller serves its telemetry: one of them is the active
-	// controller, and its log dir (the metadata log's) is online.
-	active := 0.0
-	for _, id := range ctrls {
-		m, err := controllerMetrics(c.Node(id).Logs())
+	// Each controller serves its telemetry: the raft leader is the one
+	// active controller, and every log dir (the metadata log's) is
+	// online. Waited for, not read once: a raft leader becomes the
+	// active controller only after its barrier, so an election (raft's
+	// 1 s timeouts can run out on a loaded machine) leaves a window with
+	// no active controller, or one that is not yet the leader named.
+	var leader int32
+	Eventually(t, 30*time.Second, func() error {
+		l, voters, err := describeQuorum(c.Node(1).Addr())
 		if err != nil {
-			t.Fatalf("controller %d: %v", id, err)
+			return err
 		}
-		off, ok := m["kafka_log_logmanager_offlinelogdirectorycount"]
-		if !ok || off != 0 {
-			t.Fatalf("controller %d: offline log dirs %v (present %v)", id, off, ok)
+		if !slices.Equal(voters, ctrls) || !slices.Contains(ctrls, l) {
+			return fmt.Errorf("quorum: leader %d voters %v, want one of %v", l, voters, ctrls)
 		}
-		active += m["kafka_controller_kafkacontroller_activecontrollercount"]
-	}
-	if active != 1 {
-		t.Fatalf("%v active controllers among %v", active, ctrls)
-	}
+		var active []int32
+		for _, id := range ctrls {
+			m, err := controllerMetrics(c.Node(id).Logs())
+			if err != nil {
+				return fmt.Errorf("controller %d: %w", id, err)
+			}
+			if off, ok := m["kafka_log_logmanager_offlinelogdirectorycount"]; !ok || off != 0 {
+				return fmt.Errorf("controller %d: offline log dirs %v (present %v)", id, off, ok)
+			}
+			switch v := m["kafka_controller_kafkacontroller_activecontrollercount"]; v {
+			case 0:
+			case 1:
+				active = append(active, id)
+			default:
+				return fmt.Errorf("controller %d: ActiveControllerCount %v", id, v)
+			}
+		}
+		if !slices.Equal(active, []int32{l}) {
+			return fmt.Errorf("active controllers %v, raft leader %d", active, l)
+		}
+		leader = l
+		return nil
+	})
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Node(1).Addr()))
 	if err != nil {

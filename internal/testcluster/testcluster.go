@@ -316,8 +316,47 @@ func (p *Process) Kill() { p.signal(syscall.SIGKILL) }
 func (p *Process) Stop() { p.signal(syscall.SIGTERM) }
 
 // Pause stops the process with SIGSTOP: it holds its ports and state but
-// answers nothing (a long GC pause or a frozen VM, to the others).
-func (p *Process) Pause() { p.send(syscall.SIGSTOP) }
+// answers nothing (a long GC pause or a frozen VM, to the others). It
+// returns once every thread has stopped: kill(2) only queues the signal,
+// and the process runs on until one of its threads is scheduled to take
+// it (over 100 ms on a loaded machine), long enough to answer a request
+// the test sends expecting silence.
+func (p *Process) Pause() {
+	p.t.Helper()
+	p.send(syscall.SIGSTOP)
+	pid := p.Pid()
+	Eventually(p.t, 10*time.Second, func() error { return stopped(pid) })
+}
+
+// stopped says whether every thread of process pid is in job-control stop
+// (state T in /proc/<pid>/task/<tid>/stat).
+func stopped(pid int) error {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // the thread ended
+		}
+		if err != nil {
+			return err
+		}
+		// The state follows the command name, which is in parentheses
+		// and may itself hold spaces or parentheses.
+		i := strings.LastIndexByte(string(stat), ')')
+		fields := strings.Fields(string(stat[i+1:]))
+		if i < 0 || len(fields) == 0 {
+			return fmt.Errorf("%s/%s/stat: %q", dir, task.Name(), stat)
+		}
+		if fields[0] != "T" {
+			return fmt.Errorf("thread %s of process %d in state %s, not stopped yet", task.Name(), pid, fields[0])
+		}
+	}
+	return nil
+}
 
 // Resume continues a paused process (SIGCONT).
 func (p *Process) Resume() { p.send(syscall.SIGCONT) }
@@ -368,10 +407,31 @@ func (p *Process) ExitErr() error {
 	return p.exitErr
 }
 
-// Restart starts the broker again on the same data and port.
+// Restart starts the broker again on the same data and port. The ports
+// were free since the stop, so a short-lived socket (a client connection
+// given one of them as its local port) may hold one for a moment: a
+// start that finds a port in use is retried for a few seconds; one held
+// for longer fails the test.
 func (p *Process) Restart() {
 	p.t.Helper()
-	p.start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := p.startErr()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errAddrInUse) || time.Now().After(deadline) {
+			p.t.Fatal(err)
+		}
+		why := ""
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if strings.Contains(line, "address already in use") {
+				why = line // the broker's own line, which names the port, is the last
+			}
+		}
+		p.t.Logf("testcluster: restart retried: %s", why)
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // Eventually polls cond every 50ms until it returns nil or timeout passes.
