@@ -58,10 +58,11 @@ func TestClusterDownIsStale(t *testing.T) {
 		return nil
 	})
 	// The first cycle after the kill fails within its timeout (4/5 of the
-	// interval): up is 0 at most one interval plus one timeout later.
+	// interval): up is 0 at most one interval plus one timeout later, plus
+	// slack for a loaded machine (850-890 ms were seen).
 	took := time.Since(killed)
 	t.Logf("kobs_agent_up 0 %v after the kill (interval %v)", took, every)
-	require.Less(t, took, every+every*4/5+time.Second)
+	require.Less(t, took, every+every*4/5+3*time.Second)
 
 	var h agent.Health
 	code, err := getJSON(a.URL+"/v1/health", &h)
