@@ -295,10 +295,9 @@ func (a *ackRun) firstID() []byte {
 	return a.ids
 }
 
+// appendArray appends `,"name":[elems]` with elems already encoded.
 func appendArray(b []byte, name string, elems []byte) []byte {
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, `":[`...)
+	b = append(appendKey(b, name), '[')
 	b = append(b, elems...)
 	return append(b, ']')
 }

@@ -240,56 +240,50 @@ func (e *Event) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
-func appendStrs(b []byte, name string, vs []string) []byte {
+// appendKey appends `,"name":` (fields after the first: the event's type
+// always comes first).
+func appendKey(b []byte, name string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+// appendList appends `,"name":[v,...]` with each value written by one;
+// nothing for an empty list (the field is omitted, as omitempty).
+func appendList[T any](b []byte, name string, vs []T, one func([]byte, T) []byte) []byte {
 	if len(vs) == 0 {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':', '[')
+	b = append(appendKey(b, name), '[')
 	for i, v := range vs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, v)
+		b = one(b, v)
 	}
 	return append(b, ']')
 }
 
+func appendStrs(b []byte, name string, vs []string) []byte {
+	return appendList(b, name, vs, appendJSONString)
+}
+
 func appendInts(b []byte, name string, vs []int64) []byte {
-	if len(vs) == 0 {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':', '[')
-	for i, v := range vs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, v, 10)
-	}
-	return append(b, ']')
+	return appendList(b, name, vs, func(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) })
 }
 
 func appendStr(b []byte, name, v string) []byte {
 	if v == "" {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return appendJSONString(b, v)
+	return appendJSONString(appendKey(b, name), v)
 }
 
 func appendInt(b []byte, name string, v int64) []byte {
 	if v == 0 {
 		return b
 	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return strconv.AppendInt(b, v, 10)
+	return strconv.AppendInt(appendKey(b, name), v, 10)
 }
 
 // appendJSONString quotes s as a JSON string. strconv.AppendQuote is not
