@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -264,11 +265,17 @@ func TestShipperStoreOutage(t *testing.T) {
 		return nil
 	})
 	ts.Stop()
-	time.Sleep(2 * time.Second)
+	// The store stays down until the shipper has noticed (a failed bulk it
+	// retries without committing), not for a fixed time.
+	testcluster.Eventually(t, ingestWait, func() error {
+		if s.Stats().Retries == 0 {
+			return errors.New("the shipper has not noticed the outage")
+		}
+		return nil
+	})
 	ts.start()
 	written := wait()
 	waitHops(t, es, written, ingestWait)
-	require.Positive(t, s.Stats().Retries, "the outage must have been noticed")
 	require.Zero(t, s.Stats().Corrupt)
 	require.Zero(t, s.Stats().Rejected)
 }
