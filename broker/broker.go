@@ -171,8 +171,9 @@ func New(cfg *Config, logger *slog.Logger, opts ...Option) (*Broker, error) {
 			return nil, err
 		}
 		b.ctl = ctl
+		isr := &isrBatcher{send: ctl.AlterPartitions, ctx: b.ctx, timeout: 30 * time.Second}
 		b.alterPartition = func(ctx context.Context, r replica.AlterPartitionRequest) (metadata.Partition, error) {
-			return ctl.AlterPartition(ctx, controller.AlterPartitionRequest{Topic: r.Topic, Partition: r.Partition,
+			return isr.alter(ctx, controller.AlterPartitionRequest{Topic: r.Topic, Partition: r.Partition,
 				LeaderID: r.LeaderID, BrokerEpoch: ctl.BrokerEpoch(), LeaderEpoch: r.LeaderEpoch,
 				PartitionEpoch: r.PartitionEpoch, NewISR: r.NewISR})
 		}

@@ -22,6 +22,7 @@ const (
 	opCreatePartitions = "createPartitions"
 	opAlterConfigs     = "alterConfigs"
 	opAlterPartition   = "alterPartition"
+	opAlterPartitions  = "alterPartitions"
 	opRegister         = "register"
 	opHeartbeat        = "heartbeat"
 	opElectLeaders     = "electLeaders"
@@ -39,11 +40,14 @@ type command struct {
 	Configs        map[string]*string     `json:"configs,omitempty"`
 	Replace        bool                   `json:"replace,omitempty"`
 	AlterPartition *AlterPartitionRequest `json:"alterPartition,omitempty"`
-	Register       *registration          `json:"register,omitempty"`
-	Heartbeat      *heartbeat             `json:"heartbeat,omitempty"`
-	Election       ElectionType           `json:"election,omitempty"`
-	Partitions     []TopicPartition       `json:"partitions,omitempty"`
-	Reassignments  []Reassignment         `json:"reassignments,omitempty"`
+	// AlterPartitions are several ISR changes decided in order and
+	// committed as one entry (a broker's batch, AlterPartitions).
+	AlterPartitions []AlterPartitionRequest `json:"alterPartitions,omitempty"`
+	Register        *registration           `json:"register,omitempty"`
+	Heartbeat       *heartbeat              `json:"heartbeat,omitempty"`
+	Election        ElectionType            `json:"election,omitempty"`
+	Partitions      []TopicPartition        `json:"partitions,omitempty"`
+	Reassignments   []Reassignment          `json:"reassignments,omitempty"`
 	// DryRun decides but writes nothing (CreateTopics and
 	// CreatePartitions with validateOnly).
 	DryRun bool `json:"dryRun,omitempty"`
@@ -66,9 +70,11 @@ type heartbeat struct {
 type result struct {
 	Errs      []*wireError        `json:"errs,omitempty"`
 	Partition *metadata.Partition `json:"partition,omitempty"`
-	Epoch     int64               `json:"epoch,omitempty"`
-	Fenced    bool                `json:"fenced,omitempty"`
-	Quorum    *QuorumInfo         `json:"quorum,omitempty"`
+	// Partitions answer AlterPartitions, one per request (as Errs).
+	Partitions []metadata.Partition `json:"partitions,omitempty"`
+	Epoch      int64                `json:"epoch,omitempty"`
+	Fenced     bool                 `json:"fenced,omitempty"`
+	Quorum     *QuorumInfo          `json:"quorum,omitempty"`
 	// Offset is the metadata offset the command's records (if any) are
 	// applied at on the active controller: the forwarding node waits to
 	// apply it too, so a caller reads its own write from its own image.
@@ -112,6 +118,14 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 		var part metadata.Partition
 		part, err = p.alterPartition(*cmd.AlterPartition)
 		res.Partition = &part
+	case opAlterPartitions:
+		// In order: a later change of the same partition sees the
+		// earlier one's partition epoch.
+		for _, r := range cmd.AlterPartitions {
+			part, perr := p.alterPartition(r)
+			res.Partitions = append(res.Partitions, part)
+			res.Errs = append(res.Errs, toWire(perr))
+		}
 	case opRegister:
 		err = c.register(p, cmd.Register)
 	case opHeartbeat:
@@ -151,6 +165,15 @@ func (c *Controller) execute(cmd *command) (*result, error) {
 			part := c.fsm.state().img.Partition(cmd.AlterPartition.Topic, cmd.AlterPartition.Partition)
 			if part != nil {
 				res.Partition = part
+			}
+		}
+	case opAlterPartitions:
+		img := c.fsm.state().img
+		for i, r := range cmd.AlterPartitions {
+			if res.Errs[i] == nil {
+				if part := img.Partition(r.Topic, r.Partition); part != nil {
+					res.Partitions[i] = *part
+				}
 			}
 		}
 	}
@@ -728,6 +751,21 @@ func (c *Controller) AlterConfigs(ctx context.Context, topic string, changes map
 	defer cancel()
 	_, err := c.submit(ctx, &command{Op: opAlterConfigs, Topic: topic, Configs: changes, Replace: replace})
 	return err
+}
+
+// AlterPartitions asks for several ISR changes at once, committed as one
+// metadata log entry: what a broker sends for the changes that queued
+// while its previous request was in flight (Kafka's AlterPartitionManager).
+// Each change gets its partition as it now stands and its own error.
+func (c *Controller) AlterPartitions(ctx context.Context, reqs []AlterPartitionRequest) ([]metadata.Partition, []error) {
+	ctx, cancel := callCtx(ctx)
+	defer cancel()
+	res, err := c.submit(ctx, &command{Op: opAlterPartitions, AlterPartitions: reqs})
+	parts := make([]metadata.Partition, len(reqs))
+	if res != nil {
+		copy(parts, res.Partitions)
+	}
+	return parts, perItem(len(reqs), res, err)
 }
 
 // AlterPartition asks for an ISR change; the answer is the partition as
