@@ -22,12 +22,7 @@ import (
 // back exactly once; the old leader restarts, truncates what it had not
 // committed and rejoins the ISR with the same log.
 func TestKillLeaderUnderLoad(t *testing.T) {
-	c := testcluster.StartCluster(t, 3,
-		testcluster.Prop("broker.session.timeout.ms", "2000"),
-		testcluster.Prop("broker.heartbeat.interval.ms", "300"),
-		testcluster.Prop("replica.lag.time.max.ms", "3000"),
-		testcluster.Prop("replica.fetch.wait.max.ms", "100"),
-		testcluster.Prop("replica.fetch.backoff.ms", "100"))
+	c := testcluster.StartCluster(t, 3, fastFailover()...)
 	const topic = "failover"
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0), kgo.RecordDeliveryTimeout(60*time.Second))

@@ -54,37 +54,22 @@ func TestISRBatcherOneRequestInFlight(t *testing.T) {
 	}
 	wg.Add(1)
 	go call(0)
-	waitSizes := func(want int) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			mu.Lock()
-			got := len(sizes)
-			mu.Unlock()
-			if got >= want {
-				return
-			}
-			require.True(t, time.Now().Before(deadline), "no request %d sent", want)
-			time.Sleep(time.Millisecond)
-		}
+	sent := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sizes)
 	}
-	waitSizes(1)
+	require.Eventually(t, func() bool { return sent() == 1 }, 10*time.Second, time.Millisecond, "the first request was not sent")
 	for i := 1; i < n; i++ {
 		wg.Add(1)
 		go call(i)
 	}
 	// All 49 queued behind the one in flight.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	require.Eventually(t, func() bool {
 		q.mu.Lock()
-		queued := len(q.queue)
-		q.mu.Unlock()
-		if queued == n-1 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "%d queued", queued)
-		time.Sleep(time.Millisecond)
-	}
+		defer q.mu.Unlock()
+		return len(q.queue) == n-1
+	}, 10*time.Second, time.Millisecond, "the changes did not queue behind the request in flight")
 	close(release)
 	wg.Wait()
 	require.Equal(t, []int{1, n - 1}, sizes, "one request in flight, the rest in the next")

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/kobs-dev/kobs/internal/testcluster"
 )
 
 // loadProducer writes r-0, r-1, ... to partition 0 of a topic, one
@@ -97,4 +99,17 @@ func readPartition0(ctx context.Context, t *testing.T, adm *kadm.Client, addrs [
 		fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++; read++ })
 	}
 	return seen, end.Offset
+}
+
+// fastFailover are the process-cluster settings of the failover tests: a
+// dead or paused broker is fenced within 2 s and dropped from the ISR
+// within 3 s, and followers notice a new leader within 100 ms.
+func fastFailover() []testcluster.Opt {
+	return []testcluster.Opt{
+		testcluster.Prop("broker.session.timeout.ms", "2000"),
+		testcluster.Prop("broker.heartbeat.interval.ms", "300"),
+		testcluster.Prop("replica.lag.time.max.ms", "3000"),
+		testcluster.Prop("replica.fetch.wait.max.ms", "100"),
+		testcluster.Prop("replica.fetch.backoff.ms", "100"),
+	}
 }

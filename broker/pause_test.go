@@ -34,12 +34,7 @@ import (
 // same bytes; every acknowledged record is read back exactly once and the
 // stale write is nowhere.
 func TestPauseLeaderUnderLoad(t *testing.T) {
-	c := testcluster.StartCluster(t, 3,
-		testcluster.Prop("broker.session.timeout.ms", "2000"),
-		testcluster.Prop("broker.heartbeat.interval.ms", "300"),
-		testcluster.Prop("replica.lag.time.max.ms", "3000"),
-		testcluster.Prop("replica.fetch.wait.max.ms", "100"),
-		testcluster.Prop("replica.fetch.backoff.ms", "100"))
+	c := testcluster.StartCluster(t, 3, fastFailover()...)
 	const topic = "paused"
 	ctx := context.Background()
 	// A produce parked on the stopped leader fails the connection after

@@ -30,14 +30,9 @@ import (
 // stopped. Broker 2, the preferred leader, comes back as a follower;
 // ElectLeaders(preferred) gives it the leadership again.
 func TestReassignAndPreferredElection(t *testing.T) {
-	c := testcluster.StartCluster(t, 3,
-		testcluster.Prop("broker.session.timeout.ms", "2000"),
-		testcluster.Prop("broker.heartbeat.interval.ms", "300"),
-		testcluster.Prop("replica.lag.time.max.ms", "3000"),
-		testcluster.Prop("replica.fetch.wait.max.ms", "100"),
-		testcluster.Prop("replica.fetch.backoff.ms", "100"),
+	c := testcluster.StartCluster(t, 3, append(fastFailover(),
 		// Only the ElectLeaders request may move leadership back.
-		testcluster.Prop("auto.leader.rebalance.enable", "false"))
+		testcluster.Prop("auto.leader.rebalance.enable", "false"))...)
 	const topic = "moved"
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
