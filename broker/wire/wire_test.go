@@ -305,6 +305,9 @@ func TestCloseAnswersRequestsInFlight(t *testing.T) {
 	idle, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	defer idle.Close()
+	// Both connections accepted: one still in the listen backlog when the
+	// listener closes is reset by the kernel, not closed by the server.
+	require.Eventually(t, func() bool { return stats(t, s).Connections == 2 }, 5*time.Second, 5*time.Millisecond)
 
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 9
