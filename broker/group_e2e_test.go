@@ -582,7 +582,7 @@ func TestGroupStaticMember(t *testing.T) {
 	_, err = adm.CreateTopic(ctx, 4, 1, nil, topic)
 	require.NoError(t, err)
 	seen := newSeenSet()
-	opts := []kgo.Opt{kgo.InstanceID("instance-1"), kgo.SessionTimeout(1500 * time.Millisecond)}
+	opts := []kgo.Opt{kgo.InstanceID("instance-1"), kgo.SessionTimeout(4 * time.Second)}
 	c := startGroupConsumer(t, b.Addr(), group, topic, seen, opts...)
 	var memberID string
 	testcluster.Eventually(t, 10*time.Second, func() error {
@@ -626,7 +626,7 @@ func TestGroupStaticMember(t *testing.T) {
 	c.stop()
 
 	// Gone for longer than the session timeout: removed, the group empties.
-	testcluster.Eventually(t, 5*time.Second, func() error {
+	testcluster.Eventually(t, 20*time.Second, func() error {
 		gs, err := adm.DescribeGroups(ctx, group)
 		if err != nil {
 			return err

@@ -231,16 +231,19 @@ func TestMaxConnectionsBlocksAcceptUntilOneCloses(t *testing.T) {
 }
 
 func TestIdleConnectionClosed(t *testing.T) {
-	s, addr := startServerCfg(t, Config{IdleTimeout: 600 * time.Millisecond}, echoHandler{})
+	// The client's pace (a quarter of the timeout) leaves room for a
+	// scheduling stall of ~1 s on a loaded 2-core machine.
+	const idle = 1500 * time.Millisecond
+	s, addr := startServerCfg(t, Config{IdleTimeout: idle}, echoHandler{})
 	c, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer c.Close()
 	// Activity keeps it open past the idle timeout...
-	for range 4 {
+	for range 8 {
 		_, err := c.Write(frame(kmsg.NewPtrApiVersionsRequest(), 1, "x"))
 		require.NoError(t, err)
 		readResponse(t, c)
-		time.Sleep(100 * time.Millisecond) // pacing the client, not waiting for the server
+		time.Sleep(idle / 4) // pacing the client, not waiting for the server
 	}
 	require.Zero(t, stats(t, s).IdleClosed)
 	// ...silence closes it.
