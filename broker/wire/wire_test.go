@@ -307,7 +307,7 @@ func TestCloseAnswersRequestsInFlight(t *testing.T) {
 	defer idle.Close()
 	// Both connections accepted: one still in the listen backlog when the
 	// listener closes is reset by the kernel, not closed by the server.
-	require.Eventually(t, func() bool { return stats(t, s).Connections == 2 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return plaintext(s).Connections == 2 }, 5*time.Second, 5*time.Millisecond)
 
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 9
