@@ -82,7 +82,7 @@ func newTraceShipCmd() *cobra.Command {
 	f.StringVar(&cfg.Topic, "topic", tracing.DefaultTopic, "trace topic")
 	f.StringVar(&cfg.Group, "group", "kobs-trace-shipper", "consumer group of the shipper")
 	f.StringVar(&cfg.IndexPrefix, "index-prefix", tracing.IndexPrefix, "prefix of the daily indexes")
-	f.IntVar(&cfg.BatchEvents, "batch", 5000, "max events per bulk (and per offset commit)")
+	f.IntVar(&cfg.BatchEvents, "batch", 5000, "max events per bulk request")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", 45*time.Second, "group session timeout: how long a crashed shipper's partitions wait before another shipper takes them")
 	return cmd
 }

@@ -216,3 +216,15 @@ func (p *Scanner) skipStr() error {
 	}
 	return errors.New("unexpected end of JSON input")
 }
+
+// Raw reads one value like Skip and returns its bytes (a slice of the
+// input), for a decoder that hands a rare part of a document to
+// encoding/json.
+func (p *Scanner) Raw() ([]byte, error) {
+	p.ws()
+	start := p.i
+	if err := p.skip(1); err != nil {
+		return nil, err
+	}
+	return p.b[start:p.i], nil
+}
