@@ -370,24 +370,56 @@ func TestShipperStoreOutage(t *testing.T) {
 }
 
 // TestShipperCorruptAndFull: corrupt trace-topic records are counted and
-// skipped; while the store answers 429 (disk full) nothing is committed,
-// and once it accepts again everything arrives.
+// skipped; while the store answers 429 (disk full), for the whole bulk or
+// for each item of it, nothing is committed, and once it accepts again
+// everything arrives.
 func TestShipperCorruptAndFull(t *testing.T) {
+	for _, perItem := range []bool{false, true} {
+		t.Run(fmt.Sprintf("per-item=%v", perItem), func(t *testing.T) { testShipperCorruptAndFull(t, perItem) })
+	}
+}
+
+// fullBulkAnswer is Elasticsearch's answer to a _bulk while the disk is
+// full: a 429 for the request, or (perItem) a 200 whose every item is a
+// 429, as a node answers when its write queue is full.
+func fullBulkAnswer(w http.ResponseWriter, r *http.Request, perItem bool) {
+	w.Header().Set("Content-Type", "application/json")
+	if !perItem {
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"disk full"}],"type":"cluster_block_exception","reason":"disk full"},"status":429}`))
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	var items []string
+	for i, line := range bytes.Split(bytes.TrimSpace(body), []byte{'\n'}) {
+		if i%2 == 1 {
+			continue // a document
+		}
+		var action map[string]struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+		}
+		_ = json.Unmarshal(line, &action)
+		for name, a := range action {
+			items = append(items, fmt.Sprintf(`{%q:{"_index":%q,"_type":"_doc","_id":%q,"status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected execution"}}}`, name, a.Index, a.ID))
+		}
+	}
+	_, _ = fmt.Fprintf(w, `{"took":1,"errors":true,"items":[%s]}`, strings.Join(items, ","))
+}
+
+func testShipperCorruptAndFull(t *testing.T, perItem bool) {
 	b := newBroker(t)
 	ts := startTraceStore(t)
 	es := ts.es(t)
 
-	// A proxy that answers bulks with Elasticsearch's flood-stage 429
-	// while full is set.
+	// A proxy that answers bulks with 429s while full is set.
 	var full atomic.Bool
 	full.Store(true)
 	target, _ := url.Parse(ts.URL)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if full.Load() && strings.HasSuffix(r.URL.Path, "/_bulk") {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write([]byte(`{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"disk full"}],"type":"cluster_block_exception","reason":"disk full"},"status":429}`))
+			fullBulkAnswer(w, r, perItem)
 			return
 		}
 		rp.ServeHTTP(w, r)
