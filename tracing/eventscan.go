@@ -185,13 +185,18 @@ func (h *eventHead) field(p *jsonparse.Scanner, b *batchShape, typ *[]byte, key 
 		return optInt(p, &ignored, math.MinInt64, math.MaxInt64)
 	case "msg_ids":
 		b.firstMsgID, b.emptyMsgID = nil, false
-		return strList(p, &b.msgIDs, func(i int, id []byte) {
+		return list(p, &b.msgIDs, func(i int) error {
+			var id []byte
+			if err := optStr(p, &id); err != nil {
+				return err
+			}
 			if i == 0 {
 				b.firstMsgID = id
 			}
 			if len(id) == 0 {
 				b.emptyMsgID = true
 			}
+			return nil
 		})
 	case "dropped_ids":
 		var ignored int

@@ -54,17 +54,24 @@ func (p *Scanner) StrBytes() ([]byte, error) {
 		return nil, p.errAt("looking for beginning of string")
 	}
 	start := p.i + 1
+	ascii := true
 	for j := start; j < len(p.b); j++ {
-		switch c := p.b[j]; {
+		c := p.b[j]
+		if plainASCII[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			s := p.b[start:j]
-			if !utf8.Valid(s) {
-				v, err := p.str()
+			if !ascii && !utf8.Valid(s) {
+				v, err := p.str() // invalid UTF-8 becomes U+FFFD
 				return []byte(v), err
 			}
 			p.i = j + 1
 			return s, nil
-		case c == '\\' || c < 0x20:
+		case c >= 0x80:
+			ascii = false
+		default: // '\\' or a control character
 			v, err := p.str() // escapes to decode, or an error to report
 			return []byte(v), err
 		}
@@ -72,6 +79,15 @@ func (p *Scanner) StrBytes() ([]byte, error) {
 	p.i = len(p.b)
 	return nil, errors.New("unexpected end of JSON input")
 }
+
+// plainASCII marks the bytes a string can hold as they are: printable
+// ASCII but the quote and the backslash.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // Value reads any value as ParseObject decodes it, as a member of an
 // object or array (one level of nesting already used).
@@ -91,26 +107,35 @@ func (p *Scanner) Int() (int64, error) {
 	if c != '-' && (c < '0' || c > '9') {
 		return 0, p.errAt("looking for beginning of value")
 	}
-	n, err := p.number()
-	if err != nil {
-		return 0, err
+	// One pass for the common case: up to 18 digits (no overflow), then
+	// a byte that cannot continue a number.
+	start, b := p.i, p.b
+	i := start
+	neg := b[i] == '-'
+	if neg {
+		i++
 	}
-	b := []byte(n)
-	// Up to 18 digits cannot overflow; longer ones go through strconv.
-	if neg := b[0] == '-'; len(b)-btoi(neg) <= 18 {
-		var v int64
-		for _, d := range b[btoi(neg):] {
-			if d < '0' || d > '9' {
-				return 0, ErrNotInt
-			}
-			v = v*10 + int64(d-'0')
-		}
+	var v int64
+	digits := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && digits <= 18; i++ {
+		v = v*10 + int64(b[i]-'0')
+		digits++
+	}
+	leadingZero := digits > 1 && b[start+btoi(neg)] == '0'
+	if digits > 0 && digits <= 18 && !leadingZero && (i == len(b) || (b[i] != '.' && b[i] != 'e' && b[i] != 'E')) {
+		p.i = i
 		if neg {
 			v = -v
 		}
 		return v, nil
 	}
-	v, err := strconv.ParseInt(string(b), 10, 64)
+	// Everything else (long, fractional, exponent, malformed) is checked
+	// as a JSON number first, then as an int64.
+	n, err := p.number()
+	if err != nil {
+		return 0, err
+	}
+	v, err = strconv.ParseInt(string(n), 10, 64)
 	if err != nil {
 		return 0, ErrNotInt
 	}
