@@ -3,11 +3,11 @@ package tracing
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,6 +139,7 @@ type Shipper struct {
 	seen    []byte // client id and tier of the last event (drops.saw)
 	key     []byte // scratch
 	idBuf   []byte // scratch
+	action  []byte // scratch
 
 	track    commitTracker
 	retry    retryQueue
@@ -437,10 +438,12 @@ func (s *Shipper) add(ctx context.Context, rec *pendingRecord, r *kgo.Record, ra
 	if err := s.ensureIndex(ctx, idx, Mapping); err != nil {
 		return err
 	}
+	// The action line is written here, once: the processor asks for it
+	// to size the bulk and again to send it.
 	s.idBuf = appendDocID(s.idBuf[:0], h.msgID, h.typ, h.group, raw)
-	req := elastic.NewBulkIndexRequest().UseEasyJSON(true).Index(idx).Id(string(s.idBuf)).Doc(json.RawMessage(raw))
+	s.action = appendIndexAction(s.action[:0], idx, s.idBuf)
 	s.track.hold(rec)
-	s.bp.Add(&shipRequest{req, rec})
+	s.bp.Add(&eventRequest{lines: []string{string(s.action), string(raw)}, rec: rec})
 	if h.typ != TypeConsume {
 		return nil
 	}
@@ -498,12 +501,43 @@ func (d *dailyIndex) name(prefix string, ts int64) string {
 	return d.index
 }
 
-// shipRequest is a bulk request for one event (or one group sighting) and
-// the trace-topic record it came from.
+// tracked is a bulk request that knows its trace-topic record.
+type tracked interface {
+	elastic.BulkableRequest
+	record() *pendingRecord
+}
+
+// eventRequest is the index request of one event: the action line and the
+// event's bytes as read from the trace topic. It is a BulkableRequest of
+// its own rather than olivere's BulkIndexRequest, which marshals the
+// action and copies the document for every event.
+type eventRequest struct {
+	lines []string // action, document
+	rec   *pendingRecord
+}
+
+func (r *eventRequest) Source() ([]string, error) { return r.lines, nil }
+func (r *eventRequest) String() string            { return strings.Join(r.lines, "\n") }
+func (r *eventRequest) record() *pendingRecord    { return r.rec }
+
+// appendIndexAction appends the _bulk action line that indexes a document
+// with this id into index.
+func appendIndexAction(b []byte, index string, id []byte) []byte {
+	b = append(b, `{"index":{"_index":`...)
+	b = appendJSONString(b, index)
+	b = append(b, `,"_id":`...)
+	b = appendJSONBytes(b, id)
+	return append(b, "}}"...)
+}
+
+// shipRequest is any other olivere request (a group sighting) with the
+// trace-topic record it came from.
 type shipRequest struct {
 	elastic.BulkableRequest
 	rec *pendingRecord
 }
+
+func (r *shipRequest) record() *pendingRecord { return r.rec }
 
 // after records a bulk's outcome (called by the processor's workers).
 func (s *Shipper) after(_ int64, reqs []elastic.BulkableRequest, res *elastic.BulkResponse, err error) {
@@ -521,7 +555,7 @@ func (s *Shipper) after(_ int64, reqs []elastic.BulkableRequest, res *elastic.Bu
 	}
 	retried := 0
 	for i, item := range res.Items {
-		req := reqs[i].(*shipRequest)
+		req := reqs[i].(tracked)
 		for _, r := range item {
 			switch {
 			case r.Status >= 200 && r.Status < 300:
@@ -538,7 +572,7 @@ func (s *Shipper) after(_ int64, reqs []elastic.BulkableRequest, res *elastic.Bu
 				s.rejected.Add(1)
 				s.log.Warn("store rejected trace event", "index", r.Index, "id", r.Id, "status", r.Status, "error", errorReason(r.Error))
 			}
-			s.track.done(req.rec)
+			s.track.done(req.record())
 		}
 	}
 	if retried == 0 {

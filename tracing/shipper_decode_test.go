@@ -53,3 +53,13 @@ func TestBulkDecoderMatchesEncodingJSON(t *testing.T) {
 	var res elastic.BulkResponse
 	require.Error(t, bulkDecoder{}.Decode([]byte(`{"took":`), &res))
 }
+
+// The shipper's own action lines say what olivere's BulkIndexRequest says,
+// for ids that need escaping too.
+func TestIndexActionMatchesOlivere(t *testing.T) {
+	for _, id := range []string{"m1.p.abc", `m"1.c.g\x.1`, "m\n\x01.c.grüppe.2", "m<&>.p.3", "m\xff.p.4"} {
+		want, err := elastic.NewBulkIndexRequest().Index("kobs-trace-2026.11.30").Id(id).Source()
+		require.NoError(t, err)
+		require.JSONEq(t, want[0], string(appendIndexAction(nil, "kobs-trace-2026.11.30", []byte(id))), "%q", id)
+	}
+}
