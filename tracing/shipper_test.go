@@ -479,3 +479,65 @@ func testShipperCorruptAndFull(t *testing.T, perItem bool) {
 		return nil
 	})
 }
+
+// TestShipperRebalance: a second shipper joins the group during traced
+// load and leaves again. The partitions handed over are flushed and
+// committed by the shipper giving them up (OnPartitionsRevoked); every
+// event is stored once and the group ends with nothing left to ship.
+func TestShipperRebalance(t *testing.T) {
+	const n = 20000
+	b := newBroker(t)
+	ts := startTraceStore(t)
+	es := ts.es(t)
+	first := startShipper(t, b.Addr(), ts.URL)
+	wait := tracedLoad(t, b.Addr(), "rebalance", n, 5000)
+	testcluster.Eventually(t, ingestWait, func() error {
+		if c := storedHops(t, es); c < 1000 {
+			return fmt.Errorf("%d events shipped so far", c)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	second, err := NewShipper(ShipperConfig{Brokers: []string{b.Addr()}, URL: ts.URL, MaxBackoff: time.Second,
+		ConsumerOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	stopSecond := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stopSecond() })
+	testcluster.Eventually(t, ingestWait, func() error {
+		if second.Stats().Shipped == 0 {
+			return errors.New("the second shipper has shipped nothing yet")
+		}
+		return nil
+	})
+	written := wait()
+	waitHops(t, es, written, ingestWait)
+	require.NoError(t, stopSecond())
+
+	// The first shipper takes every partition back and the group catches
+	// up with the end of the trace topic.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	testcluster.Eventually(t, ingestWait, func() error {
+		ends, err := adm.ListEndOffsets(context.Background(), DefaultTopic)
+		if err != nil {
+			return err
+		}
+		offs, err := committedOffsets(context.Background(), adm)
+		if err != nil {
+			return err
+		}
+		var lag int64
+		ends.Each(func(e kadm.ListedOffset) { lag += e.Offset - offs[e.Partition] })
+		if lag != 0 {
+			return fmt.Errorf("shipper group lags %d records", lag)
+		}
+		return nil
+	})
+	require.Equal(t, written, storedHops(t, es))
+	require.Zero(t, first.Stats().Rejected+second.Stats().Rejected)
+	require.Zero(t, first.Stats().Corrupt+second.Stats().Corrupt)
+}
