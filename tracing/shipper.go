@@ -556,24 +556,31 @@ func (s *Shipper) after(_ int64, reqs []elastic.BulkableRequest, res *elastic.Bu
 	retried := 0
 	for i, item := range res.Items {
 		req := reqs[i].(tracked)
-		for _, r := range item {
-			switch {
-			case r.Status >= 200 && r.Status < 300:
-				s.shipped.Add(1)
-			case r.Status == http.StatusConflict && r.Index == GroupsIndex(s.cfg.IndexPrefix):
-				// The (topic, group) sighting is already recorded.
-			case retryable(r.Status):
-				s.retry.add(req)
-				retried++
-				continue
-			default:
-				// Refused for good (bad document): retrying would wedge
-				// the shipper on one event.
-				s.rejected.Add(1)
-				s.log.Warn("store rejected trace event", "index", r.Index, "id", r.Id, "status", r.Status, "error", errorReason(r.Error))
-			}
-			s.track.done(req.record())
+		var r *elastic.BulkResponseItem
+		for _, v := range item {
+			r = v
 		}
+		switch {
+		case len(item) != 1 || r == nil:
+			// Not an item of Elasticsearch's shape: send it again.
+			s.retry.add(req)
+			retried++
+			continue
+		case r.Status >= 200 && r.Status < 300:
+			s.shipped.Add(1)
+		case r.Status == http.StatusConflict && r.Index == GroupsIndex(s.cfg.IndexPrefix):
+			// The (topic, group) sighting is already recorded.
+		case retryable(r.Status):
+			s.retry.add(req)
+			retried++
+			continue
+		default:
+			// Refused for good (bad document): retrying would wedge the
+			// shipper on one event.
+			s.rejected.Add(1)
+			s.log.Warn("store rejected trace event", "index", r.Index, "id", r.Id, "status", r.Status, "error", errorReason(r.Error))
+		}
+		s.track.done(req.record())
 	}
 	if retried == 0 {
 		s.retry.succeeded()
