@@ -481,7 +481,7 @@ func testShipperCorruptAndFull(t *testing.T, perItem bool) {
 }
 
 // TestShipperRebalance: a second shipper joins the group during traced
-// load and leaves again. The partitions handed over are flushed and
+// load and leaves again once it owns partitions. The partitions handed over are flushed and
 // committed by the shipper giving them up (OnPartitionsRevoked); every
 // event is stored once and the group ends with nothing left to ship.
 func TestShipperRebalance(t *testing.T) {
@@ -505,9 +505,24 @@ func TestShipperRebalance(t *testing.T) {
 	go func() { done <- second.Run(ctx) }()
 	stopSecond := sync.OnceValue(func() error { cancel(); return <-done })
 	t.Cleanup(func() { _ = stopSecond() })
+	// Both shippers own partitions: the first one gave some up.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	testcluster.Eventually(t, ingestWait, func() error {
-		if second.Stats().Shipped == 0 {
-			return errors.New("the second shipper has shipped nothing yet")
+		groups, err := adm.DescribeGroups(context.Background(), "kobs-trace-shipper")
+		if err != nil {
+			return err
+		}
+		g := groups["kobs-trace-shipper"]
+		if g.State != "Stable" || len(g.Members) != 2 {
+			return fmt.Errorf("group %s with %d members", g.State, len(g.Members))
+		}
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); !ok || len(a.Topics) == 0 || len(a.Topics[0].Partitions) == 0 {
+				return fmt.Errorf("member %s has no partition yet", m.MemberID)
+			}
 		}
 		return nil
 	})
@@ -517,10 +532,6 @@ func TestShipperRebalance(t *testing.T) {
 
 	// The first shipper takes every partition back and the group catches
 	// up with the end of the trace topic.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
-	require.NoError(t, err)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	testcluster.Eventually(t, ingestWait, func() error {
 		ends, err := adm.ListEndOffsets(context.Background(), DefaultTopic)
 		if err != nil {
