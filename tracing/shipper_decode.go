@@ -35,6 +35,22 @@ var errUnusual = errors.New("not a plain bulk answer")
 // through encoding/json.
 func decodeBulkResponse(data []byte, res *elastic.BulkResponse) error {
 	p := jsonparse.NewScanner(data)
+	// The index names, the type and the result repeat from item to item:
+	// one string each per answer.
+	seen := map[string]string{}
+	intern := func(dst *string) error {
+		b, err := p.StrBytes()
+		if err != nil {
+			return err
+		}
+		v, ok := seen[string(b)]
+		if !ok {
+			v = string(b)
+			seen[v] = v
+		}
+		*dst = v
+		return nil
+	}
 	return object(&p, func(key []byte) error {
 		switch string(key) {
 		case "took":
@@ -64,7 +80,7 @@ func decodeBulkResponse(data []byte, res *elastic.BulkResponse) error {
 				err := object(&p, func(action []byte) error {
 					r := &elastic.BulkResponseItem{}
 					item[string(action)] = r
-					return bulkItem(&p, r)
+					return bulkItem(&p, r, intern)
 				}, false)
 				if err != nil {
 					return err
@@ -83,19 +99,19 @@ func decodeBulkResponse(data []byte, res *elastic.BulkResponse) error {
 	}, true)
 }
 
-func bulkItem(p *jsonparse.Scanner, r *elastic.BulkResponseItem) error {
+func bulkItem(p *jsonparse.Scanner, r *elastic.BulkResponseItem, intern func(*string) error) error {
 	return object(p, func(key []byte) error {
 		var err error
 		var n int64
 		switch string(key) {
 		case "_index":
-			r.Index, err = p.Str()
+			err = intern(&r.Index)
 		case "_type":
-			r.Type, err = p.Str()
+			err = intern(&r.Type)
 		case "_id":
 			r.Id, err = p.Str()
 		case "result":
-			r.Result, err = p.Str()
+			err = intern(&r.Result)
 		case "_version":
 			r.Version, err = p.Int()
 		case "_seq_no":
