@@ -651,6 +651,8 @@ func (q *retryQueue) start(ctx context.Context, s *Shipper) {
 			case <-q.wake:
 			case <-q.done:
 				return
+			case <-ctx.Done():
+				return // nothing is sent after the stop
 			}
 			q.mu.Lock()
 			q.streak++
@@ -659,6 +661,8 @@ func (q *retryQueue) start(ctx context.Context, s *Shipper) {
 			select {
 			case <-time.After(wait):
 			case <-q.done:
+				return
+			case <-ctx.Done():
 				return
 			}
 			q.mu.Lock()
