@@ -243,7 +243,8 @@ func (s *Shipper) Run(ctx context.Context) error {
 		BulkSize(s.cfg.BatchBytes).
 		FlushInterval(s.cfg.FlushInterval).
 		// A failed bulk is retried whole until the store takes it or the
-		// shipper stops; nothing after it is committed meanwhile.
+		// shipper stops; its records, and the ones after them in their
+		// partitions, stay uncommitted meanwhile.
 		Backoff(shipBackoff{s: s, ctx: ctx}).
 		// Items the store refused with a retryable status are retried by
 		// retryQueue, not by the processor: after an item retry the
