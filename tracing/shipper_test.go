@@ -71,7 +71,7 @@ func tracedLoad(t *testing.T, addr, topic string, n, rate int) func() int64 {
 // shipperProcess runs "kobs trace ship" as its own process.
 type shipperProcess struct {
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *lockedWriter // read while the process writes: always through its lock
 	done chan struct{} // closed when the process exited; err is then set
 	err  error
 }
@@ -81,13 +81,12 @@ func (p *shipperProcess) wait() error { <-p.done; return p.err }
 func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 	t.Helper()
 	bin := testcluster.Binary(t)
-	p := &shipperProcess{logs: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &shipperProcess{logs: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
 	// --listen on a free port: the default 8790 may be taken by another
 	// shipper on this machine (make run, a parallel test run).
 	p.cmd = exec.Command(bin, "trace", "ship", "--bootstrap-server", addr, "--url", url, "--batch", "500", "--session-timeout", "6s",
 		"--listen", "127.0.0.1:0")
-	w := &lockedWriter{w: p.logs}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	require.NoError(t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
@@ -103,6 +102,12 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
 
 // killingProxy forwards to the store. The first _bulk that arrives once
