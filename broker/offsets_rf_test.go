@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -75,7 +76,14 @@ func TestOffsetsTopicWaitsForReplicationFactor(t *testing.T) {
 	require.Equal(t, kerr.CoordinatorNotAvailable.Code, resp.ErrorCode, "FindCoordinator with 2 of 3 brokers live: %+v", resp)
 	require.Contains(t, *resp.ErrorMessage, "offsets.topic.replication.factor")
 	require.Nil(t, offsetsTopic(), "__consumer_offsets created with fewer replicas than offsets.topic.replication.factor")
-	require.Contains(t, c.Node(1).Logs(), "fewer live brokers than offsets.topic.replication.factor")
+	// The broker's log reaches the test through a pipe: the line may come
+	// just after the answer.
+	testcluster.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(c.Node(1).Logs(), "fewer live brokers than offsets.topic.replication.factor") {
+			return errors.New("node 1 has not logged why __consumer_offsets is not created")
+		}
+		return nil
+	})
 	// Asked again at once: still refused, and the warning is not repeated.
 	resp, err = findCoordinator()
 	require.NoError(t, err)
