@@ -79,6 +79,15 @@ func (p *shipperProcess) wait() error { <-p.done; return p.err }
 
 func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 	t.Helper()
+	p := newShipperProcess(t, addr, url)
+	p.start(t)
+	return p
+}
+
+// newShipperProcess prepares the process without starting it, so that a
+// test can hand p.cmd to whoever may kill it before it can be reached.
+func newShipperProcess(t *testing.T, addr, url string) *shipperProcess {
+	t.Helper()
 	bin := testcluster.Binary(t)
 	p := &shipperProcess{logs: &bytes.Buffer{}, done: make(chan struct{})}
 	// --listen on a free port: the default 8790 may be taken by another
@@ -87,10 +96,14 @@ func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 		"--listen", "127.0.0.1:0")
 	w := &lockedWriter{w: p.logs}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
+	return p
+}
+
+func (p *shipperProcess) start(t *testing.T) {
+	t.Helper()
 	require.NoError(t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
-	return p
 }
 
 type lockedWriter struct {
@@ -173,8 +186,12 @@ func TestShipperKill9(t *testing.T) {
 	t.Cleanup(func() { _ = psrv.Close() })
 	wait := tracedLoad(t, b.Addr(), "kill9", n, 10000)
 
-	first := startShipperProcess(t, b.Addr(), "http://"+pln.Addr().String())
+	// The proxy knows its victim before the shipper can send a bulk: set
+	// after the start, a stall of this goroutine could let the killAt-th
+	// bulk through with no one to kill.
+	first := newShipperProcess(t, b.Addr(), "http://"+pln.Addr().String())
 	proxy.victim.Store(first.cmd)
+	first.start(t)
 	select {
 	case <-proxy.killedC:
 	case <-first.done:
