@@ -388,6 +388,11 @@ func (c *Controller) Close() error {
 	return c.closeErr
 }
 
+// raftReadersTimeout bounds the wait for raft's inbound connection readers
+// at shutdown: a reader in the middle of a request finishes it within
+// microseconds once its socket is cut, unless the disk stalls.
+const raftReadersTimeout = 10 * time.Second
+
 // stop shuts everything down without telling anyone (also a test's
 // "hard stop").
 func (c *Controller) stop() error {
@@ -408,6 +413,11 @@ func (c *Controller) stop() error {
 	if c.transport != nil {
 		c.transport.CloseStreams() // outbound pooled connections
 		_ = c.transport.Close()
+	}
+	if c.mux != nil && !c.mux.awaitRaftReaders(raftReadersTimeout) {
+		// Closing the store under a reader still handling a heartbeat
+		// would make raft panic ("failed to save current term").
+		c.logger.Warn("raft connections still being read after shutdown; closing the metadata log anyway", "waited", raftReadersTimeout)
 	}
 	c.clientsMu.Lock()
 	for _, cl := range c.clients {

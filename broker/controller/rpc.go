@@ -100,6 +100,15 @@ type mux struct {
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	conns     map[net.Conn]struct{}
+
+	// raftHeld counts inbound raft connections not yet closed by their
+	// owner: raft's NetworkTransport reads each on a goroutine of its own
+	// (handleConn, which closes the connection on its way out) and handles
+	// heartbeats right there, writing the term to the stable store. Neither
+	// raft.Shutdown nor NetworkTransport.Close waits for those goroutines,
+	// so the controller waits for this count to drain before it closes the
+	// store (awaitRaftReaders).
+	raftHeld sync.WaitGroup
 }
 
 func newMux(ln net.Listener, serve func(net.Conn)) *mux {
@@ -169,7 +178,9 @@ func (m *mux) route(c net.Conn) {
 	// goroutines even when the peer (a node stopped without closing its
 	// sockets) never closes its end.
 	pc := &prefixConn{Conn: c, r: io.MultiReader(bytesReader(first[:]), c), m: m}
+	m.raftHeld.Add(1)
 	if !m.track(pc, true) {
+		m.raftHeld.Done()
 		_ = c.Close()
 		return
 	}
@@ -182,15 +193,20 @@ func (m *mux) route(c net.Conn) {
 
 type prefixConn struct {
 	net.Conn
-	r io.Reader
-	m *mux
+	r       io.Reader
+	m       *mux
+	release sync.Once
 }
 
 func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 
+// Close is its owner's: raft's reader goroutine on its way out, or route
+// when raft never took it.
 func (p *prefixConn) Close() error {
 	p.m.track(p, false)
-	return p.Conn.Close()
+	err := p.Conn.Close()
+	p.release.Do(p.m.raftHeld.Done)
+	return err
 }
 
 func bytesReader(b []byte) io.Reader { return &sliceReader{b: append([]byte(nil), b...)} }
@@ -229,11 +245,32 @@ func (m *mux) Close() error {
 		}
 		m.mu.Unlock()
 		for _, c := range conns {
+			if pc, ok := c.(*prefixConn); ok {
+				// Cut the socket so that raft's reader fails, but leave
+				// the closing to it: it still runs until it sees the error.
+				_ = pc.Conn.Close()
+				continue
+			}
 			_ = c.Close()
 		}
 	})
 	m.wg.Wait()
 	return nil
+}
+
+// awaitRaftReaders waits, after Close, until raft's reader goroutines have
+// let go of every inbound connection, and says whether they did in time.
+func (m *mux) awaitRaftReaders(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { m.raftHeld.Wait(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Addr implements raft.StreamLayer.
