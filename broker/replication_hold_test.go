@@ -129,10 +129,13 @@ func TestReplicationTruncatedPartitionFetchesAtOnce(t *testing.T) {
 	c.start(1)
 	c.start(2)
 	// The follower replicates again: from here it sits in long polls.
-	// (Setup, not what this test checks: a retried produce may have left
-	// a duplicate, so the follower is compared with the leader, not with
-	// a count. Under -race this restart once stalled replication for over
-	// 10 s, unexplained; kgo then retried its acks=all produce.)
+	// (Setup, not what this test checks: the follower is compared with
+	// the leader, not with a count, as a produce retried after a stall
+	// would leave a duplicate. Under -race this restart once stalled
+	// replication for over 10 s and kgo retried its acks=all produce: the
+	// fetcher's first round had started before the image's second
+	// partition was handed to it, see
+	// TestReplicationFollowerFetchesAllOfAnImageAtOnce.)
 	produceValues0(t, cl, "quiet", "b", 1)
 	testcluster.Eventually(t, 10*time.Second, func() error {
 		if l, want := leo(c.broker(2), "quiet"), leo(c.broker(1), "quiet"); l < 2 || l != want {
@@ -151,6 +154,77 @@ func TestReplicationTruncatedPartitionFetchesAtOnce(t *testing.T) {
 	start := time.Now()
 	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "moving", Value: []byte("b")}).FirstErr()
 	require.NoError(t, err, "acks=all produce to the truncated partition not acknowledged within 8 s (after %v)", time.Since(start))
+}
+
+// A follower hands all the partitions one image makes it follow to their
+// fetcher at once, as Kafka's fetcher manager adds a metadata delta's
+// partitions to a fetcher thread in one step. Handed over one by one, the
+// fetcher started for the first began its first round before the rest
+// were in, and that round's long poll (replica.fetch.wait.max.ms, 20 s
+// here) kept them from replicating until it ended; an acks=all produce to
+// them waited as long (under -race, after a restart of both brokers, kgo
+// timed one out and retried it). Creating a topic is the sure way to hit
+// that window (each partition's directory is made and synced in turn), a
+// restart the way it was seen.
+func TestReplicationFollowerFetchesAllOfAnImageAtOnce(t *testing.T) {
+	const parts = 8
+	c := newRepCluster(t, 2)
+	c.props["replica.fetch.wait.max.ms"] = "20000"
+	c.props["replica.lag.time.max.ms"] = "60000" // above the long poll
+	// Both restart with those settings, the leader first.
+	c.stop(2)
+	c.stop(1)
+	c.start(1)
+	c.start(2)
+	// The leader has the topic before the follower learns of it, so the
+	// follower's first fetch finds it there. The image lists partitions
+	// in index order: the last is handed to the fetcher last.
+	c.publishTo([]int32{1}, func(img *metadata.Image) {
+		mt := &metadata.Topic{Name: "many", ID: metadata.NewTopicID()}
+		for range parts {
+			mt.Partitions = append(mt.Partitions, metadata.Partition{Leader: 1, LeaderEpoch: 1, PartitionEpoch: 1,
+				Replicas: []int32{1, 2}, ISR: []int32{1, 2}})
+		}
+		img.Topics[mt.Name], img.ByID[mt.ID] = mt, mt
+	})
+	c.publish(func(*metadata.Image) {})
+	last := int32(parts - 1)
+	// acks=1: the produce returns at once, the waits below are for
+	// replication alone.
+	cl := c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	replicated := func(what string, want int64) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		start := time.Now()
+		require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: "many", Partition: last, Value: []byte(what)}).FirstErr())
+		// 10 s: half the long poll that held the partition back. The
+		// follower is compared with the leader (a retried produce may
+		// have written twice).
+		testcluster.Eventually(t, 10*time.Second, func() error {
+			l, ll := int64(-1), int64(-1)
+			if p := c.broker(2).Replicas().Partition("many", last); p != nil {
+				l = p.Log().LogEndOffset()
+			}
+			if p := c.broker(1).Replicas().Partition("many", last); p != nil {
+				ll = p.Log().LogEndOffset()
+			}
+			if l < want || l != ll {
+				return fmt.Errorf("%s: follower log end of many-%d %d after %v, leader's %d, want at least %d (waiting behind a long poll without it?)",
+					what, last, l, time.Since(start).Round(time.Millisecond), ll, want)
+			}
+			return nil
+		})
+	}
+	replicated("created", 1)
+
+	// The same after a restart of both brokers: the follower's image
+	// hands over the partitions it loaded from disk.
+	c.stop(2)
+	c.stop(1)
+	c.start(1)
+	c.start(2)
+	replicated("restarted", 2)
 }
 
 // waitLEO waits until b's log of partition 0 of topic ends at want.

@@ -63,40 +63,75 @@ type hold struct {
 // has not applied the metadata this follower already has.
 const leaderBehindHold = 20 * time.Millisecond
 
-func (m *Manager) assignFetcher(p *Partition, leader int32, addr string) {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%s-%d", p.Topic, p.Index)
-	key := fetcherKey{leader, addr, int(h.Sum32() % uint32(m.cfg.NumFetchers))}
+// fetchAssignment is a follower partition to hand to its leader's
+// fetcher.
+type fetchAssignment struct {
+	p      *Partition
+	leader int32
+	addr   string
+}
+
+// assignFetchers hands follower partitions, all those one image makes
+// followers, to their leaders' fetchers in one step, as Kafka's
+// AbstractFetcherManager.addFetcherForPartitions adds a metadata delta's
+// partitions to each fetcher thread under its partition map lock. A
+// fetcher's round (snapshot) sees all of them or none: one handed over
+// alone started its fetcher, whose first round could then long-poll
+// (replica.fetch.wait.max.ms) without the partitions handed over after
+// it, and those (an acks=all produce to them too) waited out that poll.
+func (m *Manager) assignFetchers(as []fetchAssignment) {
+	if len(as) == 0 {
+		return
+	}
+	keys := make([]fetcherKey, len(as))
+	for i, a := range as {
+		h := fnv.New32a()
+		fmt.Fprintf(h, "%s-%d", a.p.Topic, a.p.Index)
+		keys[i] = fetcherKey{a.leader, a.addr, int(h.Sum32() % uint32(m.cfg.NumFetchers))}
+	}
 	m.fmu.Lock()
 	defer m.fmu.Unlock()
 	if m.ctx.Err() != nil {
 		return
 	}
-	if cur := m.fetcherOf[p.tp()]; cur != nil {
-		if cur.key == key {
-			cur.kick()
-			return
+	touched := map[*fetcher]bool{}
+	var started []*fetcher
+	for i, a := range as {
+		p, key := a.p, keys[i]
+		if cur := m.fetcherOf[p.tp()]; cur != nil {
+			if cur.key == key {
+				touched[cur] = true
+				continue
+			}
+			m.dropLocked(cur, p)
 		}
-		m.dropLocked(cur, p)
+		f := m.fetchers[key]
+		if f == nil {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(a.addr), kgo.ClientID(fmt.Sprintf("kobs-replica-fetcher-%d-%d", m.cfg.NodeID, a.leader)),
+				kgo.DialTimeout(5*time.Second))
+			if err != nil {
+				m.log.Error("cannot create replica fetcher", "leader", a.leader, "addr", a.addr, "err", err)
+				continue
+			}
+			f = &fetcher{m: m, key: key, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{}),
+				parts: map[TopicPartition]*Partition{}, held: map[TopicPartition]hold{}}
+			f.ctx, f.cancel = context.WithCancel(m.ctx)
+			m.fetchers[key] = f
+			started = append(started, f)
+		}
+		f.parts[p.tp()] = p
+		m.fetcherOf[p.tp()] = f
+		touched[f] = true
 	}
-	f := m.fetchers[key]
-	if f == nil {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID(fmt.Sprintf("kobs-replica-fetcher-%d-%d", m.cfg.NodeID, leader)),
-			kgo.DialTimeout(5*time.Second))
-		if err != nil {
-			m.log.Error("cannot create replica fetcher", "leader", leader, "addr", addr, "err", err)
-			return
-		}
-		f = &fetcher{m: m, key: key, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{}),
-			parts: map[TopicPartition]*Partition{}, held: map[TopicPartition]hold{}}
-		f.ctx, f.cancel = context.WithCancel(m.ctx)
-		m.fetchers[key] = f
+	// Started once all its partitions are in; its first round waits for
+	// the lock anyway, this only keeps that plain.
+	for _, f := range started {
 		go f.run()
-		m.log.Info("started replica fetcher", "leader", leader, "addr", addr, "fetcher", key.n)
+		m.log.Info("started replica fetcher", "leader", f.key.leader, "addr", f.key.addr, "fetcher", f.key.n)
 	}
-	f.parts[p.tp()] = p
-	m.fetcherOf[p.tp()] = f
-	f.kick()
+	for f := range touched {
+		f.kick()
+	}
 }
 
 func (m *Manager) unassignFetcher(p *Partition) {

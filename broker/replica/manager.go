@@ -459,6 +459,7 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 	m.img.Store(next)
 	self := m.cfg.NodeID
 	now := time.Now()
+	var follow []fetchAssignment // handed to the fetchers together, see assignFetchers
 	for name, t := range next.Topics {
 		var pt *metadata.Topic
 		if prev != nil {
@@ -521,10 +522,11 @@ func (m *Manager) OnImage(prev, next *metadata.Image) {
 					m.unassignFetcher(p)
 					continue
 				}
-				m.assignFetcher(p, st.Leader, net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port))))
+				follow = append(follow, fetchAssignment{p, st.Leader, net.JoinHostPort(ep.Host, strconv.Itoa(int(ep.Port)))})
 			}
 		}
 	}
+	m.assignFetchers(follow)
 	for _, p := range m.All() {
 		t := next.Topics[p.Topic]
 		if t != nil && int(p.Index) < len(t.Partitions) && t.Partitions[p.Index].HasReplica(self) {
