@@ -46,8 +46,7 @@ func TestFailingISRDedicatedControllers(t *testing.T) {
 		rf   int16
 		cfg  map[string]*string
 	}{{"payments", 3, map[string]*string{"min.insync.replicas": &minISR}}, {"pairs", 2, nil}, {"solo", 1, nil}} {
-		_, err = adm.CreateTopic(ctx, 3, tc.rf, tc.cfg, tc.name)
-		require.NoError(t, err, tc.name)
+		createTopic(t, adm, 3, tc.rf, tc.cfg, tc.name)
 	}
 	// Which partitions lose every replica with brokers 2 and 3.
 	var lost map[string][]int32
