@@ -118,10 +118,10 @@ func fastFailover() []testcluster.Opt {
 
 // createReplicated creates topic with one partition of rf replicas,
 // retrying for up to 30 s: with a replica on every broker, all of them
-// must be unfenced at that moment, and with fastFailover's 2 s sessions a
-// broker whose heartbeats stalled on a loaded machine is fenced for a while
-// (INVALID_REPLICATION_FACTOR). A retried creation that went through meets
-// TOPIC_ALREADY_EXISTS, which is success.
+// must be unfenced at that moment, and a broker whose heartbeats stalled
+// past its session on a loaded machine (2 s with fastFailover) is fenced
+// for a while (INVALID_REPLICATION_FACTOR). A retried creation that went
+// through meets TOPIC_ALREADY_EXISTS, which is success.
 func createReplicated(t *testing.T, adm *kadm.Client, topic string, rf int16, configs map[string]*string) {
 	t.Helper()
 	testcluster.Eventually(t, 30*time.Second, func() error {
