@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/internal/testcluster"
@@ -181,8 +183,16 @@ func TestRunBrokers3(t *testing.T) {
 	bm, err := adm.BrokerMetadata(ctx)
 	require.NoError(t, err)
 	require.ElementsMatch(t, []int32{1, 2, 3}, bm.Brokers.NodeIDs())
-	_, err = adm.CreateTopic(ctx, -1, -1, nil, "orders")
-	require.NoError(t, err)
+	// RF 3 (the default here) needs all three unfenced at that instant,
+	// with 2 s sessions: retried while a stalled broker is fenced for a
+	// moment; a retried creation that went through already exists.
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		_, err := adm.CreateTopic(ctx, -1, -1, nil, "orders")
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		return err
+	})
 	// A whole-cluster restart waits for sessions and elections: a minute.
 	fullISR := func() error {
 		td, err := adm.ListTopics(ctx, "orders")
