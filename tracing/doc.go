@@ -27,4 +27,12 @@
 // MaxBufferedEvents count message hops (a batch event of n records is n), so
 // "N dropped" means N messages' hops are missing however they were packed.
 // docs/trace-events.md describes the event fields and the cost measured.
+//
+// The shipper (shipper.go) reads of each event only the fields it routes on
+// (eventscan.go: a scan over the bytes that accepts what ParseEvent
+// accepts) and sends the bytes as the document, through olivere's
+// BulkProcessor with two bulks in flight. It commits a trace-topic offset
+// only when the store acknowledged every event of the records before it
+// (shipper_commit.go), so a crash or a rebalance re-ships onto the same
+// document ids and never skips an event; docs/trace-store.md has its rate.
 package tracing

@@ -401,24 +401,30 @@ func (e *Event) validateBatch() error {
 // before the offset commit, overwrites one document instead of adding a
 // second, while two distinct events of one message never collide.
 func DocID(e *Event, raw []byte) string {
+	return string(appendDocID(nil, []byte(e.MsgID), e.Type, []byte(e.Group), raw))
+}
+
+// appendDocID appends DocID's id for an event of type typ, message msgID
+// and group (empty for produce and drop events) to id.
+func appendDocID(id, msgID []byte, typ string, group, raw []byte) []byte {
 	h := fnv.New64a()
 	_, _ = h.Write(raw) // hash.Hash never fails
-	id := make([]byte, 0, len(e.MsgID)+len(e.Group)+24)
-	id = append(id, e.MsgID...)
+	start := len(id)
+	id = append(id, msgID...)
 	id = append(id, '.')
-	id = append(id, e.Type[0]) // p or c
-	if e.Group != "" {
+	id = append(id, typ[0]) // p, c or d
+	if len(group) > 0 {
 		id = append(id, '.')
-		id = append(id, e.Group...)
+		id = append(id, group...)
 	}
 	id = append(id, '.')
 	id = strconv.AppendUint(id, h.Sum64(), 36)
-	if len(id) > 512 { // Elasticsearch's _id limit; a huge group name must not make the event unshippable
+	if len(id)-start > 512 { // Elasticsearch's _id limit; a huge group name must not make the event unshippable
 		sum := fnv.New64a()
-		_, _ = sum.Write(id)
-		id = strconv.AppendUint(append(id[:400], '~'), sum.Sum64(), 36)
+		_, _ = sum.Write(id[start:])
+		id = strconv.AppendUint(append(id[:start+400], '~'), sum.Sum64(), 36)
 	}
-	return string(id)
+	return id
 }
 
 // IndexPrefix is the default prefix of the daily indexes.

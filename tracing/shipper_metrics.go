@@ -51,11 +51,10 @@ type dropCounts struct {
 // dropReasons are the values of the reason label (dropReasonLabel).
 var dropReasons = []string{"buffer_full", "not_started", "closed", "write_failed", "other"}
 
-// saw starts the series of e's client and tier at 0 the first time one of
+// saw starts the series of a client and tier at 0 the first time one of
 // its events is read.
-func (d *dropCounts) saw(e *Event) {
-	tier := eventTier(e)
-	k := [2]string{e.ClientID, tier}
+func (d *dropCounts) saw(client, tier string) {
+	k := [2]string{client, tier}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.seen[k] {
@@ -69,32 +68,25 @@ func (d *dropCounts) saw(e *Event) {
 	}
 	d.seen[k] = true
 	for _, r := range dropReasons {
-		d.m[dropLabels{client: e.ClientID, tier: tier, reason: r}] += 0
+		d.m[dropLabels{client: client, tier: tier, reason: r}] += 0
 	}
 }
 
-// eventTier is the tier label of an event's client.
-func eventTier(e *Event) string {
-	if e.Group != "" {
-		return "consumer"
-	}
-	return "producer"
-}
-
-// add counts a drop event. It runs once per event read from the trace
-// topic: an event re-read by another shipper after a crash before the
-// commit is counted again there (each process's counter starts at zero,
-// which rate() and increase() handle as a reset).
-func (d *dropCounts) add(e *Event) {
-	if e.Dropped <= 0 {
+// add counts a drop event of a client and tier: n events lost for reason
+// (the event's "error"). It runs once per event read from the trace topic:
+// an event re-read by another shipper after a crash before the commit is
+// counted again there (each process's counter starts at zero, which rate()
+// and increase() handle as a reset).
+func (d *dropCounts) add(client, tier, reason string, n int64) {
+	if n <= 0 {
 		return
 	}
-	k := dropLabels{client: e.ClientID, tier: eventTier(e), reason: dropReasonLabel(e.Error)}
+	k := dropLabels{client: client, tier: tier, reason: dropReasonLabel(reason)}
 	d.mu.Lock()
 	if d.m == nil {
 		d.m = map[dropLabels]int64{}
 	}
-	d.m[k] += e.Dropped
+	d.m[k] += n
 	d.mu.Unlock()
 }
 

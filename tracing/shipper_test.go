@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/olivere/elastic/v7"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -70,7 +71,7 @@ func tracedLoad(t *testing.T, addr, topic string, n, rate int) func() int64 {
 // shipperProcess runs "kobs trace ship" as its own process.
 type shipperProcess struct {
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *lockedWriter // read while the process writes: always through its lock
 	done chan struct{} // closed when the process exited; err is then set
 	err  error
 }
@@ -89,13 +90,12 @@ func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 func newShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 	t.Helper()
 	bin := testcluster.Binary(t)
-	p := &shipperProcess{logs: &bytes.Buffer{}, done: make(chan struct{})}
+	p := &shipperProcess{logs: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
 	// --listen on a free port: the default 8790 may be taken by another
 	// shipper on this machine (make run, a parallel test run).
 	p.cmd = exec.Command(bin, "trace", "ship", "--bootstrap-server", addr, "--url", url, "--batch", "500", "--session-timeout", "6s",
 		"--listen", "127.0.0.1:0")
-	w := &lockedWriter{w: p.logs}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	return p
 }
 
@@ -117,16 +117,23 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
-// killingProxy forwards to the store; the killAt-th _bulk is stored, and
-// then, before its answer reaches the shipper, the shipper process is
-// killed. The events of that bulk are in the store but were never
-// acknowledged to the shipper, so their offsets cannot have been committed:
-// a correct shipper must ship them again.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
+// killingProxy forwards to the store. The first _bulk that arrives once
+// kill() holds is stored, and then, before its answer reaches the shipper,
+// the shipper process is killed. The events of that bulk are in the store
+// but were never acknowledged to the shipper, so their offsets cannot have
+// been committed: a correct shipper must ship them again.
 type killingProxy struct {
 	store   string
-	killAt  int64
-	bulks   atomic.Int64
+	kill    func() bool // runs on the proxy's goroutines: no require there
+	killing atomic.Bool
 	victim  atomic.Pointer[exec.Cmd]
+	once    sync.Once
 	mu      sync.Mutex
 	killed  []byte // the bulk body stored just before the kill
 	killedC chan struct{}
@@ -143,6 +150,7 @@ func (p *killingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
+	killNow := p.killing.Load() || p.kill()
 	req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.store+r.URL.RequestURI(), bytes.NewReader(body))
 	req.Header = r.Header.Clone()
 	resp, err := http.DefaultClient.Do(req)
@@ -152,15 +160,20 @@ func (p *killingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	answer, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if p.bulks.Add(1) == p.killAt {
-		if cmd := p.victim.Load(); cmd != nil {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-		}
-		p.mu.Lock()
-		p.killed = body
-		p.mu.Unlock()
-		close(p.killedC)
-		panic(http.ErrAbortHandler) // the answer never leaves
+	if killNow {
+		p.killing.Store(true)
+		p.once.Do(func() {
+			if cmd := p.victim.Load(); cmd != nil {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+			}
+			p.mu.Lock()
+			p.killed = body
+			p.mu.Unlock()
+			close(p.killedC)
+		})
+		// Only the killed shipper talks to the proxy: no answer
+		// leaves once the kill is decided.
+		panic(http.ErrAbortHandler)
 	}
 	for k, v := range resp.Header {
 		w.Header()[k] = v
@@ -169,37 +182,89 @@ func (p *killingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(answer)
 }
 
-// TestShipperKill9 kills the shipper process between a bulk being stored
-// and its acknowledgement, and restarts it: the restarted shipper ships
-// that bulk again onto the same document ids (their _version becomes 2),
-// and once it has committed everything the store holds exactly one
-// document per event.
+// committedOffsets sums the shipper group's committed offsets over the
+// trace topic's partitions, per partition.
+func committedOffsets(ctx context.Context, adm *kadm.Client) (map[int32]int64, error) {
+	offs, err := adm.FetchOffsets(ctx, "kobs-trace-shipper")
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == DefaultTopic && o.Err == nil && o.At > 0 {
+			out[o.Partition] = o.At
+		}
+	})
+	return out, nil
+}
+
+// TestShipperKill9 kills the shipper process mid-stream, between a bulk
+// being stored and its acknowledgement, once the shipper has committed
+// some offsets, and restarts it. At the kill, every event below the
+// committed offsets is in the store (nothing was committed that was not
+// stored). The restarted shipper ships the unacknowledged bulk again onto
+// the same document ids (their _version becomes 2), and once it has
+// committed everything the store holds exactly one document per event. It
+// does not depend on how the shipper sizes its bulks.
 func TestShipperKill9(t *testing.T) {
 	const n = 30000
 	b := newBroker(t)
 	ts := startTraceStore(t)
 	es := ts.es(t)
-	proxy := &killingProxy{store: ts.URL, killAt: 4, killedC: make(chan struct{})}
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	proxy := &killingProxy{store: ts.URL, killedC: make(chan struct{}), kill: func() bool {
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		c, err := committedOffsets(qctx, adm)
+		return err == nil && len(c) > 0
+	}}
 	pln := listen(t)
 	psrv := &http.Server{Handler: proxy, ErrorLog: log.New(io.Discard, "", 0)}
 	go func() { _ = psrv.Serve(pln) }()
 	t.Cleanup(func() { _ = psrv.Close() })
-	wait := tracedLoad(t, b.Addr(), "kill9", n, 10000)
-
+	// A first load is shipped and committed; a second one streams while
+	// the kill comes, so a bulk follows a commit however the shipper
+	// sizes its bulks.
+	waitA := tracedLoad(t, b.Addr(), "kill9a", n/2, 10000)
 	// The proxy knows its victim before the shipper can send a bulk: set
-	// after the start, a stall of this goroutine could let the killAt-th
-	// bulk through with no one to kill.
+	// after the start, a stall of this goroutine could let the deciding
+	// bulk through with no one to kill, and first.wait() would never end.
 	first := newShipperProcess(t, b.Addr(), "http://"+pln.Addr().String())
 	proxy.victim.Store(first.cmd)
 	first.start(t)
+	testcluster.Eventually(t, ingestWait, func() error {
+		if c, err := committedOffsets(ctx, adm); err != nil || len(c) == 0 {
+			return fmt.Errorf("the shipper has not committed yet (%v); logs:\n%s", err, first.logs)
+		}
+		return nil
+	})
+	waitB := tracedLoad(t, b.Addr(), "kill9b", n/2, 10000)
 	select {
 	case <-proxy.killedC:
 	case <-first.done:
-		t.Fatalf("the shipper exited before its %d-th bulk: %v; logs:\n%s", proxy.killAt, first.err, first.logs)
+		t.Fatalf("the shipper exited before the kill: %v; logs:\n%s", first.err, first.logs)
 	case <-time.After(ingestWait):
-		t.Fatalf("the shipper never sent %d bulks; logs:\n%s", proxy.killAt, first.logs)
+		t.Fatalf("the shipper sent no bulk after its first commit; logs:\n%s", first.logs)
 	}
 	require.Error(t, first.wait(), "killed")
+
+	// Nothing committed that was not stored: every event of the records
+	// below the committed offsets has its document.
+	committed, err := committedOffsets(ctx, adm)
+	require.NoError(t, err)
+	require.NotEmpty(t, committed, "the kill waited for a commit")
+	ids := committedEventIDs(t, b.Addr(), committed)
+	require.NotEmpty(t, ids)
+	for i := 0; i < len(ids); i += 1000 {
+		chunk := ids[i:min(i+1000, len(ids))]
+		found, err := es.Count(IndexPrefix + "2*").Query(elastic.NewIdsQuery().Ids(chunk...)).Do(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(len(chunk)), found, "events below the committed offsets %v are missing from the store", committed)
+	}
 
 	// The ids of the bulk that was stored but never acknowledged.
 	type docRef struct{ index, id string }
@@ -218,7 +283,6 @@ func TestShipperKill9(t *testing.T) {
 	}
 	proxy.mu.Unlock()
 	require.NotEmpty(t, unacked)
-	ctx := context.Background()
 	version := func(d docRef) int64 {
 		res, err := es.Get().Index(d.index).Id(d.id).Do(ctx)
 		require.NoError(t, err)
@@ -230,39 +294,69 @@ func TestShipperKill9(t *testing.T) {
 	}
 
 	second := startShipperProcess(t, b.Addr(), ts.URL)
-	written := wait()
+	written := waitA() + waitB()
 	// Done means: the group committed up to the end of the trace topic.
 	// After that nothing is left to ship, so the count below is final.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
-	require.NoError(t, err)
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	testcluster.Eventually(t, ingestWait, func() error {
 		ends, err := adm.ListEndOffsets(ctx, DefaultTopic)
 		if err != nil {
 			return err
 		}
-		offs, err := adm.FetchOffsets(ctx, "kobs-trace-shipper")
+		offs, err := committedOffsets(ctx, adm)
 		if err != nil {
 			return err
 		}
 		var lag int64
-		ends.Each(func(e kadm.ListedOffset) {
-			o, _ := offs.Lookup(e.Topic, e.Partition)
-			lag += e.Offset - max(o.At, 0)
-		})
+		ends.Each(func(e kadm.ListedOffset) { lag += e.Offset - offs[e.Partition] })
 		if lag != 0 {
 			return fmt.Errorf("shipper group lags %d records", lag)
 		}
 		return nil
 	})
-	require.Equal(t, written, storedHops(t, es), "one document per event: re-shipping added no duplicates")
+	require.Equal(t, written, storedHops(t, es), "one document per event: none lost, none duplicated by re-shipping")
 	for _, d := range unacked {
 		require.Equal(t, int64(2), version(d), "re-shipped onto the same id after the kill")
 	}
 	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, second.wait(), "%s", second.logs)
 	require.Contains(t, second.logs.String(), "trace shipper stopped")
+}
+
+// committedEventIDs reads the trace topic below the committed offsets and
+// returns the document id of every event there.
+func committedEventIDs(t *testing.T, addr string, committed map[int32]int64) []string {
+	t.Helper()
+	parts := map[int32]kgo.Offset{}
+	for p := range committed {
+		parts[p] = kgo.NewOffset().AtStart()
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{DefaultTopic: parts}))
+	require.NoError(t, err)
+	defer rd.Close()
+	seen := map[string]bool{}
+	var ids []string
+	ctx, cancel := context.WithTimeout(context.Background(), ingestWait)
+	defer cancel()
+	reached := map[int32]bool{}
+	for len(reached) < len(committed) {
+		fs := rd.PollFetches(ctx)
+		require.NoError(t, ctx.Err(), "reading the trace topic up to the committed offsets")
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= committed[r.Partition]-1 {
+				reached[r.Partition] = true
+			}
+			if r.Offset >= committed[r.Partition] {
+				return
+			}
+			for raw := range bytes.SplitSeq(r.Value, []byte{'\n'}) {
+				if e, err := ParseEvent(raw); err == nil && !seen[DocID(&e, raw)] {
+					seen[DocID(&e, raw)] = true
+					ids = append(ids, DocID(&e, raw))
+				}
+			}
+		})
+	}
+	return ids
 }
 
 // TestShipperStoreOutage stops the store during traced load and starts it
@@ -302,24 +396,56 @@ func TestShipperStoreOutage(t *testing.T) {
 }
 
 // TestShipperCorruptAndFull: corrupt trace-topic records are counted and
-// skipped; while the store answers 429 (disk full) nothing is committed,
-// and once it accepts again everything arrives.
+// skipped; while the store answers 429 (disk full), for the whole bulk or
+// for each item of it, nothing is committed, and once it accepts again
+// everything arrives.
 func TestShipperCorruptAndFull(t *testing.T) {
+	for _, perItem := range []bool{false, true} {
+		t.Run(fmt.Sprintf("per-item=%v", perItem), func(t *testing.T) { testShipperCorruptAndFull(t, perItem) })
+	}
+}
+
+// fullBulkAnswer is Elasticsearch's answer to a _bulk while the disk is
+// full: a 429 for the request, or (perItem) a 200 whose every item is a
+// 429, as a node answers when its write queue is full.
+func fullBulkAnswer(w http.ResponseWriter, r *http.Request, perItem bool) {
+	w.Header().Set("Content-Type", "application/json")
+	if !perItem {
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"disk full"}],"type":"cluster_block_exception","reason":"disk full"},"status":429}`))
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	var items []string
+	for i, line := range bytes.Split(bytes.TrimSpace(body), []byte{'\n'}) {
+		if i%2 == 1 {
+			continue // a document
+		}
+		var action map[string]struct {
+			Index string `json:"_index"`
+			ID    string `json:"_id"`
+		}
+		_ = json.Unmarshal(line, &action)
+		for name, a := range action {
+			items = append(items, fmt.Sprintf(`{%q:{"_index":%q,"_type":"_doc","_id":%q,"status":429,"error":{"type":"es_rejected_execution_exception","reason":"rejected execution"}}}`, name, a.Index, a.ID))
+		}
+	}
+	_, _ = fmt.Fprintf(w, `{"took":1,"errors":true,"items":[%s]}`, strings.Join(items, ","))
+}
+
+func testShipperCorruptAndFull(t *testing.T, perItem bool) {
 	b := newBroker(t)
 	ts := startTraceStore(t)
 	es := ts.es(t)
 
-	// A proxy that answers bulks with Elasticsearch's flood-stage 429
-	// while full is set.
+	// A proxy that answers bulks with 429s while full is set.
 	var full atomic.Bool
 	full.Store(true)
 	target, _ := url.Parse(ts.URL)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	proxy := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if full.Load() && strings.HasSuffix(r.URL.Path, "/_bulk") {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write([]byte(`{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"disk full"}],"type":"cluster_block_exception","reason":"disk full"},"status":429}`))
+			fullBulkAnswer(w, r, perItem)
 			return
 		}
 		rp.ServeHTTP(w, r)
@@ -378,4 +504,77 @@ func TestShipperCorruptAndFull(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestShipperRebalance: a second shipper joins the group during traced
+// load and leaves again once it owns partitions. The partitions handed over are flushed and
+// committed by the shipper giving them up (OnPartitionsRevoked); every
+// event is stored once and the group ends with nothing left to ship.
+func TestShipperRebalance(t *testing.T) {
+	const n = 20000
+	b := newBroker(t)
+	ts := startTraceStore(t)
+	es := ts.es(t)
+	first := startShipper(t, b.Addr(), ts.URL)
+	wait := tracedLoad(t, b.Addr(), "rebalance", n, 5000)
+	testcluster.Eventually(t, ingestWait, func() error {
+		if c := storedHops(t, es); c < 1000 {
+			return fmt.Errorf("%d events shipped so far", c)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	second, err := NewShipper(ShipperConfig{Brokers: []string{b.Addr()}, URL: ts.URL, MaxBackoff: time.Second,
+		ConsumerOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	stopSecond := sync.OnceValue(func() error { cancel(); return <-done })
+	t.Cleanup(func() { _ = stopSecond() })
+	// Both shippers own partitions: the first one gave some up.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	testcluster.Eventually(t, ingestWait, func() error {
+		groups, err := adm.DescribeGroups(context.Background(), "kobs-trace-shipper")
+		if err != nil {
+			return err
+		}
+		g := groups["kobs-trace-shipper"]
+		if g.State != "Stable" || len(g.Members) != 2 {
+			return fmt.Errorf("group %s with %d members", g.State, len(g.Members))
+		}
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); !ok || len(a.Topics) == 0 || len(a.Topics[0].Partitions) == 0 {
+				return fmt.Errorf("member %s has no partition yet", m.MemberID)
+			}
+		}
+		return nil
+	})
+	written := wait()
+	waitHops(t, es, written, ingestWait)
+	require.NoError(t, stopSecond())
+
+	// The first shipper takes every partition back and the group catches
+	// up with the end of the trace topic.
+	testcluster.Eventually(t, ingestWait, func() error {
+		ends, err := adm.ListEndOffsets(context.Background(), DefaultTopic)
+		if err != nil {
+			return err
+		}
+		offs, err := committedOffsets(context.Background(), adm)
+		if err != nil {
+			return err
+		}
+		var lag int64
+		ends.Each(func(e kadm.ListedOffset) { lag += e.Offset - offs[e.Partition] })
+		if lag != 0 {
+			return fmt.Errorf("shipper group lags %d records", lag)
+		}
+		return nil
+	})
+	require.Equal(t, written, storedHops(t, es))
+	require.Zero(t, first.Stats().Rejected+second.Stats().Rejected)
+	require.Zero(t, first.Stats().Corrupt+second.Stats().Corrupt)
 }

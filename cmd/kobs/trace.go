@@ -41,9 +41,9 @@ func newTraceShipCmd() *cobra.Command {
 		Use:   "ship",
 		Short: "Consume the trace topic and bulk-index it into Elasticsearch or kobs tracestore",
 		Long: "Runs a consumer group on the trace topic that writes every event through the\n" +
-			"Elasticsearch bulk API to daily indexes (<prefix>YYYY.MM.DD), committing offsets only\n" +
-			"after the store acknowledged the bulk. Document ids derive from the events, so a restart\n" +
-			"after a crash re-ships without duplicates.",
+			"Elasticsearch bulk API to daily indexes (<prefix>YYYY.MM.DD), committing the offset of a\n" +
+			"record only after the store acknowledged all of its events. Document ids derive from the\n" +
+			"events, so a restart after a crash re-ships without duplicates.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Brokers = perfSplitBrokers(bootstrap)
@@ -82,7 +82,9 @@ func newTraceShipCmd() *cobra.Command {
 	f.StringVar(&cfg.Topic, "topic", tracing.DefaultTopic, "trace topic")
 	f.StringVar(&cfg.Group, "group", "kobs-trace-shipper", "consumer group of the shipper")
 	f.StringVar(&cfg.IndexPrefix, "index-prefix", tracing.IndexPrefix, "prefix of the daily indexes")
-	f.IntVar(&cfg.BatchEvents, "batch", 5000, "max events per bulk (and per offset commit)")
+	f.IntVar(&cfg.BatchEvents, "batch", 5000, "max events per bulk request")
+	f.IntVar(&cfg.BatchBytes, "batch-bytes", 5<<20, "max bytes per bulk request")
+	f.IntVar(&cfg.Workers, "bulks-in-flight", 2, "bulk requests sent concurrently (the store indexes one while the next fills)")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", 45*time.Second, "group session timeout: how long a crashed shipper's partitions wait before another shipper takes them")
 	return cmd
 }

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+
+	"github.com/kobs-dev/kobs/internal/jsonparse"
 )
 
 // bulkOp is one action of a _bulk request (or of a single-document API call,
@@ -135,51 +137,33 @@ func parseBulk(body []byte, defaultIndex string) ([]*bulkOp, *esError) {
 // parseAction decodes an action line {"<action>": {"_index": .., "_id": ..}}
 // without building maps: it is one line in two of every _bulk.
 func parseAction(line []byte, defaultIndex string) (*bulkOp, bool) {
-	p := jsonParser{b: line}
+	p := jsonparse.NewScanner(line)
 	op := &bulkOp{index: defaultIndex}
-	p.ws()
-	if p.i >= len(p.b) || p.b[p.i] != '{' {
+	if !p.Consume('{') || p.Peek() != '"' {
 		return nil, false
 	}
-	p.i++
-	p.ws()
-	if p.i >= len(p.b) || p.b[p.i] != '"' {
-		return nil, false
-	}
-	name, err := p.str()
+	name, err := p.Str()
 	if err != nil {
 		return nil, false
 	}
 	op.action = name
-	p.ws()
-	if p.i >= len(p.b) || p.b[p.i] != ':' {
+	if !p.Consume(':') {
 		return nil, false
 	}
-	p.i++
-	p.ws()
 	switch {
-	case p.i < len(p.b) && p.b[p.i] == '{':
-		p.i++
-		p.ws()
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
+	case p.Consume('{'):
+		if p.Consume('}') {
 			break
 		}
 		for done := false; !done; {
-			p.ws()
-			if p.i >= len(p.b) || p.b[p.i] != '"' {
+			if p.Peek() != '"' {
 				return nil, false
 			}
-			key, err := p.str()
-			if err != nil {
+			key, err := p.Str()
+			if err != nil || !p.Consume(':') {
 				return nil, false
 			}
-			p.ws()
-			if p.i >= len(p.b) || p.b[p.i] != ':' {
-				return nil, false
-			}
-			p.i++
-			v, err := p.value(1)
+			v, err := p.Value()
 			if err != nil {
 				return nil, false
 			}
@@ -196,31 +180,23 @@ func parseAction(line []byte, defaultIndex string) (*bulkOp, bool) {
 					return nil, false
 				}
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return nil, false
-			}
-			switch p.b[p.i] {
-			case ',':
-			case '}':
+			switch {
+			case p.Consume(','):
+			case p.Consume('}'):
 				done = true
 			default:
 				return nil, false
 			}
-			p.i++
 		}
 	default:
-		if p.lit("null") != nil {
+		if p.Lit("null") != nil {
 			return nil, false
 		}
 	}
-	p.ws()
-	if p.i >= len(p.b) || p.b[p.i] != '}' {
+	if !p.Consume('}') {
 		return nil, false // not exactly one action
 	}
-	p.i++
-	p.ws()
-	return op, p.i == len(p.b)
+	return op, p.End()
 }
 
 func firstToken(b []byte) string {

@@ -15,6 +15,8 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
 	"github.com/blevesearch/bleve/v2/registry"
+
+	"github.com/kobs-dev/kobs/internal/jsonparse"
 )
 
 // esStandard approximates Elasticsearch's "standard" analyzer: Unicode
@@ -45,7 +47,7 @@ func analyzeText(s string) []string {
 }
 
 // decodeSource parses a document source; it must be exactly one JSON object.
-func decodeSource(src []byte) (map[string]any, error) { return parseObject(src) }
+func decodeSource(src []byte) (map[string]any, error) { return jsonparse.ParseObject(src) }
 
 // docBuilder turns source documents into their indexable values, adding dynamic
 // mappings as Elasticsearch would. It is used by one writer at a time (under

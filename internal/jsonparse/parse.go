@@ -1,4 +1,4 @@
-package store
+package jsonparse
 
 import (
 	"encoding/json"
@@ -9,14 +9,14 @@ import (
 	"unicode/utf8"
 )
 
-// parseObject decodes one JSON object into the values encoding/json
+// ParseObject decodes one JSON object into the values encoding/json
 // produces with UseNumber (map[string]any, []any, string, json.Number,
-// bool, nil), and refuses anything after it. Every document of a _bulk goes
-// through it, and encoding/json's reflection-driven decoder was half of the
-// store's CPU per event; this one is a plain recursive descent over the
-// bytes.
-func parseObject(src []byte) (map[string]any, error) {
-	p := jsonParser{b: src}
+// bool, nil), and refuses anything after it. Every document of a _bulk
+// goes through it in the trace store, and encoding/json's
+// reflection-driven decoder was half of the store's CPU per event; this
+// one is a plain recursive descent over the bytes.
+func ParseObject(src []byte) (map[string]any, error) {
+	p := Scanner{b: src}
 	p.ws()
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		if p.i >= len(p.b) {
@@ -38,14 +38,17 @@ func parseObject(src []byte) (map[string]any, error) {
 	return v, nil
 }
 
-type jsonParser struct {
+// Scanner reads one JSON text from a byte slice, value by value, for
+// decoders that pick a few fields out of a document without building it
+// (see scan.go). Its zero value scans nothing; NewScanner starts one.
+type Scanner struct {
 	b []byte
 	i int
 }
 
 const maxJSONDepth = 10000 // encoding/json's nesting limit
 
-func (p *jsonParser) ws() {
+func (p *Scanner) ws() {
 	for p.i < len(p.b) {
 		switch p.b[p.i] {
 		case ' ', '\t', '\n', '\r':
@@ -56,14 +59,14 @@ func (p *jsonParser) ws() {
 	}
 }
 
-func (p *jsonParser) errAt(what string) error {
+func (p *Scanner) errAt(what string) error {
 	if p.i >= len(p.b) {
 		return errors.New("unexpected end of JSON input")
 	}
 	return fmt.Errorf("invalid character %q at offset %d %s", p.b[p.i], p.i, what)
 }
 
-func (p *jsonParser) object(depth int) (map[string]any, error) {
+func (p *Scanner) object(depth int) (map[string]any, error) {
 	if depth > maxJSONDepth {
 		return nil, errors.New("exceeded max depth")
 	}
@@ -109,7 +112,7 @@ func (p *jsonParser) object(depth int) (map[string]any, error) {
 	}
 }
 
-func (p *jsonParser) array(depth int) ([]any, error) {
+func (p *Scanner) array(depth int) ([]any, error) {
 	if depth > maxJSONDepth {
 		return nil, errors.New("exceeded max depth")
 	}
@@ -142,7 +145,7 @@ func (p *jsonParser) array(depth int) ([]any, error) {
 	}
 }
 
-func (p *jsonParser) value(depth int) (any, error) {
+func (p *Scanner) value(depth int) (any, error) {
 	p.ws()
 	if p.i >= len(p.b) {
 		return nil, p.errAt("")
@@ -166,7 +169,7 @@ func (p *jsonParser) value(depth int) (any, error) {
 	return nil, p.errAt("looking for beginning of value")
 }
 
-func (p *jsonParser) lit(s string) error {
+func (p *Scanner) lit(s string) error {
 	if len(p.b)-p.i < len(s) || string(p.b[p.i:p.i+len(s)]) != s {
 		for k := 0; k < len(s) && p.i < len(p.b) && p.b[p.i] == s[k]; k++ {
 			p.i++
@@ -177,7 +180,7 @@ func (p *jsonParser) lit(s string) error {
 	return nil
 }
 
-func (p *jsonParser) number() (json.Number, error) {
+func (p *Scanner) number() (json.Number, error) {
 	start := p.i
 	b := p.b
 	if b[p.i] == '-' {
@@ -215,7 +218,7 @@ func (p *jsonParser) number() (json.Number, error) {
 }
 
 // str decodes a string at p.i (which is '"').
-func (p *jsonParser) str() (string, error) {
+func (p *Scanner) str() (string, error) {
 	p.i++
 	start := p.i
 	b := p.b
@@ -253,7 +256,7 @@ func fixUTF8(s []byte) []byte {
 	return out
 }
 
-func (p *jsonParser) strSlow(start int) (string, error) {
+func (p *Scanner) strSlow(start int) (string, error) {
 	b := p.b
 	out := append([]byte(nil), b[start:p.i]...)
 	for p.i < len(b) {
@@ -325,7 +328,7 @@ func (p *jsonParser) strSlow(start int) (string, error) {
 	return "", errors.New("unexpected end of JSON input")
 }
 
-func (p *jsonParser) hex4() (rune, bool) {
+func (p *Scanner) hex4() (rune, bool) {
 	if len(p.b)-p.i < 4 {
 		return 0, false
 	}
