@@ -115,8 +115,9 @@ func waitReady(addr string, exited <-chan struct{}) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				// The process still runs: the answer was its own, not that
-				// of whoever else may hold the port.
+				// And the process still runs: one that lost the port to
+				// another process exits at once, so a 200 from a live one
+				// is, in practice, its own.
 				select {
 				case <-exited:
 					return errExited
