@@ -138,7 +138,10 @@ func TestBatchEventsMapToOffsets(t *testing.T) {
 	}
 	require.Equal(t, int64(n), records, "every acknowledged record is in exactly one batch event")
 	require.Positive(t, multi, "records were acknowledged in batches")
-	require.Less(t, len(res.Hits.Hits), n/100, "far fewer events than records")
+	// A run closes when an acknowledgement comes more than ackSpan (1 ms)
+	// after its first: a slow or preempted hook (-race: 39 events seen,
+	// ~5 on a quiet machine) splits runs, which is exact, only less compact.
+	require.Less(t, len(res.Hits.Hits), n/10, "far fewer events than records")
 	t.Logf("%d records in %d batch produce events", n, len(res.Hits.Hits))
 
 	qr, err := NewQuerier(ts.URL, "")
