@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -64,8 +65,8 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.sb.String() }
 
 // startProcess runs a child until the test ends, dumping its output if
-// the test failed.
-func startProcess(t testing.TB, name string, cmd *exec.Cmd) *logBuffer {
+// the test failed. The channel is closed when the child exits.
+func startProcess(t testing.TB, name string, cmd *exec.Cmd) (*logBuffer, <-chan struct{}) {
 	t.Helper()
 	logs := &logBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -79,7 +80,46 @@ func startProcess(t testing.TB, name string, cmd *exec.Cmd) *logBuffer {
 			t.Logf("%s output:\n%s", name, logs.String())
 		}
 	})
-	return logs
+	return logs, done
+}
+
+var errChildExited = errors.New("exited before it was ready")
+
+// serveOnFreePort starts a server child on a free loopback port and
+// waits (a minute at most) until ready answers nil. The port is found by
+// binding :0 and releasing it, so another process of the parallel test
+// run can take it before the child (a JVM: seconds) binds it: the child
+// then exits with "address already in use" and is started again on
+// another port, up to 5 times.
+func serveOnFreePort(t testing.TB, name string, newCmd func(addr string) *exec.Cmd, ready func(addr string) error) (string, *exec.Cmd) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		cmd := newCmd(addr)
+		logs, exited := startProcess(t, name, cmd)
+		deadline := time.Now().Add(time.Minute)
+		var err error
+		for {
+			select {
+			case <-exited:
+				err = errChildExited
+			default:
+				err = ready(addr)
+			}
+			if err == nil {
+				return addr, cmd
+			}
+			if err == errChildExited || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err == errChildExited && attempt < 5 && strings.Contains(strings.ToLower(logs.String()), "address already in use") {
+			t.Logf("%s: %s was taken before it bound it; again on another port", name, addr)
+			continue
+		}
+		t.Fatalf("%s on %s not ready within a minute: %v\n%s", name, addr, err, logs.String())
+	}
 }
 
 // startZooKeeper runs a standalone ZooKeeper on a free loopback port
@@ -88,14 +128,14 @@ func startProcess(t testing.TB, name string, cmd *exec.Cmd) *logBuffer {
 func startZooKeeper(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t)
-	cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=srvr\n", dir, port)
-	cfgPath := filepath.Join(dir, "zoo.cfg")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-	startProcess(t, "zookeeper", exec.Command("java", "-cp", zookeeperJar+":/usr/share/java/slf4j-simple.jar",
-		"org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath))
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 60*time.Second, "zookeeper serving", func() error {
+	addr, _ := serveOnFreePort(t, "zookeeper", func(addr string) *exec.Cmd {
+		_, port, _ := net.SplitHostPort(addr)
+		cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%s\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=srvr\n", dir, port)
+		cfgPath := filepath.Join(dir, "zoo.cfg")
+		require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
+		return exec.Command("java", "-cp", zookeeperJar+":/usr/share/java/slf4j-simple.jar",
+			"org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath)
+	}, func(addr string) error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return err
@@ -121,8 +161,8 @@ func startZooKeeper(t testing.TB) string {
 func startBurrow(t testing.TB, zk, broker string, offsetRefresh int) (string, *exec.Cmd) {
 	t.Helper()
 	dir := t.TempDir()
-	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cfg := fmt.Sprintf(`[general]
+	httpAddr, cmd := serveOnFreePort(t, "burrow", func(httpAddr string) *exec.Cmd {
+		cfg := fmt.Sprintf(`[general]
 pidfile="%[1]s/burrow.pid"
 [logging]
 level="info"
@@ -155,17 +195,16 @@ expire-cache=1
 [httpserver.default]
 address="%[4]s"
 `, dir, zk, broker, httpAddr, offsetRefresh, 2*offsetRefresh)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "burrow.toml"), []byte(cfg), 0o644))
-	cmd := exec.Command(burrowBin, "-config-dir", dir)
-	cmd.Dir = dir
-	startProcess(t, "burrow", cmd)
-	url := "http://" + httpAddr
-	waitFor(t, 60*time.Second, "burrow http", func() error {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "burrow.toml"), []byte(cfg), 0o644))
+		cmd := exec.Command(burrowBin, "-config-dir", dir)
+		cmd.Dir = dir
+		return cmd
+	}, func(httpAddr string) error {
 		var v map[string]any
-		_, err := getJSON(url+"/v3/kafka", &v)
+		_, err := getJSON("http://"+httpAddr+"/v3/kafka", &v)
 		return err
 	})
-	return url, cmd
+	return "http://" + httpAddr, cmd
 }
 
 // burrowLag is Burrow's per-partition current_lag for a group.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -228,5 +229,21 @@ func requireNoFatal(t *testing.T, fs kgo.Fetches) {
 		if !kerr.IsRetriable(err) {
 			t.Fatalf("fetch %s-%d: %v", topic, p, err)
 		}
+	})
+}
+
+// createTopic creates a topic, retrying for up to 30 s: a topic with a
+// replica on every broker needs all of them unfenced at that moment, and a
+// broker whose heartbeats stalled past its session on a loaded machine is
+// fenced for a while (INVALID_REPLICATION_FACTOR). A retry of a creation
+// that went through meets TOPIC_ALREADY_EXISTS, which is success.
+func createTopic(t *testing.T, adm *kadm.Client, parts int32, rf int16, cfg map[string]*string, name string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "topic "+name+" created", func() error {
+		_, err := adm.CreateTopic(context.Background(), parts, rf, cfg, name)
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		return err
 	})
 }

@@ -30,8 +30,11 @@ func TestFailingISRDedicatedControllers(t *testing.T) {
 	c := testcluster.StartCluster(t, 3, testcluster.DedicatedControllers(3),
 		testcluster.Prop("replica.lag.time.max.ms", "1500"),
 		testcluster.Prop("replica.fetch.wait.max.ms", "100"),
-		testcluster.Prop("broker.session.timeout.ms", "2000"),
-		testcluster.Prop("broker.heartbeat.interval.ms", "400"))
+		// A broker fenced while the topics are created would skew the
+		// round-robin placement asserted below: heartbeats may stall ~2 s
+		// on a loaded machine before a broker is fenced (as TestFailingISRLive).
+		testcluster.Prop("broker.session.timeout.ms", "3000"),
+		testcluster.Prop("broker.heartbeat.interval.ms", "500"))
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
 	require.NoError(t, err)
@@ -43,8 +46,7 @@ func TestFailingISRDedicatedControllers(t *testing.T) {
 		rf   int16
 		cfg  map[string]*string
 	}{{"payments", 3, map[string]*string{"min.insync.replicas": &minISR}}, {"pairs", 2, nil}, {"solo", 1, nil}} {
-		_, err = adm.CreateTopic(ctx, 3, tc.rf, tc.cfg, tc.name)
-		require.NoError(t, err, tc.name)
+		createTopic(t, adm, 3, tc.rf, tc.cfg, tc.name)
 	}
 	// Which partitions lose every replica with brokers 2 and 3.
 	var lost map[string][]int32

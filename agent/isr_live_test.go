@@ -45,16 +45,13 @@ func TestFailingISRLive(t *testing.T) {
 	adm := kadm.NewClient(cl)
 	const topic, parts = "payments", 3
 	minISR := "2"
-	_, err = adm.CreateTopic(ctx, parts, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
-	require.NoError(t, err)
+	createTopic(t, adm, parts, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
 
 	// "strict" needs all three replicas in sync; "solo" has one replica
 	// per partition, so the partition on broker 3 goes offline with it.
 	all := "3"
-	_, err = adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &all}, "strict")
-	require.NoError(t, err)
-	_, err = adm.CreateTopic(ctx, 3, 1, nil, "solo")
-	require.NoError(t, err)
+	createTopic(t, adm, 1, 3, map[string]*string{"min.insync.replicas": &all}, "strict")
+	createTopic(t, adm, 3, 1, nil, "solo")
 	var soloOn3 []int32
 	waitFor(t, 30*time.Second, "solo's partitions placed", func() error {
 		md, err := adm.Metadata(kadm.WithAuthorizedOps(ctx), "solo")

@@ -210,8 +210,7 @@ func TestClusterRF3(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
-	_, err = adm.CreateTopic(ctx, 1, 3, nil, topic)
-	require.NoError(t, err)
+	createReplicated(t, adm, topic, 3, nil)
 
 	var leader int32
 	testcluster.Eventually(t, 10*time.Second, func() error {

@@ -31,9 +31,7 @@ func TestKillLeaderUnderLoad(t *testing.T) {
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
 	minISR := "2"
-	res, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
-	require.NoError(t, err)
-	require.NoError(t, res.Err)
+	createReplicated(t, adm, topic, 3, map[string]*string{"min.insync.replicas": &minISR})
 
 	partition := func() (kadm.PartitionDetail, error) {
 		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)

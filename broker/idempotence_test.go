@@ -138,7 +138,10 @@ func TestIdempotentFranzGo(t *testing.T) {
 // TestProducerIDExpiration: a producer idle for producer.id.expiration.ms is
 // forgotten (DescribeProducers no longer lists it), as in Kafka.
 func TestProducerIDExpiration(t *testing.T) {
-	b := testcluster.Start(t, testcluster.Prop("producer.id.expiration.ms", "500"),
+	// The first DescribeProducers must come within the expiration of the
+	// batch's timestamp: 2 s leaves room for a stall of the produce and
+	// describe round trips on a loaded machine (500 ms left about 0.4 s).
+	b := testcluster.Start(t, testcluster.Prop("producer.id.expiration.ms", "2000"),
 		testcluster.Prop("producer.id.expiration.check.interval.ms", "100"))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kobs-dev/kobs/internal/testcluster"
@@ -112,4 +114,24 @@ func fastFailover() []testcluster.Opt {
 		testcluster.Prop("replica.fetch.wait.max.ms", "100"),
 		testcluster.Prop("replica.fetch.backoff.ms", "100"),
 	}
+}
+
+// createReplicated creates topic with one partition of rf replicas,
+// retrying for up to 30 s: with a replica on every broker, all of them
+// must be unfenced at that moment, and a broker whose heartbeats stalled
+// past its session on a loaded machine (2 s with fastFailover) is fenced
+// for a while (INVALID_REPLICATION_FACTOR). A retried creation that went
+// through meets TOPIC_ALREADY_EXISTS, which is success.
+func createReplicated(t *testing.T, adm *kadm.Client, topic string, rf int16, configs map[string]*string) {
+	t.Helper()
+	testcluster.Eventually(t, 30*time.Second, func() error {
+		res, err := adm.CreateTopic(context.Background(), 1, rf, configs, topic)
+		if err == nil {
+			err = res.Err
+		}
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		return err
+	})
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -20,21 +21,35 @@ import (
 // jolokiaValue reads one attribute over the broker's Jolokia endpoint.
 func jolokiaValue(t *testing.T, b *testcluster.Broker, mbean, attr string) (float64, bool) {
 	t.Helper()
-	resp, err := http.Get("http://" + b.HTTPAddr() + "/jolokia/read/" + mbean + "/" + attr)
+	v, ok, err := jolokiaRead(b, mbean, attr)
 	require.NoError(t, err)
+	return v, ok
+}
+
+// jolokiaRead is jolokiaValue for conditions: it reports what went wrong
+// instead of failing the test, so it can run off the test goroutine.
+func jolokiaRead(b *testcluster.Broker, mbean, attr string) (float64, bool, error) {
+	resp, err := http.Get("http://" + b.HTTPAddr() + "/jolokia/read/" + mbean + "/" + attr)
+	if err != nil {
+		return 0, false, err
+	}
 	defer resp.Body.Close()
 	var out struct {
 		Status int
 		Value  any
 		Error  string
 	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return 0, false, err
+	}
 	if out.Status != 200 {
-		return 0, false
+		return 0, false, nil
 	}
 	v, ok := out.Value.(float64)
-	require.True(t, ok, "%s %s: %v", mbean, attr, out.Value)
-	return v, true
+	if !ok {
+		return 0, false, fmt.Errorf("%s %s: not a number: %v", mbean, attr, out.Value)
+	}
+	return v, true, nil
 }
 
 // TestListenerLimitsAndMetrics starts a broker with Kafka's connection keys
@@ -51,6 +66,22 @@ func TestListenerLimitsAndMetrics(t *testing.T) {
 		require.True(t, ok, name)
 		return v
 	}
+	// attrIs is the condition form: it runs on the test goroutine inside
+	// testcluster.Eventually and fails with the last value seen.
+	attrIs := func(want float64, names ...string) func() error {
+		return func() error {
+			for _, name := range names {
+				v, ok, err := jolokiaRead(b, bean, name)
+				if err != nil {
+					return err
+				}
+				if !ok || v != want {
+					return fmt.Errorf("%s = %v (found %v), want %v", name, v, ok, want)
+				}
+			}
+			return nil
+		}
+	}
 	require.Equal(t, 1.0, attr("listener-serving"))
 	require.True(t, b.ListenersServing())
 
@@ -61,7 +92,7 @@ func TestListenerLimitsAndMetrics(t *testing.T) {
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	require.Eventually(t, func() bool { return attr("connection-count") == 3 }, 5*time.Second, 10*time.Millisecond)
+	testcluster.Eventually(t, 10*time.Second, attrIs(3, "connection-count"))
 	// A fourth from the same address is closed at once and counted.
 	c, err := net.Dial("tcp", b.Addr())
 	require.NoError(t, err)
@@ -71,9 +102,12 @@ func TestListenerLimitsAndMetrics(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 	require.Equal(t, 1.0, attr("connection-rejected-per-ip-total"))
 	// connections.max.idle.ms closes the silent ones.
-	require.Eventually(t, func() bool {
-		return attr("connection-count") == 0 && attr("connection-idle-close-total") == 3
-	}, 20*time.Second, 20*time.Millisecond)
+	testcluster.Eventually(t, 20*time.Second, func() error {
+		if err := attrIs(0, "connection-count")(); err != nil {
+			return err
+		}
+		return attrIs(3, "connection-idle-close-total")()
+	})
 	require.GreaterOrEqual(t, attr("connection-creation-total"), 3.0)
 	require.GreaterOrEqual(t, attr("connection-close-total"), 3.0)
 

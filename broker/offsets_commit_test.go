@@ -111,8 +111,7 @@ func TestLeaderOnlyRequestsOnOtherBrokers(t *testing.T) {
 	require.NoError(t, err)
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	_, err = adm.CreateTopic(ctx, 1, 2, nil, "pair")
-	require.NoError(t, err)
+	createReplicated(t, adm, "pair", 2, nil)
 	var leader, follower int32
 	testcluster.Eventually(t, 30*time.Second, func() error {
 		md, err := adm.Metadata(ctx, "pair")

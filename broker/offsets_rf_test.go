@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -76,11 +75,13 @@ func TestOffsetsTopicWaitsForReplicationFactor(t *testing.T) {
 	require.Equal(t, kerr.CoordinatorNotAvailable.Code, resp.ErrorCode, "FindCoordinator with 2 of 3 brokers live: %+v", resp)
 	require.Contains(t, *resp.ErrorMessage, "offsets.topic.replication.factor")
 	require.Nil(t, offsetsTopic(), "__consumer_offsets created with fewer replicas than offsets.topic.replication.factor")
-	// The broker's log reaches the test through a pipe: the line may come
-	// just after the answer.
+	// The broker logs before it answers, but its stderr reaches Logs()
+	// through a pipe and the harness's reader goroutine, which may not
+	// have run yet when the answer is in.
+	const warning = "fewer live brokers than offsets.topic.replication.factor"
 	testcluster.Eventually(t, 10*time.Second, func() error {
-		if !strings.Contains(c.Node(1).Logs(), "fewer live brokers than offsets.topic.replication.factor") {
-			return errors.New("node 1 has not logged why __consumer_offsets is not created")
+		if !strings.Contains(c.Node(1).Logs(), warning) {
+			return fmt.Errorf("broker 1 did not log %q", warning)
 		}
 		return nil
 	})
@@ -88,7 +89,7 @@ func TestOffsetsTopicWaitsForReplicationFactor(t *testing.T) {
 	resp, err = findCoordinator()
 	require.NoError(t, err)
 	require.Equal(t, kerr.CoordinatorNotAvailable.Code, resp.ErrorCode)
-	require.Equal(t, 1, strings.Count(c.Node(1).Logs(), "fewer live brokers than offsets.topic.replication.factor"))
+	require.Equal(t, 1, strings.Count(c.Node(1).Logs(), warning))
 
 	c.Node(3).Restart()
 	c.WaitBrokersListed(t)

@@ -48,9 +48,7 @@ func TestPauseLeaderUnderLoad(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	minISR := "2"
-	res, err := adm.CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
-	require.NoError(t, err)
-	require.NoError(t, res.Err)
+	createReplicated(t, adm, topic, 3, map[string]*string{"min.insync.replicas": &minISR})
 
 	// partitionVia asks broker id itself (the client's own choice might
 	// be the stopped broker).

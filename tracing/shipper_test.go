@@ -80,6 +80,15 @@ func (p *shipperProcess) wait() error { <-p.done; return p.err }
 
 func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 	t.Helper()
+	p := newShipperProcess(t, addr, url)
+	p.start(t)
+	return p
+}
+
+// newShipperProcess prepares the process without starting it, so that a
+// test can hand p.cmd to whoever may kill it before it can be reached.
+func newShipperProcess(t *testing.T, addr, url string) *shipperProcess {
+	t.Helper()
 	bin := testcluster.Binary(t)
 	p := &shipperProcess{logs: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
 	// --listen on a free port: the default 8790 may be taken by another
@@ -87,10 +96,14 @@ func startShipperProcess(t *testing.T, addr, url string) *shipperProcess {
 	p.cmd = exec.Command(bin, "trace", "ship", "--bootstrap-server", addr, "--url", url, "--batch", "500", "--session-timeout", "6s",
 		"--listen", "127.0.0.1:0")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	return p
+}
+
+func (p *shipperProcess) start(t *testing.T) {
+	t.Helper()
 	require.NoError(t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
-	return p
 }
 
 type lockedWriter struct {
@@ -217,8 +230,12 @@ func TestShipperKill9(t *testing.T) {
 	// the kill comes, so a bulk follows a commit however the shipper
 	// sizes its bulks.
 	waitA := tracedLoad(t, b.Addr(), "kill9a", n/2, 10000)
-	first := startShipperProcess(t, b.Addr(), "http://"+pln.Addr().String())
+	// The proxy knows its victim before the shipper can send a bulk: set
+	// after the start, a stall of this goroutine could let the deciding
+	// bulk through with no one to kill, and first.wait() would never end.
+	first := newShipperProcess(t, b.Addr(), "http://"+pln.Addr().String())
 	proxy.victim.Store(first.cmd)
+	first.start(t)
 	testcluster.Eventually(t, ingestWait, func() error {
 		if c, err := committedOffsets(ctx, adm); err != nil || len(c) == 0 {
 			return fmt.Errorf("the shipper has not committed yet (%v); logs:\n%s", err, first.logs)

@@ -32,7 +32,12 @@ func (cl *cluster) hardStop(id int32) {
 // A broker that stops heartbeating is fenced after the session timeout; it
 // leaves the ISRs and the partitions it led get a leader from the live ISR.
 func TestFencingElectsFromLiveISR(t *testing.T) {
-	cl := newCluster(t, 3, nil)
+	// With broker 3 stopped the leader keeps its lease only through the one
+	// other voter: raft's lease is half the heartbeat timeout, and the
+	// package's 250 ms was overrun by scheduling stalls on a loaded
+	// machine (the leader stepped down: "no active controller" below).
+	// 1 s timeouts (a 500 ms lease) cost about half a second here.
+	cl := newCluster(t, 3, func(c *Config) { c.RaftHeartbeatTimeout, c.RaftElectionTimeout = time.Second, time.Second })
 	cl.waitLive(1, 2, 3)
 	n1 := cl.nodes[1]
 	if errs := n1.ctl.CreateTopics(ctx(t), []TopicSpec{{Name: "f", Assignment: [][]int32{{3, 2, 1}, {1, 2, 3}}}}); errs[0] != nil {

@@ -3,7 +3,9 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +57,17 @@ func testConfig(id int32, voters map[int32]string, dir string) Config {
 		NodeID: id, Roles: Roles{Broker: true, Controller: true}, Voters: voters, DataDir: dir,
 		ClusterID: "test-cluster", SessionTimeout: 3 * time.Second, HeartbeatInterval: 300 * time.Millisecond,
 		RaftHeartbeatTimeout: 500 * time.Millisecond, RaftElectionTimeout: 500 * time.Millisecond,
+		Logger: testLogger(id),
 	}
+}
+
+// testLogger is nil (discard) unless KOBS_TEST_LOGS is set, as in the
+// broker tests: a flake's raft elections and fencing are then on stderr.
+func testLogger(id int32) *slog.Logger {
+	if os.Getenv("KOBS_TEST_LOGS") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", id)
 }
 
 // newCluster starts n nodes with both roles on loopback.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -123,13 +124,24 @@ func TestRunJourneyWithinAMinute(t *testing.T) {
 				require.Equal(t, r.Partition, j.Stored.Partition)
 				require.Equal(t, r.Offset, j.Stored.Offset)
 				// The shipper's metrics are on the trace store's /metrics.
-				mresp, err := http.Get(where["trace.metrics"])
-				require.NoError(t, err)
-				metrics, err := io.ReadAll(mresp.Body)
-				mresp.Body.Close()
-				require.NoError(t, err)
-				require.Equal(t, http.StatusOK, mresp.StatusCode, "%s", metrics)
-				require.Regexp(t, `(?m)^kobs_trace_shipper_events_total\{outcome="stored"\} [1-9]`, string(metrics))
+				// It counts a bulk once the store's answer is back, a moment
+				// after the store made the journey searchable: wait for it.
+				stored := regexp.MustCompile(`(?m)^kobs_trace_shipper_events_total\{outcome="stored"\} [1-9]`)
+				testcluster.Eventually(t, 30*time.Second, func() error {
+					mresp, err := http.Get(where["trace.metrics"])
+					if err != nil {
+						return err
+					}
+					metrics, err := io.ReadAll(mresp.Body)
+					mresp.Body.Close()
+					if err != nil {
+						return err
+					}
+					if mresp.StatusCode != http.StatusOK || !stored.Match(metrics) {
+						return fmt.Errorf("HTTP %d, no stored events counted:\n%s", mresp.StatusCode, metrics)
+					}
+					return nil
+				})
 				return
 			}
 			last = fmt.Sprint(resp.StatusCode, body, derr)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,9 +26,10 @@ type Server struct {
 }
 
 // Start runs Prometheus scraping targets (host:port, path /metrics) every
-// second and stops it when the test ends. The test is skipped when the
-// binary is missing, unless KOBS_REQUIRE_PROMETHEUS is set (make test sets
-// it after installing the package), in which case it fails.
+// second, returns once it is ready and stops it when the test ends. The
+// test is skipped when the binary is missing, unless
+// KOBS_REQUIRE_PROMETHEUS is set (make test sets it after installing the
+// package), in which case it fails.
 func Start(t testing.TB, targets ...string) *Server {
 	t.Helper()
 	if _, err := os.Stat(Binary); err != nil {
@@ -55,30 +55,11 @@ scrape_configs:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	cmd := exec.Command(Binary,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--log.level=warn",
-	)
-	logPath := filepath.Join(dir, "prometheus.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("prometheus log:\n%s", b)
-		}
+	addr := serve(t, "prometheus", dir, Binary, func(addr string) []string {
+		return []string{"--config.file=" + cfgPath,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + addr,
+			"--log.level=warn"}
 	})
 	return &Server{Addr: addr}
 }

@@ -83,6 +83,13 @@ func StartCluster(t testing.TB, n int, opts ...Opt) *Cluster {
 }
 
 func tryStartCluster(t testing.TB, n int, opts []Opt) (*Cluster, error) {
+	// Built first, on the test goroutine: Binary fails the test with
+	// t.Fatalf when the build fails, which must not happen in the start
+	// goroutines below (FailNow would end only that goroutine and the
+	// start would go on without the node), and a first build (tens of
+	// seconds) must not sit between releasing the reserved controller
+	// ports and the processes binding them.
+	Binary(t)
 	c := &Cluster{t: t, ClusterID: metadata.NewTopicID().String(), nodes: map[int32]*Process{}}
 	probe := cfg{props: map[string]string{}}
 	for _, o := range opts {

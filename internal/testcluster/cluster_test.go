@@ -3,6 +3,7 @@ package testcluster
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -137,9 +139,16 @@ func TestClusterControllerFailover(t *testing.T) {
 		}
 		return res.Err
 	}
-	if err := create("before", 3); err != nil {
-		t.Fatal(err)
-	}
+	// Replicas on every broker need all of them unfenced at that moment:
+	// a heartbeat stalled past the session on a loaded machine fences one
+	// for a moment (INVALID_REPLICATION_FACTOR), so the creation is
+	// retried; a retry of one that went through meets TOPIC_ALREADY_EXISTS.
+	Eventually(t, 30*time.Second, func() error {
+		if err := create("before", 3); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return err
+		}
+		return nil
+	})
 	leader := func(addr string) (int32, error) {
 		one, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequestRetries(0))
 		if err != nil {
@@ -372,9 +381,13 @@ func TestClusterDedicatedControllers(t *testing.T) {
 		}
 		return res.Err
 	}
-	if err := create("both", 2); err != nil {
-		t.Fatal(err)
-	}
+	// Both brokers must be unfenced (see TestClusterControllerFailover).
+	Eventually(t, 30*time.Second, func() error {
+		if err := create("both", 2); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return err
+		}
+		return nil
+	})
 	c.Node(leader).Kill()
 	Eventually(t, 30*time.Second, func() error {
 		l, _, err := describeQuorum(c.Node(1).Addr())

@@ -62,6 +62,14 @@ func (ts *testServer) do(t testing.TB, method, path string, body any) (int, map[
 
 func (ts *testServer) raw(t testing.TB, method, path string, body any) (int, []byte) {
 	t.Helper()
+	status, raw, err := ts.rawErr(method, path, body)
+	require.NoError(t, err)
+	return status, raw
+}
+
+// rawErr is raw for goroutines the test starts: it returns what went wrong
+// instead of failing the test (FailNow must run on the test goroutine).
+func (ts *testServer) rawErr(method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -71,18 +79,23 @@ func (ts *testServer) raw(t testing.TB, method, path string, body any) (int, []b
 		rd = bytes.NewReader(b)
 	default:
 		j, err := json.Marshal(b)
-		require.NoError(t, err)
+		if err != nil {
+			return 0, nil, err
+		}
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, ts.URL+path, rd)
-	require.NoError(t, err)
+	if err != nil {
+		return 0, nil, err
+	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return 0, nil, err
+	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, raw
+	return resp.StatusCode, raw, err
 }
 
 // shape replaces every leaf of a decoded JSON value by its JSON type, so two

@@ -48,7 +48,9 @@ func TestWildcardIndexPatternIsLinear(t *testing.T) {
 	took := time.Since(start)
 	require.Equal(t, 200, status)
 	require.Equal(t, 0.0, body["_shards"].(map[string]any)["total"], "the pattern matches no index")
-	require.Less(t, took, 100*time.Millisecond)
+	// Backtracking took a minute; the bound leaves room for a scheduling
+	// stall of the request on a loaded machine (100 ms left none).
+	require.Less(t, took, 5*time.Second)
 	// ... and still matches what it should.
 	status, body = ts.do(t, "GET", "/*a*a*a*a*a*a/_search", nil)
 	require.Equal(t, 200, status)

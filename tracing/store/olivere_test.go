@@ -72,8 +72,13 @@ const traceMapping = `{
 
 func newOlivere(t testing.TB, url string) *elastic.Client {
 	t.Helper()
+	// The periodic healthcheck (every second, to exercise it) marks the
+	// store dead when a HEAD / takes longer than its timeout, 1 s by
+	// default, and the next request then fails with "no available
+	// connection": a scheduling stall on a loaded machine would fail a
+	// search. 10 s keeps the check without that race.
 	c, err := elastic.NewClient(elastic.SetURL(url), elastic.SetSniff(false), elastic.SetHealthcheck(true),
-		elastic.SetHealthcheckInterval(time.Second))
+		elastic.SetHealthcheckInterval(time.Second), elastic.SetHealthcheckTimeout(10*time.Second))
 	require.NoError(t, err)
 	t.Cleanup(c.Stop)
 	return c

@@ -206,10 +206,13 @@ func TestConcurrentWriters(t *testing.T) {
 			}
 			var r result
 			for chunk := 0; chunk < len(lines); chunk += 40 {
-				status, raw := ts.raw(t, "POST", "/_bulk", ndjson(lines[chunk:chunk+40]...))
+				status, raw, err := ts.rawErr("POST", "/_bulk", ndjson(lines[chunk:chunk+40]...))
 				var body map[string]any
-				if err := json.Unmarshal(raw, &body); err != nil || status != 200 || body["errors"] != false {
-					r.err = fmt.Errorf("status %d: %.300s", status, raw)
+				if err == nil {
+					err = json.Unmarshal(raw, &body)
+				}
+				if err != nil || status != 200 || body["errors"] != false {
+					r.err = fmt.Errorf("status %d: %v: %.300s", status, err, raw)
 					break
 				}
 				for _, it := range body["items"].([]any) {
