@@ -255,8 +255,14 @@ func (c *Controller) startRaft() error {
 		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	}
 	if c.cfg.RaftHeartbeatTimeout > 0 {
+		// The lease as long as raft allows (the heartbeat timeout): a
+		// leader steps down when it has not reached a majority for that
+		// long, and with short timeouts half of it (250 ms at 500) was
+		// overrun by a scheduling stall on a loaded 2-core machine, an
+		// election for nothing. Kafka's quorum leader resigns even later
+		// than its followers start an election (1.5 x the fetch timeout).
 		rc.HeartbeatTimeout = c.cfg.RaftHeartbeatTimeout
-		rc.LeaderLeaseTimeout = c.cfg.RaftHeartbeatTimeout / 2
+		rc.LeaderLeaseTimeout = c.cfg.RaftHeartbeatTimeout
 	}
 	if c.cfg.RaftElectionTimeout > 0 {
 		rc.ElectionTimeout = c.cfg.RaftElectionTimeout

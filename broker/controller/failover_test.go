@@ -297,3 +297,54 @@ func TestChangedVoterListRefused(t *testing.T) {
 		t.Fatalf("restart with another voter list: %v", err)
 	}
 }
+
+// A fenced broker that restarts is registered again even while its session
+// looks fresh: a controller that has just become active gives every
+// registered broker a full session, fenced ones included, and refusing the
+// restart as a "duplicate" made the broker give up ("node.id clash") for
+// good. Kafka's hasValidSession is false for a fenced broker. Seen in
+// TestCatchUpFromSnapshot (a restart within a session of a failover).
+func TestFencedBrokerRestartsWithinFreshSession(t *testing.T) {
+	cl := newCluster(t, 3, nil)
+	cfg := testConfig(4, cl.voters, "")
+	cfg.Roles = Roles{Broker: true}
+	cl.start(4, cfg)
+	cl.waitLive(1, 2, 3, 4)
+	cl.hardStop(4)
+	var act *node
+	eventually(t, 30*time.Second, func() error {
+		var err error
+		if act, err = cl.active(); err != nil {
+			return err
+		}
+		if b := act.pub.Load().Brokers[4]; b == nil || !b.Fenced {
+			return fmt.Errorf("broker 4 not fenced: %+v", b)
+		}
+		return nil
+	})
+	// What becoming active does to every registered broker's session, done
+	// again and again while the old incarnation is the registered one: the
+	// restart must not depend on that session running out.
+	oldEpoch := act.pub.Load().Brokers[4].Epoch
+	refresh := func() {
+		if b := act.pub.Load().Brokers[4]; b != nil && b.Epoch == oldEpoch {
+			act.ctl.hbMu.Lock()
+			act.ctl.sessions[4] = &session{lastSeen: time.Now()}
+			act.ctl.hbMu.Unlock()
+		}
+	}
+	refresh()
+	again := cl.start(4, cfg)
+	eventually(t, 30*time.Second, func() error {
+		refresh()
+		select {
+		case err := <-again.ctl.Fatal():
+			t.Fatalf("the restarted broker gave up: %v", err)
+		default:
+		}
+		if !act.pub.Load().Live(4) {
+			return fmt.Errorf("broker 4 not registered again: %s", describeBrokers(act.pub.Load()))
+		}
+		return nil
+	})
+}

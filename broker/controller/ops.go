@@ -209,8 +209,11 @@ func (c *Controller) commit(p *planner) error {
 }
 
 // register records a broker registration. A second live process with the
-// same node.id (another incarnation heartbeating within the session
-// timeout) is refused with DUPLICATE_BROKER_REGISTRATION.
+// same node.id (another incarnation, unfenced and heartbeating within the
+// session timeout) is refused with DUPLICATE_BROKER_REGISTRATION. A fenced
+// incarnation has no valid session (Kafka's hasValidSession): a newly
+// active controller gives every broker a fresh session, fenced ones too,
+// and a fenced broker restarting then must not be taken for a clash.
 func (c *Controller) register(p *planner, r *registration) error {
 	id := r.Broker.ID
 	st := c.fsm.state()
@@ -219,7 +222,7 @@ func (c *Controller) register(p *planner, r *registration) error {
 	} else if old != nil {
 		c.hbMu.Lock()
 		s := c.sessions[id]
-		alive := s != nil && time.Since(s.lastSeen) < c.cfg.SessionTimeout
+		alive := !old.Fenced && s != nil && time.Since(s.lastSeen) < c.cfg.SessionTimeout
 		c.hbMu.Unlock()
 		if alive {
 			return errorf(ErrDuplicateBrokerRegistration, "node.id %d is already registered by another live process (epoch %d)", id, old.Epoch)
