@@ -301,9 +301,17 @@ func TestReplicationISR(t *testing.T) {
 	cl := c.client()
 
 	produceValues0(t, cl, topic, "a", 100)
-	for id := int32(1); id <= 3; id++ {
-		require.Equal(t, int64(100), leo(c.broker(id), topic), "broker %d has every acknowledged record", id)
-	}
+	// Every broker gets every acknowledged record (waited for: a follower
+	// slowed past replica.lag.time.max.ms is acknowledged without and
+	// catches up after).
+	testcluster.Eventually(t, 10*lagTime, func() error {
+		for id := int32(1); id <= 3; id++ {
+			if n := leo(c.broker(id), topic); n != 100 {
+				return fmt.Errorf("broker %d holds %d of the 100 acknowledged records", id, n)
+			}
+		}
+		return nil
+	})
 	require.Equal(t, int64(100), c.broker(1).Replicas().Partition(topic, 0).HighWatermark())
 	got := consumeValues(t, c, topic, 100)
 	require.Equal(t, "a-0", got[0])
