@@ -359,6 +359,18 @@ func committedEventIDs(t *testing.T, addr string, committed map[int32]int64) []s
 	return ids
 }
 
+// waitShipping waits until the shipper has stored a first thousand events
+// of a load: it is under way.
+func waitShipping(t *testing.T, es *elastic.Client) {
+	t.Helper()
+	testcluster.Eventually(t, ingestWait, func() error {
+		if c := storedHops(t, es); c < 1000 {
+			return fmt.Errorf("%d events shipped so far", c)
+		}
+		return nil
+	})
+}
+
 // TestShipperStoreOutage stops the store during traced load and starts it
 // again: the shipper retries without committing, and no event is lost.
 func TestShipperStoreOutage(t *testing.T) {
@@ -369,12 +381,7 @@ func TestShipperStoreOutage(t *testing.T) {
 	s := startShipper(t, b.Addr(), ts.URL)
 	wait := tracedLoad(t, b.Addr(), "outage", n, 5000)
 
-	testcluster.Eventually(t, ingestWait, func() error {
-		if c := storedHops(t, es); c < 1000 {
-			return fmt.Errorf("%d events shipped so far", c)
-		}
-		return nil
-	})
+	waitShipping(t, es)
 	ts.Stop()
 	// Traced records produced during the outage: on a slow machine the
 	// shipper may have shipped the first load whole before the stop, and
@@ -517,12 +524,7 @@ func TestShipperRebalance(t *testing.T) {
 	es := ts.es(t)
 	first := startShipper(t, b.Addr(), ts.URL)
 	wait := tracedLoad(t, b.Addr(), "rebalance", n, 5000)
-	testcluster.Eventually(t, ingestWait, func() error {
-		if c := storedHops(t, es); c < 1000 {
-			return fmt.Errorf("%d events shipped so far", c)
-		}
-		return nil
-	})
+	waitShipping(t, es)
 	ctx, cancel := context.WithCancel(context.Background())
 	second, err := NewShipper(ShipperConfig{Brokers: []string{b.Addr()}, URL: ts.URL, MaxBackoff: time.Second,
 		ConsumerOpts: []kgo.Opt{kgo.FetchMaxWait(100 * time.Millisecond)}})
