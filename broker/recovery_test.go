@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -88,6 +89,11 @@ func TestRecoveryAfterKillAndTornTail(t *testing.T) {
 	cancel()
 	<-produced
 	cl.Close()
+	// kgo's Close does not wait for every promise goroutine: a callback of a
+	// record acknowledged just before the kill can still run. Read copies.
+	mu.Lock()
+	ackedAt, tsAt := maps.Clone(acked), maps.Clone(ackTS)
+	mu.Unlock()
 
 	// Tear the last complete batch of the newest segment in half.
 	dir := filepath.Join(p.Dir(), topic+"-0")
@@ -110,7 +116,7 @@ func TestRecoveryAfterKillAndTornTail(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, pos, int64(0), "no complete batch in any segment")
 	require.NoError(t, os.Truncate(last, pos+length/2))
-	t.Logf("segments=%d torn batch base offset=%d acked=%d", len(segs), tornBase, len(acked))
+	t.Logf("segments=%d torn batch base offset=%d acked=%d", len(segs), tornBase, len(ackedAt))
 
 	p.Restart()
 	cl2, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()))
@@ -137,16 +143,16 @@ func TestRecoveryAfterKillAndTornTail(t *testing.T) {
 		fs.EachError(func(_ string, _ int32, err error) { t.Fatal(err) })
 		fs.EachRecord(func(r *kgo.Record) {
 			require.Equal(t, next, r.Offset)
-			if v, ok := acked[r.Offset]; ok {
+			if v, ok := ackedAt[r.Offset]; ok {
 				require.Equal(t, v, string(r.Value), "offset %d", r.Offset)
 			}
 			next++
 		})
 	}
 	missing := 0
-	for off := range acked {
+	for off := range ackedAt {
 		if off < tornBase {
-			_, ok := acked[off]
+			_, ok := ackedAt[off]
 			require.True(t, ok)
 		} else {
 			missing++
@@ -157,7 +163,7 @@ func TestRecoveryAfterKillAndTornTail(t *testing.T) {
 	// ListOffsets by timestamp from the rebuilt time indexes: for acked
 	// records, the exact offset of that timestamp.
 	var sample []int64
-	for off := range acked {
+	for off := range ackedAt {
 		if off < tornBase {
 			sample = append(sample, off)
 		}
@@ -165,11 +171,11 @@ func TestRecoveryAfterKillAndTornTail(t *testing.T) {
 	sort.Slice(sample, func(i, j int) bool { return sample[i] < sample[j] })
 	for i := 0; i < len(sample); i += len(sample)/50 + 1 {
 		off := sample[i]
-		got, err := adm.ListOffsetsAfterMilli(context.Background(), ackTS[off], topic)
+		got, err := adm.ListOffsetsAfterMilli(context.Background(), tsAt[off], topic)
 		require.NoError(t, err)
 		o, _ := got.Lookup(topic, 0)
 		require.NoError(t, o.Err)
-		require.Equal(t, off, o.Offset, "timestamp %d", ackTS[off])
+		require.Equal(t, off, o.Offset, "timestamp %d", tsAt[off])
 	}
 	after, err := adm.ListOffsetsAfterMilli(context.Background(), time.Now().Add(time.Hour).UnixMilli(), topic)
 	require.NoError(t, err)
